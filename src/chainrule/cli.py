@@ -1,0 +1,51 @@
+"""The `chainrule` command line: one sub-command per module in `chainrule.commands`.
+
+Each command module defines `HELP`, `add_arguments(parser)` and `run(args) -> int`; it must import
+its heavy dependencies (sympy, matplotlib, tqdm) inside `run`, so `chainrule --help` stays fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+# name -> module under chainrule.commands
+COMMANDS = {
+    "train": "train",
+    "evaluate": "evaluate",
+    "explain": "explain",
+    "backprop": "backprop",
+    "demo": "demo",
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="chainrule", description="The chain rule, executable: autodiff, training, derivations."
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name, module_name in COMMANDS.items():
+        try:
+            module = importlib.import_module(f"chainrule.commands.{module_name}")
+        except ModuleNotFoundError as exc:  # a command whose module is not written yet
+            if exc.name == f"chainrule.commands.{module_name}":
+                continue
+            raise
+        p = sub.add_parser(name, help=module.HELP, description=module.HELP)
+        module.add_arguments(p)
+        p.set_defaults(_run=module.run)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not hasattr(args, "_run"):
+        parser.print_help()
+        return 2
+    return int(args._run(args) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
