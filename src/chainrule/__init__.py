@@ -1,17 +1,98 @@
 """chainrule: the chain rule, executable.
 
-Public names only, no logic. Optional parts (derivations, drawing) load lazily.
+Public names only, no logic. `import chainrule` needs NumPy only; the optional parts
+(derivations with SymPy, drawing, training with progress bars) load lazily.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from chainrule.autodiff import grad, hessian, jacobian, jvp, value_and_grad, vjp
+from chainrule.composite import (
+    abs,
+    add,
+    arange,
+    arccos,
+    arcsin,
+    arctan,
+    argmax,
+    argmin,
+    astype,
+    broadcast_to,
+    cat,
+    clip,
+    concatenate,
+    cos,
+    cosh,
+    divide,
+    dot,
+    erf,
+    exp,
+    expand,
+    expand_dims,
+    eye,
+    flatten,
+    from_numpy,
+    full,
+    gelu,
+    leaky_relu,
+    log,
+    log2,
+    log10,
+    log_softmax,
+    logsumexp,
+    matmul,
+    max,
+    maximum,
+    mean,
+    min,
+    minimum,
+    multiply,
+    negative,
+    ones,
+    ones_like,
+    power,
+    relu,
+    reshape,
+    sigmoid,
+    sign,
+    silu,
+    sin,
+    sinh,
+    softmax,
+    softplus,
+    split,
+    sqrt,
+    squeeze,
+    stack,
+    std,
+    subtract,
+    sum,
+    sum_to,
+    swapaxes,
+    tan,
+    tanh,
+    tensor,
+    transpose,
+    unsqueeze,
+    var,
+    where,
+    zeros,
+    zeros_like,
+)
+from chainrule.gradcheck import GradcheckError, gradcheck
+from chainrule.tensor import Tensor, detect_anomaly, enable_grad, is_grad_enabled, no_grad
+
 __version__ = "0.1.0"
 
 _LAZY = {
     "explain": ("chainrule.symbolic", "explain"),
     "Derivation": ("chainrule.symbolic", "Derivation"),
+    "nn": ("chainrule.nn", None),
+    "optim": ("chainrule.optim", None),
+    "data": ("chainrule.data", None),
+    "viz": ("chainrule.viz", None),
 }
 
 
@@ -20,5 +101,6 @@ def __getattr__(name: str) -> Any:
         import importlib
 
         module_name, attr = _LAZY[name]
-        return getattr(importlib.import_module(module_name), attr)
+        module = importlib.import_module(module_name)
+        return module if attr is None else getattr(module, attr)
     raise AttributeError(f"module 'chainrule' has no attribute {name!r}")

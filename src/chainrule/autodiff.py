@@ -1,0 +1,284 @@
+"""Functional transforms with JAX's signatures: grad, value_and_grad, vjp, jvp, jacobian, hessian.
+
+They compose to any order: each wraps its inputs as tensors connected to any enclosing graph,
+and the engine records a backward pass only when an enclosing transform needs it.
+Imports NumPy, `tensor` and `composite` only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+
+from chainrule import composite as C
+from chainrule import ops
+from chainrule.tensor import (
+    Tensor,
+    _as_array,
+    _depends_outside,
+    _GradMode,
+    _relevant_order,
+    _state,
+    backprop,
+)
+
+Fn = Callable[..., Any]
+
+
+def _argnums(argnums: int | Sequence[int], nargs: int, where: str) -> tuple[tuple[int, ...], bool]:
+    single = isinstance(argnums, int)
+    nums = (argnums,) if single else tuple(argnums)  # type: ignore[arg-type]
+    for i in nums:
+        if not -nargs <= i < nargs:
+            raise ValueError(f"{where}: argnums {i} is out of range for {nargs} positional "
+                             "arguments")
+    return tuple(i % nargs for i in nums), single
+
+
+def _wrap(a: Any, i: int, where: str) -> Tensor:
+    """A tensor to differentiate with respect to, still connected to any enclosing graph."""
+    arr = a.data if isinstance(a, Tensor) else _as_array(a)
+    if arr.dtype.kind not in "fc":
+        raise TypeError(
+            f"{where}: argument {i} has dtype {arr.dtype}; only floating-point inputs can be "
+            "differentiated (an index or a count has no derivative)"
+        )
+    if isinstance(a, Tensor) and a.requires_grad and _state.grad_enabled:
+        return ops.reshape(a, shape=a.shape)  # identity op: gradients flow on to `a`
+    return Tensor._leaf(arr, True)
+
+
+def _call(f: Fn, args: Sequence[Any], nums: tuple[int, ...], where: str,
+          kwargs: dict[str, Any]) -> tuple[Any, list[Tensor]]:
+    outer = _state.grad_enabled
+    with _GradMode(True):
+        with _GradMode(outer):
+            xs = [_wrap(args[i], i, where) for i in nums]
+        full = list(args)
+        for i, x in zip(nums, xs):
+            full[i] = x
+        return f(*full, **kwargs), xs
+
+
+def _as_tensor_output(out: Any, where: str) -> Tensor:
+    if isinstance(out, Tensor):
+        return out
+    if isinstance(out, (int, float, np.ndarray, np.generic)):
+        return Tensor._leaf(np.asarray(out), False)
+    raise TypeError(f"{where}: f must return a Tensor, got {type(out).__name__}")
+
+
+def _detached_unless_needed(out: Tensor, xs: Sequence[Tensor]) -> Tensor:
+    """The transform's own input wrappers are private: cut them off unless an enclosing graph
+    (an outer transform or a closed-over tensor that requires grad) still needs `out`."""
+    if not out.requires_grad or not _state.grad_enabled:
+        return out.detach() if out.requires_grad else out
+    stop = {id(x) for x in xs}
+    if _depends_outside(_relevant_order([out], stop), [], stop) or _reaches_outside(out, stop):
+        return out
+    return out.detach()
+
+
+def _reaches_outside(out: Tensor, stop: set[int]) -> bool:
+    from chainrule.tensor import toposort
+
+    for node in toposort([out]):
+        if node._op is None and id(node) not in stop and node.requires_grad:
+            return True
+    return False
+
+
+def _pullback(out: Tensor, seed: Any, xs: Sequence[Tensor], retain: bool) -> list[Tensor]:
+    """d<seed, out>/dx for each x in xs (zeros where out does not depend on x)."""
+    if not out.requires_grad:
+        return [C.zeros_like(x) for x in xs]
+    got = backprop([out], [seed], retain_graph=retain, create_graph=None, accumulate=False,
+                   inputs=xs)
+    res = []
+    for x in xs:
+        g = got.get(id(x))
+        if g is None:
+            res.append(C.zeros_like(x))
+        else:
+            res.append(g if type(g) is Tensor else Tensor._leaf(np.asarray(g, x.dtype), False))
+    return res
+
+
+def value_and_grad(f: Fn, argnums: int | Sequence[int] = 0, has_aux: bool = False) -> Fn:
+    """Return a function computing (f(*args), df/dargs) in one forward and one backward pass.
+
+    Examples
+    --------
+    >>> import chainrule as cr
+    >>> value, g = cr.value_and_grad(lambda x: (3 * x + 2) ** 2)(1.0)
+    >>> value.item(), g.item()
+    (25.0, 30.0)
+    """
+
+    def vg(*args: Any, **kwargs: Any) -> Any:
+        nums, single = _argnums(argnums, len(args), "grad")
+        res, xs = _call(f, args, nums, "grad", kwargs)
+        out, aux = _split_aux(res, has_aux, "grad")
+        out = _as_tensor_output(out, "grad")
+        if out.data.size != 1:
+            raise ValueError(
+                f"grad: f must return a scalar, got shape {out.shape}; use jacobian, vjp or "
+                "jvp for a vector output"
+            )
+        value = _detached_unless_needed(out, xs)
+        gs = _pullback(out, np.ones_like(out.data), xs, retain=False)
+        out = value
+        g = gs[0] if single else tuple(gs)
+        return ((out, aux), g) if has_aux else (out, g)
+
+    vg.__name__ = f"value_and_grad({getattr(f, '__name__', 'f')})"
+    return vg
+
+
+def grad(f: Fn, argnums: int | Sequence[int] = 0, has_aux: bool = False) -> Fn:
+    """Return a function computing the gradient of scalar-valued `f` w.r.t. `argnums`.
+
+    Compose freely: `grad(grad(f))` is the second derivative.
+
+    Examples
+    --------
+    >>> import chainrule as cr
+    >>> f = lambda x: x ** 3
+    >>> cr.grad(f)(2.0).item(), cr.grad(cr.grad(f))(2.0).item(), cr.grad(cr.grad(cr.grad(f)))(2.0).item()
+    (12.0, 12.0, 6.0)
+    """
+    vg = value_and_grad(f, argnums, has_aux)
+
+    def g(*args: Any, **kwargs: Any) -> Any:
+        (value, grads) = vg(*args, **kwargs)
+        return (grads, value[1]) if has_aux else grads
+
+    g.__name__ = f"grad({getattr(f, '__name__', 'f')})"
+    return g
+
+
+def _split_aux(res: Any, has_aux: bool, where: str) -> tuple[Any, Any]:
+    if not has_aux:
+        return res, None
+    if not (isinstance(res, tuple) and len(res) == 2):
+        raise TypeError(f"{where}: has_aux=True needs f to return a pair (output, aux)")
+    return res
+
+
+def vjp(f: Fn, *primals: Any, has_aux: bool = False) -> tuple[Any, ...]:
+    """Evaluate f at `primals` and return (out, vjp_fn); vjp_fn(ct) = ct^T J, one per primal.
+
+    Examples
+    --------
+    >>> import chainrule as cr
+    >>> out, f_vjp = cr.vjp(lambda x: x * x, cr.tensor([1.0, 2.0]))
+    >>> f_vjp(cr.tensor([1.0, 1.0]))[0]
+    tensor([2., 4.])
+    """
+    nums = tuple(range(len(primals)))
+    res, xs = _call(f, primals, nums, "vjp", {})
+    out, aux = _split_aux(res, has_aux, "vjp")
+    out = _as_tensor_output(out, "vjp")
+
+    def vjp_fn(cotangent: Any) -> tuple[Tensor, ...]:
+        ct = cotangent if isinstance(cotangent, Tensor) else _as_array(cotangent, out.dtype)
+        if ct.shape != out.shape:
+            raise ValueError(f"vjp: cotangent has shape {ct.shape}, the output has {out.shape}")
+        return tuple(_pullback(out, ct, xs, retain=True))
+
+    value = _detached_unless_needed(out, xs)
+    return (value, vjp_fn, aux) if has_aux else (value, vjp_fn)
+
+
+def jvp(f: Fn, primals: Sequence[Any], tangents: Sequence[Any]) -> tuple[Tensor, Tensor]:
+    """Forward-mode product: (f(*primals), J @ tangents).
+
+    Computed as the transpose of a vjp (the vjp is linear in its cotangent u, so
+    d<vjp(u), t>/du = J t), which needs nothing beyond the op table's vjps.
+
+    Examples
+    --------
+    >>> import chainrule as cr
+    >>> out, t = cr.jvp(lambda x: cr.sin(x), (cr.tensor(0.0),), (cr.tensor(2.0),))
+    >>> t.item()
+    2.0
+    """
+    if len(primals) != len(tangents):
+        raise ValueError(f"jvp: {len(primals)} primals but {len(tangents)} tangents")
+    nums = tuple(range(len(primals)))
+    out, xs = _call(f, primals, nums, "jvp", {})
+    out = _as_tensor_output(out, "jvp")
+    ts = [t if isinstance(t, Tensor) else Tensor._leaf(_as_array(t, x.dtype), False)
+          for t, x in zip(tangents, xs)]
+    for i, (t, x) in enumerate(zip(ts, xs)):
+        if t.shape != x.shape:
+            raise ValueError(f"jvp: tangent {i} has shape {t.shape}, primal has {x.shape}")
+    if not out.requires_grad:
+        return out, C.zeros_like(out)
+    u = Tensor._leaf(np.zeros_like(out.data), True)
+    with _GradMode(True):
+        gs = backprop([out], [u], retain_graph=True, create_graph=True, accumulate=False,
+                      inputs=xs)
+        s = None
+        for x, t in zip(xs, ts):
+            if id(x) in gs:
+                term = C.sum(gs[id(x)] * t)
+                s = term if s is None else s + term
+    if s is None or not s.requires_grad:
+        return out, C.zeros_like(out)
+    value = _detached_unless_needed(out, xs)
+    (tangent_out,) = _pullback(s, np.ones_like(s.data), [u], retain=False)
+    return value, _detached_unless_needed(tangent_out, [*xs, u])
+
+
+def jacobian(f: Fn, argnums: int | Sequence[int] = 0) -> Fn:
+    """Return a function computing the Jacobian, shape out.shape + arg.shape (reverse mode).
+
+    Examples
+    --------
+    >>> import chainrule as cr
+    >>> cr.jacobian(lambda x: x ** 2)(cr.tensor([1.0, 3.0]))
+    tensor([[2., 0.],
+            [0., 6.]])
+    """
+
+    def jac(*args: Any) -> Any:
+        nums, single = _argnums(argnums, len(args), "jacobian")
+        res, xs = _call(f, args, nums, "jacobian", {})
+        out = _as_tensor_output(res, "jacobian")
+        rows: list[list[Tensor]] = [[] for _ in xs]
+        for k in range(out.data.size):
+            e = np.zeros(out.data.size, dtype=out.dtype)
+            e[k] = 1
+            for i, g in enumerate(_pullback(out, e.reshape(out.shape), xs, retain=True)):
+                rows[i].append(g)
+        jacs = [_stack_rows(r, out.shape, x) for r, x in zip(rows, xs)]
+        return jacs[0] if single else tuple(jacs)
+
+    return jac
+
+
+def _stack_rows(rows: list[Tensor], out_shape: tuple[int, ...], x: Tensor) -> Tensor:
+    shape = (*out_shape, *x.shape)
+    if not rows:
+        return C.zeros(shape, dtype=x.dtype)
+    if any(r.requires_grad for r in rows):
+        return C.reshape(C.stack(rows), shape)
+    return Tensor._leaf(np.stack([r.data for r in rows]).reshape(shape), False)
+
+
+def hessian(f: Fn, argnums: int = 0) -> Fn:
+    """Return a function computing the Hessian of scalar `f`, shape arg.shape + arg.shape.
+
+    Examples
+    --------
+    >>> import chainrule as cr
+    >>> cr.hessian(lambda x: (x[0] ** 2) * x[1])(cr.tensor([1.0, 2.0]))
+    tensor([[4., 2.],
+            [2., 0.]])
+    """
+    if not isinstance(argnums, int):
+        raise TypeError("hessian: argnums must be a single int")
+    return jacobian(grad(f, argnums), argnums)

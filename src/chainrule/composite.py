@@ -1,0 +1,516 @@
+"""Public functions built from the primitives in `ops.py`; no derivative code lives here.
+
+Also attaches operators and methods to Tensor and fills `ops.TENSOR_NS`, the namespace the
+vjps use when the backward pass is recorded. Imports NumPy, `tensor` and `ops` only.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from chainrule import ops
+from chainrule.tensor import Tensor, _as_array
+
+ArrayLike = Any
+
+# --------------------------------------------------------------------------- construction
+
+
+def tensor(
+    data: ArrayLike, dtype: Any = None, requires_grad: bool = False, name: str | None = None
+) -> Tensor:
+    """Make a leaf Tensor from nested lists, a number, a NumPy array or a Tensor (copied).
+
+    Python floats become float32; NumPy arrays keep their dtype (float64 stays float64).
+
+    Parameters
+    ----------
+    data : array_like
+    dtype : NumPy dtype, optional
+    requires_grad : bool
+        Track operations on it so `backward()` can fill its `.grad`. Needs a float dtype.
+    name : str, optional
+        A label shown by `chainrule.viz` and in traces.
+
+    Raises
+    ------
+    TypeError
+        If `requires_grad` is set on a non-floating dtype.
+
+    Examples
+    --------
+    >>> import chainrule as cr
+    >>> cr.tensor([1.0, 2.0]).dtype
+    dtype('float32')
+    >>> cr.tensor(0.5, requires_grad=True, name="w1")
+    tensor(0.5, requires_grad=True, name='w1')
+    """
+    arr = _as_array(data, dtype)
+    if isinstance(data, (np.ndarray, Tensor)):
+        arr = arr.copy()
+    return Tensor(arr, requires_grad=requires_grad, name=name)
+
+
+def from_numpy(array: np.ndarray, requires_grad: bool = False) -> Tensor:
+    """A leaf Tensor that shares memory with `array` (no copy, dtype kept)."""
+    return Tensor(np.asarray(array), requires_grad=requires_grad)
+
+
+def zeros(*shape: Any, dtype: Any = np.float32, requires_grad: bool = False) -> Tensor:
+    return Tensor(np.zeros(_shape_arg(shape), dtype), requires_grad=requires_grad)
+
+
+def ones(*shape: Any, dtype: Any = np.float32, requires_grad: bool = False) -> Tensor:
+    return Tensor(np.ones(_shape_arg(shape), dtype), requires_grad=requires_grad)
+
+
+def zeros_like(x: ArrayLike, requires_grad: bool = False) -> Tensor:
+    return Tensor(np.zeros_like(_data(x)), requires_grad=requires_grad)
+
+
+def ones_like(x: ArrayLike, requires_grad: bool = False) -> Tensor:
+    return Tensor(np.ones_like(_data(x)), requires_grad=requires_grad)
+
+
+def full(shape: Any, value: float, dtype: Any = np.float32) -> Tensor:
+    return Tensor(np.full(shape, value, dtype))
+
+
+def arange(*args: Any, dtype: Any = None) -> Tensor:
+    return Tensor(np.arange(*args, dtype=dtype))
+
+
+def eye(n: int, dtype: Any = np.float32) -> Tensor:
+    return Tensor(np.eye(n, dtype=dtype))
+
+
+def _shape_arg(shape: tuple[Any, ...]) -> tuple[int, ...]:
+    return tuple(shape[0]) if len(shape) == 1 and isinstance(shape[0], (tuple, list)) else shape
+
+
+def _data(x: Any) -> Any:
+    return x.data if isinstance(x, Tensor) else x
+
+
+def _t(x: Any) -> Tensor:
+    """Wrap a lone non-Tensor argument so Python floats follow the float32 default."""
+    return x if isinstance(x, Tensor) else tensor(x)
+
+
+# --------------------------------------------------------------------------- elementwise
+
+
+def add(x: ArrayLike, y: ArrayLike) -> Tensor:
+    """x + y with broadcasting."""
+    return ops.add(_t(x), y)
+
+
+def subtract(x: ArrayLike, y: ArrayLike) -> Tensor:
+    return ops.sub(_t(x), y)
+
+
+def multiply(x: ArrayLike, y: ArrayLike) -> Tensor:
+    return ops.mul(_t(x), y)
+
+
+def divide(x: ArrayLike, y: ArrayLike) -> Tensor:
+    return ops.div(_t(x), y)
+
+
+def power(x: ArrayLike, y: ArrayLike) -> Tensor:
+    """x ** y in all three forms: x**3, a**x (the seed's a^x) and x**y."""
+    return ops.power(x, y) if isinstance(y, Tensor) else ops.power(_t(x), y)
+
+
+def exp(x: ArrayLike) -> Tensor:
+    """e ** x.
+
+    Examples
+    --------
+    >>> import chainrule as cr
+    >>> x = cr.tensor(0.0, requires_grad=True)
+    >>> cr.exp(x).backward(); x.grad.item()
+    1.0
+    """
+    return ops.exp(_t(x))
+
+
+def log(x: ArrayLike, base: float | None = None) -> Tensor:
+    """Natural log, or log base `base` (the seed's log_a x = ln x / ln a).
+
+    Examples
+    --------
+    >>> import chainrule as cr
+    >>> round(cr.log(cr.tensor(8.0), 2).item(), 6)
+    3.0
+    """
+    y = ops.log(_t(x))
+    return y if base is None else y / math.log(base)
+
+
+def log2(x: ArrayLike) -> Tensor:
+    return log(x, 2)
+
+
+def log10(x: ArrayLike) -> Tensor:
+    return log(x, 10)
+
+
+def _unary(op: ops.OpDef) -> Any:
+    def f(x: ArrayLike) -> Tensor:
+        return op(_t(x))
+
+    f.__name__ = f.__qualname__ = op.name
+    f.__doc__ = f"Elementwise {op.name}: {op.doc}."
+    return f
+
+
+sqrt = _unary(ops.sqrt)
+sin = _unary(ops.sin)
+cos = _unary(ops.cos)
+tan = _unary(ops.tan)
+arcsin = _unary(ops.arcsin)
+arccos = _unary(ops.arccos)
+arctan = _unary(ops.arctan)
+sinh = _unary(ops.sinh)
+cosh = _unary(ops.cosh)
+tanh = _unary(ops.tanh)
+sigmoid = _unary(ops.sigmoid)
+softplus = _unary(ops.softplus)
+relu = _unary(ops.relu)
+erf = _unary(ops.erf)
+abs = _unary(ops.abs)
+negative = _unary(ops.neg)
+
+
+def maximum(x: ArrayLike, y: ArrayLike) -> Tensor:
+    """Elementwise max; at ties each input gets half the gradient (as PyTorch)."""
+    return ops.maximum(_t(x), y)
+
+
+def minimum(x: ArrayLike, y: ArrayLike) -> Tensor:
+    """Elementwise min; at ties each input gets half the gradient (as PyTorch)."""
+    return ops.minimum(_t(x), y)
+
+
+def clip(x: ArrayLike, a_min: Any = None, a_max: Any = None) -> Tensor:
+    """Clamp to [a_min, a_max]; the gradient passes where a_min <= x <= a_max."""
+    if a_min is None and a_max is None:
+        raise ValueError("clip: give a_min, a_max or both")
+    return ops.clip(_t(x), a_min=_data(a_min), a_max=_data(a_max))
+
+
+def where(condition: ArrayLike, x: ArrayLike, y: ArrayLike) -> Tensor:
+    """x where condition holds, else y; the condition gets no gradient."""
+    c = _data(condition)
+    if not isinstance(x, Tensor) and not isinstance(y, Tensor):
+        x = tensor(x)
+    return ops.where(c, x, y)
+
+
+def sign(x: ArrayLike) -> Tensor:
+    """Elementwise sign; not differentiable (a constant)."""
+    return Tensor(np.sign(_data(x)))
+
+
+def astype(x: Tensor, dtype: Any) -> Tensor:
+    """Cast; gradients are cast back to x's dtype."""
+    return x if x.dtype == np.dtype(dtype) else ops.astype(x, dtype=np.dtype(dtype))
+
+
+# --------------------------------------------------------------------------- activations
+
+
+def leaky_relu(x: ArrayLike, alpha: float = 0.01) -> Tensor:
+    """x if x > 0 else alpha * x; derivative alpha at x <= 0, as the seed defines it."""
+    x = _t(x)
+    return ops.where(x.data > 0, x, x * alpha)
+
+
+def silu(x: ArrayLike) -> Tensor:
+    """x * sigmoid(x) (also called swish)."""
+    x = _t(x)
+    return x * ops.sigmoid(x)
+
+
+def gelu(x: ArrayLike, approximate: str = "none") -> Tensor:
+    """x * Phi(x), Phi the standard normal CDF; approximate='tanh' uses the tanh formula."""
+    x = _t(x)
+    if approximate == "tanh":
+        return 0.5 * x * (1 + ops.tanh(math.sqrt(2 / math.pi) * (x + 0.044715 * x**3)))
+    if approximate != "none":
+        raise ValueError(f"gelu: approximate must be 'none' or 'tanh', got {approximate!r}")
+    return 0.5 * x * (1 + ops.erf(x * (1 / math.sqrt(2))))
+
+
+def logsumexp(x: ArrayLike, axis: Any = None, keepdims: bool = False) -> Tensor:
+    """log(sum(exp(x))) computed stably (shifted by the max)."""
+    return ops.logsumexp(_t(x), axis=axis, keepdims=keepdims)
+
+
+def log_softmax(x: ArrayLike, axis: int = -1) -> Tensor:
+    """x - logsumexp(x): finite even for huge logits."""
+    x = _t(x)
+    return x - ops.logsumexp(x, axis=axis, keepdims=True)
+
+
+def softmax(x: ArrayLike, axis: int = -1) -> Tensor:
+    """exp(x_i) / sum_j exp(x_j), computed as exp(log_softmax(x)) so it never overflows."""
+    return ops.exp(log_softmax(x, axis))
+
+
+# --------------------------------------------------------------------------- reductions
+
+
+def sum(x: ArrayLike, axis: Any = None, keepdims: bool = False) -> Tensor:
+    """Sum over `axis` (all axes by default)."""
+    return ops.sum(_t(x), axis=_axis(axis), keepdims=keepdims)
+
+
+def mean(x: ArrayLike, axis: Any = None, keepdims: bool = False) -> Tensor:
+    """Arithmetic mean over `axis`."""
+    x = _t(x)
+    n = _count(x.shape, axis)
+    return ops.sum(x, axis=_axis(axis), keepdims=keepdims) / n
+
+
+def max(x: ArrayLike, axis: Any = None, keepdims: bool = False) -> Tensor:
+    """Largest element over `axis`; tied maxima share the gradient."""
+    x = _t(x)
+    _check_nonempty(x, axis, "max")
+    return ops.max(x, axis=_axis(axis), keepdims=keepdims)
+
+
+def min(x: ArrayLike, axis: Any = None, keepdims: bool = False) -> Tensor:
+    """Smallest element over `axis`; tied minima share the gradient."""
+    x = _t(x)
+    _check_nonempty(x, axis, "min")
+    return ops.min(x, axis=_axis(axis), keepdims=keepdims)
+
+
+def var(x: ArrayLike, axis: Any = None, ddof: int = 0, keepdims: bool = False) -> Tensor:
+    """Variance (NumPy's ddof=0 by default; PyTorch's default is ddof=1)."""
+    x = _t(x)
+    d = x - mean(x, axis, keepdims=True)
+    return ops.sum(d * d, axis=_axis(axis), keepdims=keepdims) / (_count(x.shape, axis) - ddof)
+
+
+def std(x: ArrayLike, axis: Any = None, ddof: int = 0, keepdims: bool = False) -> Tensor:
+    """Standard deviation, sqrt(var); its gradient is inf/NaN where the variance is 0."""
+    return ops.sqrt(var(x, axis, ddof, keepdims))
+
+
+def argmax(x: ArrayLike, axis: int | None = None) -> Tensor:
+    return Tensor(np.argmax(_data(x), axis=axis))
+
+
+def argmin(x: ArrayLike, axis: int | None = None) -> Tensor:
+    return Tensor(np.argmin(_data(x), axis=axis))
+
+
+def _axis(axis: Any) -> Any:
+    return tuple(axis) if isinstance(axis, list) else axis
+
+
+def _count(shape: tuple[int, ...], axis: Any) -> int:
+    return math.prod(shape[a] for a in ops._axes(len(shape), _axis(axis)))
+
+
+def _check_nonempty(x: Tensor, axis: Any, name: str) -> None:
+    if x.size == 0:
+        raise ValueError(f"{name}: reduction over an empty tensor of shape {x.shape}")
+
+
+# --------------------------------------------------------------------------- linear algebra
+
+
+def matmul(x: ArrayLike, y: ArrayLike) -> Tensor:
+    """Matrix product with NumPy's rules: vectors, matrices and batches."""
+    return ops.matmul(_t(x), y)
+
+
+def dot(x: ArrayLike, y: ArrayLike) -> Tensor:
+    return matmul(x, y)
+
+
+# --------------------------------------------------------------------------- shapes
+
+
+def reshape(x: ArrayLike, *shape: Any) -> Tensor:
+    return ops.reshape(_t(x), shape=_shape_arg(shape))
+
+
+def transpose(x: ArrayLike, axes: Sequence[int] | None = None) -> Tensor:
+    return ops.transpose(_t(x), axes=None if axes is None else tuple(axes))
+
+
+def swapaxes(x: ArrayLike, axis1: int, axis2: int) -> Tensor:
+    x = _t(x)
+    axes = list(range(x.ndim))
+    axes[axis1], axes[axis2] = axes[axis2], axes[axis1]
+    return ops.transpose(x, axes=tuple(axes))
+
+
+def broadcast_to(x: ArrayLike, shape: Sequence[int]) -> Tensor:
+    return ops.broadcast_to(_t(x), shape=tuple(shape))
+
+
+def expand(x: ArrayLike, *shape: Any) -> Tensor:
+    """broadcast_to with PyTorch's spelling; -1 keeps a dimension."""
+    x = _t(x)
+    shape = _shape_arg(shape)
+    lead = len(shape) - x.ndim
+    full_shape = tuple(x.shape[i - lead] if n == -1 else n for i, n in enumerate(shape))
+    return ops.broadcast_to(x, shape=full_shape)
+
+
+def expand_dims(x: ArrayLike, axis: int) -> Tensor:
+    x = _t(x)
+    return ops.reshape(x, shape=np.expand_dims(np.empty(x.shape, bool), axis).shape)
+
+
+unsqueeze = expand_dims
+
+
+def squeeze(x: ArrayLike, axis: Any = None) -> Tensor:
+    x = _t(x)
+    return ops.reshape(x, shape=np.squeeze(np.empty(x.shape, bool), axis).shape)
+
+
+def flatten(x: ArrayLike, start_dim: int = 0) -> Tensor:
+    x = _t(x)
+    return ops.reshape(x, shape=(*x.shape[:start_dim], -1))
+
+
+def concatenate(xs: Sequence[ArrayLike], axis: int = 0) -> Tensor:
+    """Join tensors along an existing axis."""
+    if len(xs) == 0:
+        raise ValueError("concatenate: need at least one tensor")
+    xs = [_t(x) for x in xs]
+    return ops.concatenate(*xs, axis=axis)
+
+
+cat = concatenate
+
+
+def stack(xs: Sequence[ArrayLike], axis: int = 0) -> Tensor:
+    """Join tensors along a new axis."""
+    if len(xs) == 0:
+        raise ValueError("stack: need at least one tensor")
+    shapes = {_t(x).shape for x in xs}
+    if len(shapes) > 1:
+        raise ValueError(f"stack: all tensors must have the same shape, got {sorted(shapes)}")
+    return concatenate([expand_dims(x, axis) for x in xs], axis=axis)
+
+
+def split(x: ArrayLike, indices_or_sections: Any, axis: int = 0) -> list[Tensor]:
+    """NumPy's split: into n equal parts, or at the given indices."""
+    x = _t(x)
+    ax = axis % x.ndim
+    n = x.shape[ax]
+    if isinstance(indices_or_sections, int):
+        if n % indices_or_sections:
+            raise ValueError(f"split: axis {axis} of size {n} does not divide into "
+                             f"{indices_or_sections} equal parts")
+        step = n // indices_or_sections
+        bounds = list(range(0, n + 1, step))
+    else:
+        bounds = [0, *indices_or_sections, n]
+    pre = (slice(None),) * ax
+    return [x[(*pre, slice(a, b))] for a, b in zip(bounds[:-1], bounds[1:])]
+
+
+def getitem(x: Tensor, index: Any) -> Tensor:
+    return ops.getitem(x, index=_index(index))
+
+
+def _index(index: Any) -> Any:
+    items = index if isinstance(index, tuple) else (index,)
+    for i in items:
+        if isinstance(i, Tensor) and i.requires_grad:
+            raise TypeError(
+                "getitem: an index tensor requires grad, but indices are not differentiable; "
+                "index with an integer or boolean tensor (detach it)"
+            )
+    if isinstance(index, Tensor):
+        return index.data
+    if isinstance(index, list):
+        return np.asarray(index)
+    if isinstance(index, tuple):
+        return tuple(i.data if isinstance(i, Tensor) else np.asarray(i) if isinstance(i, list)
+                     else i for i in index)
+    return index
+
+
+def sum_to(x: ArrayLike, shape: Sequence[int]) -> Tensor:
+    """Sum a broadcast tensor back down to `shape` (the adjoint of broadcast_to)."""
+    x = _t(x)
+    shape = tuple(shape)
+    lead = x.ndim - len(shape)
+    axes = tuple(range(lead)) + tuple(
+        i + lead for i, n in enumerate(shape) if n == 1 and x.shape[i + lead] != 1
+    )
+    y = ops.sum(x, axis=axes, keepdims=True) if axes else x
+    return y if y.shape == shape else ops.reshape(y, shape=shape)
+
+
+def scatter_add(x: ArrayLike, index: Any, shape: Sequence[int]) -> Tensor:
+    """Zeros of `shape` with x added at `index` (duplicates accumulate)."""
+    return ops.scatter_add(_t(x), index=_index(index), shape=tuple(shape))
+
+
+# --------------------------------------------------------------------------- Tensor methods
+
+
+def _cmp(f: Any) -> Any:
+    def method(self: Tensor, other: Any) -> Tensor:
+        return Tensor(f(self.data, _data(other)))
+
+    return method
+
+
+def _attach() -> None:
+    T = Tensor
+    T.__add__ = lambda s, o: ops.add(s, o)  # type: ignore[method-assign]
+    T.__radd__ = lambda s, o: ops.add(o, s)  # type: ignore[attr-defined]
+    T.__sub__ = lambda s, o: ops.sub(s, o)  # type: ignore[attr-defined]
+    T.__rsub__ = lambda s, o: ops.sub(o, s)  # type: ignore[attr-defined]
+    T.__mul__ = lambda s, o: ops.mul(s, o)  # type: ignore[attr-defined]
+    T.__rmul__ = lambda s, o: ops.mul(o, s)  # type: ignore[attr-defined]
+    T.__truediv__ = lambda s, o: ops.div(s, o)  # type: ignore[attr-defined]
+    T.__rtruediv__ = lambda s, o: ops.div(o, s)  # type: ignore[attr-defined]
+    T.__pow__ = lambda s, o: ops.power(s, o)  # type: ignore[attr-defined]
+    T.__rpow__ = lambda s, o: ops.power(o, s)  # type: ignore[attr-defined]
+    T.__matmul__ = lambda s, o: ops.matmul(s, o)  # type: ignore[attr-defined]
+    T.__rmatmul__ = lambda s, o: ops.matmul(o, s)  # type: ignore[attr-defined]
+    T.__neg__ = lambda s: ops.neg(s)  # type: ignore[attr-defined]
+    T.__pos__ = lambda s: s  # type: ignore[attr-defined]
+    T.__abs__ = lambda s: ops.abs(s)  # type: ignore[attr-defined]
+    T.__getitem__ = getitem  # type: ignore[attr-defined]
+    for name, f in [("__lt__", np.less), ("__le__", np.less_equal), ("__gt__", np.greater),
+                    ("__ge__", np.greater_equal), ("__eq__", np.equal),
+                    ("__ne__", np.not_equal)]:
+        setattr(T, name, _cmp(f))
+    for name in ["exp", "log", "sqrt", "sin", "cos", "tan", "tanh", "sigmoid", "relu", "abs",
+                 "softplus", "sum", "mean", "max", "min", "var", "std", "clip", "matmul",
+                 "softmax", "log_softmax", "logsumexp", "reshape", "transpose", "swapaxes",
+                 "flatten", "squeeze", "unsqueeze", "expand", "broadcast_to", "astype",
+                 "argmax", "argmin", "leaky_relu", "gelu", "silu", "sum_to"]:
+        setattr(T, name, globals()[name])
+    T.T = property(lambda s: ops.transpose(s) if s.ndim > 1 else s)  # type: ignore[attr-defined]
+
+
+_attach()
+
+# The vjps' namespace when the backward pass is recorded: same names as ops.NUMPY_NS.
+ops.TENSOR_NS.__dict__.update(
+    add=add, multiply=multiply, exp=exp, log=log, sin=sin, cos=cos, sinh=sinh, cosh=cosh,
+    sqrt=sqrt, where=where, matmul=matmul, reshape=lambda x, shape: reshape(x, shape),
+    transpose=transpose, broadcast_to=broadcast_to, swapaxes=swapaxes, sigmoid=sigmoid,
+    sum_to=sum_to, scatter_add=scatter_add, getitem=getitem, astype=astype,
+)
+

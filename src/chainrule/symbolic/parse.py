@@ -1,0 +1,436 @@
+"""The safe parser for typed math: text -> SymPy expression, built node by node.
+
+A tokenizer and a recursive-descent parser; the input is never evaluated as Python (no ``eval``,
+no ``sympify``). Errors are ``ParseError`` with the column and a caret under the offending
+character. Imports SymPy and ``chainrule.symbolic.functions`` only.
+
+Reading rules (also in docs/explain.md):
+
+- ``^`` and ``**`` are powers (right-associative, ``2^3^2 = 2^9``); ``-x^2`` is ``-(x^2)``.
+- Implicit multiplication: ``2x``, ``3(x+1)``, ``x y``, ``(x+1)(x-1)``, ``2 sin x``; it has the
+  same precedence as ``*`` and ``/``, so ``1/2x`` is ``(1/2)x`` (as in SymPy).
+- A name with a digit or underscore is one symbol (``w1``, ``b_2``). A name of letters only is a
+  function or constant name if it is one (``sin``, ``pi``), a declared name if declared (the
+  left-hand sides of a program, ``wrt``), else it is split into known words and single letters:
+  ``xy`` is ``x*y``, ``xsinx`` is ``x*sin(x)``.
+- Functions take parentheses or a bare argument: ``sin x^2`` is ``sin(x^2)``, ``sin 2x`` is
+  ``sin(2x)``, ``sin x cos x`` is ``sin(x)cos(x)``; ``sin^2 x`` and ``sin²x`` are ``(sin x)^2``.
+- ``e`` and ``π``/``pi`` are the constants; ``log(x)`` and ``ln(x)`` are natural logarithms,
+  ``log(x, b)`` is base ``b``; ``√x``, ``x²``, ``|x|``, ``·``, ``×``, ``÷`` and ``−`` work;
+  ``σ``/``sigma`` is the sigmoid. ``1e-3`` is scientific notation (write ``e - 3`` for ``e-3``).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from fractions import Fraction
+
+import sympy as sp
+
+from chainrule.symbolic.functions import relu, sigmoid, softplus
+
+__all__ = ["FUNCTIONS", "ParseError", "Program", "parse", "parse_program"]
+
+
+class ParseError(ValueError):
+    """Malformed typed math: ``message``, the ``text`` and the 0-based ``position``.
+
+    ``str(error)`` shows the message with the column, the text and a caret under the character.
+    """
+
+    def __init__(self, message: str, text: str, position: int):
+        self.message, self.text, self.position = message, text, position
+        line_start = text.rfind("\n", 0, position) + 1
+        line_end = text.find("\n", position)
+        line = text[line_start : len(text) if line_end < 0 else line_end]
+        caret = " " * (position - line_start) + "^"
+        super().__init__(f"{message} at column {position + 1}\n  {line}\n  {caret}")
+
+
+def _log(x, base=None):
+    return sp.log(x) if base is None else sp.log(x, base)
+
+
+# name -> (SymPy constructor, allowed argument counts)
+FUNCTIONS: dict[str, tuple[Callable[..., sp.Expr], tuple[int, ...]]] = {
+    **{n: (getattr(sp, n), (1,)) for n in "sin cos tan sec csc cot sinh cosh tanh".split()},
+    **{n: (getattr(sp, n), (1,)) for n in "asin acos atan acot asinh acosh atanh".split()},
+    **{"arc" + n[1:]: (getattr(sp, n), (1,)) for n in "asin acos atan acot".split()},
+    **{n: (getattr(sp, n), (1,)) for n in "sech csch coth exp sqrt erf".split()},
+    "ln": (sp.log, (1,)),
+    "log": (_log, (1, 2)),
+    "cbrt": (sp.cbrt, (1,)),
+    "abs": (sp.Abs, (1,)),
+    "sigmoid": (sigmoid, (1,)),
+    "sigma": (sigmoid, (1,)),
+    "σ": (sigmoid, (1,)),
+    "relu": (relu, (1,)),
+    "ReLU": (relu, (1,)),
+    "softplus": (softplus, (1,)),
+    "max": (sp.Max, (2, 3, 4)),
+    "min": (sp.Min, (2, 3, 4)),
+}
+CONSTANTS = {"e": sp.E, "pi": sp.pi, "π": sp.pi}
+GREEK = set("alpha beta gamma delta epsilon zeta eta theta iota kappa lambda mu nu xi".split())
+GREEK |= set("omicron rho tau upsilon phi chi psi omega".split())
+
+_SUPERSCRIPTS = str.maketrans("⁰¹²³⁴⁵⁶⁷⁸⁹⁻⁺", "0123456789-+")
+_OPERATORS = {"**": "^", "×": "*", "·": "*", "⋅": "*", "÷": "/", "−": "-", "[": "(", "]": ")"}
+_TOKEN = re.compile(
+    r"(?P<ws>[ \t\r]+)"
+    r"|(?P<num>(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?)"
+    r"|(?P<ident>[A-Za-z][A-Za-z0-9_]*|[α-ωΑ-Ω][0-9_]*)"
+    r"|(?P<sup>[⁰¹²³⁴⁵⁶⁷⁸⁹⁻⁺]+)"
+    r"|(?P<op>\*\*|[-+*/^()\[\],=;|√×·⋅÷−\n])"
+)
+
+
+@dataclass(frozen=True)
+class Token:
+    kind: str  # num, ident, sup, op, end; after resolving: sym, func, const
+    text: str
+    pos: int
+
+
+def tokenize(text: str) -> list[Token]:
+    """Split ``text`` into tokens; raise ParseError at the first character that fits none."""
+    tokens, pos = [], 0
+    while pos < len(text):
+        m = _TOKEN.match(text, pos)
+        if m is None:
+            raise ParseError(f"unexpected character {text[pos]!r}", text, pos)
+        kind = m.lastgroup
+        if kind != "ws":
+            word = m.group()
+            word = ";" if word == "\n" else _OPERATORS.get(word, word)
+            tokens.append(Token(kind, word, pos))
+        pos = m.end()
+    tokens.append(Token("end", "", len(text)))
+    return tokens
+
+
+def _split_word(tok: Token, names: set[str]) -> list[Token]:
+    """Resolve one identifier into function/constant/symbol tokens (see the module rules)."""
+    word = tok.text
+    if word in names:
+        return [Token("sym", word, tok.pos)]
+    if word in FUNCTIONS:
+        return [Token("func", word, tok.pos)]
+    if word in CONSTANTS:
+        return [Token("const", word, tok.pos)]
+    if word in GREEK or not word.isalpha() or not word.isascii():
+        return [Token("sym", word, tok.pos)]
+    known = sorted(set(FUNCTIONS) | set(CONSTANTS) | GREEK | names, key=len, reverse=True)
+    out, i = [], 0
+    while i < len(word):
+        piece = next((k for k in known if word.startswith(k, i)), word[i])
+        out += _split_word(Token("ident", piece, tok.pos + i), names | {word[i]} - {"e"})
+        i += len(piece)
+    return out
+
+
+def _resolve(tokens: list[Token], names: set[str]) -> list[Token]:
+    out: list[Token] = []
+    for tok in tokens:
+        out += _split_word(tok, names) if tok.kind == "ident" else [tok]
+    return out
+
+
+@dataclass
+class _Parser:
+    """Recursive descent over resolved tokens; one method per precedence level."""
+
+    text: str
+    tokens: list[Token]
+    i: int = 0
+    abs_depth: int = 0
+
+    @property
+    def tok(self) -> Token:
+        return self.tokens[self.i]
+
+    def error(self, message: str, tok: Token | None = None) -> ParseError:
+        tok = tok or self.tok
+        what = "end of input" if tok.kind == "end" else repr(tok.text)
+        return ParseError(message.format(what=what), self.text, tok.pos)
+
+    def take(self, text: str | None = None) -> Token:
+        tok = self.tok
+        if text is not None and tok.text != text:
+            raise self.error(f"expected {text!r}, found {{what}}")
+        self.i += 1
+        return tok
+
+    def at(self, *texts: str) -> bool:
+        return self.tok.kind in ("op", "end") and self.tok.text in texts
+
+    def expr(self) -> sp.Expr:
+        terms = [self.term()]
+        while self.at("+", "-"):
+            sign = self.take().text
+            t = self.term()
+            terms.append(-t if sign == "-" else t)
+        return sp.Add(*terms)
+
+    def starts_factor(self) -> bool:
+        tok = self.tok
+        if tok.kind in ("num", "sym", "const", "func"):
+            return True
+        return tok.kind == "op" and (tok.text in "(√" or (tok.text == "|" and not self.abs_depth))
+
+    def term(self) -> sp.Expr:
+        value = self.signed()
+        while True:
+            if self.at("*", "/"):
+                op = self.take().text
+                rhs = self.signed()
+                value = value * rhs if op == "*" else value / rhs
+            elif self.starts_factor():
+                value = value * self.power()
+            else:
+                return value
+
+    def signed(self) -> sp.Expr:
+        if self.at("-", "+"):
+            return -self.signed() if self.take().text == "-" else self.signed()
+        return self.power()
+
+    def power(self) -> sp.Expr:
+        base = self.primary()
+        if self.at("^"):
+            self.take()
+            return sp.Pow(base, self.signed())
+        if self.tok.kind == "sup":
+            return sp.Pow(base, self.superscript())
+        return base
+
+    def superscript(self) -> sp.Integer:
+        tok = self.take()
+        digits = tok.text.translate(_SUPERSCRIPTS)
+        if not re.fullmatch(r"[-+]?\d+", digits):
+            raise self.error("malformed superscript exponent {what}", tok)
+        return sp.Integer(int(digits))
+
+    def primary(self) -> sp.Expr:
+        tok = self.tok
+        handler = {
+            "num": self.number,
+            "sym": lambda: sp.Symbol(self.take().text, real=True),
+            "const": lambda: CONSTANTS[self.take().text],
+            "func": self.call,
+        }.get(tok.kind)
+        if handler is not None:
+            return handler()
+        if self.at("("):
+            return self.group()
+        if self.at("√"):
+            self.take()
+            return sp.sqrt(self.power())
+        if self.at("|") and not self.abs_depth:
+            return self.absolute()
+        raise self.error("expected a number, a name or '(', found {what}")
+
+    def number(self) -> sp.Expr:
+        frac = Fraction(self.take().text)
+        return sp.Rational(frac.numerator, frac.denominator)
+
+    def group(self) -> sp.Expr:
+        opening = self.take("(")
+        inner = self.expr()
+        if not self.at(")"):
+            col = opening.pos + 1
+            raise self.error(f"expected ')' to close the '(' at column {col}, found {{what}}")
+        self.take()
+        return inner
+
+    def absolute(self) -> sp.Expr:
+        self.take("|")
+        self.abs_depth += 1
+        inner = self.expr()
+        self.abs_depth -= 1
+        self.take("|")
+        return sp.Abs(inner)
+
+    def call(self) -> sp.Expr:
+        tok = self.take()
+        fn, arities = FUNCTIONS[tok.text]
+        exponent = None
+        if self.at("^"):  # sin^2 x
+            self.take()
+            exponent = self.primary()
+        elif self.tok.kind == "sup":
+            exponent = self.superscript()
+        args = self.arguments() if self.at("(") else [self.bare_argument()]
+        if len(args) not in arities:
+            n = " or ".join(map(str, arities))
+            raise self.error(f"{tok.text} takes {n} argument(s), got {len(args)}", tok)
+        value = fn(*args)
+        return value if exponent is None else sp.Pow(value, exponent)
+
+    def arguments(self) -> list[sp.Expr]:
+        self.take("(")
+        args = [self.expr()]
+        while self.at(","):
+            self.take()
+            args.append(self.expr())
+        self.take(")")
+        return args
+
+    def bare_argument(self) -> sp.Expr:
+        """``sin 2x`` -> sin(2x): implicit products up to the next operator or function name."""
+        value = self.signed()
+        while self.starts_factor() and self.tok.kind != "func":
+            value = value * self.power()
+        return value
+
+
+def _parse_tokens(text: str, tokens: list[Token]) -> sp.Expr:
+    parser = _Parser(text, tokens + [Token("end", "", tokens[-1].pos if tokens else 0)])
+    if parser.at(""):
+        raise parser.error("expected an expression, found {what}")
+    value = parser.expr()
+    if not parser.at(""):
+        raise parser.error("unexpected {what}")
+    return value
+
+
+def parse(text: str, *, names: Iterable[str] = ()) -> sp.Expr:
+    """Parse one typed math expression into a SymPy expression.
+
+    Parameters
+    ----------
+    text : str
+        The expression, e.g. ``"(x^2+1)^3"``, ``"√(1+x²)"``, ``"σ(w1 x + b1)"``.
+    names : iterable of str
+        Extra names to read as single symbols (otherwise ``xy`` is ``x*y``).
+
+    Returns
+    -------
+    sympy.Expr
+        Symbols are real (``Symbol(name, real=True)``).
+
+    Raises
+    ------
+    ParseError
+        With the column and a caret under the offending character.
+
+    Examples
+    --------
+    >>> parse("(x^2+1)^3")
+    (x**2 + 1)**3
+    >>> parse("2x sin x")
+    2*x*sin(x)
+    >>> parse("e^(x²) + log(x, 2)")
+    exp(x**2) + log(x)/log(2)
+    >>> parse("x +")
+    Traceback (most recent call last):
+    ...
+    chainrule.symbolic.parse.ParseError: expected a number, a name or '(', found end of input at column 4
+      x +
+         ^
+    """
+    program = parse_program(text, names=names)
+    if program.definitions:
+        name = next(iter(program.definitions))
+        raise ParseError(
+            "expected one expression, found a program (use parse_program)", text, text.find(name)
+        )
+    return program.expr
+
+
+@dataclass(frozen=True)
+class Program:
+    """Statements ``name = expr`` (or one bare expression) in typed order.
+
+    ``output`` is the defined name that no other definition uses; ``expr`` is its definition,
+    ``definitions`` maps every defined symbol to its right-hand side.
+    """
+
+    definitions: dict[sp.Symbol, sp.Expr] = field(default_factory=dict)
+    output: sp.Symbol | None = None
+    expr: sp.Expr = sp.S.Zero
+
+    def inline(self, expr: sp.Expr | None = None) -> sp.Expr:
+        """Substitute the definitions into ``expr`` (default: the output) until only leaves remain.
+
+        >>> parse_program("z = (u+v)^2; u = x*y; v = x + y").inline()
+        (x*y + x + y)**2
+        """
+        expr = self.expr if expr is None else expr
+        for _ in range(len(self.definitions) + 1):
+            new = expr.xreplace(self.definitions)
+            if new == expr:
+                return new
+            expr = new
+        raise ValueError("definitions are cyclic")  # excluded by parse_program
+
+
+def parse_program(text: str, *, names: Iterable[str] = ()) -> Program:
+    """Parse ``"z = (u+v)^2; u = x*y; v = x + y"`` (``;`` or newlines) or a bare expression.
+
+    Examples
+    --------
+    >>> p = parse_program("z = (u+v)^2; u = x*y; v = x + y")
+    >>> p.output, p.expr
+    (z, (u + v)**2)
+    >>> parse_program("L = 0.5*(sigmoid(w2*sigmoid(w1*x+b1)+b2) - t)^2").expr
+    (-t + sigmoid(b2 + w2*sigmoid(b1 + w1*x)))**2/2
+    """
+    tokens = tokenize(text)
+    statements = _split_statements(tokens[:-1])
+    lhs = [s[0] for s in statements if len(s) > 1 and s[1].text == "=" and s[1].kind == "op"]
+    declared = set(names) | {t.text for t in lhs}
+    for tok in lhs:
+        if tok.kind != "ident" or tok.text in FUNCTIONS or tok.text in CONSTANTS:
+            raise ParseError(f"cannot assign to {tok.text!r}", text, tok.pos)
+    if not lhs:
+        if len(statements) != 1:
+            raise ParseError("expected one expression", text, statements[1][0].pos)
+        return Program(expr=_parse_tokens(text, _resolve(statements[0], declared)))
+    definitions: dict[sp.Symbol, sp.Expr] = {}
+    for stmt in statements:
+        if len(stmt) < 2 or stmt[1].text != "=":
+            raise ParseError("expected 'name = expression' in a program", text, stmt[0].pos)
+        symbol = sp.Symbol(stmt[0].text, real=True)
+        if symbol in definitions:
+            raise ParseError(f"{symbol} is defined twice", text, stmt[0].pos)
+        definitions[symbol] = _parse_tokens(text, _resolve(stmt[2:], declared))
+    output = _find_output(definitions, text, lhs)
+    return Program(definitions=definitions, output=output, expr=definitions[output])
+
+
+def _split_statements(tokens: list[Token]) -> list[list[Token]]:
+    statements: list[list[Token]] = [[]]
+    for tok in tokens:
+        if tok.kind == "op" and tok.text == ";":
+            statements.append([])
+        else:
+            statements[-1].append(tok)
+    statements = [s for s in statements if s]
+    if not statements:
+        raise ParseError("expected an expression, found end of input", "", 0)
+    return statements
+
+
+def _find_output(defs: dict[sp.Symbol, sp.Expr], text: str, lhs: list[Token]) -> sp.Symbol:
+    """The one defined name no other definition uses; definitions must not be cyclic."""
+    used = {s for rhs in defs.values() for s in rhs.free_symbols}
+    sinks = [s for s in defs if s not in used]
+    position = dict(zip(defs, (t.pos for t in lhs)))
+    if len(sinks) != 1:
+        which = ", ".join(map(str, sinks)) or "none (the definitions are cyclic)"
+        pos = position[sinks[1]] if len(sinks) > 1 else 0
+        raise ParseError(f"a program needs exactly one output; candidates: {which}", text, pos)
+    seen: set[sp.Symbol] = set()
+    stack = [(sinks[0], frozenset())]
+    while stack:  # iterative walk: a name reached again on its own path is a cycle
+        name, path = stack.pop()
+        if name in path:
+            raise ParseError(f"{name} is defined in terms of itself", text, position[name])
+        seen.add(name)
+        stack += [(s, path | {name}) for s in defs[name].free_symbols if s in defs]
+    if unused := [s for s in defs if s not in seen]:
+        raise ParseError(f"{unused[0]} is defined but never used", text, position[unused[0]])
+    return sinks[0]
