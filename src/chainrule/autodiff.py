@@ -102,7 +102,7 @@ def _pullback(out: Tensor, seed: Any, xs: Sequence[Tensor], retain: bool) -> lis
         if g is None:
             res.append(C.zeros_like(x))
         else:
-            res.append(g if type(g) is Tensor else Tensor._leaf(np.asarray(g, x.dtype), False))
+            res.append(g if isinstance(g, Tensor) else Tensor._leaf(np.asarray(g, x.dtype), False))
     return res
 
 

@@ -87,7 +87,7 @@ def defop(name: str, forward: Callable[..., Any], *vjps: Callable[..., Any] | No
 
 def _np(a: Any) -> Any:
     """The raw array of a Tensor (masks and counts in vjps are constants: no graph needed)."""
-    return a.data if type(a) is Tensor else a
+    return a.data if isinstance(a, Tensor) else a
 
 
 def _axes(ndim: int, axis: Any) -> tuple[int, ...]:
@@ -153,7 +153,7 @@ def _concat(*xs: np.ndarray, axis: int = 0) -> np.ndarray:
 
 
 def _swap(x: Any) -> Any:
-    return np.swapaxes(x, -1, -2) if type(x) is not Tensor else TENSOR_NS.swapaxes(x, -1, -2)
+    return np.swapaxes(x, -1, -2) if not isinstance(x, Tensor) else TENSOR_NS.swapaxes(x, -1, -2)
 
 
 def _ext_weights(x: Any, y: Any, g: Any, sign: int) -> np.ndarray:

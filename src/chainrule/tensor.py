@@ -390,7 +390,7 @@ def apply(op: Any, *args: Any, **params: Any) -> Tensor:
     `args` are Tensors or constants (Python numbers, ndarrays); `params` are non-tensor
     arguments passed to forward and to every vjp.
     """
-    arrays = [a.data if type(a) is Tensor else a for a in args]
+    arrays = [a.data if isinstance(a, Tensor) else a for a in args]
     try:
         out = op.forward(*arrays, **params)
     except (ValueError, TypeError, IndexError) as exc:
@@ -410,7 +410,7 @@ def apply(op: Any, *args: Any, **params: Any) -> Tensor:
         vsum = 0
         needs = False
         for a in args:
-            if type(a) is Tensor:
+            if isinstance(a, Tensor):
                 vsum += a._version
                 if a.requires_grad:
                     needs = True
@@ -468,7 +468,7 @@ def toposort(roots: Iterable[Tensor]) -> list[Tensor]:
         if parents is None:
             raise RuntimeError(_freed_message(node))
         for p in parents:
-            if type(p) is Tensor and p.requires_grad and id(p) not in visited:
+            if isinstance(p, Tensor) and p.requires_grad and id(p) not in visited:
                 stack.append((p, False))
     return order
 
@@ -476,7 +476,7 @@ def toposort(roots: Iterable[Tensor]) -> list[Tensor]:
 def _check_versions(node: Tensor) -> None:
     vsum = node._version
     for p in node._parents or ():
-        if type(p) is Tensor:
+        if isinstance(p, Tensor):
             vsum += p._version
     if vsum != node._vsum:
         raise RuntimeError(
@@ -561,7 +561,7 @@ def _relevant_order(roots: Sequence[Tensor], stop: set[int] | None) -> list[Tens
         nid = id(node)
         if expanded:
             ok = nid in stop or any(
-                reaches.get(id(p), False) for p in node._parents or () if type(p) is Tensor
+                reaches.get(id(p), False) for p in node._parents or () if isinstance(p, Tensor)
             )
             reaches[nid] = ok
             if ok:
@@ -576,13 +576,13 @@ def _relevant_order(roots: Sequence[Tensor], stop: set[int] | None) -> list[Tens
         if node._parents is None:
             raise RuntimeError(_freed_message(node))
         for p in node._parents:
-            if type(p) is Tensor and p.requires_grad and id(p) not in visited:
+            if isinstance(p, Tensor) and p.requires_grad and id(p) not in visited:
                 stack.append((p, False))
     return order
 
 
 def _depends_outside(order: list[Tensor], seeds: Sequence[Any], stop: set[int] | None) -> bool:
-    if any(type(s) is Tensor and s.requires_grad for s in seeds):
+    if any(isinstance(s, Tensor) and s.requires_grad for s in seeds):
         return True
     inside = {id(n) for n in order}
     for node in order:
@@ -591,15 +591,15 @@ def _depends_outside(order: list[Tensor], seeds: Sequence[Any], stop: set[int] |
                 return True  # an input that is itself computed from something else
             continue
         for p in node._parents or ():
-            if type(p) is Tensor and p.requires_grad and id(p) not in inside:
+            if isinstance(p, Tensor) and p.requires_grad and id(p) not in inside:
                 return True
     return False
 
 
 def _to_mode(g: Any, create_graph: bool) -> Any:
     if create_graph:
-        return g if type(g) is Tensor else Tensor._leaf(np.asarray(g), False)
-    return g.data if type(g) is Tensor else np.asarray(g)
+        return g if isinstance(g, Tensor) else Tensor._leaf(np.asarray(g), False)
+    return g.data if isinstance(g, Tensor) else np.asarray(g)
 
 
 def _propagate(
@@ -613,11 +613,11 @@ def _propagate(
         inputs: Sequence[Any] = parents  # type: ignore[assignment]
         out: Any = node
     else:
-        inputs = [p.data if type(p) is Tensor else p for p in parents]  # type: ignore[union-attr]
+        inputs = [p.data if isinstance(p, Tensor) else p for p in parents]  # type: ignore[union-attr]
         out = node.data
     vjps = op.vjps
     for i, p in enumerate(parents):  # type: ignore[arg-type]
-        if type(p) is not Tensor or not p.requires_grad:
+        if not isinstance(p, Tensor) or not p.requires_grad:
             continue
         vjp = vjps[0] if op.variadic else vjps[i]
         if vjp is None:
@@ -653,12 +653,12 @@ def _plus(acc: Any, gi: Any) -> Any:
 
 def _accumulate_leaf(leaf: Tensor, g: Any, create_graph: bool) -> None:
     if create_graph:
-        g = g if type(g) is Tensor else Tensor._leaf(np.asarray(g), False)
+        g = g if isinstance(g, Tensor) else Tensor._leaf(np.asarray(g), False)
         leaf.grad = g if leaf.grad is None else leaf.grad + g
         return
     if type(g) is _Shared:
         g = g.a.copy()
-    elif type(g) is Tensor:
+    elif isinstance(g, Tensor):
         g = g.data
     if g.dtype != leaf.data.dtype:
         g = g.astype(leaf.data.dtype)
@@ -672,9 +672,9 @@ def _accumulate_leaf(leaf: Tensor, g: Any, create_graph: bool) -> None:
 
 def _check_backward(node: Tensor, grads: dict[int, Any]) -> None:
     for p in node._parents or ():
-        if type(p) is Tensor and id(p) in grads:
+        if isinstance(p, Tensor) and id(p) in grads:
             g = grads[id(p)]
-            arr = g.a if type(g) is _Shared else (g.data if type(g) is Tensor else g)
+            arr = g.a if type(g) is _Shared else (g.data if isinstance(g, Tensor) else g)
             if arr.dtype.kind in "fc" and not np.isfinite(arr).all():
                 raise FloatingPointError(
                     f"{node._op.name}: backward produced NaN/inf in the gradient of its input "

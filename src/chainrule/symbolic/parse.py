@@ -126,7 +126,9 @@ def _split_word(tok: Token, names: set[str]) -> list[Token]:
     out, i = [], 0
     while i < len(word):
         piece = next((k for k in known if word.startswith(k, i)), word[i])
-        out += _split_word(Token("ident", piece, tok.pos + i), names | {word[i]} - {"e"})
+        sub = Token("ident", piece, tok.pos + i)
+        single = len(piece) == 1 and piece not in CONSTANTS
+        out += [Token("sym", piece, sub.pos)] if single else _split_word(sub, names)
         i += len(piece)
     return out
 
@@ -286,8 +288,8 @@ class _Parser:
         return value
 
 
-def _parse_tokens(text: str, tokens: list[Token]) -> sp.Expr:
-    parser = _Parser(text, tokens + [Token("end", "", tokens[-1].pos if tokens else 0)])
+def _parse_tokens(text: str, tokens: list[Token], end: int) -> sp.Expr:
+    parser = _Parser(text, [*tokens, Token("end", "", end)])
     if parser.at(""):
         raise parser.error("expected an expression, found {what}")
     value = parser.expr()
@@ -335,7 +337,7 @@ def parse(text: str, *, names: Iterable[str] = ()) -> sp.Expr:
     if program.definitions:
         name = next(iter(program.definitions))
         raise ParseError(
-            "expected one expression, found a program (use parse_program)", text, text.find(name)
+            "expected one expression, found a program (use parse_program)", text, text.find(str(name))
         )
     return program.expr
 
@@ -378,39 +380,42 @@ def parse_program(text: str, *, names: Iterable[str] = ()) -> Program:
     >>> parse_program("L = 0.5*(sigmoid(w2*sigmoid(w1*x+b1)+b2) - t)^2").expr
     (-t + sigmoid(b2 + w2*sigmoid(b1 + w1*x)))**2/2
     """
-    tokens = tokenize(text)
-    statements = _split_statements(tokens[:-1])
-    lhs = [s[0] for s in statements if len(s) > 1 and s[1].text == "=" and s[1].kind == "op"]
+    statements = _split_statements(text, tokenize(text))
+    lhs = [s[0] for s, _ in statements if len(s) > 1 and s[1].text == "=" and s[1].kind == "op"]
     declared = set(names) | {t.text for t in lhs}
     for tok in lhs:
         if tok.kind != "ident" or tok.text in FUNCTIONS or tok.text in CONSTANTS:
             raise ParseError(f"cannot assign to {tok.text!r}", text, tok.pos)
     if not lhs:
         if len(statements) != 1:
-            raise ParseError("expected one expression", text, statements[1][0].pos)
-        return Program(expr=_parse_tokens(text, _resolve(statements[0], declared)))
+            raise ParseError("expected one expression", text, statements[1][0][0].pos)
+        stmt, end = statements[0]
+        return Program(expr=_parse_tokens(text, _resolve(stmt, declared), end))
     definitions: dict[sp.Symbol, sp.Expr] = {}
-    for stmt in statements:
+    for stmt, end in statements:
         if len(stmt) < 2 or stmt[1].text != "=":
             raise ParseError("expected 'name = expression' in a program", text, stmt[0].pos)
         symbol = sp.Symbol(stmt[0].text, real=True)
         if symbol in definitions:
             raise ParseError(f"{symbol} is defined twice", text, stmt[0].pos)
-        definitions[symbol] = _parse_tokens(text, _resolve(stmt[2:], declared))
+        definitions[symbol] = _parse_tokens(text, _resolve(stmt[2:], declared), end)
     output = _find_output(definitions, text, lhs)
     return Program(definitions=definitions, output=output, expr=definitions[output])
 
 
-def _split_statements(tokens: list[Token]) -> list[list[Token]]:
-    statements: list[list[Token]] = [[]]
+def _split_statements(text: str, tokens: list[Token]) -> list[tuple[list[Token], int]]:
+    """Statements separated by ';' or newlines, each with the position where it ends."""
+    statements: list[tuple[list[Token], int]] = []
+    current: list[Token] = []
     for tok in tokens:
-        if tok.kind == "op" and tok.text == ";":
-            statements.append([])
+        if tok.kind == "end" or (tok.kind == "op" and tok.text == ";"):
+            if current:
+                statements.append((current, tok.pos))
+            current = []
         else:
-            statements[-1].append(tok)
-    statements = [s for s in statements if s]
+            current.append(tok)
     if not statements:
-        raise ParseError("expected an expression, found end of input", "", 0)
+        raise ParseError("expected an expression, found end of input", text, len(text))
     return statements
 
 
