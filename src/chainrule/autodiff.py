@@ -14,15 +14,9 @@ import numpy as np
 
 from chainrule import composite as C
 from chainrule import ops
-from chainrule.tensor import (
-    Tensor,
-    _as_array,
-    _depends_outside,
-    _GradMode,
-    _relevant_order,
-    _state,
-    backprop,
-)
+from chainrule.backward import _depends_outside, _relevant_order, backprop, toposort
+from chainrule.mode import _GradMode, _state
+from chainrule.tensor import Tensor, _as_array
 
 Fn = Callable[..., Any]
 
@@ -32,8 +26,9 @@ def _argnums(argnums: int | Sequence[int], nargs: int, where: str) -> tuple[tupl
     nums = (argnums,) if single else tuple(argnums)  # type: ignore[arg-type]
     for i in nums:
         if not -nargs <= i < nargs:
-            raise ValueError(f"{where}: argnums {i} is out of range for {nargs} positional "
-                             "arguments")
+            raise ValueError(
+                f"{where}: argnums {i} is out of range for {nargs} positional arguments"
+            )
     return tuple(i % nargs for i in nums), single
 
 
@@ -50,8 +45,9 @@ def _wrap(a: Any, i: int, where: str) -> Tensor:
     return Tensor._leaf(arr, True)
 
 
-def _call(f: Fn, args: Sequence[Any], nums: tuple[int, ...], where: str,
-          kwargs: dict[str, Any]) -> tuple[Any, list[Tensor]]:
+def _call(
+    f: Fn, args: Sequence[Any], nums: tuple[int, ...], where: str, kwargs: dict[str, Any]
+) -> tuple[Any, list[Tensor]]:
     outer = _state.grad_enabled
     with _GradMode(True):
         with _GradMode(outer):
@@ -82,8 +78,6 @@ def _detached_unless_needed(out: Tensor, xs: Sequence[Tensor]) -> Tensor:
 
 
 def _reaches_outside(out: Tensor, stop: set[int]) -> bool:
-    from chainrule.tensor import toposort
-
     for node in toposort([out]):
         if node._op is None and id(node) not in stop and node.requires_grad:
             return True
@@ -94,8 +88,9 @@ def _pullback(out: Tensor, seed: Any, xs: Sequence[Tensor], retain: bool) -> lis
     """d<seed, out>/dx for each x in xs (zeros where out does not depend on x)."""
     if not out.requires_grad:
         return [C.zeros_like(x) for x in xs]
-    got = backprop([out], [seed], retain_graph=retain, create_graph=None, accumulate=False,
-                   inputs=xs)
+    got = backprop(
+        [out], [seed], retain_graph=retain, create_graph=None, accumulate=False, inputs=xs
+    )
     res = []
     for x in xs:
         g = got.get(id(x))
@@ -146,7 +141,8 @@ def grad(f: Fn, argnums: int | Sequence[int] = 0, has_aux: bool = False) -> Fn:
     --------
     >>> import chainrule as cr
     >>> f = lambda x: x ** 3
-    >>> cr.grad(f)(2.0).item(), cr.grad(cr.grad(f))(2.0).item(), cr.grad(cr.grad(cr.grad(f)))(2.0).item()
+    >>> d1 = cr.grad(f); d2 = cr.grad(d1); d3 = cr.grad(d2)
+    >>> d1(2.0).item(), d2(2.0).item(), d3(2.0).item()
     (12.0, 12.0, 6.0)
     """
     vg = value_and_grad(f, argnums, has_aux)
@@ -210,8 +206,10 @@ def jvp(f: Fn, primals: Sequence[Any], tangents: Sequence[Any]) -> tuple[Tensor,
     nums = tuple(range(len(primals)))
     out, xs = _call(f, primals, nums, "jvp", {})
     out = _as_tensor_output(out, "jvp")
-    ts = [t if isinstance(t, Tensor) else Tensor._leaf(_as_array(t, x.dtype), False)
-          for t, x in zip(tangents, xs)]
+    ts = [
+        t if isinstance(t, Tensor) else Tensor._leaf(_as_array(t, x.dtype), False)
+        for t, x in zip(tangents, xs)
+    ]
     for i, (t, x) in enumerate(zip(ts, xs)):
         if t.shape != x.shape:
             raise ValueError(f"jvp: tangent {i} has shape {t.shape}, primal has {x.shape}")
@@ -219,8 +217,7 @@ def jvp(f: Fn, primals: Sequence[Any], tangents: Sequence[Any]) -> tuple[Tensor,
         return out, C.zeros_like(out)
     u = Tensor._leaf(np.zeros_like(out.data), True)
     with _GradMode(True):
-        gs = backprop([out], [u], retain_graph=True, create_graph=True, accumulate=False,
-                      inputs=xs)
+        gs = backprop([out], [u], retain_graph=True, create_graph=True, accumulate=False, inputs=xs)
         s = None
         for x, t in zip(xs, ts):
             if id(x) in gs:

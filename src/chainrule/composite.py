@@ -6,6 +6,7 @@ vjps use when the backward pass is recorded. Imports NumPy, `tensor` and `ops` o
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Sequence
 from typing import Any
@@ -414,14 +415,16 @@ def split(x: ArrayLike, indices_or_sections: Any, axis: int = 0) -> list[Tensor]
     n = x.shape[ax]
     if isinstance(indices_or_sections, int):
         if n % indices_or_sections:
-            raise ValueError(f"split: axis {axis} of size {n} does not divide into "
-                             f"{indices_or_sections} equal parts")
+            raise ValueError(
+                f"split: axis {axis} of size {n} does not divide into "
+                f"{indices_or_sections} equal parts"
+            )
         step = n // indices_or_sections
         bounds = list(range(0, n + 1, step))
     else:
         bounds = [0, *indices_or_sections, n]
     pre = (slice(None),) * ax
-    return [x[(*pre, slice(a, b))] for a, b in zip(bounds[:-1], bounds[1:])]
+    return [x[(*pre, slice(a, b))] for a, b in itertools.pairwise(bounds)]
 
 
 def getitem(x: Tensor, index: Any) -> Tensor:
@@ -441,8 +444,10 @@ def _index(index: Any) -> Any:
     if isinstance(index, list):
         return np.asarray(index)
     if isinstance(index, tuple):
-        return tuple(i.data if isinstance(i, Tensor) else np.asarray(i) if isinstance(i, list)
-                     else i for i in index)
+        return tuple(
+            i.data if isinstance(i, Tensor) else np.asarray(i) if isinstance(i, list) else i
+            for i in index
+        )
     return index
 
 
@@ -491,15 +496,54 @@ def _attach() -> None:
     T.__pos__ = lambda s: s  # type: ignore[attr-defined]
     T.__abs__ = lambda s: ops.abs(s)  # type: ignore[attr-defined]
     T.__getitem__ = getitem  # type: ignore[attr-defined]
-    for name, f in [("__lt__", np.less), ("__le__", np.less_equal), ("__gt__", np.greater),
-                    ("__ge__", np.greater_equal), ("__eq__", np.equal),
-                    ("__ne__", np.not_equal)]:
+    for name, f in [
+        ("__lt__", np.less),
+        ("__le__", np.less_equal),
+        ("__gt__", np.greater),
+        ("__ge__", np.greater_equal),
+        ("__eq__", np.equal),
+        ("__ne__", np.not_equal),
+    ]:
         setattr(T, name, _cmp(f))
-    for name in ["exp", "log", "sqrt", "sin", "cos", "tan", "tanh", "sigmoid", "relu", "abs",
-                 "softplus", "sum", "mean", "max", "min", "var", "std", "clip", "matmul",
-                 "softmax", "log_softmax", "logsumexp", "reshape", "transpose", "swapaxes",
-                 "flatten", "squeeze", "unsqueeze", "expand", "broadcast_to", "astype",
-                 "argmax", "argmin", "leaky_relu", "gelu", "silu", "sum_to"]:
+    for name in [
+        "exp",
+        "log",
+        "sqrt",
+        "sin",
+        "cos",
+        "tan",
+        "tanh",
+        "sigmoid",
+        "relu",
+        "abs",
+        "softplus",
+        "sum",
+        "mean",
+        "max",
+        "min",
+        "var",
+        "std",
+        "clip",
+        "matmul",
+        "softmax",
+        "log_softmax",
+        "logsumexp",
+        "reshape",
+        "transpose",
+        "swapaxes",
+        "flatten",
+        "squeeze",
+        "unsqueeze",
+        "expand",
+        "broadcast_to",
+        "astype",
+        "argmax",
+        "argmin",
+        "leaky_relu",
+        "gelu",
+        "silu",
+        "sum_to",
+    ]:
         setattr(T, name, globals()[name])
     T.T = property(lambda s: ops.transpose(s) if s.ndim > 1 else s)  # type: ignore[attr-defined]
 
@@ -508,9 +552,24 @@ _attach()
 
 # The vjps' namespace when the backward pass is recorded: same names as ops.NUMPY_NS.
 ops.TENSOR_NS.__dict__.update(
-    add=add, multiply=multiply, exp=exp, log=log, sin=sin, cos=cos, sinh=sinh, cosh=cosh,
-    sqrt=sqrt, where=where, matmul=matmul, reshape=lambda x, shape: reshape(x, shape),
-    transpose=transpose, broadcast_to=broadcast_to, swapaxes=swapaxes, sigmoid=sigmoid,
-    sum_to=sum_to, scatter_add=scatter_add, getitem=getitem, astype=astype,
+    add=add,
+    multiply=multiply,
+    exp=exp,
+    log=log,
+    sin=sin,
+    cos=cos,
+    sinh=sinh,
+    cosh=cosh,
+    sqrt=sqrt,
+    where=where,
+    matmul=matmul,
+    reshape=lambda x, shape: reshape(x, shape),
+    transpose=transpose,
+    broadcast_to=broadcast_to,
+    swapaxes=swapaxes,
+    sigmoid=sigmoid,
+    sum_to=sum_to,
+    scatter_add=scatter_add,
+    getitem=getitem,
+    astype=astype,
 )
-

@@ -72,8 +72,16 @@ def gradcheck(
     for k, i in enumerate(diff):
         _compare_input(f, args, i, u, analytic[k], eps, atol, rtol, max_elements, rng)
     if order >= 2:
-        gradcheck(_gradient_fn(f, args, diff, u), [args[i] for i in diff], eps, atol, rtol,
-                  order=order - 1, max_elements=max_elements, seed=seed + 1)
+        gradcheck(
+            _gradient_fn(f, args, diff, u),
+            [args[i] for i in diff],
+            eps,
+            atol,
+            rtol,
+            order=order - 1,
+            max_elements=max_elements,
+            seed=seed + 1,
+        )
     return True
 
 
@@ -88,8 +96,7 @@ def _float64_inputs(inputs: Any) -> list[Any]:
 
 
 def _eval(f: Callable[..., Any], args: Sequence[Any]) -> np.ndarray:
-    out = f(*[Tensor(a) if isinstance(a, np.ndarray) and a.dtype.kind == "f" else a
-              for a in args])
+    out = f(*[Tensor(a) if isinstance(a, np.ndarray) and a.dtype.kind == "f" else a for a in args])
     return np.asarray(out.data if isinstance(out, Tensor) else out, dtype=np.float64)
 
 
@@ -105,8 +112,9 @@ def _analytic(f: Callable[..., Any], args: list[Any], diff: list[int], u: np.nda
     res = []
     for i, gr in zip(diff, grads):
         if gr.shape != args[i].shape:
-            raise GradcheckError(f"input {i}: gradient has shape {gr.shape}, input has "
-                                 f"{args[i].shape}")
+            raise GradcheckError(
+                f"input {i}: gradient has shape {gr.shape}, input has {args[i].shape}"
+            )
         res.append(np.asarray(gr.data, dtype=np.float64))
     return res
 
@@ -117,9 +125,18 @@ def _phi(f: Callable[..., Any], args: list[Any], i: int, x: np.ndarray, u: np.nd
     return float(np.sum(_eval(f, full) * u))
 
 
-def _compare_input(f: Callable[..., Any], args: list[Any], i: int, u: np.ndarray, a: np.ndarray,
-                   eps: float, atol: float, rtol: float, max_elements: int,
-                   rng: np.random.Generator) -> None:
+def _compare_input(
+    f: Callable[..., Any],
+    args: list[Any],
+    i: int,
+    u: np.ndarray,
+    a: np.ndarray,
+    eps: float,
+    atol: float,
+    rtol: float,
+    max_elements: int,
+    rng: np.random.Generator,
+) -> None:
     x = args[i]
     if x.size <= max_elements:
         for j in np.ndindex(x.shape):
@@ -144,8 +161,9 @@ def _judge(i: int, where: str, a: float, n: float, atol: float, rtol: float) -> 
         )
 
 
-def _gradient_fn(f: Callable[..., Any], args: list[Any], diff: list[int],
-                 u: np.ndarray) -> Callable[..., Any]:
+def _gradient_fn(
+    f: Callable[..., Any], args: list[Any], diff: list[int], u: np.ndarray
+) -> Callable[..., Any]:
     """x -> J(x)^T u flattened and joined, differentiable (for the second-order check)."""
     from chainrule import composite as C
 

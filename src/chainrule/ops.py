@@ -67,8 +67,9 @@ class OpDef:
 OPS: dict[str, OpDef] = {}
 
 
-def defop(name: str, forward: Callable[..., Any], *vjps: Callable[..., Any] | None,
-          **fields: Any) -> OpDef:
+def defop(
+    name: str, forward: Callable[..., Any], *vjps: Callable[..., Any] | None, **fields: Any
+) -> OpDef:
     """Register a primitive. Rejects duplicate names and a vjp count that disagrees with arity."""
     if name in OPS:
         raise ValueError(f"defop: an op named {name!r} is already defined")
@@ -135,9 +136,13 @@ def _sigmoid(x: np.ndarray) -> np.ndarray:
 def _logsumexp(x: np.ndarray, axis: Any = None, keepdims: bool = False) -> np.ndarray:
     m = np.max(x, axis=axis, keepdims=True)
     m = np.where(np.isfinite(m), m, 0)  # a slice of all -inf stays -inf, not NaN
-    out = np.log(np.sum(np.exp(x - m), axis=axis, keepdims=True)) + m
-    return out if keepdims else out.reshape([n for i, n in enumerate(out.shape)
-                                             if i not in _axes(x.ndim, axis)])
+    with np.errstate(divide="ignore"):  # log(0) = -inf is the right answer there
+        out = np.log(np.sum(np.exp(x - m), axis=axis, keepdims=True)) + m
+    return (
+        out
+        if keepdims
+        else out.reshape([n for i, n in enumerate(out.shape) if i not in _axes(x.ndim, axis)])
+    )
 
 
 def _erf(x: np.ndarray) -> np.ndarray:
@@ -166,8 +171,10 @@ def _cases(*shape_sets: tuple[tuple[int, ...], ...], **params: Any) -> Callable[
     """Test inputs for elementwise ops: the op's domain sampled at each tuple of shapes."""
 
     def make(rng: np.random.Generator, dtype: Any, op: OpDef) -> list[Case]:
-        return [(tuple(op.domain.sample(rng, s, dtype) for s in shapes), dict(params))
-                for shapes in shape_sets]
+        return [
+            (tuple(op.domain.sample(rng, s, dtype) for s in shapes), dict(params))
+            for shapes in shape_sets
+        ]
 
     return make
 
@@ -177,19 +184,52 @@ BINARY = _cases(((2, 3), (2, 3)), ((2, 3), (3,)), ((3, 1), (1, 4)), ((), (2, 2))
 
 # --------------------------------------------------------------------------- elementwise
 
-add = defop("add", np.add, lambda g, out, x, y, xp: g, lambda g, out, x, y, xp: g,
-            sym=lambda sp, x, y: x + y, cases=BINARY,
-            doc="d(x + y) = dx + dy")
-mul = defop("mul", np.multiply, lambda g, out, x, y, xp: g * y, lambda g, out, x, y, xp: g * x,
-            sym=lambda sp, x, y: x * y, cases=BINARY, doc="d(xy) = y dx + x dy")
-div = defop("div", np.divide, lambda g, out, x, y, xp: g / y,
-            lambda g, out, x, y, xp: -g * out / y, sym=lambda sp, x, y: x / y, cases=BINARY,
-            domain=POSITIVE, doc="d(x/y) = dx/y - x dy/y^2")
+add = defop(
+    "add",
+    np.add,
+    lambda g, out, x, y, xp: g,
+    lambda g, out, x, y, xp: g,
+    sym=lambda sp, x, y: x + y,
+    cases=BINARY,
+    doc="d(x + y) = dx + dy",
+)
+mul = defop(
+    "mul",
+    np.multiply,
+    lambda g, out, x, y, xp: g * y,
+    lambda g, out, x, y, xp: g * x,
+    sym=lambda sp, x, y: x * y,
+    cases=BINARY,
+    doc="d(xy) = y dx + x dy",
+)
+div = defop(
+    "div",
+    np.divide,
+    lambda g, out, x, y, xp: g / y,
+    lambda g, out, x, y, xp: -g * out / y,
+    sym=lambda sp, x, y: x / y,
+    cases=BINARY,
+    domain=POSITIVE,
+    doc="d(x/y) = dx/y - x dy/y^2",
+)
 # sub is x + (-y) mathematically; a primitive so `a - b` costs one op, not two.
-sub = defop("sub", np.subtract, lambda g, out, x, y, xp: g, lambda g, out, x, y, xp: -g,
-            sym=lambda sp, x, y: x - y, cases=BINARY, doc="d(x - y) = dx - dy")
-neg = defop("neg", np.negative, lambda g, out, x, xp: -g, sym=lambda sp, x: -x, cases=UNARY,
-            doc="d(-x) = -dx")
+sub = defop(
+    "sub",
+    np.subtract,
+    lambda g, out, x, y, xp: g,
+    lambda g, out, x, y, xp: -g,
+    sym=lambda sp, x, y: x - y,
+    cases=BINARY,
+    doc="d(x - y) = dx - dy",
+)
+neg = defop(
+    "neg",
+    np.negative,
+    lambda g, out, x, xp: -g,
+    sym=lambda sp, x: -x,
+    cases=UNARY,
+    doc="d(-x) = -dx",
+)
 
 
 def _pow_vjp_exponent(g: Any, out: Any, x: Any, y: Any, xp: Any) -> Any:
@@ -208,57 +248,178 @@ def _pow_vjp_base(g: Any, out: Any, x: Any, y: Any, xp: Any) -> Any:
     return g * y * x ** (y - 1)
 
 
-power = defop("power", np.power, _pow_vjp_base, _pow_vjp_exponent, sym=lambda sp, x, y: x**y, domain=POSITIVE, cases=BINARY,
-              doc="d(x^y) = y x^(y-1) dx + x^y ln(x) dy")
-exp = defop("exp", np.exp, lambda g, out, x, xp: g * out, sym=lambda sp, x: sp.exp(x),
-            cases=UNARY, doc="d e^x = e^x dx")
-log = defop("log", np.log, lambda g, out, x, xp: g / x, sym=lambda sp, x: sp.log(x),
-            domain=POSITIVE, cases=UNARY, doc="d ln x = dx / x")
-sin = defop("sin", np.sin, lambda g, out, x, xp: g * xp.cos(x), sym=lambda sp, x: sp.sin(x),
-            cases=UNARY, doc="d sin x = cos x dx")
-cos = defop("cos", np.cos, lambda g, out, x, xp: -g * xp.sin(x), sym=lambda sp, x: sp.cos(x),
-            cases=UNARY, doc="d cos x = -sin x dx")
-tan = defop("tan", np.tan, lambda g, out, x, xp: g * (1 + out * out),
-            sym=lambda sp, x: sp.tan(x), domain=SMALL, cases=UNARY, doc="d tan x = sec^2 x dx")
-arcsin = defop("arcsin", np.arcsin, lambda g, out, x, xp: g / xp.sqrt(1 - x * x),
-               sym=lambda sp, x: sp.asin(x), domain=UNIT, cases=UNARY,
-               doc="d asin x = dx / sqrt(1 - x^2)")
-arccos = defop("arccos", np.arccos, lambda g, out, x, xp: -g / xp.sqrt(1 - x * x),
-               sym=lambda sp, x: sp.acos(x), domain=UNIT, cases=UNARY,
-               doc="d acos x = -dx / sqrt(1 - x^2)")
-arctan = defop("arctan", np.arctan, lambda g, out, x, xp: g / (1 + x * x),
-               sym=lambda sp, x: sp.atan(x), cases=UNARY, doc="d atan x = dx / (1 + x^2)")
-sinh = defop("sinh", np.sinh, lambda g, out, x, xp: g * xp.cosh(x),
-             sym=lambda sp, x: sp.sinh(x), cases=UNARY, doc="d sinh x = cosh x dx")
-cosh = defop("cosh", np.cosh, lambda g, out, x, xp: g * xp.sinh(x),
-             sym=lambda sp, x: sp.cosh(x), cases=UNARY, doc="d cosh x = sinh x dx")
+power = defop(
+    "power",
+    np.power,
+    _pow_vjp_base,
+    _pow_vjp_exponent,
+    sym=lambda sp, x, y: x**y,
+    domain=POSITIVE,
+    cases=BINARY,
+    doc="d(x^y) = y x^(y-1) dx + x^y ln(x) dy",
+)
+exp = defop(
+    "exp",
+    np.exp,
+    lambda g, out, x, xp: g * out,
+    sym=lambda sp, x: sp.exp(x),
+    cases=UNARY,
+    doc="d e^x = e^x dx",
+)
+log = defop(
+    "log",
+    np.log,
+    lambda g, out, x, xp: g / x,
+    sym=lambda sp, x: sp.log(x),
+    domain=POSITIVE,
+    cases=UNARY,
+    doc="d ln x = dx / x",
+)
+sin = defop(
+    "sin",
+    np.sin,
+    lambda g, out, x, xp: g * xp.cos(x),
+    sym=lambda sp, x: sp.sin(x),
+    cases=UNARY,
+    doc="d sin x = cos x dx",
+)
+cos = defop(
+    "cos",
+    np.cos,
+    lambda g, out, x, xp: -g * xp.sin(x),
+    sym=lambda sp, x: sp.cos(x),
+    cases=UNARY,
+    doc="d cos x = -sin x dx",
+)
+tan = defop(
+    "tan",
+    np.tan,
+    lambda g, out, x, xp: g * (1 + out * out),
+    sym=lambda sp, x: sp.tan(x),
+    domain=SMALL,
+    cases=UNARY,
+    doc="d tan x = sec^2 x dx",
+)
+arcsin = defop(
+    "arcsin",
+    np.arcsin,
+    lambda g, out, x, xp: g / xp.sqrt(1 - x * x),
+    sym=lambda sp, x: sp.asin(x),
+    domain=UNIT,
+    cases=UNARY,
+    doc="d asin x = dx / sqrt(1 - x^2)",
+)
+arccos = defop(
+    "arccos",
+    np.arccos,
+    lambda g, out, x, xp: -g / xp.sqrt(1 - x * x),
+    sym=lambda sp, x: sp.acos(x),
+    domain=UNIT,
+    cases=UNARY,
+    doc="d acos x = -dx / sqrt(1 - x^2)",
+)
+arctan = defop(
+    "arctan",
+    np.arctan,
+    lambda g, out, x, xp: g / (1 + x * x),
+    sym=lambda sp, x: sp.atan(x),
+    cases=UNARY,
+    doc="d atan x = dx / (1 + x^2)",
+)
+sinh = defop(
+    "sinh",
+    np.sinh,
+    lambda g, out, x, xp: g * xp.cosh(x),
+    sym=lambda sp, x: sp.sinh(x),
+    cases=UNARY,
+    doc="d sinh x = cosh x dx",
+)
+cosh = defop(
+    "cosh",
+    np.cosh,
+    lambda g, out, x, xp: g * xp.sinh(x),
+    sym=lambda sp, x: sp.cosh(x),
+    cases=UNARY,
+    doc="d cosh x = sinh x dx",
+)
 # tanh, sigmoid and softplus are primitives for stability: their forwards never overflow, and
 # their vjps reuse the output (tanh' = 1 - tanh^2, sigmoid' = s(1 - s)) as the seeds derive.
-tanh = defop("tanh", np.tanh, lambda g, out, x, xp: g * (1 - out * out),
-             sym=lambda sp, x: sp.tanh(x), cases=UNARY, doc="d tanh x = (1 - tanh^2 x) dx")
-sigmoid = defop("sigmoid", _sigmoid, lambda g, out, x, xp: g * out * (1 - out),
-                sym=lambda sp, x: 1 / (1 + sp.exp(-x)), cases=UNARY,
-                doc="d s(x) = s(x)(1 - s(x)) dx")
-softplus = defop("softplus", lambda x: np.logaddexp(0, x),
-                 lambda g, out, x, xp: g * xp.sigmoid(x), sym=lambda sp, x: sp.log(1 + sp.exp(x)),
-                 cases=UNARY, doc="d ln(1 + e^x) = s(x) dx")
-sqrt = defop("sqrt", np.sqrt, lambda g, out, x, xp: g / (2 * out), sym=lambda sp, x: sp.sqrt(x),
-             domain=POSITIVE, cases=UNARY, doc="d sqrt x = dx / (2 sqrt x); inf at 0, as torch")
-erf = defop("erf", _erf, lambda g, out, x, xp: g * (2 / math.sqrt(math.pi)) * xp.exp(-x * x),
-            sym=lambda sp, x: sp.erf(x), cases=UNARY, doc="d erf x = 2/sqrt(pi) e^(-x^2) dx")
+tanh = defop(
+    "tanh",
+    np.tanh,
+    lambda g, out, x, xp: g * (1 - out * out),
+    sym=lambda sp, x: sp.tanh(x),
+    cases=UNARY,
+    doc="d tanh x = (1 - tanh^2 x) dx",
+)
+sigmoid = defop(
+    "sigmoid",
+    _sigmoid,
+    lambda g, out, x, xp: g * out * (1 - out),
+    sym=lambda sp, x: 1 / (1 + sp.exp(-x)),
+    cases=UNARY,
+    doc="d s(x) = s(x)(1 - s(x)) dx",
+)
+softplus = defop(
+    "softplus",
+    lambda x: np.logaddexp(0, x),
+    lambda g, out, x, xp: g * xp.sigmoid(x),
+    sym=lambda sp, x: sp.log(1 + sp.exp(x)),
+    cases=UNARY,
+    doc="d ln(1 + e^x) = s(x) dx",
+)
+sqrt = defop(
+    "sqrt",
+    np.sqrt,
+    lambda g, out, x, xp: g / (2 * out),
+    sym=lambda sp, x: sp.sqrt(x),
+    domain=POSITIVE,
+    cases=UNARY,
+    doc="d sqrt x = dx / (2 sqrt x); inf at 0, as torch",
+)
+erf = defop(
+    "erf",
+    _erf,
+    lambda g, out, x, xp: g * (2 / math.sqrt(math.pi)) * xp.exp(-x * x),
+    sym=lambda sp, x: sp.erf(x),
+    cases=UNARY,
+    doc="d erf x = 2/sqrt(pi) e^(-x^2) dx",
+)
 # abs'(0) := 0 and relu'(0) := 0, as in PyTorch (the seed's convention for relu).
-abs = defop("abs", np.abs, lambda g, out, x, xp: g * np.sign(_np(x)).astype(g.dtype),
-            sym=lambda sp, x: sp.Abs(x), cases=UNARY, doc="d|x| = sign(x) dx")
-relu = defop("relu", lambda x: np.maximum(x, 0), lambda g, out, x, xp: xp.where(_np(x) > 0, g, 0),
-             sym=lambda sp, x: sp.Max(0, x), cases=UNARY, doc="d max(0, x) = [x > 0] dx")
-maximum = defop("maximum", np.maximum, lambda g, out, x, y, xp: g * _ext_weights(x, y, g, 1),
-                lambda g, out, x, y, xp: g * _ext_weights(y, x, g, 1),
-                sym=lambda sp, x, y: sp.Max(x, y), cases=BINARY,
-                doc="d max(x, y) = [x > y] dx + [y > x] dy; ties split the gradient")
-minimum = defop("minimum", np.minimum, lambda g, out, x, y, xp: g * _ext_weights(x, y, g, -1),
-                lambda g, out, x, y, xp: g * _ext_weights(y, x, g, -1),
-                sym=lambda sp, x, y: sp.Min(x, y), cases=BINARY,
-                doc="d min(x, y) = [x < y] dx + [y < x] dy; ties split the gradient")
+abs = defop(
+    "abs",
+    np.abs,
+    lambda g, out, x, xp: g * np.sign(_np(x)).astype(g.dtype),
+    sym=lambda sp, x: sp.Abs(x),
+    cases=UNARY,
+    doc="d|x| = sign(x) dx",
+)
+relu = defop(
+    "relu",
+    lambda x: np.maximum(x, 0),
+    lambda g, out, x, xp: xp.where(_np(x) > 0, g, 0),
+    sym=lambda sp, x: sp.Max(0, x),
+    cases=UNARY,
+    doc="d max(0, x) = [x > 0] dx",
+)
+maximum = defop(
+    "maximum",
+    np.maximum,
+    lambda g, out, x, y, xp: g * _ext_weights(x, y, g, 1),
+    lambda g, out, x, y, xp: g * _ext_weights(y, x, g, 1),
+    sym=lambda sp, x, y: sp.Max(x, y),
+    cases=BINARY,
+    doc="d max(x, y) = [x > y] dx + [y > x] dy; ties split the gradient",
+)
+minimum = defop(
+    "minimum",
+    np.minimum,
+    lambda g, out, x, y, xp: g * _ext_weights(x, y, g, -1),
+    lambda g, out, x, y, xp: g * _ext_weights(y, x, g, -1),
+    sym=lambda sp, x, y: sp.Min(x, y),
+    cases=BINARY,
+    doc="d min(x, y) = [x < y] dx + [y < x] dy; ties split the gradient",
+)
 
 
 def _where_cases(rng: np.random.Generator, dtype: Any, op: OpDef) -> list[Case]:
@@ -266,9 +427,16 @@ def _where_cases(rng: np.random.Generator, dtype: Any, op: OpDef) -> list[Case]:
     return [((c, REALS.sample(rng, (2, 3), dtype), REALS.sample(rng, (3,), dtype)), {})]
 
 
-where = defop("where", np.where, None, lambda g, out, c, x, y, xp: xp.where(_np(c), g, 0),
-              lambda g, out, c, x, y, xp: xp.where(_np(c), 0, g), cases=_where_cases,
-              nosym="selects by a boolean array", doc="d where(c, x, y) = [c] dx + [not c] dy")
+where = defop(
+    "where",
+    np.where,
+    None,
+    lambda g, out, c, x, y, xp: xp.where(_np(c), g, 0),
+    lambda g, out, c, x, y, xp: xp.where(_np(c), 0, g),
+    cases=_where_cases,
+    nosym="selects by a boolean array",
+    doc="d where(c, x, y) = [c] dx + [not c] dy",
+)
 
 
 def _clip_mask(x: Any, a_min: Any, a_max: Any) -> np.ndarray:
@@ -281,23 +449,32 @@ def _clip_mask(x: Any, a_min: Any, a_max: Any) -> np.ndarray:
     return keep
 
 
-clip = defop("clip", lambda x, a_min=None, a_max=None: np.clip(x, a_min, a_max),
-             lambda g, out, x, xp, a_min=None, a_max=None: xp.where(
-                 _clip_mask(x, a_min, a_max), g, 0),
-             cases=_cases(((3, 4),), a_min=-0.5, a_max=0.7), nosym="piecewise by its bounds",
-             doc="d clip(x, lo, hi) = [lo <= x <= hi] dx (bounds included, as torch)")
-astype = defop("astype", lambda x, dtype: x.astype(dtype),
-               lambda g, out, x, xp, dtype: xp.astype(g, _np(x).dtype),
-               cases=_cases(((3,),), dtype=np.float32), nosym="changes precision only",
-               doc="d x.astype(t) = dx, cast back to x's dtype")
+clip = defop(
+    "clip",
+    lambda x, a_min=None, a_max=None: np.clip(x, a_min, a_max),
+    lambda g, out, x, xp, a_min=None, a_max=None: xp.where(_clip_mask(x, a_min, a_max), g, 0),
+    cases=_cases(((3, 4),), a_min=-0.5, a_max=0.7),
+    nosym="piecewise by its bounds",
+    doc="d clip(x, lo, hi) = [lo <= x <= hi] dx (bounds included, as torch)",
+)
+astype = defop(
+    "astype",
+    lambda x, dtype: x.astype(dtype),
+    lambda g, out, x, xp, dtype: xp.astype(g, _np(x).dtype),
+    cases=_cases(((3,),), dtype=np.float64),
+    nosym="changes precision only",
+    doc="d x.astype(t) = dx, cast back to x's dtype",
+)
 
 # --------------------------------------------------------------------------- reductions
 
 
 def _reduce_cases(rng: np.random.Generator, dtype: Any, op: OpDef) -> list[Case]:
     x = op.domain.sample(rng, (3, 4), dtype)
-    return [((x,), {"axis": a, "keepdims": k})
-            for a, k in [(None, False), (0, False), (1, True), ((0, 1), False), (-1, False)]]
+    return [
+        ((x,), {"axis": a, "keepdims": k})
+        for a, k in [(None, False), (0, False), (1, True), ((0, 1), False), (-1, False)]
+    ]
 
 
 def _expand(g: Any, shape: tuple[int, ...], axis: Any, xp: Any) -> Any:
@@ -305,8 +482,14 @@ def _expand(g: Any, shape: tuple[int, ...], axis: Any, xp: Any) -> Any:
     return xp.reshape(g, _kept_shape(shape, axis))
 
 
-def _extremum_vjp(g: Any, out: Any, x: Any, xp: Any, axis: Any = None, keepdims: bool = False,
-                  ) -> Any:
+def _extremum_vjp(
+    g: Any,
+    out: Any,
+    x: Any,
+    xp: Any,
+    axis: Any = None,
+    keepdims: bool = False,
+) -> Any:
     """max/min: ties share the gradient equally (torch.amax's convention)."""
     shape = _kept_shape(x.shape, axis)
     mask = _np(x) == np.reshape(_np(out), shape)
@@ -314,21 +497,43 @@ def _extremum_vjp(g: Any, out: Any, x: Any, xp: Any, axis: Any = None, keepdims:
     return xp.where(mask, xp.reshape(g, shape) / count, 0)
 
 
-sum = defop("sum", lambda x, axis=None, keepdims=False: np.sum(x, axis=axis, keepdims=keepdims),
-            lambda g, out, x, xp, axis=None, keepdims=False: xp.broadcast_to(
-                _expand(g, x.shape, axis, xp), x.shape),
-            cases=_reduce_cases, nosym="a reduction", doc="d sum(x) = sum(dx)")
-max = defop("max", lambda x, axis=None, keepdims=False: np.max(x, axis=axis, keepdims=keepdims),
-            _extremum_vjp, cases=_reduce_cases, nosym="a reduction",
-            doc="d max(x) = dx at the maximum (ties share)")
-min = defop("min", lambda x, axis=None, keepdims=False: np.min(x, axis=axis, keepdims=keepdims),
-            _extremum_vjp, cases=_reduce_cases, nosym="a reduction",
-            doc="d min(x) = dx at the minimum (ties share)")
+sum = defop(
+    "sum",
+    lambda x, axis=None, keepdims=False: np.sum(x, axis=axis, keepdims=keepdims),
+    lambda g, out, x, xp, axis=None, keepdims=False: xp.broadcast_to(
+        _expand(g, x.shape, axis, xp), x.shape
+    ),
+    cases=_reduce_cases,
+    nosym="a reduction",
+    doc="d sum(x) = sum(dx)",
+)
+max = defop(
+    "max",
+    lambda x, axis=None, keepdims=False: np.max(x, axis=axis, keepdims=keepdims),
+    _extremum_vjp,
+    cases=_reduce_cases,
+    nosym="a reduction",
+    doc="d max(x) = dx at the maximum (ties share)",
+)
+min = defop(
+    "min",
+    lambda x, axis=None, keepdims=False: np.min(x, axis=axis, keepdims=keepdims),
+    _extremum_vjp,
+    cases=_reduce_cases,
+    nosym="a reduction",
+    doc="d min(x) = dx at the minimum (ties share)",
+)
 # logsumexp is a primitive for stability (shift by the max) and speed (softmax cross-entropy).
-logsumexp = defop("logsumexp", _logsumexp,
-                  lambda g, out, x, xp, axis=None, keepdims=False: _expand(g, x.shape, axis, xp)
-                  * xp.exp(x - _expand(out, x.shape, axis, xp)),
-                  cases=_reduce_cases, nosym="a reduction", doc="d lse(x) = softmax(x) . dx")
+logsumexp = defop(
+    "logsumexp",
+    _logsumexp,
+    lambda g, out, x, xp, axis=None, keepdims=False: (
+        _expand(g, x.shape, axis, xp) * xp.exp(x - _expand(out, x.shape, axis, xp))
+    ),
+    cases=_reduce_cases,
+    nosym="a reduction",
+    doc="d lse(x) = softmax(x) . dx",
+)
 
 # --------------------------------------------------------------------------- linear algebra
 
@@ -337,8 +542,9 @@ def _matmul_vjp_lhs(g: Any, out: Any, x: Any, y: Any, xp: Any) -> Any:
     """dL/dx = g y^T, with 1-D operands promoted to matrices and back."""
     if y.ndim == 1:
         return xp.reshape(g, (*g.shape, 1)) * y if x.ndim > 1 else g * y
-    if x.ndim == 1:
-        return xp.matmul(xp.reshape(g, (*g.shape[:-1], 1, g.shape[-1])), _swap(y))
+    if x.ndim == 1:  # (..., 1, p) @ (..., p, n) -> (..., 1, n): drop the promoted axis
+        gx = xp.matmul(xp.reshape(g, (*g.shape[:-1], 1, g.shape[-1])), _swap(y))
+        return xp.reshape(gx, (*gx.shape[:-2], gx.shape[-1]))
     return xp.matmul(g, _swap(y))
 
 
@@ -347,22 +553,32 @@ def _matmul_vjp_rhs(g: Any, out: Any, x: Any, y: Any, xp: Any) -> Any:
     if x.ndim == 1:
         gm = xp.reshape(g, (*g.shape[:-1], 1, g.shape[-1])) if y.ndim > 1 else g
         return xp.reshape(x, (-1, 1)) * gm if y.ndim > 1 else g * x
-    if y.ndim == 1:
-        return xp.matmul(_swap(x), xp.reshape(g, (*g.shape, 1)))
+    if y.ndim == 1:  # (..., n, m) @ (..., m, 1) -> (..., n, 1): drop the promoted axis
+        gy = xp.matmul(_swap(x), xp.reshape(g, (*g.shape, 1)))
+        return xp.reshape(gy, gy.shape[:-1])
     return xp.matmul(_swap(x), g)
 
 
 def _matmul_cases(rng: np.random.Generator, dtype: Any, op: OpDef) -> list[Case]:
-    pairs = [((3, 4), (4, 2)), ((4,), (4,)), ((3, 4), (4,)), ((4,), (4, 2)),
-             ((2, 3, 4), (4, 2)), ((2, 1, 3, 4), (3, 4, 5))]
-    return [((op.domain.sample(rng, a, dtype), op.domain.sample(rng, b, dtype)), {})
-            for a, b in pairs]
+    pairs = [
+        ((3, 4), (4, 2)),
+        ((4,), (4,)),
+        ((3, 4), (4,)),
+        ((4,), (4, 2)),
+        ((2, 3, 4), (4, 2)),
+        ((2, 1, 3, 4), (3, 4, 5)),
+    ]
+    return [
+        ((op.domain.sample(rng, a, dtype), op.domain.sample(rng, b, dtype)), {}) for a, b in pairs
+    ]
 
 
 def _matmul(x: np.ndarray, y: np.ndarray) -> np.ndarray:
     if np.ndim(x) == 0 or np.ndim(y) == 0:
-        raise ValueError(f"shapes {np.shape(x)} and {np.shape(y)}: matmul needs at least 1-D "
-                         "operands (use * for scalars)")
+        raise ValueError(
+            f"shapes {np.shape(x)} and {np.shape(y)}: matmul needs at least 1-D "
+            "operands (use * for scalars)"
+        )
     try:
         return np.matmul(x, y)
     except ValueError:
@@ -371,8 +587,15 @@ def _matmul(x: np.ndarray, y: np.ndarray) -> np.ndarray:
         raise ValueError(f"shapes {x.shape} and {y.shape} are not aligned ({why})") from None
 
 
-matmul = defop("matmul", _matmul, _matmul_vjp_lhs, _matmul_vjp_rhs, cases=_matmul_cases,
-               nosym="matrix product", doc="d(XY) = dX Y + X dY")
+matmul = defop(
+    "matmul",
+    _matmul,
+    _matmul_vjp_lhs,
+    _matmul_vjp_rhs,
+    cases=_matmul_cases,
+    nosym="matrix product",
+    doc="d(XY) = dX Y + X dY",
+)
 
 # --------------------------------------------------------------------------- shape and indexing
 
@@ -384,32 +607,60 @@ def _shape_cases(**params: Any) -> Callable[..., list[Case]]:
     return make
 
 
-reshape = defop("reshape", lambda x, shape: np.reshape(x, shape),
-                lambda g, out, x, xp, shape: xp.reshape(g, x.shape),
-                cases=_shape_cases(shape=(4, -1)), nosym="rearranges elements",
-                doc="d reshape(x) = reshape(dx)")
-transpose = defop("transpose", lambda x, axes=None: np.transpose(x, axes),
-                  lambda g, out, x, xp, axes=None: xp.transpose(
-                      g, None if axes is None else tuple(np.argsort(_axes(x.ndim, axes)))),
-                  cases=_shape_cases(axes=(1, 2, 0)), nosym="rearranges elements",
-                  doc="d x^T = (dx)^T")
-broadcast_to = defop("broadcast_to", lambda x, shape: np.broadcast_to(x, shape),
-                     lambda g, out, x, xp, shape: g,  # the engine sums g back to x's shape
-                     cases=lambda rng, dt, op: [((REALS.sample(rng, (3, 1), dt),),
-                                                 {"shape": (2, 3, 4)})],
-                     nosym="repeats elements", doc="d broadcast(x) = sum of dx over the copies")
-getitem = defop("getitem", lambda x, index: x[index],
-                lambda g, out, x, xp, index: xp.scatter_add(g, index, x.shape),
-                cases=lambda rng, dt, op: [((REALS.sample(rng, (4, 5), dt),), {"index": i}) for i in
-                                           [(1, slice(1, 4)), (np.array([0, 2, 2]),),
-                                            (np.array([3, 0, 3]), np.array([1, 1, 1])),
-                                            (Ellipsis, None, 2)]],
-                nosym="selects elements", doc="d x[i] = dx[i]; repeated indices accumulate")
-scatter_add = defop("scatter_add", _np_scatter_add,
-                    lambda g, out, x, xp, index, shape: xp.getitem(g, index),
-                    cases=lambda rng, dt, op: [((REALS.sample(rng, (3,), dt),),
-                                                {"index": np.array([0, 2, 0]), "shape": (4,)})],
-                    nosym="places elements", doc="the transpose of getitem: zeros, x added at i")
+reshape = defop(
+    "reshape",
+    lambda x, shape: np.reshape(x, shape),
+    lambda g, out, x, xp, shape: xp.reshape(g, x.shape),
+    cases=_shape_cases(shape=(4, -1)),
+    nosym="rearranges elements",
+    doc="d reshape(x) = reshape(dx)",
+)
+transpose = defop(
+    "transpose",
+    lambda x, axes=None: np.transpose(x, axes),
+    lambda g, out, x, xp, axes=None: xp.transpose(
+        g, None if axes is None else tuple(np.argsort(_axes(x.ndim, axes)))
+    ),
+    cases=_shape_cases(axes=(1, 2, 0)),
+    nosym="rearranges elements",
+    doc="d x^T = (dx)^T",
+)
+broadcast_to = defop(
+    "broadcast_to",
+    lambda x, shape: np.broadcast_to(x, shape),
+    lambda g, out, x, xp, shape: g,  # the engine sums g back to x's shape
+    cases=lambda rng, dt, op: [((REALS.sample(rng, (3, 1), dt),), {"shape": (2, 3, 4)})],
+    nosym="repeats elements",
+    doc="d broadcast(x) = sum of dx over the copies",
+)
+getitem = defop(
+    "getitem",
+    lambda x, index: x[index],
+    lambda g, out, x, xp, index: xp.scatter_add(g, index, x.shape),
+    cases=lambda rng, dt, op: [
+        ((REALS.sample(rng, (4, 5), dt),), {"index": i})
+        for i in [
+            (1, slice(1, 4)),
+            (np.array([0, 2, 2]),),
+            (np.array([3, 0, 3]), np.array([1, 1, 1])),
+            (Ellipsis, None, 2),
+        ]
+    ],
+    nosym="selects elements",
+    doc="d x[i] = dx[i]; repeated indices accumulate",
+)
+scatter_add = defop(
+    "scatter_add",
+    _np_scatter_add,
+    lambda g, out, x, xp, index, shape: xp.getitem(g, index),
+    cases=lambda rng, dt, op: [
+        ((REALS.sample(rng, (3,), dt),), {"index": np.array([0, 2, 0]), "shape": (4,)})
+    ],
+    nosym="places elements",
+    doc="the transpose of getitem: zeros, x added at i",
+)
+
+
 def _concat_vjp(g: Any, out: Any, *args: Any, argnum: int, axis: int = 0) -> Any:
     """Input i's gradient is its own slice of g along the joined axis."""
     *xs, xp = args
@@ -418,20 +669,51 @@ def _concat_vjp(g: Any, out: Any, *args: Any, argnum: int, axis: int = 0) -> Any
     return xp.getitem(g, (slice(None),) * ax + (slice(start, start + xs[argnum].shape[ax]),))
 
 
-concatenate = defop("concatenate", _concat, _concat_vjp, variadic=True, arity=-1,
-                    cases=lambda rng, dt, op: [((REALS.sample(rng, (2, 3), dt),
-                                                 REALS.sample(rng, (2, 1), dt),
-                                                 REALS.sample(rng, (2, 2), dt)), {"axis": 1})],
-                    nosym="joins arrays", doc="d concat(x, y) = concat(dx, dy)")
+concatenate = defop(
+    "concatenate",
+    _concat,
+    _concat_vjp,
+    variadic=True,
+    arity=-1,
+    cases=lambda rng, dt, op: [
+        (
+            (
+                REALS.sample(rng, (2, 3), dt),
+                REALS.sample(rng, (2, 1), dt),
+                REALS.sample(rng, (2, 2), dt),
+            ),
+            {"axis": 1},
+        )
+    ],
+    nosym="joins arrays",
+    doc="d concat(x, y) = concat(dx, dy)",
+)
 
 
 # --------------------------------------------------------------------------- namespaces
 
 
 NUMPY_NS = SimpleNamespace(
-    **{name: getattr(np, name) for name in
-       ["add", "multiply", "exp", "log", "sin", "cos", "sinh", "cosh", "sqrt", "where",
-        "matmul", "reshape", "transpose", "broadcast_to", "swapaxes"]},
+    **{
+        name: getattr(np, name)
+        for name in [
+            "add",
+            "multiply",
+            "exp",
+            "log",
+            "sin",
+            "cos",
+            "sinh",
+            "cosh",
+            "sqrt",
+            "where",
+            "matmul",
+            "reshape",
+            "transpose",
+            "broadcast_to",
+            "swapaxes",
+        ]
+    },
     sigmoid=_sigmoid,
     sum_to=_np_sum_to,
     scatter_add=_np_scatter_add,

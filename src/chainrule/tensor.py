@@ -1,93 +1,25 @@
-"""Tensor: a NumPy array plus the edge to the op that made it, and the reverse-mode engine.
+"""Tensor: a NumPy array plus the edge to the op that made it; `apply` runs and records an op.
 
-Owns: the Tensor class, grad mode (`no_grad`), `apply` (run an op and record it) and `backprop`
-(an iterative reverse topological walk). It knows ops only through the OpDef interface
-(`forward`, `vjps`, `name`); the op table itself lives in `ops.py`. Imports NumPy only.
+Owns the Tensor class, `apply` (the forward dispatch that records graph nodes) and in-place
+version counting. The reverse sweep lives in `backward.py`, grad mode in `mode.py`; ops are
+known only through the OpDef interface (`forward`, `vjps`, `name`). Imports NumPy only.
 """
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Callable, Iterable, Sequence
-from contextlib import ContextDecorator
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
-# --------------------------------------------------------------------------- grad mode
+from chainrule.mode import _state
+from chainrule.mode import detect_anomaly as detect_anomaly
+from chainrule.mode import enable_grad as enable_grad
+from chainrule.mode import is_grad_enabled as is_grad_enabled
+from chainrule.mode import no_grad as no_grad
 
-
-class _State(threading.local):
-    grad_enabled = True
-    anomaly = False
-
-
-_state = _State()
 # Incremented by every in-place change to a Tensor; while it is 0 backward skips version checks.
 _inplace_count = 0
-
-
-class _GradMode(ContextDecorator):
-    def __init__(self, enabled: bool) -> None:
-        self.enabled = enabled
-        self._prev: list[bool] = []
-
-    def __enter__(self) -> None:
-        self._prev.append(_state.grad_enabled)
-        _state.grad_enabled = self.enabled
-
-    def __exit__(self, *exc: object) -> None:
-        _state.grad_enabled = self._prev.pop()
-
-
-def no_grad() -> _GradMode:
-    """Disable graph recording (thread-local), as a context manager or a decorator.
-
-    Examples
-    --------
-    >>> import chainrule as cr
-    >>> x = cr.tensor(2.0, requires_grad=True)
-    >>> with cr.no_grad():
-    ...     y = x * 3
-    >>> y.requires_grad
-    False
-    """
-    return _GradMode(False)
-
-
-def enable_grad() -> _GradMode:
-    """Re-enable graph recording inside a `no_grad` block."""
-    return _GradMode(True)
-
-
-def is_grad_enabled() -> bool:
-    """Whether new ops are recorded for backward in this thread."""
-    return _state.grad_enabled
-
-
-class detect_anomaly(ContextDecorator):
-    """Check every op's forward result and every gradient for NaN/inf, and name the first bad op.
-
-    Slow (one `isfinite` per op); meant for debugging. Raises `FloatingPointError`.
-
-    Examples
-    --------
-    >>> import chainrule as cr
-    >>> x = cr.tensor([-1.0, 4.0], requires_grad=True)
-    >>> with cr.detect_anomaly():
-    ...     cr.sqrt(x)
-    Traceback (most recent call last):
-    ...
-    FloatingPointError: sqrt: forward produced NaN/inf from finite inputs (output shape (2,))
-    """
-
-    def __enter__(self) -> None:
-        self._prev = _state.anomaly
-        _state.anomaly = True
-
-    def __exit__(self, *exc: object) -> None:
-        _state.anomaly = self._prev
-
 
 # --------------------------------------------------------------------------- dtypes
 
@@ -130,7 +62,7 @@ class Tensor:
     >>> y = x ** 2
     >>> y.backward()
     >>> x.grad
-    tensor(6., dtype=float32)
+    tensor(6.)
     """
 
     __slots__ = (
@@ -349,6 +281,8 @@ class Tensor:
                 raise ValueError(
                     f"backward(): gradient has shape {seed.shape}, output has shape {self.shape}"
                 )
+        from chainrule.backward import backprop
+
         backprop(
             [self],
             [seed],
@@ -392,7 +326,11 @@ def apply(op: Any, *args: Any, **params: Any) -> Tensor:
     """
     arrays = [a.data if isinstance(a, Tensor) else a for a in args]
     try:
-        out = op.forward(*arrays, **params)
+        if _state.anomaly:  # report the op by name instead of NumPy's anonymous warning
+            with np.errstate(all="ignore"):
+                out = op.forward(*arrays, **params)
+        else:
+            out = op.forward(*arrays, **params)
     except (ValueError, TypeError, IndexError) as exc:
         if str(exc).startswith("shapes"):
             raise type(exc)(f"{op.name}: {exc}") from None
@@ -442,244 +380,7 @@ def _check_forward(op: Any, arrays: Sequence[Any], out: np.ndarray) -> None:
         )
 
 
-# --------------------------------------------------------------------------- backprop
-
-
-def toposort(roots: Iterable[Tensor]) -> list[Tensor]:
-    """Nodes reachable from `roots` through tensors that require grad, inputs before outputs.
-
-    Iterative (an explicit stack), so a chain of a million ops does not hit the recursion limit.
-    """
-    order: list[Tensor] = []
-    visited: set[int] = set()
-    stack: list[tuple[Tensor, bool]] = [(r, False) for r in roots]
-    while stack:
-        node, expanded = stack.pop()
-        if expanded:
-            order.append(node)
-            continue
-        if id(node) in visited:
-            continue
-        visited.add(id(node))
-        stack.append((node, True))
-        if node._op is None:
-            continue
-        parents = node._parents
-        if parents is None:
-            raise RuntimeError(_freed_message(node))
-        for p in parents:
-            if isinstance(p, Tensor) and p.requires_grad and id(p) not in visited:
-                stack.append((p, False))
-    return order
-
-
-def _check_versions(node: Tensor) -> None:
-    vsum = node._version
-    for p in node._parents or ():
-        if isinstance(p, Tensor):
-            vsum += p._version
-    if vsum != node._vsum:
-        raise RuntimeError(
-            f"{node._op.name}: one of the tensors it needs for its gradient was modified in "
-            "place after the op ran; the gradient would be silently wrong"
-        )
-
-
-def backprop(
-    roots: Sequence[Tensor],
-    seeds: Sequence[Any],
-    *,
-    retain_graph: bool = False,
-    create_graph: bool | None = False,
-    accumulate: bool = True,
-    inputs: Sequence[Tensor] | None = None,
-) -> dict[int, Any]:
-    """Reverse-mode sweep from `roots` with upstream gradients `seeds`.
-
-    With `accumulate`, leaf gradients are added into `.grad`. With `inputs`, the sweep stops at
-    those tensors (they act as leaves) and only nodes that lead to them are visited. Returns the
-    gradients that reached `inputs` (or every leaf), keyed by `id(tensor)`. With `create_graph`
-    the vjps run on Tensors (namespace `ops.TENSOR_NS`) so the result is itself differentiable;
-    otherwise they run on plain arrays (`ops.NUMPY_NS`), the fast path. `create_graph=None`
-    decides by itself: record only if the result depends on tensors outside the swept subgraph
-    (an enclosing transform's inputs, a seed that requires grad), which is what lets
-    `grad(grad(f))` compose while a lone `grad(f)` stays on the fast path.
-    """
-    from chainrule.ops import NUMPY_NS, TENSOR_NS
-
-    stop = {id(t) for t in inputs} if inputs is not None else None
-    order = _relevant_order(roots, stop)
-    if create_graph is None:
-        create_graph = _state.grad_enabled and _depends_outside(order, seeds, stop)
-        retain_graph = retain_graph or create_graph
-    xp = TENSOR_NS if create_graph else NUMPY_NS
-    grads: dict[int, Any] = {}
-    for r, s in zip(roots, seeds):
-        s = _to_mode(s, create_graph)
-        # Seeds may be the caller's own arrays: never let them become a leaf's .grad uncopied.
-        grads[id(r)] = (s if create_graph else _Shared(s)) if id(r) not in grads else (
-            _plus(grads[id(r)], s)
-        )
-    results: dict[int, Any] = {}
-    check_versions = _inplace_count > 0
-    with _GradMode(create_graph), np.errstate(divide="ignore"):
-        for k in range(len(order) - 1, -1, -1):
-            node = order[k]
-            order[k] = None  # type: ignore[call-overload]  # release as we go
-            g = grads.pop(id(node), None)
-            if g is None:
-                continue
-            if node._op is None or (stop is not None and id(node) in stop):
-                results[id(node)] = g.a if type(g) is _Shared else g
-                if accumulate and node.requires_grad and node._op is None:
-                    _accumulate_leaf(node, g, create_graph)
-                continue
-            if type(g) is _Shared:
-                g = g.a
-            if node._retains_grad and accumulate:
-                node.grad = g if create_graph else Tensor._leaf(np.array(g), False)
-            if check_versions:
-                _check_versions(node)
-            _propagate(node, g, xp, create_graph, grads)
-            if _state.anomaly:
-                _check_backward(node, grads)
-            if not retain_graph:
-                node._parents = None
-    return results
-
-
-def _relevant_order(roots: Sequence[Tensor], stop: set[int] | None) -> list[Tensor]:
-    """Like `toposort`, but only nodes with a path to a stop node, not expanded past them."""
-    if stop is None:
-        return toposort(roots)
-    order: list[Tensor] = []
-    reaches: dict[int, bool] = {}
-    visited: set[int] = set()
-    stack: list[tuple[Tensor, bool]] = [(r, False) for r in roots]
-    while stack:
-        node, expanded = stack.pop()
-        nid = id(node)
-        if expanded:
-            ok = nid in stop or any(
-                reaches.get(id(p), False) for p in node._parents or () if isinstance(p, Tensor)
-            )
-            reaches[nid] = ok
-            if ok:
-                order.append(node)
-            continue
-        if nid in visited:
-            continue
-        visited.add(nid)
-        stack.append((node, True))
-        if nid in stop or node._op is None:
-            continue
-        if node._parents is None:
-            raise RuntimeError(_freed_message(node))
-        for p in node._parents:
-            if isinstance(p, Tensor) and p.requires_grad and id(p) not in visited:
-                stack.append((p, False))
-    return order
-
-
-def _depends_outside(order: list[Tensor], seeds: Sequence[Any], stop: set[int] | None) -> bool:
-    if any(isinstance(s, Tensor) and s.requires_grad for s in seeds):
-        return True
-    inside = {id(n) for n in order}
-    for node in order:
-        if node._op is None or (stop is not None and id(node) in stop):
-            if node._op is not None:
-                return True  # an input that is itself computed from something else
-            continue
-        for p in node._parents or ():
-            if isinstance(p, Tensor) and p.requires_grad and id(p) not in inside:
-                return True
-    return False
-
-
-def _to_mode(g: Any, create_graph: bool) -> Any:
-    if create_graph:
-        return g if isinstance(g, Tensor) else Tensor._leaf(np.asarray(g), False)
-    return g.data if isinstance(g, Tensor) else np.asarray(g)
-
-
-def _propagate(
-    node: Tensor, g: Any, xp: Any, create_graph: bool, grads: dict[int, Any]
-) -> None:
-    """Call each input's vjp with the upstream gradient and add the result to that input."""
-    op = node._op
-    parents = node._parents
-    params = node._params or {}
-    if create_graph:
-        inputs: Sequence[Any] = parents  # type: ignore[assignment]
-        out: Any = node
-    else:
-        inputs = [p.data if isinstance(p, Tensor) else p for p in parents]  # type: ignore[union-attr]
-        out = node.data
-    vjps = op.vjps
-    for i, p in enumerate(parents):  # type: ignore[arg-type]
-        if not isinstance(p, Tensor) or not p.requires_grad:
-            continue
-        vjp = vjps[0] if op.variadic else vjps[i]
-        if vjp is None:
-            raise RuntimeError(f"{op.name}: input {i} is not differentiable")
-        gi = vjp(g, out, *inputs, xp, argnum=i, **params) if op.variadic else (
-            vjp(g, out, *inputs, xp, **params)
-        )
-        if gi.shape != p.data.shape:
-            gi = xp.sum_to(gi, p.data.shape)
-        pid = id(p)
-        acc = grads.get(pid)
-        if acc is None:
-            # An identity-like vjp may hand the same array to several inputs: mark it shared.
-            grads[pid] = gi if (create_graph or gi is not g) else _Shared(gi)
-        else:
-            grads[pid] = _plus(acc, gi)
-
-
-class _Shared:
-    """A gradient array that another consumer may also hold; copy before mutating."""
-
-    __slots__ = ("a",)
-
-    def __init__(self, a: np.ndarray) -> None:
-        self.a = a
-
-
-def _plus(acc: Any, gi: Any) -> Any:
-    a = acc.a if type(acc) is _Shared else acc
-    b = gi.a if type(gi) is _Shared else gi
-    return a + b
-
-
-def _accumulate_leaf(leaf: Tensor, g: Any, create_graph: bool) -> None:
-    if create_graph:
-        g = g if isinstance(g, Tensor) else Tensor._leaf(np.asarray(g), False)
-        leaf.grad = g if leaf.grad is None else leaf.grad + g
-        return
-    if type(g) is _Shared:
-        g = g.a.copy()
-    elif isinstance(g, Tensor):
-        g = g.data
-    if g.dtype != leaf.data.dtype:
-        g = g.astype(leaf.data.dtype)
-    if leaf.grad is None:
-        if g.base is not None or not g.flags.writeable:
-            g = np.array(g)
-        leaf.grad = Tensor._leaf(g, False)
-    else:
-        leaf.grad.data = leaf.grad.data + g
-
-
-def _check_backward(node: Tensor, grads: dict[int, Any]) -> None:
-    for p in node._parents or ():
-        if isinstance(p, Tensor) and id(p) in grads:
-            g = grads[id(p)]
-            arr = g.a if type(g) is _Shared else (g.data if isinstance(g, Tensor) else g)
-            if arr.dtype.kind in "fc" and not np.isfinite(arr).all():
-                raise FloatingPointError(
-                    f"{node._op.name}: backward produced NaN/inf in the gradient of its input "
-                    f"(shape {arr.shape})"
-                )
-
-
-GradFn = Callable[..., Any]
+# The reverse sweep, re-exported for code that knows it from here (backward.py imports this
+# module, so the import must come after Tensor is defined).
+from chainrule.backward import backprop as backprop  # noqa: E402
+from chainrule.backward import toposort as toposort  # noqa: E402

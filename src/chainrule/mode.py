@@ -1,0 +1,81 @@
+"""Grad mode: whether ops are recorded (`no_grad`, thread-local) and `detect_anomaly`.
+
+Owns the per-thread state the engine reads on every op. Imports nothing from chainrule.
+"""
+
+from __future__ import annotations
+
+import threading
+from contextlib import ContextDecorator
+
+# --------------------------------------------------------------------------- grad mode
+
+
+class _State(threading.local):
+    grad_enabled = True
+    anomaly = False
+
+
+_state = _State()
+
+
+class _GradMode(ContextDecorator):
+    def __init__(self, enabled: bool) -> None:
+        self.enabled = enabled
+        self._prev: list[bool] = []
+
+    def __enter__(self) -> None:
+        self._prev.append(_state.grad_enabled)
+        _state.grad_enabled = self.enabled
+
+    def __exit__(self, *exc: object) -> None:
+        _state.grad_enabled = self._prev.pop()
+
+
+def no_grad() -> _GradMode:
+    """Disable graph recording (thread-local), as a context manager or a decorator.
+
+    Examples
+    --------
+    >>> import chainrule as cr
+    >>> x = cr.tensor(2.0, requires_grad=True)
+    >>> with cr.no_grad():
+    ...     y = x * 3
+    >>> y.requires_grad
+    False
+    """
+    return _GradMode(False)
+
+
+def enable_grad() -> _GradMode:
+    """Re-enable graph recording inside a `no_grad` block."""
+    return _GradMode(True)
+
+
+def is_grad_enabled() -> bool:
+    """Whether new ops are recorded for backward in this thread."""
+    return _state.grad_enabled
+
+
+class detect_anomaly(ContextDecorator):
+    """Check every op's forward result and every gradient for NaN/inf, and name the first bad op.
+
+    Slow (one `isfinite` per op); meant for debugging. Raises `FloatingPointError`.
+
+    Examples
+    --------
+    >>> import chainrule as cr
+    >>> x = cr.tensor([-1.0, 4.0], requires_grad=True)
+    >>> with cr.detect_anomaly():
+    ...     cr.sqrt(x)
+    Traceback (most recent call last):
+    ...
+    FloatingPointError: sqrt: forward produced NaN/inf from finite inputs (output shape (2,))
+    """
+
+    def __enter__(self) -> None:
+        self._prev = _state.anomaly
+        _state.anomaly = True
+
+    def __exit__(self, *exc: object) -> None:
+        _state.anomaly = self._prev
