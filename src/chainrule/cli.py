@@ -16,7 +16,6 @@ COMMANDS = {
     "evaluate": "evaluate",
     "explain": "explain",
     "backprop": "backprop",
-    "demo": "demo",
 }
 
 
