@@ -143,7 +143,7 @@ def _compare_input(
             e = np.zeros_like(x)
             e[j] = eps
             n = (_phi(f, args, i, x + e, u) - _phi(f, args, i, x - e, u)) / (2 * eps)
-            _judge(i, f"index {j}", a[j], n, atol, rtol)
+            _judge(i, f"index {j}", float(a[j]), n, atol, rtol)
         return
     for k in range(8):
         v = rng.standard_normal(x.shape)
