@@ -29,8 +29,8 @@ class _Activation(sp.Function):
         raise NotImplementedError
 
     def _latex(self, printer, exp=None):
-        power = "" if exp is None else "^{%s}" % exp
-        return r"%s%s\left(%s\right)" % (self._latex_name, power, printer._print(self.args[0]))
+        power = "" if exp is None else f"^{{{exp}}}"
+        return rf"{self._latex_name}{power}\left({printer._print(self.args[0])}\right)"
 
 
 class sigmoid(_Activation):

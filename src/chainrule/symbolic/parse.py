@@ -54,11 +54,13 @@ def _log(x, base=None):
 
 
 # name -> (SymPy constructor, allowed argument counts)
+_PLAIN = "sin cos tan sec csc cot sinh cosh tanh asin acos atan acot asinh acosh atanh"
+_PLAIN += " sech csch coth exp sqrt erf"
+
+# name -> (SymPy constructor, allowed argument counts)
 FUNCTIONS: dict[str, tuple[Callable[..., sp.Expr], tuple[int, ...]]] = {
-    **{n: (getattr(sp, n), (1,)) for n in "sin cos tan sec csc cot sinh cosh tanh".split()},
-    **{n: (getattr(sp, n), (1,)) for n in "asin acos atan acot asinh acosh atanh".split()},
-    **{"arc" + n[1:]: (getattr(sp, n), (1,)) for n in "asin acos atan acot".split()},
-    **{n: (getattr(sp, n), (1,)) for n in "sech csch coth exp sqrt erf".split()},
+    **{n: (getattr(sp, n), (1,)) for n in _PLAIN.split()},
+    **{"arc" + n[1:]: (getattr(sp, n), (1,)) for n in ("asin", "acos", "atan", "acot")},
     "ln": (sp.log, (1,)),
     "log": (_log, (1, 2)),
     "cbrt": (sp.cbrt, (1,)),
@@ -73,8 +75,8 @@ FUNCTIONS: dict[str, tuple[Callable[..., sp.Expr], tuple[int, ...]]] = {
     "min": (sp.Min, (2, 3, 4)),
 }
 CONSTANTS = {"e": sp.E, "pi": sp.pi, "π": sp.pi}
-GREEK = set("alpha beta gamma delta epsilon zeta eta theta iota kappa lambda mu nu xi".split())
-GREEK |= set("omicron rho tau upsilon phi chi psi omega".split())
+_GREEK = "alpha beta gamma delta epsilon zeta eta theta iota kappa lambda mu nu xi omicron rho"
+GREEK = {*_GREEK.split(), "tau", "upsilon", "phi", "chi", "psi", "omega"}
 
 _SUPERSCRIPTS = str.maketrans("⁰¹²³⁴⁵⁶⁷⁸⁹⁻⁺", "0123456789-+")
 _OPERATORS = {"**": "^", "×": "*", "·": "*", "⋅": "*", "÷": "/", "−": "-", "[": "(", "]": ")"}
@@ -326,18 +328,20 @@ def parse(text: str, *, names: Iterable[str] = ()) -> sp.Expr:
     2*x*sin(x)
     >>> parse("e^(x²) + log(x, 2)")
     exp(x**2) + log(x)/log(2)
-    >>> parse("x +")
+    >>> parse("x + )")
     Traceback (most recent call last):
     ...
-    chainrule.symbolic.parse.ParseError: expected a number, a name or '(', found end of input at column 4
-      x +
-         ^
+    chainrule.symbolic.parse.ParseError: expected a number, a name or '(', found ')' at column 5
+      x + )
+          ^
     """
     program = parse_program(text, names=names)
     if program.definitions:
         name = next(iter(program.definitions))
         raise ParseError(
-            "expected one expression, found a program (use parse_program)", text, text.find(str(name))
+            "expected one expression, found a program (use parse_program)",
+            text,
+            text.find(str(name)),
         )
     return program.expr
 

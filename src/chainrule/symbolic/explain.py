@@ -1,0 +1,279 @@
+"""``explain(expr, wrt, lang) -> Derivation``: parse, build the rule tree, tidy the answer, render.
+
+Also owns the learner-facing simplification (``learner_form``): a fixed strategy that keeps
+factored chain results (6x(x² + 1)²) and pulls common factors out of sums (e^x(x² + 2x)).
+Imports parse, steps and render; never the autodiff engine (see evaluate.py).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+import sympy as sp
+
+from chainrule.symbolic import render as V
+from chainrule.symbolic.functions import sigmoid
+from chainrule.symbolic.parse import Program, parse_program
+from chainrule.symbolic.rules import Rule
+from chainrule.symbolic.steps import diff_program, diff_steps
+
+__all__ = ["Derivation", "explain", "learner_form"]
+
+_SIMPLIFY_MAX_OPS = 30  # sympy.simplify is tried only on small answers: it can take seconds
+
+
+@dataclass(frozen=True, kw_only=True)
+class Derivation:
+    """A worked derivative: the rule tree, the answer and its renderings.
+
+    Attributes
+    ----------
+    expr : sympy.Expr
+        What was differentiated (for a program: the output's definition).
+    wrt : sympy.Symbol
+        The variable.
+    name : sympy.Symbol
+        The name of the function (``y``, or a program's output such as ``z``).
+    steps : Rule
+        The tree of named rule applications; ``steps.eval()`` is the unsimplified derivative.
+    result : sympy.Expr
+        The derivative in the form a learner expects (in the leaves, for a program).
+    lang : str
+        Default language of the renderings, ``"en"`` or ``"zh"``.
+    definitions : dict
+        A program's intermediates (empty for a single expression).
+    """
+
+    expr: sp.Expr
+    wrt: sp.Symbol
+    name: sp.Symbol
+    steps: Rule
+    result: sp.Expr
+    lang: str = "en"
+    definitions: Mapping[sp.Symbol, sp.Expr] = field(default_factory=dict)
+    lines: tuple[V.Line, ...] = ()
+
+    def to_text(self, lang: str | None = None) -> str:
+        """The derivation as indented lines of Unicode math."""
+        return V.render(self.lines, lang=lang or self.lang, fmt="text")
+
+    def to_markdown(self, lang: str | None = None) -> str:
+        """The derivation as a nested Markdown list with ``$...$`` math."""
+        return V.render(self.lines, lang=lang or self.lang, fmt="markdown")
+
+    def to_latex(self, lang: str | None = None) -> str:
+        """The derivation as a LaTeX ``array`` (prose in ``\\text{}``)."""
+        return V.render(self.lines, lang=lang or self.lang, fmt="latex")
+
+    def _repr_markdown_(self) -> str:
+        return self.to_markdown()
+
+    def _repr_latex_(self) -> str:
+        return "$$" + self.to_latex() + "$$"
+
+    def __str__(self) -> str:
+        return self.to_text()
+
+    def evaluate(self, **values: float) -> float:
+        """The derivative at a point, e.g. ``d.evaluate(x=2.0)``; every free symbol needs a value.
+
+        >>> explain("(x^2+1)^3").evaluate(x=2)
+        300.0
+        """
+        symbols = {s.name: s for s in self.result.free_symbols}
+        if missing := sorted(set(symbols) - set(values)):
+            raise ValueError(f"evaluate: no value for {', '.join(missing)}")
+        value = self.result.evalf(subs={symbols[k]: v for k, v in values.items() if k in symbols})
+        return float(value)
+
+
+def explain(expr: str | sp.Expr, wrt: str | sp.Symbol = "x", lang: str = "en") -> Derivation:
+    """Differentiate step by step, naming every rule (chain rule with u = g(x), ...).
+
+    Parameters
+    ----------
+    expr : str or sympy.Expr
+        Typed math (``"(x^2+1)^3"``, ``"√(1+x²)"``), a program of definitions
+        (``"z = (u+v)^2; u = x*y; v = x + y"``) or a SymPy expression.
+    wrt : str or sympy.Symbol
+        The variable (default ``"x"``); with several variables this gives partial derivatives.
+    lang : {"en", "zh"}
+        Language of the renderings (English or Simplified Chinese).
+
+    Returns
+    -------
+    Derivation
+
+    Raises
+    ------
+    chainrule.symbolic.ParseError
+        When ``expr`` is malformed text (the message points at the character).
+
+    Examples
+    --------
+    >>> d = explain("(x^2+1)^3")
+    >>> d.result
+    6*x*(x**2 + 1)**2
+    >>> print(d.to_text())
+    Differentiate y = (x² + 1)³ with respect to x.
+    Chain rule: let y = u³, u = x² + 1.
+      Power rule (d/du(uⁿ) = n·uⁿ⁻¹): dy/du = 3u²
+      Sum rule: du/dx = d/dx(x²) + d/dx(1) = 2x + 0 = 2x
+        Power rule (d/dx(xⁿ) = n·xⁿ⁻¹): d/dx(x²) = 2x
+      Multiply the links: dy/dx = dy/du·du/dx = 3(x² + 1)²·2x = 6x(x² + 1)²
+    Result: dy/dx = 6x(x² + 1)²
+    >>> explain("z = (u+v)^2; u = x*y; v = x + y", wrt="x").result
+    2*(y + 1)*(x*y + x + y)
+    """
+    if lang not in V.LANGUAGES:
+        raise ValueError(f"explain: lang must be one of {V.LANGUAGES}, got {lang!r}")
+    wrt_name = wrt if isinstance(wrt, str) else wrt.name
+    program = parse_program(expr, names={wrt_name}) if isinstance(expr, str) else None
+    if program is not None and program.definitions:
+        return _explain_program(program, _symbol(wrt, program.inline()), lang)
+    e = program.expr if program is not None else sp.sympify(expr, strict=True)
+    x = _symbol(wrt, e)
+    name = next(
+        sp.Symbol(n)
+        for n in ("y", "f", "g", "F", "Y")
+        if sp.Symbol(n) != x and n not in {s.name for s in e.free_symbols}
+    )
+    steps = diff_steps(e, x)
+    result = learner_form(steps.eval())
+    lines = _lines(steps, name, x, result, given=V.eq(V.expr(name), V.expr(e)), expr=e)
+    result = _as_sigmoid(e, result) or result
+    return Derivation(expr=e, wrt=x, name=name, steps=steps, result=result, lang=lang, lines=lines)
+
+
+def _symbol(wrt: str | sp.Symbol, expr: sp.Expr) -> sp.Symbol:
+    if isinstance(wrt, sp.Symbol):
+        return wrt
+    found = [s for s in expr.free_symbols if s.name == wrt]
+    return found[0] if found else sp.Symbol(wrt, real=True)
+
+
+def _explain_program(program: Program, x: sp.Symbol, lang: str) -> Derivation:
+    defs = {k: v for k, v in program.definitions.items() if k != x}
+    steps = diff_program(program, x)
+    inner = learner_form(steps.eval())
+    result = learner_form(Program(definitions=defs, expr=inner).inline())
+    shown = [V.eq(V.expr(k), V.expr(v)) for k, v in program.definitions.items()]
+    lines = _lines(
+        steps,
+        program.output,
+        x,
+        result,
+        given=V.listing(shown),
+        expr=program.expr,
+        defs=defs,
+        inner=inner,
+    )
+    return Derivation(
+        expr=program.expr,
+        wrt=x,
+        name=program.output,
+        steps=steps,
+        result=result,
+        lang=lang,
+        definitions=defs,
+        lines=lines,
+    )
+
+
+def _lines(steps, name, x, result, *, given, expr, defs=None, inner=None) -> tuple[V.Line, ...]:
+    """Header, the tree, then simplify / σ / substitute-back lines and the result."""
+    full = Program(definitions=defs or {}, expr=expr).inline()
+    partial = bool(full.free_symbols - {x})
+    top: V.Math = lambda p: p.deriv(name, x, partial)
+    head = (
+        V.Line("given_program", 0, {"out": V.expr(name), "x": V.expr(x), "defs": given})
+        if defs is not None
+        else V.Line("given", 0, {"eq": given, "x": V.expr(x)})
+    )
+    lines = [head, *V.layout(steps, 0, name)]
+    raw = steps.eval()
+    tidy = inner if defs is not None else result
+    as_sigmoid = _as_sigmoid(full, result)
+    if as_sigmoid is not None:  # the seeds' way: e^(-x)/(1 + e^(-x))² = σ(x)(1 - σ(x))
+        lines += _sigmoid_lines(full, raw if defs is None else result, as_sigmoid, top)
+    elif tidy != raw:
+        lines.append(V.Line("simplify", 0, {"eq": V.eq(top, V.expr(raw), V.expr(tidy))}))
+    if defs:
+        subs = V.listing([V.eq(V.expr(k), V.expr(v)) for k, v in defs.items() if k != name])
+        lines.append(V.Line("substitute", 0, {"subs": subs, "eq": V.eq(top, V.expr(result))}))
+    lines.append(V.Line("result", 0, {"eq": V.eq(top, V.expr(as_sigmoid or result))}))
+    return tuple(lines)
+
+
+def learner_form(e: sp.Expr) -> sp.Expr:
+    """The derivative as a textbook writes it: a fixed, deterministic strategy.
+
+    Candidates: SymPy's own form, ``factor`` and (for small answers) ``simplify``, each with
+    monomials multiplied back into a lone sum factor (x(x + 2)e^x -> (x² + 2x)e^x). The fewest
+    operations wins, ties going to the earlier candidate; products are kept as they are.
+
+    Examples
+    --------
+    >>> x = sp.Symbol("x")
+    >>> learner_form(2*x*sp.exp(x) + x**2*sp.exp(x))
+    (x**2 + 2*x)*exp(x)
+    >>> learner_form((2*x*(x + 1) - x**2) / (x + 1)**2)
+    (x**2 + 2*x)/(x + 1)**2
+    """
+    if e.is_Mul and not any(f.is_Pow and f.exp.is_negative and f.base.is_Add for f in e.args):
+        return e
+    candidates = [e, _merge_monomials(sp.factor(e))]
+    if sp.count_ops(e) <= _SIMPLIFY_MAX_OPS:
+        candidates.append(_merge_monomials(sp.simplify(e)))
+    return min(candidates, key=sp.count_ops)
+
+
+def _is_monomial(f: sp.Expr) -> bool:
+    return f.is_Symbol or (f.is_Pow and f.base.is_Symbol and f.exp.is_Integer and f.exp > 0)
+
+
+def _merge_monomials(e: sp.Expr) -> sp.Expr:
+    """In n/d, multiply monomial factors of n into n's one sum factor: x(x + 2) -> x² + 2x."""
+    n, d = sp.fraction(e, exact=True)
+    factors = sp.Mul.make_args(n)
+    monomials = [f for f in factors if _is_monomial(f)]
+    sums = [f for f in factors if f.is_Add]
+    if not monomials or len(sums) != 1:
+        return e
+    rest = [f for f in factors if f not in monomials and f is not sums[0]]
+    return sp.Mul(*rest, sp.expand(sp.Mul(*monomials, sums[0]))) / d
+
+
+def _sigmoid_args(expr: sp.Expr) -> list[sp.Expr]:
+    """The g in every 1/(1 + e^(-g)) of expr: a sigmoid written out by hand."""
+    found = []
+    for node in sp.preorder_traversal(expr):
+        if node.is_Pow and node.exp == -1 and node.base.is_Add and len(node.base.args) == 2:
+            one, other = sorted(node.base.args, key=lambda a: a != 1)
+            if one == 1 and other.func is sp.exp:
+                found.append(-other.args[0])
+    return found
+
+
+def _as_sigmoid(expr: sp.Expr, result: sp.Expr) -> sp.Expr | None:
+    """result as c·σ(g)(1 - σ(g)) when expr has 1/(1 + e^(-g)) and that form exists."""
+    for g in _sigmoid_args(expr):
+        s = sigmoid(g)
+        ratio = sp.simplify(result / (s * (1 - s)).rewrite(sp.exp))
+        if not ratio.has(sp.exp) and sp.count_ops(ratio) <= 4:
+            return ratio * s * (1 - s)
+    return None
+
+
+def _sigmoid_lines(expr, result, form, top) -> list[V.Line]:
+    g = _sigmoid_args(expr)[0]
+    s = sigmoid(g)
+    math = {
+        "s": V.expr(s),
+        "sdef": V.expr(1 / (1 + sp.exp(-g))),
+        "t": V.expr(1 - s),
+        "tdef": V.expr(sp.exp(-g) / (1 + sp.exp(-g))),
+        "eq": V.eq(top, V.expr(result), V.expr(form)),
+    }
+    return [V.Line("sigmoid", 0, math)]
