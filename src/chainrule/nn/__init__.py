@@ -1,5 +1,43 @@
-"""chainrule.nn: neural-network building blocks on top of the engine."""
+"""chainrule.nn: neural-network building blocks (Module, layers, activations, losses).
 
-from chainrule.nn import functional
+`functional` (activations and losses as functions) is the engine lead's; the Modules here wrap it.
+"""
 
-__all__ = ["functional"]
+from chainrule.nn import functional, init
+from chainrule.nn.activations import GELU, LeakyReLU, ReLU, Sigmoid, SiLU, Softmax, Tanh
+from chainrule.nn.layers import (
+    Dropout,
+    Flatten,
+    Identity,
+    LayerNorm,
+    Linear,
+    ModuleList,
+    Sequential,
+)
+from chainrule.nn.losses import BCEWithLogitsLoss, CrossEntropyLoss, MSELoss
+from chainrule.nn.module import Module
+from chainrule.nn.parameter import Parameter
+
+__all__ = [
+    "GELU",
+    "BCEWithLogitsLoss",
+    "CrossEntropyLoss",
+    "Dropout",
+    "Flatten",
+    "Identity",
+    "LayerNorm",
+    "LeakyReLU",
+    "Linear",
+    "MSELoss",
+    "Module",
+    "ModuleList",
+    "Parameter",
+    "ReLU",
+    "Sequential",
+    "SiLU",
+    "Sigmoid",
+    "Softmax",
+    "Tanh",
+    "functional",
+    "init",
+]

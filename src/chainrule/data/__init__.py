@@ -1,0 +1,24 @@
+"""chainrule.data: datasets, batching and shuffling (NumPy only, no internet needed)."""
+
+from chainrule.data.datasets import (
+    DATASETS,
+    load_dataset,
+    load_digits,
+    make_moons,
+    make_spirals,
+    train_test_split,
+)
+from chainrule.data.loader import DataLoader, Dataset, TensorDataset, default_collate
+
+__all__ = [
+    "DATASETS",
+    "DataLoader",
+    "Dataset",
+    "TensorDataset",
+    "default_collate",
+    "load_dataset",
+    "load_digits",
+    "make_moons",
+    "make_spirals",
+    "train_test_split",
+]

@@ -1,0 +1,142 @@
+"""Datasets that need no internet: the bundled UCI digits and the synthetic moons and spirals.
+
+Every loader returns (X float32 of shape (n, features), y int64 of shape (n,)).
+"""
+
+from __future__ import annotations
+
+import gzip
+from importlib import resources
+
+import numpy as np
+
+__all__ = [
+    "DATASETS",
+    "load_dataset",
+    "load_digits",
+    "make_moons",
+    "make_spirals",
+    "train_test_split",
+]
+
+
+def load_digits() -> tuple[np.ndarray, np.ndarray]:
+    """The UCI optical handwritten digits: 1,797 images of 8x8 pixels, 10 classes.
+
+    Pixels (0..16) are scaled to [0, 1]. Bundled with chainrule (CC BY 4.0, see
+    `chainrule/datasets/README.md`); the copy is the one scikit-learn ships.
+
+    Examples
+    --------
+    >>> from chainrule.data import load_digits
+    >>> X, y = load_digits()
+    >>> X.shape, y.shape, int(y.max())
+    ((1797, 64), (1797,), 9)
+    """
+    blob = resources.files("chainrule.datasets").joinpath("digits.csv.gz").read_bytes()
+    table = np.loadtxt(gzip.decompress(blob).decode().splitlines(), delimiter=",", dtype=np.float32)
+    return table[:, :-1] / np.float32(16.0), table[:, -1].astype(np.int64)
+
+
+def make_moons(
+    n_samples: int = 1000, noise: float = 0.1, seed: int = 0
+) -> tuple[np.ndarray, np.ndarray]:
+    """Two interleaving half circles (2 features, 2 classes), with Gaussian noise.
+
+    Examples
+    --------
+    >>> from chainrule.data import make_moons
+    >>> X, y = make_moons(10)
+    >>> X.shape, sorted(set(y.tolist()))
+    ((10, 2), [0, 1])
+    """
+    _check_n(n_samples, "make_moons")
+    rng = np.random.default_rng(seed)
+    n_out = n_samples // 2
+    n_in = n_samples - n_out
+    t_out = np.linspace(0, np.pi, n_out)
+    t_in = np.linspace(0, np.pi, n_in)
+    X = np.concatenate(
+        [
+            np.stack([np.cos(t_out), np.sin(t_out)], 1),
+            np.stack([1 - np.cos(t_in), 0.5 - np.sin(t_in)], 1),
+        ]
+    )
+    y = np.concatenate([np.zeros(n_out, np.int64), np.ones(n_in, np.int64)])
+    X = X + rng.normal(0.0, noise, X.shape)
+    return X.astype(np.float32), y
+
+
+def make_spirals(
+    n_samples: int = 900, n_classes: int = 3, noise: float = 0.2, seed: int = 0
+) -> tuple[np.ndarray, np.ndarray]:
+    """`n_classes` interleaved spiral arms in the plane (CS231n's classic non-linear toy set).
+
+    Examples
+    --------
+    >>> from chainrule.data import make_spirals
+    >>> X, y = make_spirals(30, n_classes=3)
+    >>> X.shape, sorted(set(y.tolist()))
+    ((30, 2), [0, 1, 2])
+    """
+    _check_n(n_samples, "make_spirals")
+    rng = np.random.default_rng(seed)
+    per = np.full(n_classes, n_samples // n_classes)
+    per[: n_samples % n_classes] += 1
+    xs, ys = [], []
+    for k, m in enumerate(per):
+        r = np.linspace(0.0, 1.0, m)
+        theta = np.linspace(k * 4.0, (k + 1) * 4.0, m) + rng.normal(0.0, noise, m)
+        xs.append(np.stack([r * np.sin(theta), r * np.cos(theta)], 1))
+        ys.append(np.full(m, k, np.int64))
+    return np.concatenate(xs).astype(np.float32), np.concatenate(ys)
+
+
+def _check_n(n: int, name: str) -> None:
+    if n < 2:
+        raise ValueError(f"{name}: n_samples must be at least 2, got {n}")
+
+
+DATASETS = {"digits": load_digits, "moons": make_moons, "spirals": make_spirals}
+
+
+def load_dataset(name: str) -> tuple[np.ndarray, np.ndarray]:
+    """Load one of `DATASETS` by name (an unknown name lists the valid ones)."""
+    if name not in DATASETS:
+        raise ValueError(f"unknown dataset {name!r}; choose from {', '.join(DATASETS)}")
+    return DATASETS[name]()
+
+
+def train_test_split(
+    X: np.ndarray, y: np.ndarray, test_size: float = 0.2, seed: int = 0
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Stratified split: each class keeps its share in both parts; fixed by `seed`.
+
+    Returns X_train, X_test, y_train, y_test.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from chainrule.data import train_test_split
+    >>> X, y = np.arange(20).reshape(10, 2), np.array([0] * 5 + [1] * 5)
+    >>> _, _, _, y_test = train_test_split(X, y, test_size=0.4)
+    >>> sorted(y_test.tolist())
+    [0, 0, 1, 1]
+    """
+    if len(X) != len(y):
+        raise ValueError(f"train_test_split: X has {len(X)} samples, y has {len(y)}")
+    if not 0.0 < test_size < 1.0:
+        raise ValueError(f"train_test_split: test_size must be in (0, 1), got {test_size}")
+    rng = np.random.default_rng(seed)
+    test = []
+    for label in np.unique(y):
+        members = rng.permutation(np.flatnonzero(y == label))
+        test.append(members[: round(test_size * len(members))])
+    mask = np.zeros(len(y), bool)
+    mask[np.concatenate(test)] = True
+    if mask.all() or not mask.any():
+        raise ValueError(
+            f"train_test_split: {len(y)} samples are too few for test_size="
+            f"{test_size} (one side would be empty)"
+        )
+    return X[~mask], X[mask], y[~mask], y[mask]

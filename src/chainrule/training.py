@@ -1,0 +1,349 @@
+"""The training loop behind `chainrule train`: config -> model, data, optimizer -> epochs.
+
+Owns TrainConfig, the model builder, per-epoch checkpoints (with the RNG state, so a resumed
+run repeats the uninterrupted one exactly) and divergence detection. NumPy only: progress bars
+and plots belong to the CLI, which passes callbacks.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from chainrule import nn, optim
+from chainrule import random as _random
+from chainrule.data import DataLoader, TensorDataset, load_dataset, train_test_split
+from chainrule.serialization import load, save
+from chainrule.tensor import Tensor, no_grad
+
+__all__ = [
+    "ACTIVATIONS",
+    "OPTIMIZERS",
+    "SCHEDULES",
+    "TrainConfig",
+    "TrainingDiverged",
+    "build_model",
+    "evaluate",
+    "fit",
+    "load_checkpoint",
+    "prepare_data",
+]
+
+ACTIVATIONS: dict[str, Callable[[], nn.Module]] = {
+    "relu": nn.ReLU,
+    "tanh": nn.Tanh,
+    "sigmoid": nn.Sigmoid,
+    "gelu": nn.GELU,
+    "leaky_relu": nn.LeakyReLU,
+    "silu": nn.SiLU,
+}
+OPTIMIZERS: dict[str, Callable[..., optim.Optimizer]] = {
+    "adam": optim.Adam,
+    "adamw": optim.AdamW,
+    "sgd": lambda params, **kw: optim.SGD(params, momentum=0.9, nesterov=True, **kw),
+}
+SCHEDULES = ("none", "cosine", "step")
+CHECKPOINT_KIND = "chainrule-train-run"
+
+
+@dataclasses.dataclass
+class TrainConfig:
+    """Everything that defines a run; stored in the checkpoint so `evaluate` can rebuild it."""
+
+    dataset: str = "digits"
+    hidden: tuple[int, ...] = (128, 64)
+    activation: str = "relu"
+    optimizer: str = "adam"
+    lr: float = 1e-2
+    epochs: int = 30
+    batch_size: int = 32
+    seed: int = 0
+    weight_decay: float | None = None  # None: the optimizer's default (AdamW: 0.01)
+    dropout: float = 0.2
+    schedule: str = "cosine"
+    standardize: bool = True  # zero mean, unit variance per feature, from training data only
+    test_size: float = 0.2
+    split_seed: int = 0  # the held-out split does not move when --seed changes
+
+    def validate(self) -> None:
+        """Raise ValueError naming the bad field and, for names, the valid choices."""
+        for field, value, valid in [
+            ("dataset", self.dataset, _dataset_names()),
+            ("activation", self.activation, list(ACTIVATIONS)),
+            ("optimizer", self.optimizer, list(OPTIMIZERS)),
+            ("schedule", self.schedule, list(SCHEDULES)),
+        ]:
+            if value not in valid:
+                raise ValueError(f"unknown {field} {value!r}; choose from {', '.join(valid)}")
+        for field in ("epochs", "batch_size"):
+            if getattr(self, field) < 1:
+                raise ValueError(f"{field} must be >= 1, got {getattr(self, field)}")
+        if any(h < 1 for h in self.hidden):
+            raise ValueError(f"hidden layer sizes must be >= 1, got {list(self.hidden)}")
+        if not (self.lr > 0 and math.isfinite(self.lr)):
+            raise ValueError(f"lr must be a positive number, got {self.lr}")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d["hidden"] = list(self.hidden)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> TrainConfig:
+        names = {f.name for f in dataclasses.fields(cls)}
+        kwargs = {k: v for k, v in d.items() if k in names}
+        kwargs["hidden"] = tuple(int(h) for h in kwargs.get("hidden", ()))
+        return cls(**kwargs)
+
+
+def _dataset_names() -> list[str]:
+    from chainrule.data import DATASETS
+
+    return list(DATASETS)
+
+
+class TrainingDiverged(FloatingPointError):
+    """The loss became NaN or infinite; names the epoch and step."""
+
+    def __init__(self, epoch: int, step: int, loss: float) -> None:
+        super().__init__(f"loss became {loss} at epoch {epoch}, step {step}")
+        self.epoch, self.step, self.loss = epoch, step, loss
+
+
+def build_model(in_features: int, n_classes: int, config: TrainConfig) -> nn.Sequential:
+    """An MLP: [Linear -> activation (-> Dropout)] per hidden size, then Linear to the logits.
+
+    Examples
+    --------
+    >>> from chainrule.training import TrainConfig, build_model
+    >>> build_model(64, 10, TrainConfig(hidden=(32,), dropout=0.0))
+    Sequential(
+      (0): Linear(in_features=64, out_features=32, bias=True)
+      (1): ReLU()
+      (2): Linear(in_features=32, out_features=10, bias=True)
+    )
+    """
+    layers: list[nn.Module] = []
+    width = in_features
+    for h in config.hidden:
+        layers += [nn.Linear(width, h), ACTIVATIONS[config.activation]()]
+        if config.dropout:
+            layers.append(nn.Dropout(config.dropout))
+        width = h
+    layers.append(nn.Linear(width, n_classes))
+    return nn.Sequential(*layers)
+
+
+def prepare_data(config: TrainConfig) -> tuple[np.ndarray, ...]:
+    """X_train, X_test, y_train, y_test for the configured dataset and held-out split.
+
+    With `config.standardize`, both parts are shifted and scaled by the training part's
+    per-feature mean and standard deviation (features that never vary are only shifted).
+    """
+    X, y = load_dataset(config.dataset)
+    if len(X) == 0:
+        raise ValueError(f"dataset {config.dataset!r} is empty")
+    X_train, X_test, y_train, y_test = train_test_split(
+        X, y, test_size=config.test_size, seed=config.split_seed
+    )
+    if config.standardize:
+        mean = X_train.mean(axis=0)
+        std = X_train.std(axis=0)
+        std = np.where(std > 1e-6, std, 1.0).astype(X.dtype)
+        X_train, X_test = (X_train - mean) / std, (X_test - mean) / std
+    return X_train, X_test, y_train, y_test
+
+
+@no_grad()
+def evaluate(model: nn.Module, X: np.ndarray, y: np.ndarray) -> tuple[float, float]:
+    """(mean cross-entropy loss, accuracy) of `model` on X, y, in eval mode.
+
+    Raises
+    ------
+    ValueError
+        If X is empty or y holds labels the model cannot output.
+    """
+    if len(X) == 0:
+        raise ValueError("evaluate: no samples to evaluate on (empty dataset)")
+    was_training = model.training
+    model.eval()
+    logits = model(Tensor(X))
+    loss = nn.functional.cross_entropy(logits, y).item()
+    model.train(was_training)
+    return float(loss), float(np.mean(np.argmax(logits.data, axis=1) == y))
+
+
+# --------------------------------------------------------------------------- a run
+
+
+@dataclasses.dataclass
+class Run:
+    """The live objects of one training run and its per-epoch history."""
+
+    config: TrainConfig
+    model: nn.Module
+    optimizer: optim.Optimizer
+    scheduler: optim.LRScheduler | None
+    loader: DataLoader
+    data: tuple[np.ndarray, ...]
+    epoch: int = 0
+    history: list[dict[str, Any]] = dataclasses.field(default_factory=list)
+
+    def checkpoint(self) -> dict[str, Any]:
+        """Everything needed to evaluate the model or continue training bit-exactly."""
+        return {
+            "kind": CHECKPOINT_KIND,
+            "config": self.config.to_dict(),
+            "epoch": self.epoch,
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": None if self.scheduler is None else self.scheduler.state_dict(),
+            "rng": _random.get_rng_state(),
+            "history": self.history,
+        }
+
+    def restore(self, state: dict[str, Any]) -> None:
+        """Load a checkpoint's model, optimizer, schedule, RNG state and history."""
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        if self.scheduler is not None and state.get("scheduler") is not None:
+            self.scheduler.load_state_dict(state["scheduler"])
+        _random.set_rng_state(state["rng"])
+        self.epoch = int(state["epoch"])
+        self.history = list(state["history"])
+
+
+def setup(config: TrainConfig, state: dict[str, Any] | None = None) -> Run:
+    """Build data, model (seeded), optimizer, schedule and loader; restore `state` if given."""
+    config.validate()
+    data = prepare_data(config)
+    X_train, _, y_train, y_test = data
+    n_classes = int(max(y_train.max(), y_test.max())) + 1
+    _random.manual_seed(config.seed)
+    model = build_model(X_train.shape[1], n_classes, config)
+    kwargs = {} if config.weight_decay is None else {"weight_decay": config.weight_decay}
+    opt = OPTIMIZERS[config.optimizer](model.parameters(), lr=config.lr, **kwargs)
+    scheduler: optim.LRScheduler | None = None
+    if config.schedule == "cosine":
+        scheduler = optim.CosineAnnealingLR(opt, T_max=config.epochs)
+    elif config.schedule == "step":
+        scheduler = optim.StepLR(opt, step_size=max(1, config.epochs // 3), gamma=0.1)
+    loader = DataLoader(
+        TensorDataset(X_train, y_train),
+        batch_size=config.batch_size,
+        shuffle=True,
+        seed=config.seed,
+    )
+    run = Run(config, model, opt, scheduler, loader, data)
+    if state is not None:
+        run.restore(state)
+    return run
+
+
+StepCallback = Callable[[int, int, float, float], None]
+
+
+def train_epoch(run: Run, on_step: StepCallback | None = None) -> dict[str, Any]:
+    """One pass over the training data; returns the epoch's record for the history.
+
+    Raises
+    ------
+    TrainingDiverged
+        As soon as a mini-batch loss is NaN or infinite (before the bad step is applied).
+    """
+    epoch, start = run.epoch + 1, time.perf_counter()
+    lr = run.optimizer.param_groups[0]["lr"]
+    run.model.train()
+    run.loader.set_epoch(run.epoch)
+    total, correct, seen = 0.0, 0, 0
+    for step, (xb, yb) in enumerate(run.loader, 1):
+        logits = run.model(xb)
+        loss = nn.functional.cross_entropy(logits, yb.data)
+        value = loss.item()
+        if not math.isfinite(value):
+            raise TrainingDiverged(epoch, step, value)
+        run.optimizer.zero_grad()
+        loss.backward()
+        run.optimizer.step()
+        total += value * len(yb)
+        correct += int(np.sum(np.argmax(logits.data, axis=1) == yb.data))
+        seen += len(yb)
+        if on_step is not None:
+            on_step(epoch, step, value, correct / seen)
+    if run.scheduler is not None:
+        run.scheduler.step()
+    test_loss, test_acc = evaluate(run.model, run.data[1], run.data[3])
+    run.epoch = epoch
+    return {
+        "epoch": epoch,
+        "train_loss": total / seen,
+        "train_accuracy": correct / seen,
+        "test_loss": test_loss,
+        "test_accuracy": test_acc,
+        "lr": lr,
+        "time_s": time.perf_counter() - start,
+    }
+
+
+def fit(
+    config: TrainConfig,
+    checkpoint: str | Path | None = None,
+    *,
+    resume: dict[str, Any] | None = None,
+    on_step: StepCallback | None = None,
+    on_epoch: Callable[[dict[str, Any]], None] | None = None,
+) -> Run:
+    """Train until `config.epochs`, saving `checkpoint` after every epoch (atomically).
+
+    A fresh run also saves epoch 0 (the initial weights), so a run that diverges still leaves
+    its last good state on disk. `resume` is a dict from `load_checkpoint`.
+
+    Examples
+    --------
+    >>> from chainrule.training import TrainConfig, fit
+    >>> run = fit(TrainConfig(dataset="moons", hidden=(16,), epochs=2))
+    >>> run.epoch, len(run.history)
+    (2, 2)
+    """
+    run = setup(config, resume)
+    if checkpoint is not None and resume is None:
+        save(run.checkpoint(), checkpoint)
+    while run.epoch < config.epochs:
+        record = train_epoch(run, on_step)
+        run.history.append(record)
+        if checkpoint is not None:
+            save(run.checkpoint(), checkpoint)
+        if on_epoch is not None:
+            on_epoch(record)
+    return run
+
+
+def load_checkpoint(path: str | Path) -> dict[str, Any]:
+    """Load a checkpoint written by `fit` and check that it is one.
+
+    Raises
+    ------
+    FileNotFoundError, chainrule.serialization.CheckpointError
+    """
+    from chainrule.serialization import CheckpointError
+
+    state = load(path)
+    missing = [
+        k
+        for k in ("config", "epoch", "model", "optimizer", "rng", "history")
+        if not isinstance(state, dict) or k not in state
+    ]
+    if not isinstance(state, dict) or state.get("kind") != CHECKPOINT_KIND or missing:
+        raise CheckpointError(
+            f"{str(path)!r} is a chainrule file but not a training checkpoint"
+            + (f" (missing {', '.join(missing)})" if missing else "")
+        )
+    return state
