@@ -50,6 +50,7 @@ class Node:
     is_output: bool = False
     group: str | None = None
     prec: int = ATOM
+    inline: bool = False  # the label is the expression of the inputs (an unnamed result)
 
 
 @dataclass
@@ -180,8 +181,10 @@ def _tensor_node(
     if name:
         node.label = name
     elif kind == "op":
-        node.label, node.prec = _expression(t.op.name, [nodes[i] for i in inputs])
+        node.label, node.prec = expression(t.op.name, [nodes[i] for i in inputs])
+        node.inline = True
         if len(node.label) > max_label:
+            node.inline = False
             counters["v"] += 1
             node.label, node.prec = f"v{counters['v']}", ATOM
     elif kind == "const" and t.data.size == 1:
@@ -209,8 +212,26 @@ def _number_label(v: Any) -> tuple[str, int]:
     return text, (3 if text.startswith("-") else ATOM)
 
 
-def _expression(op: str, args: list[Node]) -> tuple[str, int]:
-    """Infix text for the op applied to its inputs' labels, parenthesised by precedence."""
+def is_number(n: Node) -> bool:
+    """Whether the node is a constant labelled by its own value (the 2 in x^2)."""
+    try:
+        float(n.label)
+    except ValueError:
+        return False
+    return n.kind == "const"
+
+
+def expression(op: str, args: list[Node]) -> tuple[str, int]:
+    """Infix text for the op applied to its inputs' labels, parenthesised by precedence;
+    `-1*t` is written `-t` and `a + -t` is written `a - t` (SymPy's subtraction)."""
+    if op == "mul" and len(args) == 2:
+        for a, b in (args, args[::-1]):
+            if is_number(a) and float(a.label) == -1:
+                return "-" + (b.label if b.prec >= 3 else f"({b.label})"), 3
+    if op == "add" and len(args) == 2:
+        for a, b in (args, args[::-1]):
+            if b.prec == 3 and b.label.startswith("-") and a.label[:1] != "-":
+                return f"{a.label} - {b.label[1:]}", 1
     if op in EXPR and len(EXPR[op][2]) == len(args):
         template, prec, need = EXPR[op]
         parts = [a.label if a.prec >= k else f"({a.label})" for a, k in zip(args, need)]

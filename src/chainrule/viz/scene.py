@@ -14,7 +14,7 @@ import numpy as np
 
 from chainrule.viz import fmt
 from chainrule.viz.layout import Layout, layout
-from chainrule.viz.model import GraphModel, Node
+from chainrule.viz.model import GraphModel, Node, is_number
 
 FONT_SIZE = 12.0
 CHAR_W = 0.6 * FONT_SIZE  # DejaVu Sans Mono advance width; monospace fonts are close to 0.6 em
@@ -134,12 +134,13 @@ def build_scene(model: GraphModel, groups: dict[int, str] | None = None, digits:
 
 def _node_box(n: Node, digits: int, out_label: str) -> SceneNode:
     lines = [(n.label, "title")]
+    if is_number(n):  # a constant operand is its own label
+        return SceneNode(f"n{n.index}", lines, "const", f"constant {n.label}")
     if n.op is not None:
         lines.append((n.op, "op"))
     elif n.kind != "const" or n.tensor is not None:
         lines.append(({"input": "input", "param": "parameter"}.get(n.kind, "constant"), "op"))
-    if n.tensor is not None and n.label != fmt.value_lines(n.value, digits)[0]:
-        lines += _array_lines("", n.value, digits, "value")
+    lines += _array_lines("", n.value, digits, "value")
     if n.grad is not None:
         lines += _array_lines("grad ", n.grad, digits, "grad", shape=False)
     kind = "output" if n.is_output else n.kind

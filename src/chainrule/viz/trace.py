@@ -16,7 +16,7 @@ from chainrule.tensor import Tensor
 from chainrule.viz import gradients, tracefmt
 from chainrule.viz.formulas import Local, local
 from chainrule.viz.groups import parameter_names
-from chainrule.viz.model import GraphModel, Node, build
+from chainrule.viz.model import GraphModel, Node, build, is_number
 
 
 @dataclass
@@ -162,7 +162,7 @@ def _forward_order(model: GraphModel) -> list[Node]:
     for n in model.nodes:
         for i in n.inputs:
             leaf = model.nodes[i]
-            if leaf.op is None and leaf.tensor is not None and leaf not in leaves:
+            if leaf.op is None and not is_number(leaf) and leaf not in leaves:
                 leaves.append(leaf)
     if model.nodes[model.root].op is None:
         leaves = [model.nodes[model.root]]

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from chainrule.viz import fmt
-from chainrule.viz.model import ATOM, EXPR, Node
+from chainrule.viz.model import ATOM, EXPR, Node, expression, is_number
 
 if TYPE_CHECKING:
     from chainrule.viz.trace import Step, Trace
@@ -112,13 +112,22 @@ def forward_stages(trace: Trace, node: Node, nt: Notation) -> list[str]:
     if node.op is None:
         return [nt.label(node.label), value]
     args = [nodes[i] for i in node.inputs]
-    expr = _infix(node.op, [a.label for a in args], [a.prec for a in args])
+    expr = expression(node.op, args)[0]
     parts = [nt.label(node.label), nt.label(expr)]
     if all(a.value.size == 1 for a in args) and node.value.size == 1:
-        numbers = [fmt.value_lines(a.value, d)[0] for a in args]
-        parts.append(_infix(node.op, numbers, [3 if s.startswith("-") else ATOM for s in numbers]))
+        parts.append(_numeric(node, nodes, d, top=True)[0])
     parts.append(value)
     return [s for i, s in enumerate(parts) if i == 0 or s != parts[i - 1]]
+
+
+def _numeric(node: Node, nodes: list[Node], d: int, top: bool = False) -> tuple[str, int]:
+    """The node's expression with numbers for its inputs; unnamed inputs are expanded too, so
+    `z1 = w1*x + b1` reads `0.500*1.000 + 0.200`, as the tutorial notes write it."""
+    if node.op is not None and (top or node.inline):
+        args = [_numeric(nodes[i], nodes, d) for i in node.inputs]
+        return _infix(node.op, [a for a, _ in args], [p for _, p in args]), node.prec
+    text = node.label if is_number(node) else fmt.value_lines(node.value, d)[0]
+    return text, 3 if text.startswith("-") else ATOM
 
 
 def _infix(op: str, labels: list[str], precs: list[int]) -> str:

@@ -1,0 +1,131 @@
+"""`chainrule backprop EXPR --at x=1,...`: forward values, the backward trace with every
+chain-rule product, the gradient of every input, and (with --graph) a drawing of the graph.
+
+EXPR is typed math read by the safe parser (`chainrule.symbolic.parse_program`): one expression
+or statements `z1 = w1*x + b1; a1 = sigmoid(z1); ...`, whose names label the trace. Numbers come
+from the engine (`chainrule.symbolic.evaluate.program_to_engine`), in float64.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+HELP = "trace backpropagation through a formula: every chain-rule product, with numbers"
+FORMATS = ("text", "markdown", "latex")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "expr",
+        metavar="EXPR",
+        help='a formula, e.g. "L = 0.5*(sigmoid(w*x + b) - t)^2", or statements separated by ;',
+    )
+    parser.add_argument(
+        "--at",
+        required=True,
+        metavar="NAME=VALUE,...",
+        help="a value for every input, e.g. x=1,w=0.5",
+    )
+    parser.add_argument(
+        "--graph", metavar="FILE", help="also draw the graph (.svg, .png, .pdf, .dot)"
+    )
+    parser.add_argument(
+        "--format", choices=FORMATS, default="text", help="trace format (default text)"
+    )
+    parser.add_argument("--digits", type=int, default=3, help="decimals printed (default 3)")
+
+
+class InputError(ValueError):
+    """Bad command-line input: reported as one line on stderr, exit code 2."""
+
+
+def parse_at(text: str) -> dict[str, float]:
+    """`"x=1, w1=0.5"` -> `{"x": 1.0, "w1": 0.5}`; InputError names the bad item."""
+    values: dict[str, float] = {}
+    for item in filter(None, (s.strip() for s in text.split(","))):
+        name, sep, value = item.partition("=")
+        name = name.strip()
+        if not sep or not name.isidentifier():
+            raise InputError(f"--at: expected NAME=VALUE, got {item!r}")
+        try:
+            values[name] = float(value)
+        except ValueError:
+            raise InputError(f"--at: {name} = {value.strip()!r} is not a number") from None
+        if name in list(values)[:-1]:
+            raise InputError(f"--at: {name} is given twice")
+    if not values:
+        raise InputError("--at: give a value for every input, e.g. --at x=1,w=0.5")
+    return values
+
+
+def build(expr: str, at: dict[str, float]) -> Any:
+    """The engine tensor of the program's output; inputs are float64 leaves that require grad."""
+    import numpy as np
+
+    import chainrule as cr
+    from chainrule.symbolic import ParseError, parse_program
+    from chainrule.symbolic.evaluate import program_to_engine, to_engine
+
+    try:
+        program = parse_program(expr, names=at)
+    except ParseError as exc:
+        raise InputError(f"cannot read EXPR: {exc.message} at column {exc.position + 1}") from None
+    defined = {s.name for s in program.definitions}
+    needed = {s.name for s in program.inline().free_symbols} - defined
+    if missing := sorted(needed - set(at)):
+        raise InputError(f"no value for {', '.join(missing)}: add it to --at")
+    if extra := sorted(set(at) - needed):
+        raise InputError(f"--at gives {', '.join(extra)}, which EXPR does not use")
+    if clash := sorted(defined & set(at)):
+        raise InputError(f"{', '.join(clash)} is defined in EXPR and also given in --at")
+    env = {k: cr.tensor(v, dtype=np.float64, requires_grad=True, name=k) for k, v in at.items()}
+    try:
+        if program.output is None:
+            return to_engine(program.expr, env, name="f")
+        return program_to_engine(program, env)[program.output.name]
+    except NotImplementedError as exc:
+        raise InputError(str(exc)) from None
+
+
+def run(args: argparse.Namespace) -> int:
+    from chainrule import viz
+
+    try:
+        at = parse_at(args.at)
+        out = build(args.expr, at)
+        if not out.requires_grad:
+            raise InputError("EXPR does not depend on any input")
+        if args.digits < 0 or args.digits > 12:
+            raise InputError(f"--digits must be between 0 and 12, got {args.digits}")
+        trace = viz.trace(out, digits=args.digits)
+        drawing = viz.graph(out, backward=True, digits=args.digits) if args.graph else None
+        if drawing is not None:
+            drawing.save(args.graph)
+    except (InputError, OSError) as exc:
+        print(f"chainrule backprop: error: {exc}", file=sys.stderr)
+        return 2
+    except ValueError as exc:  # an unknown --graph extension
+        print(f"chainrule backprop: error: {exc}", file=sys.stderr)
+        return 2
+    print(_report(trace, args.format, args.digits, order=list(at)))
+    if args.graph:
+        print(f"wrote {args.graph}")
+    return 0
+
+
+def _report(trace: Any, fmt_name: str, digits: int, order: list[str]) -> str:
+    from chainrule.viz import fmt
+
+    body = {"text": trace.to_text, "markdown": trace.to_markdown, "latex": trace.to_latex}
+    out = trace.output.label
+    wrap = out if out.isidentifier() else f"({out})"
+    grads = {k: trace.inputs[k] for k in order if k in trace.inputs}
+    width = max(len(k) for k in grads) if grads else 0
+    lines = [f"d{wrap}/d{k.ljust(width)} = {fmt.number(v, digits)}" for k, v in grads.items()]
+    if fmt_name == "text":
+        return body["text"]() + "\nGradients\n" + "\n".join("  " + s for s in lines)
+    if fmt_name == "markdown":
+        return body["markdown"]() + "\n\n**Gradients**\n\n" + "\n".join(f"- `{s}`" for s in lines)
+    return body["latex"]()
