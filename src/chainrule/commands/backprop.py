@@ -76,10 +76,10 @@ def build(expr: str, at: dict[str, float]) -> Any:
     needed = {s.name for s in program.inline().free_symbols} - defined
     if missing := sorted(needed - set(at)):
         raise InputError(f"no value for {', '.join(missing)}: add it to --at")
-    if extra := sorted(set(at) - needed):
-        raise InputError(f"--at gives {', '.join(extra)}, which EXPR does not use")
     if clash := sorted(defined & set(at)):
         raise InputError(f"{', '.join(clash)} is defined in EXPR and also given in --at")
+    if extra := sorted(set(at) - needed):
+        raise InputError(f"--at gives {', '.join(extra)}, which EXPR does not use")
     env = {k: cr.tensor(v, dtype=np.float64, requires_grad=True, name=k) for k, v in at.items()}
     try:
         if program.output is None:
