@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import os
 import tempfile
-import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -139,29 +138,13 @@ def load(path: str | os.PathLike[str]) -> Any:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"load: no checkpoint file at {str(path)!r}")
-    with open(path, "rb") as f:
-        if f.read(4) != b"PK\x03\x04":
-            raise CheckpointError(
-                f"load: {str(path)!r} is not a chainrule checkpoint (not an "
-                ".npz archive; empty, truncated at the start or another format)"
-            )
+    arrays = _read_members(path)
+    if _MANIFEST not in arrays:
+        raise CheckpointError(f"load: {str(path)!r} is an .npz file but not a chainrule checkpoint")
     try:
-        with np.load(path, allow_pickle=False) as npz:
-            arrays = {name: npz[name] for name in npz.files}
         manifest = json.loads(arrays.pop(_MANIFEST).tobytes().decode())
-    except (
-        zipfile.BadZipFile,
-        EOFError,
-        OSError,
-        KeyError,
-        ValueError,
-        UnicodeDecodeError,
-        zipfile.LargeZipFile,
-    ) as exc:
-        raise CheckpointError(
-            f"load: {str(path)!r} is not a readable chainrule checkpoint "
-            f"(corrupt or truncated file?): {exc}"
-        ) from None
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise CheckpointError(f"load: {str(path)!r} has a damaged manifest ({exc})") from None
     if not isinstance(manifest, dict) or manifest.get("format") != _FORMAT:
         raise CheckpointError(f"load: {str(path)!r} is an .npz file but not a chainrule checkpoint")
     if manifest.get("version", 0) > _VERSION:
@@ -173,6 +156,29 @@ def load(path: str | os.PathLike[str]) -> Any:
         return _decode(manifest["root"], arrays)
     except (KeyError, TypeError, ValueError) as exc:
         raise CheckpointError(f"load: {str(path)!r} has a damaged manifest ({exc!r})") from None
+
+
+def _read_members(path: Path) -> dict[str, np.ndarray]:
+    # Open the file ourselves: np.load(path) leaks its handle when the zip is unreadable.
+    with open(path, "rb") as f:
+        if f.read(4) != b"PK\x03\x04":
+            raise CheckpointError(
+                f"load: {str(path)!r} is not a chainrule checkpoint (not an .npz archive; "
+                "empty, truncated at the start, or another format)"
+            )
+        f.seek(0)
+        try:
+            with np.load(f, allow_pickle=False) as npz:
+                members = {name: npz[name] for name in npz.files}
+            bad = [name for name, value in members.items() if not isinstance(value, np.ndarray)]
+            if bad:
+                raise ValueError(f"members {bad} are not .npy arrays")
+            return members
+        except Exception as exc:  # any parse failure of an untrusted file is "corrupt"
+            raise CheckpointError(
+                f"load: {str(path)!r} is not a readable chainrule checkpoint "
+                f"(corrupt or truncated file?): {exc}"
+            ) from None
 
 
 def _decode(node: dict[str, Any], arrays: dict[str, np.ndarray]) -> Any:

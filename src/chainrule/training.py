@@ -231,11 +231,7 @@ def setup(config: TrainConfig, state: dict[str, Any] | None = None) -> Run:
     model = build_model(X_train.shape[1], n_classes, config)
     kwargs = {} if config.weight_decay is None else {"weight_decay": config.weight_decay}
     opt = OPTIMIZERS[config.optimizer](model.parameters(), lr=config.lr, **kwargs)
-    scheduler: optim.LRScheduler | None = None
-    if config.schedule == "cosine":
-        scheduler = optim.CosineAnnealingLR(opt, T_max=config.epochs)
-    elif config.schedule == "step":
-        scheduler = optim.StepLR(opt, step_size=max(1, config.epochs // 3), gamma=0.1)
+    scheduler = make_scheduler(opt, config)
     loader = DataLoader(
         TensorDataset(X_train, y_train),
         batch_size=config.batch_size,
@@ -245,7 +241,27 @@ def setup(config: TrainConfig, state: dict[str, Any] | None = None) -> Run:
     run = Run(config, model, opt, scheduler, loader, data)
     if state is not None:
         run.restore(state)
+        if scheduler is not None:  # --epochs may have grown: stretch the schedule to it
+            scheduler.__dict__.update(_schedule_params(config))
+            scheduler.step_to(run.epoch)
     return run
+
+
+def _schedule_params(config: TrainConfig) -> dict[str, Any]:
+    if config.schedule == "cosine":
+        return {"T_max": config.epochs}
+    if config.schedule == "step":
+        return {"step_size": max(1, config.epochs // 3)}
+    return {}
+
+
+def make_scheduler(opt: optim.Optimizer, config: TrainConfig) -> optim.LRScheduler | None:
+    """Cosine annealing to 0 over the run, or StepLR dividing lr by 10 at each third."""
+    if config.schedule == "cosine":
+        return optim.CosineAnnealingLR(opt, **_schedule_params(config))
+    if config.schedule == "step":
+        return optim.StepLR(opt, gamma=0.1, **_schedule_params(config))
+    return None
 
 
 StepCallback = Callable[[int, int, float, float], None]

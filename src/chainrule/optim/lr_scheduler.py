@@ -29,6 +29,11 @@ class LRScheduler:
         self.last_epoch += 1
         self._apply()
 
+    def step_to(self, epoch: int) -> None:
+        """Jump to `epoch` (after changing the schedule's parameters, e.g. when resuming)."""
+        self.last_epoch = int(epoch)
+        self._apply()
+
     def _apply(self) -> None:
         for group, base in zip(self.optimizer.param_groups, self.base_lrs):
             group["lr"] = self.lr_at(base, self.last_epoch)

@@ -1,0 +1,192 @@
+"""Optimizers' first steps against hand-computed updates; schedules; clipping; state."""
+
+import math
+
+import numpy as np
+import pytest
+
+import chainrule as cr
+from chainrule import nn
+from chainrule.optim import SGD, Adam, AdamW, CosineAnnealingLR, StepLR, clip_grad_norm_
+
+
+def _param(values):
+    return nn.Parameter(np.array(values, dtype=np.float64))
+
+
+def _run(opt_cls, grads, p0=(1.0, -2.0), **kw):
+    """Apply the given gradient sequence; return the parameter after each step."""
+    p = _param(p0)
+    opt = opt_cls([p], **kw)
+    out = []
+    for g in grads:
+        p.grad = cr.tensor(np.array(g, dtype=np.float64))
+        opt.step()
+        out.append(p.data.copy())
+    return out
+
+
+G = [[0.5, -1.0], [0.25, 2.0], [-1.0, 0.5]]
+
+
+def test_sgd_plain_and_weight_decay():
+    p = np.array([1.0, -2.0])
+    (p1,) = _run(SGD, G[:1], lr=0.1)
+    np.testing.assert_allclose(p1, p - 0.1 * np.array(G[0]))
+    (p1,) = _run(SGD, G[:1], lr=0.1, weight_decay=0.01)
+    np.testing.assert_allclose(p1, p - 0.1 * (np.array(G[0]) + 0.01 * p))
+
+
+def test_sgd_momentum_and_nesterov_by_hand():
+    lr, mu = 0.1, 0.9
+    g = [np.array(x) for x in G]
+    p = np.array([1.0, -2.0])
+    buf, expected = None, []
+    q, nbuf, nexpected = p.copy(), None, []
+    for gi in g:
+        buf = gi.copy() if buf is None else mu * buf + gi
+        p = p - lr * buf
+        expected.append(p)
+        nbuf = gi.copy() if nbuf is None else mu * nbuf + gi
+        q = q - lr * (gi + mu * nbuf)
+        nexpected.append(q)
+    for got, want in zip(_run(SGD, G, lr=lr, momentum=mu), expected):
+        np.testing.assert_allclose(got, want)
+    for got, want in zip(_run(SGD, G, lr=lr, momentum=mu, nesterov=True), nexpected):
+        np.testing.assert_allclose(got, want)
+
+
+def _adam_by_hand(grads, p, lr=0.01, b1=0.9, b2=0.999, eps=1e-8, wd=0.0, decoupled=False):
+    m = v = np.zeros_like(p)
+    out = []
+    for t, g in enumerate(map(np.array, grads), start=1):
+        if decoupled:
+            p = p * (1 - lr * wd)
+        else:
+            g = g + wd * p
+        m = b1 * m + (1 - b1) * g
+        v = b2 * v + (1 - b2) * g * g
+        m_hat, v_hat = m / (1 - b1**t), v / (1 - b2**t)
+        p = p - lr * m_hat / (np.sqrt(v_hat) + eps)
+        out.append(p)
+    return out
+
+
+def test_adam_first_steps_by_hand():
+    for got, want in zip(_run(Adam, G, lr=0.01), _adam_by_hand(G, np.array([1.0, -2.0]))):
+        np.testing.assert_allclose(got, want, rtol=1e-12)
+
+
+def test_adam_bias_correction_makes_the_first_step_lr_sized():
+    # Without correction m_1 = 0.1 g and v_1 = 0.001 g^2 would give a step of ~3.2 lr.
+    (p1,) = _run(Adam, [[1e-3, -50.0]], lr=0.01)
+    np.testing.assert_allclose(np.array([1.0, -2.0]) - p1, [0.01, -0.01], rtol=1e-4)  # eps
+
+
+def test_adam_l2_versus_adamw_decoupled_decay():
+    p0 = np.array([1.0, -2.0])
+    l2 = _run(Adam, G, lr=0.01, weight_decay=0.1)
+    decoupled = _run(AdamW, G, lr=0.01, weight_decay=0.1)
+    for got, want in zip(l2, _adam_by_hand(G, p0, wd=0.1)):
+        np.testing.assert_allclose(got, want, rtol=1e-12)
+    for got, want in zip(decoupled, _adam_by_hand(G, p0, wd=0.1, decoupled=True)):
+        np.testing.assert_allclose(got, want, rtol=1e-12)
+    assert not np.allclose(l2[-1], decoupled[-1])
+    # With zero gradients Adam's L2 decay is normalised away (step ~lr * sign(p)), while
+    # AdamW shrinks p by exactly the factor (1 - lr * wd).
+    (w,) = _run(AdamW, [[0.0, 0.0]], lr=0.01, weight_decay=0.1)
+    np.testing.assert_allclose(w, p0 * (1 - 0.01 * 0.1))
+    (a,) = _run(Adam, [[0.0, 0.0]], lr=0.01, weight_decay=0.1)
+    np.testing.assert_allclose(p0 - a, 0.01 * np.sign(p0), rtol=1e-6)
+
+
+def test_parameters_without_grad_are_skipped_and_zero_grad_clears():
+    p, q = _param([1.0]), _param([2.0])
+    opt = SGD([p, q], lr=0.5)
+    p.grad = cr.tensor(np.array([1.0]))
+    opt.step()
+    assert p.data.tolist() == [0.5] and q.data.tolist() == [2.0]
+    opt.zero_grad()
+    assert p.grad is None
+
+
+def test_step_invalidates_graphs_built_before_it():
+    p = _param([1.0, 2.0])
+    loss = (p * p).sum()
+    p.grad = cr.tensor(np.ones(2))
+    SGD([p], lr=0.1).step()
+    with pytest.raises(RuntimeError, match="modified in place"):
+        loss.backward()
+
+
+def test_bad_hyperparameters_are_named():
+    with pytest.raises(ValueError, match="lr must be"):
+        SGD([_param([1.0])], lr=-1)
+    with pytest.raises(ValueError, match="betas"):
+        Adam([_param([1.0])], betas=(1.0, 0.9))
+    with pytest.raises(ValueError, match="empty parameter list"):
+        Adam([])
+
+
+def test_optimizer_state_dict_round_trip_continues_identically(tmp_path):
+    from chainrule.serialization import load, save
+
+    a = _param([1.0, -2.0])
+    opt = Adam([a], lr=0.01)
+    for g in G[:2]:
+        a.grad = cr.tensor(np.array(g))
+        opt.step()
+    save({"p": a.data, "opt": opt.state_dict()}, tmp_path / "o.npz")
+    state = load(tmp_path / "o.npz")
+    b = _param(state["p"])
+    opt_b = Adam([b], lr=123.0)
+    opt_b.load_state_dict(state["opt"])
+    assert opt_b.param_groups[0]["lr"] == 0.01 and opt_b.param_groups[0]["betas"] == (0.9, 0.999)
+    a.grad = b.grad = cr.tensor(np.array(G[2]))
+    opt.step()
+    opt_b.step()
+    np.testing.assert_array_equal(a.data, b.data)
+
+
+def test_optimizer_load_state_dict_rejects_other_shapes():
+    opt = Adam([_param([1.0, 2.0])])
+    opt.param_groups[0]["params"][0].grad = cr.tensor(np.ones(2))
+    opt.step()
+    other = Adam([_param([1.0, 2.0, 3.0])])
+    with pytest.raises(ValueError, match=r"has shape \(2,\), the parameter has \(3,\)"):
+        other.load_state_dict(opt.state_dict())
+
+
+def test_step_and_cosine_schedules():
+    opt = SGD([_param([1.0])], lr=1.0)
+    sched = StepLR(opt, step_size=3, gamma=0.5)
+    lrs = []
+    for _ in range(7):
+        lrs.append(opt.param_groups[0]["lr"])
+        sched.step()
+    assert lrs == [1, 1, 1, 0.5, 0.5, 0.5, 0.25]
+    opt = SGD([_param([1.0])], lr=1.0)
+    sched = CosineAnnealingLR(opt, T_max=4, eta_min=0.1)
+    lrs = []
+    for _ in range(6):
+        lrs.append(sched.get_last_lr()[0])
+        sched.step()
+    want = [0.1 + 0.9 * (1 + math.cos(math.pi * min(t, 4) / 4)) / 2 for t in range(6)]
+    np.testing.assert_allclose(lrs, want)
+    state = sched.state_dict()
+    fresh = CosineAnnealingLR(SGD([_param([1.0])], lr=1.0), T_max=4, eta_min=0.1)
+    fresh.load_state_dict(state)
+    assert fresh.get_last_lr() == sched.get_last_lr()
+
+
+def test_clip_grad_norm():
+    p, q = _param([0.0, 0.0]), _param([0.0])
+    p.grad, q.grad = cr.tensor(np.array([3.0, 0.0])), cr.tensor(np.array([4.0]))
+    assert clip_grad_norm_([p, q], max_norm=10.0) == pytest.approx(5.0)
+    np.testing.assert_allclose(p.grad.data, [3.0, 0.0])  # under the limit: unchanged
+    assert clip_grad_norm_([p, q], max_norm=1.0) == pytest.approx(5.0)
+    total = math.sqrt(float(np.sum(p.grad.data**2) + np.sum(q.grad.data**2)))
+    assert total == pytest.approx(1.0, rel=1e-5)
+    q.grad = cr.tensor(np.array([np.inf]))
+    with pytest.raises(FloatingPointError, match="norm is inf"):
+        clip_grad_norm_([p, q], 1.0, error_if_nonfinite=True)
