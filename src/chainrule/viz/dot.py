@@ -21,9 +21,9 @@ def render(scene: Scene, name: str = "chainrule") -> str:
     """DOT source: `digraph`, top to bottom, one HTML-label box per node."""
     lines = [
         f"digraph {_quote(name)} {{",
-        '  graph [rankdir=TB, nodesep=0.3, ranksep=0.35, fontname="DejaVu Sans Mono"];',
-        '  node [shape=box, style="rounded,filled", fontname="DejaVu Sans Mono", fontsize=11];',
-        '  edge [fontname="DejaVu Sans Mono", fontsize=9, color="#4b5563", arrowsize=0.7];',
+        '  graph [rankdir=TB, nodesep=0.3, ranksep=0.35, fontname="Courier"];',
+        '  node [shape=box, style="rounded,filled", fontname="Courier", fontsize=11];',
+        '  edge [fontname="Courier", fontsize=9, color="#4b5563", arrowsize=0.7];',
     ]
     for i, node in enumerate(scene.nodes):
         fill, stroke, dashed, sw = STYLES[node.kind]
