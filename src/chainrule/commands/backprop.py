@@ -109,6 +109,9 @@ def run(args: argparse.Namespace) -> int:
     except ValueError as exc:  # an unknown --graph extension
         print(f"chainrule backprop: error: {exc}", file=sys.stderr)
         return 2
+    except ImportError as exc:  # sympy (the parser) or matplotlib (PNG) missing
+        print(f"chainrule backprop: error: {exc}; pip install 'chainrule[all]'", file=sys.stderr)
+        return 2
     print(_report(trace, args.format, args.digits, order=list(at)))
     if args.graph:
         print(f"wrote {args.graph}")
