@@ -82,6 +82,8 @@ from chainrule.composite import (
     zeros_like,
 )
 from chainrule.gradcheck import GradcheckError, gradcheck
+from chainrule.random import manual_seed
+from chainrule.serialization import load, save
 from chainrule.tensor import Tensor, detect_anomaly, enable_grad, is_grad_enabled, no_grad
 
 __version__ = "0.1.0"
