@@ -1,0 +1,1 @@
+"""chainrule's benchmark suite against hand-written NumPy and the peers (benchmarks/run.py)."""

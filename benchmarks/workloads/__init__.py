@@ -1,0 +1,12 @@
+"""One module per workload; each defines KEY, NAME and `build(quick) -> harness.Workload`."""
+
+from benchmarks.workloads import (
+    w1_mlp_large,
+    w2_mlp_small,
+    w3_op_overhead,
+    w4_scalar_mlp,
+    w5_hessian,
+    w6_train_digits,
+)
+
+ALL = [w1_mlp_large, w2_mlp_small, w3_op_overhead, w4_scalar_mlp, w5_hessian, w6_train_digits]
