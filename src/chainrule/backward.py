@@ -180,26 +180,25 @@ def _to_mode(g: Any, create_graph: bool) -> Any:
 def _propagate(node: Tensor, g: Any, xp: Any, create_graph: bool, grads: dict[int, Any]) -> None:
     """Call each input's vjp with the upstream gradient and add the result to that input."""
     op = node._op
-    parents = node._parents
-    params = node._params or {}
+    parents: Any = node._parents
+    params = node._params or _NO_PARAMS
     if create_graph:
-        inputs: Sequence[Any] = parents  # type: ignore[assignment]
+        inputs: Sequence[Any] = parents
         out: Any = node
     else:
-        inputs = [p.data if isinstance(p, Tensor) else p for p in parents]  # type: ignore[union-attr]
+        inputs = [p.data if isinstance(p, Tensor) else p for p in parents]
         out = node.data
     vjps = op.vjps
-    for i, p in enumerate(parents):  # type: ignore[arg-type]
+    for i, p in enumerate(parents):
         if not isinstance(p, Tensor) or not p.requires_grad:
             continue
-        vjp = vjps[0] if op.variadic else vjps[i]
-        if vjp is None:
-            raise RuntimeError(f"{op.name}: input {i} is not differentiable")
-        gi = (
-            vjp(g, out, *inputs, xp, argnum=i, **params)
-            if op.variadic
-            else (vjp(g, out, *inputs, xp, **params))
-        )
+        if op.variadic:
+            gi = vjps[0](g, out, *inputs, xp, argnum=i, **params)
+        else:
+            vjp = vjps[i]
+            if vjp is None:
+                raise RuntimeError(f"{op.name}: input {i} is not differentiable")
+            gi = vjp(g, out, *inputs, xp, **params)
         if gi.shape != p.data.shape:
             gi = xp.sum_to(gi, p.data.shape)
         pid = id(p)
@@ -209,6 +208,9 @@ def _propagate(node: Tensor, g: Any, xp: Any, create_graph: bool, grads: dict[in
             grads[pid] = gi if (create_graph or gi is not g) else _Shared(gi)
         else:
             grads[pid] = _plus(acc, gi)
+
+
+_NO_PARAMS: dict[str, Any] = {}
 
 
 class _Shared:

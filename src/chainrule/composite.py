@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from chainrule import ops
-from chainrule.tensor import Tensor, _as_array
+from chainrule.tensor import Tensor, _as_array, apply
 
 ArrayLike = Any
 
@@ -264,6 +264,25 @@ def softmax(x: ArrayLike, axis: int = -1) -> Tensor:
     return ops.exp(log_softmax(x, axis))
 
 
+def softmax_cross_entropy(logits: ArrayLike, labels: Any) -> Tensor:
+    """Per-row cross-entropy logsumexp(z) - z[label] from logits and integer labels, fused.
+
+    One op (its gradient is softmax(z) - onehot(labels), seed 002) instead of logsumexp,
+    an index and a subtraction. `logits` has shape (N, C) with labels (N,), or (C,) with a
+    scalar label. Labels are not validated here; `nn.functional.cross_entropy` does that.
+
+    Examples
+    --------
+    >>> import chainrule as cr
+    >>> from chainrule.composite import softmax_cross_entropy
+    >>> z = cr.tensor([[2.0, 0.0, 0.0]], requires_grad=True)
+    >>> loss = softmax_cross_entropy(z, [0])
+    >>> round(loss.item(), 4)
+    0.2395
+    """
+    return ops.softmax_cross_entropy(_t(logits), labels=np.asarray(_data(labels)))
+
+
 # --------------------------------------------------------------------------- reductions
 
 
@@ -478,23 +497,28 @@ def _cmp(f: Any) -> Any:
     return method
 
 
+def _binary(op: ops.OpDef, reflected: bool = False) -> Any:
+    if reflected:
+        return lambda s, o: apply(op, o, s)
+    return lambda s, o: apply(op, s, o)
+
+
 def _attach() -> None:
     T = Tensor
-    T.__add__ = lambda s, o: ops.add(s, o)  # type: ignore[method-assign]
-    T.__radd__ = lambda s, o: ops.add(o, s)  # type: ignore[attr-defined]
-    T.__sub__ = lambda s, o: ops.sub(s, o)  # type: ignore[attr-defined]
-    T.__rsub__ = lambda s, o: ops.sub(o, s)  # type: ignore[attr-defined]
-    T.__mul__ = lambda s, o: ops.mul(s, o)  # type: ignore[attr-defined]
-    T.__rmul__ = lambda s, o: ops.mul(o, s)  # type: ignore[attr-defined]
-    T.__truediv__ = lambda s, o: ops.div(s, o)  # type: ignore[attr-defined]
-    T.__rtruediv__ = lambda s, o: ops.div(o, s)  # type: ignore[attr-defined]
-    T.__pow__ = lambda s, o: ops.power(s, o)  # type: ignore[attr-defined]
-    T.__rpow__ = lambda s, o: ops.power(o, s)  # type: ignore[attr-defined]
-    T.__matmul__ = lambda s, o: ops.matmul(s, o)  # type: ignore[attr-defined]
-    T.__rmatmul__ = lambda s, o: ops.matmul(o, s)  # type: ignore[attr-defined]
-    T.__neg__ = lambda s: ops.neg(s)  # type: ignore[attr-defined]
+    # Operators call `apply` directly (not OpDef.__call__): one Python frame less per op.
+    for name, op in [
+        ("add", ops.add),
+        ("sub", ops.sub),
+        ("mul", ops.mul),
+        ("truediv", ops.div),
+        ("pow", ops.power),
+        ("matmul", ops.matmul),
+    ]:
+        setattr(T, f"__{name}__", _binary(op))
+        setattr(T, f"__r{name}__", _binary(op, reflected=True))
+    T.__neg__ = lambda s, _op=ops.neg: apply(_op, s)  # type: ignore[attr-defined]
+    T.__abs__ = lambda s, _op=ops.abs: apply(_op, s)  # type: ignore[attr-defined]
     T.__pos__ = lambda s: s  # type: ignore[attr-defined]
-    T.__abs__ = lambda s: ops.abs(s)  # type: ignore[attr-defined]
     T.__getitem__ = getitem  # type: ignore[attr-defined]
     for name, f in [
         ("__lt__", np.less),

@@ -397,7 +397,8 @@ abs = defop(
 relu = defop(
     "relu",
     lambda x: np.maximum(x, 0),
-    lambda g, out, x, xp: xp.where(_np(x) > 0, g, 0),
+    # g * mask rather than where(mask, g, 0): the same values, 5x faster on (32, 128) arrays.
+    lambda g, out, x, xp: g * (_np(x) > 0),
     sym=lambda sp, x: sp.Max(0, x),
     cases=UNARY,
     doc="d max(0, x) = [x > 0] dx",
@@ -533,6 +534,43 @@ logsumexp = defop(
     cases=_reduce_cases,
     nosym="a reduction",
     doc="d lse(x) = softmax(x) . dx",
+)
+
+
+def _label_index(z: Any, labels: np.ndarray) -> Any:
+    """The index that picks z[..., labels]: rows and labels for (N, C), the label for (C,)."""
+    return (np.arange(labels.shape[0]), labels) if labels.ndim else (labels,)
+
+
+def _xent_forward(z: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    lse = _logsumexp(z, axis=-1)
+    return lse - z[_label_index(z, labels)]
+
+
+def _xent_vjp(g: Any, out: Any, z: Any, xp: Any, labels: np.ndarray) -> Any:
+    """softmax(z) - onehot(labels) (seed 002), times g; lse recovered as loss + z[label]."""
+    lse = out + xp.getitem(z, _label_index(z, labels))
+    onehot = (np.arange(z.shape[-1]) == labels[..., None]).astype(_np(z).dtype)
+    return xp.reshape(g, (*g.shape, 1)) * (xp.exp(z - xp.reshape(lse, (*lse.shape, 1))) - onehot)
+
+
+def _xent_cases(rng: np.random.Generator, dtype: Any, op: OpDef) -> list[Case]:
+    return [
+        ((REALS.sample(rng, (4, 5), dtype),), {"labels": np.array([0, 4, 2, 2])}),
+        ((REALS.sample(rng, (5,), dtype),), {"labels": np.array(3)}),
+    ]
+
+
+# Softmax cross-entropy with integer labels, per row: mathematically logsumexp(z) - z[label],
+# a primitive for speed. Composed it costs 3 ops and an np.add.at scatter in backward (61 us
+# fwd+bwd on a (32, 10) batch, more than the whole hand-written NumPy W2 step); fused, one op.
+softmax_cross_entropy = defop(
+    "softmax_cross_entropy",
+    _xent_forward,
+    _xent_vjp,
+    cases=_xent_cases,
+    nosym="indexes by integer labels",
+    doc="d CE(z, y) = (softmax(z) - onehot(y)) . dz",
 )
 
 # --------------------------------------------------------------------------- linear algebra
