@@ -10,7 +10,7 @@ from chainrule.cli import main
 from chainrule.serialization import load
 from chainrule.training import TrainConfig, fit, load_checkpoint
 
-QUICK = TrainConfig(hidden=(32,), epochs=3, batch_size=64)
+QUICK = TrainConfig(hidden=(32,), epochs=3, batch_size=64, lr=1e-2)
 
 
 def _arrays(state):
@@ -69,9 +69,11 @@ def test_resume_equals_uninterrupted(tmp_path, optimizer):
 
 def test_extending_a_finished_run_stretches_the_schedule(tmp_path):
     ckpt = tmp_path / "ckpt.npz"
-    fit(TrainConfig(dataset="moons", hidden=(8,), epochs=2), ckpt)
+    fit(TrainConfig(dataset="moons", hidden=(8,), epochs=2, lr=0.01), ckpt)
     longer = fit(
-        TrainConfig(dataset="moons", hidden=(8,), epochs=4), ckpt, resume=load_checkpoint(ckpt)
+        TrainConfig(dataset="moons", hidden=(8,), epochs=4, lr=0.01),
+        ckpt,
+        resume=load_checkpoint(ckpt),
     )
     assert [r["lr"] for r in longer.history][2:] == pytest.approx([0.005, 0.01 * (2 - 2**0.5) / 4])
 
