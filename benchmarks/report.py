@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import datetime
 from collections.abc import Callable
+from pathlib import Path
 
 from benchmarks.harness import Timing, Workload
 
@@ -158,6 +159,9 @@ def markdown(
     lines += _md_table(["target", "measured", ""], target_rows(results))
     lines += ["", "## Medians", ""]
     lines += _md_table(HEADER, [r for wl, t in results for r in rows(wl, t)])
+    analysis = Path(__file__).with_name("analysis.md")
+    if analysis.exists():
+        lines += ["", analysis.read_text().rstrip()]
     for wl, timings in results:
         extra = (wl.extras(_medians(wl, timings)) if wl.extras and timings else []) + [
             "note: " + n for n in wl.notes
