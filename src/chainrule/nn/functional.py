@@ -129,8 +129,8 @@ def _ce_labels(z: Tensor, t: np.ndarray) -> Tensor:
             f"cross_entropy: target label {bad} is out of range for {n_classes} "
             f"classes (valid labels are 0..{n_classes - 1})"
         )
-    picked = z[np.arange(t.shape[0]), t] if z.ndim == 2 else z[int(t)]
-    return logsumexp(z, axis=-1) - picked
+    # one fused op: logsumexp(z) - z[label], whose vjp is softmax(z) - onehot(label)
+    return C.softmax_cross_entropy(z, t.astype(np.intp))
 
 
 def binary_cross_entropy_with_logits(logits: Any, target: Any, reduction: str = "mean") -> Tensor:
