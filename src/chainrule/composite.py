@@ -357,6 +357,50 @@ def dot(x: ArrayLike, y: ArrayLike) -> Tensor:
     return matmul(x, y)
 
 
+def linear(x: ArrayLike, weight: ArrayLike, bias: ArrayLike | None = None) -> Tensor:
+    """x @ weight.T + bias as one fused op, with weight of shape (out_features, in_features).
+
+    PyTorch's `F.linear` layout. `x` has shape (..., in_features): a vector, a batch of rows,
+    or any leading batch axes; `bias`, if given, has shape (out_features,). The gradients are
+    g @ W for x, g^T x (summed over the batch axes) for W and g summed over them for b.
+
+    Raises
+    ------
+    ValueError
+        If weight is not 2-D, or x's last dimension or bias's shape does not match it.
+
+    Examples
+    --------
+    >>> import chainrule as cr
+    >>> from chainrule.composite import linear
+    >>> w = cr.tensor([[1.0, 2.0], [0.0, 1.0], [1.0, 0.0]], requires_grad=True)
+    >>> y = linear(cr.tensor([[3.0, 4.0]]), w, cr.tensor([0.5, 0.5, 0.5]))
+    >>> y.tolist()
+    [[11.5, 4.5, 3.5]]
+    >>> y.sum().backward(); w.grad.tolist()
+    [[3.0, 4.0], [3.0, 4.0], [3.0, 4.0]]
+    """
+    x, w = _t(x), _t(weight)
+    if w.ndim != 2:
+        raise ValueError(
+            f"linear: weight must have shape (out_features, in_features), got {w.shape}"
+        )
+    if x.ndim == 0 or x.shape[-1] != w.shape[1]:
+        raise ValueError(
+            f"linear: input of shape {x.shape} does not match weight of shape {w.shape} "
+            f"(expected {w.shape[1]} features in the input's last dimension)"
+        )
+    if bias is None:
+        return apply(ops.linear, x, w)
+    b = _t(bias)
+    if b.shape != (w.shape[0],):
+        raise ValueError(
+            f"linear: bias must have shape ({w.shape[0]},) for weight of shape {w.shape}, "
+            f"got {b.shape}"
+        )
+    return apply(ops.linear, x, w, b)
+
+
 # --------------------------------------------------------------------------- shapes
 
 

@@ -635,6 +635,71 @@ matmul = defop(
     doc="d(XY) = dX Y + X dY",
 )
 
+
+def _linear(x: np.ndarray, w: np.ndarray, b: Any = None) -> np.ndarray:
+    if np.ndim(w) != 2 or np.ndim(x) == 0:
+        raise ValueError(
+            f"shapes {np.shape(x)} and {np.shape(w)}: linear needs x of at least 1-D and a "
+            "weight of shape (out_features, in_features)"
+        )
+    y = _matmul(x, w.T)
+    if b is None:
+        return y
+    if type(b) is np.ndarray and b.shape == y.shape[-1:] and b.dtype == y.dtype:
+        y += b  # y is a fresh array: adding in place saves an allocation per call
+        return y
+    return y + b
+
+
+# The vjps take `*rest` = (b, xp) or (xp,): the bias is an optional third input.
+def _linear_vjp_x(g: Any, out: Any, x: Any, w: Any, *rest: Any) -> Any:
+    """dL/dx = g W (a 1-D x gets a 1-D g, so no promotion is needed)."""
+    return g @ w
+
+
+def _linear_vjp_w(g: Any, out: Any, x: Any, w: Any, *rest: Any) -> Any:
+    """dL/dW = g^T x, summed over every leading (batch) axis of x."""
+    if x.ndim == 2:
+        return g.T @ x
+    xp = rest[-1]
+    g2 = xp.reshape(g, (-1, g.shape[-1]))
+    return g2.T @ xp.reshape(x, (-1, x.shape[-1]))
+
+
+def _linear_vjp_b(g: Any, out: Any, x: Any, w: Any, b: Any, xp: Any) -> Any:
+    """dL/db = g summed over the leading axes (the engine unbroadcasts any other bias shape)."""
+    if g.ndim > 1 and b.ndim == 1:
+        return g.sum(axis=tuple(range(g.ndim - 1)))
+    return g
+
+
+def _linear_cases(rng: np.random.Generator, dtype: Any, op: OpDef) -> list[Case]:
+    def s(*shape: int) -> np.ndarray:
+        return op.domain.sample(rng, shape, dtype)
+
+    return [
+        ((s(3, 4), s(2, 4), s(2)), {}),
+        ((s(4), s(2, 4), s(2)), {}),
+        ((s(2, 3, 4), s(5, 4), s(5)), {}),
+        ((s(3, 4), s(2, 4)), {}),
+        ((s(3, 4), s(2, 4), s(3, 2)), {}),
+    ]
+
+
+# x W^T + b (PyTorch's layout: W is (out_features, in_features)) as one primitive for speed:
+# composed it is transpose, matmul and a broadcast add (3 ops, and a sum_to of the bias
+# gradient); fused it is one op, about 7 us less per layer fwd+bwd on W2 (benchmarks/).
+linear = defop(
+    "linear",
+    _linear,
+    _linear_vjp_x,
+    _linear_vjp_w,
+    _linear_vjp_b,
+    cases=_linear_cases,
+    nosym="matrix product",
+    doc="d(x W^T + b) = dx W^T + x dW^T + db",
+)
+
 # --------------------------------------------------------------------------- shape and indexing
 
 

@@ -14,6 +14,7 @@ from chainrule import composite as C
 from chainrule.composite import (
     gelu,
     leaky_relu,
+    linear,
     log_softmax,
     logsumexp,
     relu,
@@ -30,6 +31,7 @@ __all__ = [
     "cross_entropy",
     "gelu",
     "leaky_relu",
+    "linear",
     "log_softmax",
     "logsumexp",
     "mse_loss",

@@ -13,11 +13,12 @@ from typing import Any
 import numpy as np
 
 from chainrule import composite as C
+from chainrule import ops
 from chainrule import random as _random
 from chainrule.nn import init
 from chainrule.nn.module import Module
 from chainrule.nn.parameter import Parameter
-from chainrule.tensor import Tensor
+from chainrule.tensor import Tensor, apply
 
 __all__ = ["Dropout", "Flatten", "Identity", "LayerNorm", "Linear", "ModuleList", "Sequential"]
 
@@ -31,7 +32,7 @@ def _check_features(layer: Module, x: Tensor, expected: int) -> None:
 
 
 class Linear(Module):
-    """y = x W^T + b, with W of shape (out_features, in_features).
+    """y = x W^T + b, with W of shape (out_features, in_features), as one fused op.
 
     Initialised as in PyTorch: W ~ U(-k, k) and b ~ U(-k, k) with k = 1 / sqrt(in_features)
     (kaiming_uniform_ with a = sqrt(5)), drawn from the global generator (`manual_seed`).
@@ -85,10 +86,13 @@ class Linear(Module):
             init.uniform_(self.bias, -bound, bound)
 
     def forward(self, x: Tensor) -> Tensor:
-        x = C._t(x)
-        _check_features(self, x, self.in_features)
-        y = C.matmul(x, self.weight.T)
-        return y + self.bias if self.bias is not None else y
+        x = x if isinstance(x, Tensor) else C._t(x)
+        if x.ndim == 0 or x.shape[-1] != self.in_features:
+            _check_features(self, x, self.in_features)
+        # The fused op directly: the shapes of weight and bias are this layer's own.
+        if self.bias is None:
+            return apply(ops.linear, x, self.weight)
+        return apply(ops.linear, x, self.weight, self.bias)
 
     def extra_repr(self) -> str:
         return (

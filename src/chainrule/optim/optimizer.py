@@ -73,12 +73,15 @@ class Optimizer:
     def step(self) -> None:
         """Update every parameter that has a gradient, once."""
         for group in self.param_groups:
-            for p in group["params"]:
-                if p.grad is None:
-                    continue
-                state = self.state.setdefault(id(p), {})
-                self._update(p, p.grad.data, group, state)
-                p._bump_version()
+            self._step_group(group)
+
+    def _step_group(self, group: dict[str, Any]) -> None:
+        for p in group["params"]:
+            if p.grad is None:
+                continue
+            state = self.state.setdefault(id(p), {})
+            self._update(p, p.grad.data, group, state)
+            p._bump_version()
 
     def _update(
         self, p: Tensor, grad: np.ndarray, group: dict[str, Any], state: dict[str, Any]

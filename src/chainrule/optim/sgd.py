@@ -54,6 +54,28 @@ class SGD(Optimizer):
             ),
         )
 
+    def step(self) -> None:
+        """Update every parameter that has a gradient, once.
+
+        Plain SGD (no momentum, no weight decay) is one in-place `p -= lr * grad` per
+        parameter without the per-parameter bookkeeping of `Optimizer.step`: on a small
+        model (benchmarks/ W2) that bookkeeping was a third of the update's time.
+        """
+        for group in self.param_groups:
+            if group["momentum"] or group["weight_decay"]:
+                self._step_group(group)
+                continue
+            lr = group["lr"]
+            state = self.state
+            for p in group["params"]:
+                grad = p.grad
+                if grad is None:
+                    continue
+                if id(p) not in state:
+                    state[id(p)] = {}  # as Optimizer.step: state_dict lists stepped params
+                p.data -= (lr * grad.data).astype(p.data.dtype, copy=False)
+                p._bump_version()
+
     def _update(
         self, p: Tensor, grad: np.ndarray, group: dict[str, Any], state: dict[str, Any]
     ) -> None:

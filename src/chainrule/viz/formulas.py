@@ -96,6 +96,9 @@ _ELEMENTWISE: dict[tuple[str, int], Row] = {
 _STRUCTURAL: dict[tuple[str, int], Callable[[Node, list[Node]], str]] = {
     ("matmul", 0): lambda o, a: "{g} @ " + f"{_w(a[1], ATOM)}^T",
     ("matmul", 1): lambda o, a: f"{_w(a[0], ATOM)}^T @ " + "{g}",
+    ("linear", 0): lambda o, a: "{g} @ " + _w(a[1], ATOM),
+    ("linear", 1): lambda o, a: "{g}^T @ " + _w(a[0], ATOM),
+    ("linear", 2): lambda o, a: "sum_rows({g})",
     ("sum", 0): lambda o, a: "broadcast({g})",
     ("transpose", 0): lambda o, a: "{g}^T",
     ("reshape", 0): lambda o, a: "reshape({g})",
