@@ -139,6 +139,8 @@ class softplus(_Activation):
 
 
 def _np_sigmoid(x):
+    if np.iscomplexobj(x):
+        return 1 / (1 + np.exp(-x))
     x = np.asarray(x, dtype=float)
     # exp of a negative argument only, so neither branch overflows.
     z = np.exp(-np.abs(x))
@@ -148,7 +150,7 @@ def _np_sigmoid(x):
 NUMPY_FUNCTIONS = {
     "sigmoid": _np_sigmoid,
     "relu": lambda x: np.maximum(x, 0.0),
-    "softplus": lambda x: np.logaddexp(0.0, x),
+    "softplus": lambda x: np.log1p(np.exp(x)) if np.iscomplexobj(x) else np.logaddexp(0.0, x),
 }
 
 

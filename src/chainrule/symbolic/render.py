@@ -131,7 +131,7 @@ def eq(*parts: Math) -> Math:
 def plus(parts: Sequence[Math]) -> Math:
     def show(p):
         text = " + ".join(part(p) for part in parts)
-        return text.replace("+ −", "− ").replace("+ -", "- ")
+        return text.replace("+ −", "− ").replace("+ - ", "- ").replace("+ -", "- ")
 
     return show
 

@@ -104,6 +104,8 @@ def _log_base(expr: sp.Expr, x: sp.Symbol) -> tuple[sp.Expr, sp.Expr, sp.Expr] |
 def _decompose(expr: sp.Expr, x: sp.Symbol) -> tuple[Callable[[sp.Symbol], sp.Expr], sp.Expr]:
     """expr = f(g(x)) -> (f, g) when x enters only through one argument g, else (None, x)."""
     func = expr.func
+    if func is sp.Abs and not expr.args[0].is_real:
+        return None, x  # |g| of a complex g has no chain rule: the whole node is unknown
     if func in ELEMENTARY or func in (sp.exp, sp.log):
         return func, expr.args[0]
     if func is sp.Pow:
