@@ -107,6 +107,40 @@ def chainrule_nn_impl(p: Problem) -> tuple[Callable[[], Any], Callable[[], list[
     return step, lambda: _linear_weights([m for m in layers if isinstance(m, nn.Linear)])
 
 
+def chainrule_compiled_impl(
+    p: Problem,
+) -> tuple[Callable[[], Any], Callable[[], list[np.ndarray]]]:
+    """The module way with forward + backward under `chainrule.compile` (traced once, then
+    replayed on plain arrays); zero_grad and the optimizer step stay outside, as they must."""
+    import chainrule as cr
+    from chainrule import nn, optim
+    from chainrule.nn import functional as F
+
+    layers: list[Any] = []
+    for i, (w, b) in enumerate(p.params):
+        lin = nn.Linear(w.shape[0], w.shape[1])
+        lin.weight.data[...] = w.T
+        lin.bias.data[...] = b
+        layers += [lin, nn.ReLU()] if i < len(p.params) - 1 else [lin]
+    model = nn.Sequential(*layers)
+    opt = optim.SGD(model.parameters(), lr=LR)
+    x, y = cr.tensor(p.x), p.y
+
+    @cr.compile
+    def loss_and_grads(x: Any, y: Any) -> Any:
+        loss = F.cross_entropy(model(x), y)
+        loss.backward()
+        return loss
+
+    def step() -> float:
+        opt.zero_grad()
+        loss = loss_and_grads(x, y)
+        opt.step()
+        return loss.item()
+
+    return step, lambda: _linear_weights([m for m in layers if isinstance(m, nn.Linear)])
+
+
 def _linear_weights(lins: list[Any]) -> list[np.ndarray]:
     return [a for lin in lins for a in (lin.weight.data.T, lin.bias.data)]
 
@@ -219,6 +253,7 @@ BUILDERS: list[tuple[str, str, Builder]] = [
     ("numpy", "numpy", numpy_impl),
     ("chainrule", "chainrule", chainrule_impl),
     ("chainrule-nn", "chainrule", chainrule_nn_impl),
+    ("chainrule-compiled", "chainrule", chainrule_compiled_impl),
     ("torch", "torch", torch_impl),
     ("torch-functional", "torch", torch_functional_impl),
     ("jax-jit", "peer", jax_impl),

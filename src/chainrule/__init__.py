@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from chainrule.autodiff import grad, hessian, jacobian, jvp, value_and_grad, vjp
+from chainrule.compile import compile
 from chainrule.composite import (
     abs,
     add,

@@ -131,8 +131,9 @@ def _ce_labels(z: Tensor, t: np.ndarray) -> Tensor:
             f"cross_entropy: target label {bad} is out of range for {n_classes} "
             f"classes (valid labels are 0..{n_classes - 1})"
         )
-    # one fused op: logsumexp(z) - z[label], whose vjp is softmax(z) - onehot(label)
-    return C.softmax_cross_entropy(z, t.astype(np.intp))
+    # one fused op: logsumexp(z) - z[label], whose vjp is softmax(z) - onehot(label). No copy
+    # of intp labels: `chainrule.compile` then sees the caller's own array and reads it fresh.
+    return C.softmax_cross_entropy(z, t.astype(np.intp, copy=False))
 
 
 def binary_cross_entropy_with_logits(logits: Any, target: Any, reduction: str = "mean") -> Tensor:

@@ -1,0 +1,435 @@
+"""`compile(fn)`: trace a static training step once, then replay it on plain NumPy arrays.
+
+Owns the trace (every `apply` and the backward sweep, recorded through the `_recorder` hooks in
+`tensor.py` and `backward.py`), the replay plan and its guards. Replay builds no Tensors and
+walks no graph: it calls the same forwards and vjps, in the same order, as eager mode would.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from chainrule.backward import _accumulate_leaf, _plus, _Shared
+from chainrule.mode import _state
+from chainrule.ops import NUMPY_NS
+from chainrule.tensor import Tensor
+
+__all__ = ["CompileError", "compile"]
+
+# The module, not `chainrule.tensor` the function that the package namespace exports.
+_tensor = importlib.import_module("chainrule.tensor")
+
+_MAX_PLANS = 8  # traces kept per function (one per argument signature), oldest dropped
+
+
+class CompileError(RuntimeError):
+    """The function cannot be replayed faithfully (what was frozen or unsupported is named)."""
+
+
+def compile(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Trace `fn` on its first call and replay the recorded ops on later calls (as `jax.jit`).
+
+    The first call runs `fn` normally while recording every op and the `backward()` sweep; the
+    second call runs it again and checks that the trace is the same; later calls with arguments
+    of the same shapes and dtypes replay the recorded forwards and vjps on plain arrays, write
+    every leaf's `.grad` exactly as `backward()` would, and return the same outputs (as
+    detached tensors). New shapes, dtypes or Python-value arguments trace again.
+
+    What may change between calls: the values of the Tensor/ndarray arguments, and the `.data`
+    of tensors `fn` uses by reference (parameters updated in place by an optimizer are read
+    fresh). What is frozen at trace time, as under `jax.jit`: Python control flow, Python
+    numbers, and anything computed from array values outside chainrule ops (NumPy on `.data`,
+    `.item()`, comparison masks, random draws such as Dropout's mask). The check on the second
+    call raises `CompileError` when a frozen value changed. Keep `optimizer.zero_grad()` and
+    `optimizer.step()` outside the compiled function.
+
+    Parameters
+    ----------
+    fn : callable
+        Takes Tensors, ndarrays and Python scalars positionally; returns None, a Tensor or a
+        tuple/list of Tensors. May call `backward()` (plain: no create_graph, no inputs=).
+
+    Raises
+    ------
+    CompileError
+        When the trace cannot be replayed (an in-place update inside `fn`, a non-Tensor
+        result, `create_graph`, a frozen value that changed between the first two calls).
+
+    Examples
+    --------
+    >>> import chainrule as cr
+    >>> w = cr.tensor([1.0, 2.0], requires_grad=True)
+    >>> @cr.compile
+    ... def step(x):
+    ...     loss = (w * x).sum()
+    ...     loss.backward()
+    ...     return loss
+    >>> [step(cr.tensor([3.0, 4.0])).item() for _ in range(3)]
+    [11.0, 11.0, 11.0]
+    >>> w.grad.tolist()  # accumulated over the three calls, as backward() does
+    [9.0, 12.0]
+    """
+    return functools.wraps(fn)(_Compiled(fn))
+
+
+class _Compiled:
+    def __init__(self, fn: Callable[..., Any]) -> None:
+        self.fn = fn
+        self.plans: dict[Any, _Plan] = {}
+
+    def __call__(self, *args: Any) -> Any:
+        if _tensor._recorder is not None or _state.anomaly:
+            return self.fn(*args)  # inside another trace, or debugging: run eagerly
+        key = (_state.grad_enabled, *map(_arg_key, args))
+        plan = self.plans.get(key)
+        if plan is not None and plan.checked and plan.guards_hold():
+            return plan.replay(args)
+        result, new = _trace(self.fn, args)
+        if plan is not None and plan.guards_hold():
+            if not plan.same_as(new):
+                raise CompileError(
+                    f"compile({getattr(self.fn, '__name__', 'fn')}): the second call recorded a "
+                    f"different computation than the first ({plan.difference(new)}). Something "
+                    "computed from array values outside chainrule ops (a mask from x.data, "
+                    ".item(), a random Dropout mask) or value-dependent control flow is frozen "
+                    "by tracing; run this function eagerly"
+                )
+            plan.checked = True
+        else:
+            if len(self.plans) >= _MAX_PLANS:
+                self.plans.pop(next(iter(self.plans)))
+            self.plans[key] = new
+        return result
+
+
+def _arg_key(a: Any) -> Any:
+    if isinstance(a, Tensor):
+        return ("T", a.data.shape, a.data.dtype.str, a.requires_grad)
+    if isinstance(a, np.ndarray):
+        return ("A", a.shape, a.dtype.str)
+    if a is None or isinstance(a, (bool, int, float, complex, str)):
+        return ("V", type(a), a)
+    raise TypeError(
+        f"compile: arguments must be Tensors, ndarrays or Python scalars, got {type(a).__name__}"
+    )
+
+
+# --------------------------------------------------------------------------- the trace
+
+
+def _trace(fn: Callable[..., Any], args: tuple[Any, ...]) -> tuple[Any, _Plan]:
+    rec = _Recorder(args)
+    _tensor._recorder = rec
+    try:
+        result = fn(*args)
+    finally:
+        _tensor._recorder = None
+    plan = rec.finish(result)
+    return _build(plan.out, [t.data if isinstance(t, Tensor) else t for t in rec.keep]), plan
+
+
+class _Recorder:
+    """Collects one call: an environment of values (arguments, captured tensors, constants,
+    op outputs) addressed by index, the op steps over it, and the backward sweeps."""
+
+    def __init__(self, args: tuple[Any, ...]) -> None:
+        self.args = args
+        self.index: dict[int, int] = {}  # id(Tensor or array) -> env index
+        self.kinds: list[tuple[str, Any]] = []  # per env index: ("arg", i) | ("cap", t) | ...
+        self.keep: list[Any] = []  # keeps traced objects alive so their ids stay unique
+        self.steps: list[tuple[Any, tuple[int, ...], dict[str, Any], int]] = []
+        self.sweeps: list[Any] = []
+        self.program: list[tuple[str, int]] = []  # ops and sweeps in the order they ran
+        self.versions: dict[int, tuple[Tensor, int]] = {}
+        for i, a in enumerate(args):
+            self._new(("arg", i), a)
+            if isinstance(a, Tensor):
+                self.index.setdefault(id(a.data), len(self.kinds) - 1)
+
+    def _new(self, kind: tuple[str, Any], obj: Any) -> int:
+        self.kinds.append(kind)
+        self.keep.append(obj)
+        self.index[id(obj)] = len(self.kinds) - 1
+        return len(self.kinds) - 1
+
+    def source(self, a: Any) -> int:
+        """The env index of an op input: known object, captured tensor, or frozen constant."""
+        j = self.index.get(id(a))
+        if j is not None:
+            return j
+        if isinstance(a, Tensor) and not a.requires_grad and id(a.data) in self.index:
+            return self.index[id(a.data)]  # x.detach() of a traced value: the same array
+        if isinstance(a, Tensor):
+            self.versions[id(a)] = (a, a._version)
+            return self._new(("cap", a), a)
+        return self._new(("const", a), a)
+
+    def apply(self, op: Any, args: tuple[Any, ...], params: dict[str, Any]) -> Tensor:
+        srcs = tuple(self.source(a) for a in args)
+        _tensor._recorder = None
+        try:
+            t = _tensor.apply(op, *args, **params)
+        finally:
+            _tensor._recorder = self
+        dyn = {k: self._param(v) for k, v in params.items()}
+        mask = tuple(isinstance(a, Tensor) and a.requires_grad for a in args)
+        j = self._new(("out", len(self.steps)), t)
+        self.index.setdefault(id(t.data), j)
+        self.steps.append((op, srcs, dyn, j, mask))
+        self.program.append(("op", len(self.steps) - 1))
+        return t
+
+    def _param(self, v: Any) -> Any:
+        """An array param that is an argument's own array (labels) is read fresh at replay."""
+        if isinstance(v, np.ndarray) and id(v) in self.index:
+            return _Ref(self.index[id(v)])
+        if isinstance(v, tuple) and any(isinstance(e, np.ndarray) for e in v):
+            return tuple(self._param(e) for e in v)
+        return v
+
+    def backward(self, roots: Any, seeds: Any, order: list[Tensor], *how: Any) -> None:
+        create_graph, accumulate, inputs = how
+        if create_graph is not False or not accumulate or inputs is not None:
+            self.sweeps.append("unsupported")
+            return
+        nodes = []
+        for t in order:
+            j = self.index.get(id(t))
+            if j is None or (t._op is not None and self.kinds[j][0] != "out"):
+                self.sweeps.append("outside")
+                return
+            if t._retains_grad:
+                self.sweeps.append("retain_grad")
+                return
+            nodes.append(j)
+        root_idx = [self.index[id(r)] for r in roots]
+        seed_idx = [self.source(s.data if isinstance(s, Tensor) else s) for s in seeds]
+        self.sweeps.append((root_idx, seed_idx, nodes))
+        self.program.append(("sweep", len(self.sweeps) - 1))
+
+    def finish(self, result: Any) -> _Plan:
+        for t, v in self.versions.values():
+            if t._version != v:
+                raise CompileError(
+                    "compile: the function changed a tensor it uses in place (an optimizer step?); "
+                    "replaying would skip that update. Call optimizer.step() and zero_grad() "
+                    "outside the compiled function"
+                )
+        for s in self.sweeps:
+            if isinstance(s, str):
+                raise CompileError(_SWEEP_ERRORS[s])
+        return _Plan(self, result)
+
+
+_SWEEP_ERRORS = {
+    "unsupported": "compile: only a plain backward() is supported inside a compiled function "
+    "(not create_graph, inputs= or chainrule.grad)",
+    "outside": "compile: backward() reached a graph built outside the compiled function",
+    "retain_grad": "compile: retain_grad() on intermediate tensors is not supported",
+}
+
+
+class _Ref:
+    """A param slot read from the environment at replay."""
+
+    __slots__ = ("j",)
+
+    def __init__(self, j: int) -> None:
+        self.j = j
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, _Ref) and other.j == self.j
+
+    __hash__ = None  # type: ignore[assignment]
+
+
+# --------------------------------------------------------------------------- the plan
+
+
+class _Plan:
+    """A recorded call, compiled to flat instructions over a list of arrays (the env)."""
+
+    def __init__(self, rec: _Recorder, result: Any) -> None:
+        self.kinds = rec.kinds
+        self.steps = rec.steps
+        self.sweeps = rec.sweeps
+        self.program_spec = rec.program
+        self.out = _out_spec(rec, result)
+        self.checked = False
+        self.template: list[Any] = [v if k == "const" else None for k, v in rec.kinds]
+        self.args = [(j, v) for j, (k, v) in enumerate(rec.kinds) if k == "arg"]
+        self.caps = [(j, v) for j, (k, v) in enumerate(rec.kinds) if k == "cap"]
+        self.guards = [(t, t.data.shape, t.data.dtype, t.requires_grad) for _, t in self.caps]
+        self.shapes = [np.shape(x.data if isinstance(x, Tensor) else x) for x in rec.keep]
+        self.program = [self._op(k) if kind == "op" else self._sweep(k) for kind, k in rec.program]
+
+    def _op(self, k: int) -> tuple[Any, ...]:
+        op, srcs, params, j, _ = self.steps[k]
+        static = {n: v for n, v in params.items() if not _dynamic(v)}
+        dyn = [(n, v) for n, v in params.items() if _dynamic(v)]
+        return (False, op.forward, srcs, static, dyn, j)
+
+    def _sweep(self, k: int) -> tuple[Any, ...]:
+        roots, seeds, nodes = self.sweeps[k]
+        by_out = {st[3]: st for st in self.steps}
+        instrs = []
+        for j in reversed(nodes):
+            kind, ref = self.kinds[j]
+            if kind != "out":
+                instrs.append((j, None, (kind, ref), ()))
+                continue
+            op, srcs, params, _, mask = by_out[j]
+            edges = [
+                (i, srcs[i], op.vjps[0] if op.variadic else op.vjps[i], self.shapes[srcs[i]])
+                for i, m in enumerate(mask)
+                if m
+            ]
+            static = {n: v for n, v in params.items() if not _dynamic(v)}
+            dyn = [(n, v) for n, v in params.items() if _dynamic(v)]
+            instrs.append((j, op, srcs, (edges, op.variadic, static, dyn)))
+        return (True, list(zip(roots, seeds)), instrs)
+
+    def guards_hold(self) -> bool:
+        for t, shape, dtype, rg in self.guards:
+            if t.data.shape != shape or t.data.dtype != dtype or t.requires_grad != rg:
+                return False
+        return True
+
+    def replay(self, args: tuple[Any, ...]) -> Any:
+        env = self.template[:]
+        for j, i in self.args:
+            a = args[i]
+            env[j] = a.data if isinstance(a, Tensor) else a
+        for j, t in self.caps:
+            env[j] = t.data
+        for instr in self.program:
+            if instr[0]:
+                self._run_sweep(instr, env, args)
+                continue
+            _, forward, srcs, params, dyn, j = instr
+            if dyn:
+                params = {**params, **{n: _resolve(v, env) for n, v in dyn}}
+            out = forward(*[env[s] for s in srcs], **params)
+            env[j] = out if type(out) is np.ndarray else np.asarray(out)
+        return _build(self.out, env)
+
+    def _run_sweep(self, instr: tuple[Any, ...], env: list[Any], args: tuple[Any, ...]) -> None:
+        """backward.backprop's loop, with the order and the edges already known."""
+        grads: dict[int, Any] = {}
+        for r, s in instr[1]:
+            grads[r] = _Shared(env[s]) if r not in grads else _plus(grads[r], env[s])
+        with np.errstate(divide="ignore"):
+            for j, op, srcs, how in instr[2]:
+                g = grads.pop(j, None)
+                if g is None:
+                    continue
+                if op is None:
+                    kind, ref = srcs
+                    _accumulate_leaf(args[ref] if kind == "arg" else ref, g, False)
+                    continue
+                if type(g) is _Shared:
+                    g = g.a
+                _propagate(op, g, env[j], [env[s] for s in srcs], how, env, grads)
+
+    def same_as(self, new: _Plan) -> bool:
+        return self.difference(new) is None
+
+    def difference(self, new: _Plan) -> str | None:
+        """The first way `new` differs from this trace, or None."""
+        if len(self.kinds) != len(new.kinds) or self.program_spec != new.program_spec:
+            return "a different sequence of ops"
+        for (k1, v1), (k2, v2) in zip(self.kinds, new.kinds):
+            if k1 != k2 or not _same_source(k1, v1, v2):
+                return f"a different {k1} input" if k1 == k2 else "a different input"
+        for (op1, s1, p1, _, m1), (op2, s2, p2, _, m2) in zip(self.steps, new.steps):
+            if op1 is not op2 or s1 != s2 or m1 != m2 or not _same_value(p1, p2):
+                return f"different inputs or parameters of {op1.name}"
+        if self.sweeps != new.sweeps or not _same_value(self.out, new.out):
+            return "a different backward sweep or result"
+        return None
+
+
+def _propagate(
+    op: Any, g: Any, out: Any, inputs: list[Any], how: Any, env: Any, grads: Any
+) -> None:
+    """backward._propagate on arrays: each input's vjp, unbroadcast, summed into grads."""
+    edges, variadic, params, dyn = how
+    if dyn:
+        params = {**params, **{n: _resolve(v, env) for n, v in dyn}}
+    for i, pj, vjp, shape in edges:
+        gi = (
+            vjp(g, out, *inputs, NUMPY_NS, argnum=i, **params)
+            if variadic
+            else vjp(g, out, *inputs, NUMPY_NS, **params)
+        )
+        if gi.shape != shape:
+            gi = NUMPY_NS.sum_to(gi, shape)
+        acc = grads.get(pj)
+        if acc is None:
+            grads[pj] = gi if gi is not g else _Shared(gi)
+        else:
+            grads[pj] = _plus(acc, gi)
+
+
+def _dynamic(v: Any) -> bool:
+    return isinstance(v, _Ref) or (isinstance(v, tuple) and any(_dynamic(e) for e in v))
+
+
+def _resolve(v: Any, env: list[Any]) -> Any:
+    if isinstance(v, _Ref):
+        return env[v.j]
+    return tuple(_resolve(e, env) for e in v) if isinstance(v, tuple) else v
+
+
+def _out_spec(rec: _Recorder, result: Any) -> Any:
+    if result is None:
+        return None
+    if isinstance(result, Tensor):
+        return _Ref(rec.source(result))
+    if isinstance(result, (tuple, list)):
+        return type(result)(_out_spec(rec, r) for r in result)
+    raise CompileError(
+        f"compile: the function returned a {type(result).__name__}; return None, a Tensor or a "
+        "tuple/list of Tensors (call .item() outside the compiled function)"
+    )
+
+
+def _build(spec: Any, env: list[Any]) -> Any:
+    if spec is None:
+        return None
+    if isinstance(spec, _Ref):
+        return Tensor._leaf(env[spec.j], False)
+    return type(spec)(_build(s, env) for s in spec)
+
+
+def _same_source(kind: str, a: Any, b: Any) -> bool:
+    if kind == "cap" and a is not b:
+        # a constant tensor made inside the function is a new object every call: equal values
+        return not (a.requires_grad or b.requires_grad) and _same_value(a.data, b.data)
+    return kind == "out" or a is b or _same_value(a, b)
+
+
+def _same_value(a: Any, b: Any) -> bool:
+    if isinstance(a, (np.ndarray, np.generic)) or isinstance(b, (np.ndarray, np.generic)):
+        a, b = np.asarray(a), np.asarray(b)
+        return (
+            a.dtype == b.dtype
+            and a.shape == b.shape
+            and bool(np.array_equal(a, b, equal_nan=a.dtype.kind in "fc"))
+        )
+    if isinstance(a, (tuple, list)):
+        return (
+            type(a) is type(b) and len(a) == len(b) and all(_same_value(x, y) for x, y in zip(a, b))
+        )
+    if isinstance(a, dict):
+        return (
+            isinstance(b, dict) and a.keys() == b.keys() and all(_same_value(a[k], b[k]) for k in a)
+        )
+    if isinstance(a, Tensor):
+        return a is b
+    return type(a) is type(b) and (a == b or (a != a and b != b))

@@ -1,0 +1,185 @@
+"""chainrule.compile: replay equals eager to the bit (losses and every gradient, over several
+steps with parameter updates in between), retraces on new shapes, reads parameters fresh, and
+refuses what it cannot replay."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import chainrule as cr
+from chainrule import nn, optim
+from chainrule.compile import CompileError
+from chainrule.nn import functional as F
+
+
+def _mlp(seed=0):
+    cr.manual_seed(seed)
+    return nn.Sequential(nn.Linear(64, 128), nn.ReLU(), nn.Linear(128, 10))
+
+
+def _w2_step(model):
+    def step(x, y):
+        loss = F.cross_entropy(model(x), y)
+        loss.backward()
+        return loss
+
+    return step
+
+
+def _train(step_fn, model, steps=5, batch_seed=1):
+    """SGD steps on fresh batches; returns every loss and every gradient, copied."""
+    rng = np.random.default_rng(batch_seed)
+    opt = optim.SGD(model.parameters(), lr=0.1)
+    record = []
+    for _ in range(steps):
+        x = cr.tensor(rng.standard_normal((32, 64)).astype(np.float32))
+        y = rng.integers(0, 10, 32)
+        opt.zero_grad()
+        loss = step_fn(x, y)
+        record.append((loss.data.copy(), [p.grad.data.copy() for p in model.parameters()]))
+        opt.step()
+    return record, [p.data.copy() for p in model.parameters()]
+
+
+def _assert_bitwise(a, b):
+    (rec_a, final_a), (rec_b, final_b) = a, b
+    for (la, ga), (lb, gb) in zip(rec_a, rec_b, strict=True):
+        assert la.tobytes() == lb.tobytes()
+        for u, v in zip(ga, gb, strict=True):
+            assert u.dtype == v.dtype and u.tobytes() == v.tobytes()
+    for u, v in zip(final_a, final_b, strict=True):
+        assert u.tobytes() == v.tobytes()
+
+
+def test_w2_mlp_replay_equals_eager_bitwise():
+    eager_model, comp_model = _mlp(), _mlp()
+    eager = _train(_w2_step(eager_model), eager_model)
+    compiled = cr.compile(_w2_step(comp_model))
+    _assert_bitwise(eager, _train(compiled, comp_model))
+    assert next(iter(compiled.plans.values())).checked  # calls 3.. were replays
+
+
+def _graph_fn(a, b, w, c):
+    """Broadcasting, indexing, a diamond, reductions with axis, a leaf used twice."""
+    h = cr.tanh(a * w + b)  # (4, 3) * (3,) + (4, 1)
+    d = h * h + cr.exp(-h)  # diamond on h
+    r = cr.sum(d, axis=1, keepdims=True) + cr.max(d, axis=0)[1]
+    s = d[np.array([0, 2, 2]), 1:].mean() + (r[1:] * c).sum()
+    loss = s + cr.logsumexp(a, axis=-1).sum() + (w * w).sum()
+    loss.backward()
+    return loss, r
+
+
+def test_graph_replay_equals_eager_bitwise_with_updates():
+    rng = np.random.default_rng(0)
+    leaves = [rng.standard_normal(s) for s in [(4, 1), (3,), (3, 1)]]
+
+    def run(fn):
+        b, w, c = (cr.tensor(v, requires_grad=True) for v in leaves)
+        out = []
+        for k in range(4):
+            a = cr.tensor(rng_a.standard_normal((4, 3)), requires_grad=True)
+            loss, r = fn(a, b, w, c)
+            out.append([loss.data, r.data, a.grad.data] + [t.grad.data.copy() for t in (b, w, c)])
+            with cr.no_grad():
+                w.data -= 0.1 * w.grad.data  # in place between calls: read fresh
+            b.data = b.data * 0.5  # rebinding .data between calls: read fresh too
+            if k % 2:
+                c.grad = None  # else accumulated across calls, exactly as backward() does
+        return out
+
+    rng_a = np.random.default_rng(5)
+    eager = run(_graph_fn)
+    rng_a = np.random.default_rng(5)
+    compiled_fn = cr.compile(_graph_fn)
+    replayed = run(compiled_fn)
+    for xs, ys in zip(eager, replayed, strict=True):
+        for u, v in zip(xs, ys, strict=True):
+            assert u.shape == v.shape and u.tobytes() == v.tobytes()
+
+
+def test_new_shapes_retrace_and_stay_correct():
+    model = _mlp()
+    step = cr.compile(_w2_step(model))
+    for n in (32, 32, 32, 7, 7, 7, 32):
+        x = cr.tensor(np.ones((n, 64), np.float32))
+        loss = step(x, np.zeros(n, dtype=np.int64))
+        grads = [p.grad.data.copy() for p in model.parameters()]
+        model.zero_grad()
+        eager = F.cross_entropy(model(x), np.zeros(n, dtype=np.int64))
+        eager.backward()
+        assert loss.data.tobytes() == eager.data.tobytes()
+        for g, p in zip(grads, model.parameters()):
+            assert g.tobytes() == p.grad.data.tobytes()
+        model.zero_grad()
+    assert len(step.plans) == 2
+
+
+def test_outputs_are_detached_and_python_values_key_the_trace():
+    w = cr.tensor([1.0, 2.0], requires_grad=True)
+    f = cr.compile(lambda x, k: (w * x * k).sum())
+    assert [f(cr.tensor([1.0, 1.0]), k).item() for k in (1.0, 2.0, 2.0, 2.0, 3.0)] == [
+        3.0,
+        6.0,
+        6.0,
+        6.0,
+        9.0,
+    ]
+    out = f(cr.tensor([1.0, 1.0]), 2.0)
+    assert not out.requires_grad and out.is_leaf
+
+
+def test_value_dependent_computation_is_caught_on_the_second_call():
+    x0 = cr.tensor([1.0, -1.0], requires_grad=True)
+
+    def masked(x):
+        mask = x.data > 0  # computed outside chainrule ops: frozen by the trace
+        loss = cr.where(mask, x, 0.0).sum()
+        loss.backward()
+        return loss
+
+    f = cr.compile(masked)
+    f(x0)
+    with pytest.raises(CompileError, match="second call recorded a different computation"):
+        f(cr.tensor([-1.0, 1.0], requires_grad=True))
+
+
+def test_optimizer_step_inside_is_refused():
+    model = _mlp()
+    opt = optim.SGD(model.parameters(), lr=0.1)
+
+    def step(x, y):
+        loss = F.cross_entropy(model(x), y)
+        loss.backward()
+        opt.step()
+        return loss
+
+    with pytest.raises(CompileError, match=r"optimizer\.step"):
+        cr.compile(step)(cr.tensor(np.ones((2, 64), np.float32)), np.array([0, 1]))
+
+
+def test_unsupported_results_and_arguments():
+    w = cr.tensor(1.0, requires_grad=True)
+    with pytest.raises(CompileError, match="returned a float"):
+        cr.compile(lambda: (w * 2).item())()
+    with pytest.raises(TypeError, match="arguments must be Tensors"):
+        cr.compile(lambda x: x)([1.0])
+    with pytest.raises(CompileError, match="create_graph"):
+        cr.compile(lambda: (w * w).backward(create_graph=True))()
+
+
+def test_parameter_replaced_with_new_shape_retraces():
+    w = cr.tensor(np.ones(3), requires_grad=True)
+
+    def f():
+        loss = (w * w).sum()
+        loss.backward()
+        return loss
+
+    g = cr.compile(f)
+    for _ in range(3):
+        g()
+    w.data = np.ones(5)
+    w.grad = None
+    assert g().item() == 5.0 and w.grad.shape == (5,)
