@@ -543,13 +543,20 @@ def _label_index(z: Any, labels: np.ndarray) -> Any:
 
 
 def _xent_forward(z: np.ndarray, labels: np.ndarray) -> np.ndarray:
-    lse = _logsumexp(z, axis=-1)
-    return lse - z[_label_index(z, labels)]
+    # logsumexp shifted by the row max, without _logsumexp's guard for all -inf rows: there
+    # the loss is -inf - (-inf) = NaN either way, and the guard was a fifth of this op's time.
+    m = z.max(axis=-1, keepdims=True)
+    shifted = z - m
+    return np.log(np.exp(shifted).sum(axis=-1)) - shifted[_label_index(z, labels)]
 
 
 def _xent_vjp(g: Any, out: Any, z: Any, xp: Any, labels: np.ndarray) -> Any:
     """softmax(z) - onehot(labels) (seed 002), times g; lse recovered as loss + z[label]."""
     lse = out + xp.getitem(z, _label_index(z, labels))
+    if type(z) is np.ndarray:  # fast path: subtract the one-hot in place, no mask array
+        p = np.exp(z - lse[..., None])
+        p[_label_index(z, labels)] -= 1
+        return g[..., None] * p
     onehot = (np.arange(z.shape[-1]) == labels[..., None]).astype(_np(z).dtype)
     return xp.reshape(g, (*g.shape, 1)) * (xp.exp(z - xp.reshape(lse, (*lse.shape, 1))) - onehot)
 
