@@ -264,12 +264,13 @@ def softmax(x: ArrayLike, axis: int = -1) -> Tensor:
     return ops.exp(log_softmax(x, axis))
 
 
-def softmax_cross_entropy(logits: ArrayLike, labels: Any) -> Tensor:
+def softmax_cross_entropy(logits: ArrayLike, labels: Any, mean: bool = False) -> Tensor:
     """Per-row cross-entropy logsumexp(z) - z[label] from logits and integer labels, fused.
 
     One op (its gradient is softmax(z) - onehot(labels), seed 002) instead of logsumexp,
     an index and a subtraction. `logits` has shape (N, C) with labels (N,), or (C,) with a
-    scalar label. Labels are not validated here; `nn.functional.cross_entropy` does that.
+    scalar label. With `mean`, the mean over rows is fused in too (one op for the whole loss).
+    Labels are not validated here; `nn.functional.cross_entropy` does that.
 
     Examples
     --------
@@ -280,7 +281,10 @@ def softmax_cross_entropy(logits: ArrayLike, labels: Any) -> Tensor:
     >>> round(loss.item(), 4)
     0.2395
     """
-    return ops.softmax_cross_entropy(_t(logits), labels=np.asarray(_data(labels)))
+    labels = np.asarray(_data(labels))
+    if mean:
+        return ops.softmax_cross_entropy(_t(logits), labels=labels, mean=True)
+    return ops.softmax_cross_entropy(_t(logits), labels=labels)
 
 
 # --------------------------------------------------------------------------- reductions
@@ -636,6 +640,7 @@ ops.TENSOR_NS.__dict__.update(
     broadcast_to=broadcast_to,
     swapaxes=swapaxes,
     sigmoid=sigmoid,
+    softmax=softmax,
     sum_to=sum_to,
     scatter_add=scatter_add,
     getitem=getitem,

@@ -542,29 +542,41 @@ def _label_index(z: Any, labels: np.ndarray) -> Any:
     return (np.arange(labels.shape[0]), labels) if labels.ndim else (labels,)
 
 
-def _xent_forward(z: np.ndarray, labels: np.ndarray) -> np.ndarray:
+def _np_softmax(z: np.ndarray) -> np.ndarray:
+    """Softmax over the last axis, shifted by the row max so exp never overflows."""
+    e = np.exp(z - z.max(axis=-1, keepdims=True))
+    e /= e.sum(axis=-1, keepdims=True)
+    return e
+
+
+def _xent_forward(z: np.ndarray, labels: np.ndarray, mean: bool = False) -> np.ndarray:
     # logsumexp shifted by the row max, without _logsumexp's guard for all -inf rows: there
     # the loss is -inf - (-inf) = NaN either way, and the guard was a fifth of this op's time.
     m = z.max(axis=-1, keepdims=True)
     shifted = z - m
-    return np.log(np.exp(shifted).sum(axis=-1)) - shifted[_label_index(z, labels)]
+    losses = np.log(np.exp(shifted).sum(axis=-1)) - shifted[_label_index(z, labels)]
+    return losses.mean() if mean else losses
 
 
-def _xent_vjp(g: Any, out: Any, z: Any, xp: Any, labels: np.ndarray) -> Any:
-    """softmax(z) - onehot(labels) (seed 002), times g; lse recovered as loss + z[label]."""
-    lse = out + xp.getitem(z, _label_index(z, labels))
+def _xent_vjp(g: Any, out: Any, z: Any, xp: Any, labels: np.ndarray, mean: bool = False) -> Any:
+    """(softmax(z) - onehot(labels)) times g per row (seed 002); with mean, g / N per row."""
+    rows = labels.size if labels.ndim else 1
     if type(z) is np.ndarray:  # fast path: subtract the one-hot in place, no mask array
-        p = np.exp(z - lse[..., None])
+        # with mean, out is the mean, so the per-row softmax is recomputed from z
+        lse = None if mean else out + z[_label_index(z, labels)]
+        p = _np_softmax(z) if lse is None else np.exp(z - lse[..., None])
         p[_label_index(z, labels)] -= 1
-        return g[..., None] * p
+        return p * (g / rows) if mean else g[..., None] * p
     onehot = (np.arange(z.shape[-1]) == labels[..., None]).astype(_np(z).dtype)
-    return xp.reshape(g, (*g.shape, 1)) * (xp.exp(z - xp.reshape(lse, (*lse.shape, 1))) - onehot)
+    scale = g / rows if mean else xp.reshape(g, (*g.shape, 1))
+    return scale * (xp.softmax(z) - onehot)
 
 
 def _xent_cases(rng: np.random.Generator, dtype: Any, op: OpDef) -> list[Case]:
     return [
         ((REALS.sample(rng, (4, 5), dtype),), {"labels": np.array([0, 4, 2, 2])}),
         ((REALS.sample(rng, (5,), dtype),), {"labels": np.array(3)}),
+        ((REALS.sample(rng, (3, 4), dtype),), {"labels": np.array([1, 1, 3]), "mean": True}),
     ]
 
 
@@ -619,17 +631,18 @@ def _matmul_cases(rng: np.random.Generator, dtype: Any, op: OpDef) -> list[Case]
 
 
 def _matmul(x: np.ndarray, y: np.ndarray) -> np.ndarray:
-    if np.ndim(x) == 0 or np.ndim(y) == 0:
-        raise ValueError(
-            f"shapes {np.shape(x)} and {np.shape(y)}: matmul needs at least 1-D "
-            "operands (use * for scalars)"
-        )
     try:
         return np.matmul(x, y)
-    except ValueError:
-        k1, k2 = x.shape[-1], y.shape[-2] if y.ndim > 1 else y.shape[0]
-        why = f"{k1} != {k2}" if k1 != k2 else "batch dimensions do not broadcast"
-        raise ValueError(f"shapes {x.shape} and {y.shape} are not aligned ({why})") from None
+    except ValueError:  # diagnose only on failure: the hot path is one NumPy call
+        raise ValueError(_matmul_mismatch(np.shape(x), np.shape(y))) from None
+
+
+def _matmul_mismatch(xs: tuple[int, ...], ys: tuple[int, ...]) -> str:
+    if not xs or not ys:
+        return f"shapes {xs} and {ys}: matmul needs at least 1-D operands (use * for scalars)"
+    k1, k2 = xs[-1], ys[-2] if len(ys) > 1 else ys[0]
+    why = f"{k1} != {k2}" if k1 != k2 else "batch dimensions do not broadcast"
+    return f"shapes {xs} and {ys} are not aligned ({why})"
 
 
 matmul = defop(
@@ -644,7 +657,8 @@ matmul = defop(
 
 
 def _linear(x: np.ndarray, w: np.ndarray, b: Any = None) -> np.ndarray:
-    if np.ndim(w) != 2 or np.ndim(x) == 0:
+    x, w = np.asarray(x), np.asarray(w)  # no copy for arrays; .ndim is cheaper than np.ndim
+    if w.ndim != 2 or x.ndim == 0:
         raise ValueError(
             f"shapes {np.shape(x)} and {np.shape(w)}: linear needs x of at least 1-D and a "
             "weight of shape (out_features, in_features)"
@@ -825,6 +839,7 @@ NUMPY_NS = SimpleNamespace(
         ]
     },
     sigmoid=_sigmoid,
+    softmax=_np_softmax,
     sum_to=_np_sum_to,
     scatter_add=_np_scatter_add,
     getitem=lambda x, index: x[index],

@@ -107,6 +107,8 @@ def cross_entropy(logits: Any, target: Any, reduction: str = "mean") -> Tensor:
         raise ValueError(f"cross_entropy: logits must have shape (N, C) or (C,), got {z.shape}")
     t = target.data if isinstance(target, Tensor) else np.asarray(target)
     if t.dtype.kind in "iub":
+        if reduction == "mean" and t.size:  # the mean fused into the same op
+            return _ce_labels(z, t, mean=True)
         loss = _ce_labels(z, t)
     elif t.dtype.kind == "f":
         _same_shape(z, t, "cross_entropy")
@@ -118,7 +120,7 @@ def cross_entropy(logits: Any, target: Any, reduction: str = "mean") -> Tensor:
     return _reduce(loss, reduction, "cross_entropy")
 
 
-def _ce_labels(z: Tensor, t: np.ndarray) -> Tensor:
+def _ce_labels(z: Tensor, t: np.ndarray, mean: bool = False) -> Tensor:
     n_classes = z.shape[-1]
     if t.shape != z.shape[:-1]:
         raise ValueError(
@@ -133,7 +135,7 @@ def _ce_labels(z: Tensor, t: np.ndarray) -> Tensor:
         )
     # one fused op: logsumexp(z) - z[label], whose vjp is softmax(z) - onehot(label). No copy
     # of intp labels: `chainrule.compile` then sees the caller's own array and reads it fresh.
-    return C.softmax_cross_entropy(z, t.astype(np.intp, copy=False))
+    return C.softmax_cross_entropy(z, t.astype(np.intp, copy=False), mean=mean)
 
 
 def binary_cross_entropy_with_logits(logits: Any, target: Any, reduction: str = "mean") -> Tensor:
