@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from chainrule import tensor as _tensor
+import chainrule.tensor as _tensor
 from chainrule.mode import _GradMode, _state
 from chainrule.tensor import Tensor, _freed_message
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -161,7 +161,7 @@ def log10(x: ArrayLike) -> Tensor:
     return log(x, 10)
 
 
-def _unary(op: ops.OpDef) -> Any:
+def _unary(op: ops.OpDef) -> Callable[[ArrayLike], Tensor]:
     def f(x: ArrayLike) -> Tensor:
         return op(_t(x))
 
@@ -538,14 +538,14 @@ def scatter_add(x: ArrayLike, index: Any, shape: Sequence[int]) -> Tensor:
 # --------------------------------------------------------------------------- Tensor methods
 
 
-def _cmp(f: Any) -> Any:
+def _cmp(f: Callable[[Any, Any], Any]) -> Callable[[Tensor, Any], Tensor]:
     def method(self: Tensor, other: Any) -> Tensor:
         return Tensor(f(self.data, _data(other)))
 
     return method
 
 
-def _binary(op: ops.OpDef, reflected: bool = False) -> Any:
+def _binary(op: ops.OpDef, reflected: bool = False) -> Callable[[Tensor, Any], Tensor]:
     if reflected:
         return lambda s, o: apply(op, o, s)
     return lambda s, o: apply(op, s, o)
@@ -564,10 +564,17 @@ def _attach() -> None:
     ]:
         setattr(T, f"__{name}__", _binary(op))
         setattr(T, f"__r{name}__", _binary(op, reflected=True))
-    T.__neg__ = lambda s, _op=ops.neg: apply(_op, s)  # type: ignore[attr-defined]
-    T.__abs__ = lambda s, _op=ops.abs: apply(_op, s)  # type: ignore[attr-defined]
-    T.__pos__ = lambda s: s  # type: ignore[attr-defined]
-    T.__getitem__ = getitem  # type: ignore[attr-defined]
+    transpose_property = property(lambda s: ops.transpose(s) if s.ndim > 1 else s)
+    # setattr, not `T.x = ...`: tensor_api.py declares these for mypy, which forbids
+    # assigning to a declared method.
+    for name, method in [
+        ("__neg__", lambda s, _op=ops.neg: apply(_op, s)),
+        ("__abs__", lambda s, _op=ops.abs: apply(_op, s)),
+        ("__pos__", lambda s: s),
+        ("__getitem__", getitem),
+        ("T", transpose_property),
+    ]:
+        setattr(T, name, method)
     for name, f in [
         ("__lt__", np.less),
         ("__le__", np.less_equal),
@@ -617,7 +624,6 @@ def _attach() -> None:
         "sum_to",
     ]:
         setattr(T, name, globals()[name])
-    T.T = property(lambda s: ops.transpose(s) if s.ndim > 1 else s)  # type: ignore[attr-defined]
 
 
 _attach()

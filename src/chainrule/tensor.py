@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Iterator, Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -19,6 +19,11 @@ from chainrule.mode import detect_anomaly as detect_anomaly
 from chainrule.mode import enable_grad as enable_grad
 from chainrule.mode import is_grad_enabled as is_grad_enabled
 from chainrule.mode import no_grad as no_grad
+
+if TYPE_CHECKING:  # operators and math methods, declared for mypy (attached in composite.py)
+    from chainrule.tensor_api import TensorMethods as _Methods
+else:
+    _Methods = object
 
 # Incremented by every in-place change to a Tensor; while it is 0 backward skips version checks.
 _inplace_count = 0
@@ -86,7 +91,7 @@ def _check_float(arr: np.ndarray, what: str) -> None:
 # --------------------------------------------------------------------------- Tensor
 
 
-class Tensor:
+class Tensor(_Methods):
     """An n-dimensional array that remembers how it was computed.
 
     Create one with :func:`chainrule.tensor`. `data` is the NumPy array, `grad` the gradient
@@ -214,7 +219,7 @@ class Tensor:
             raise TypeError("len() of a 0-d tensor")
         return len(self.data)
 
-    def __iter__(self) -> Any:
+    def __iter__(self) -> Iterator[Tensor]:
         return (self[i] for i in range(len(self)))
 
     def __bool__(self) -> bool:

@@ -1,0 +1,89 @@
+"""The Tensor operators and methods that `composite._attach` sets at runtime, for type checkers.
+
+`tensor.py` makes this class Tensor's base only under TYPE_CHECKING (at runtime the base is
+`object`), so mypy knows `x + y`, `x.sum()` and `x.T` are Tensors while the hot path stays
+untouched. Each entry is the very function `_attach` installs, so signatures cannot drift;
+`tests/test_typing.py` checks both lists name the same attributes.
+"""
+
+# The bodies below are declarations, never executed: they need no return statement.
+# mypy: disable-error-code="empty-body"
+
+from __future__ import annotations
+
+from typing import Any
+
+from chainrule import composite as _c
+from chainrule.tensor import Tensor
+
+
+class TensorMethods:
+    """Declarations only: the runtime attributes come from `chainrule.composite._attach`."""
+
+    __add__ = __radd__ = _c.add
+    __sub__ = _c.subtract
+    __mul__ = __rmul__ = _c.multiply
+    __truediv__ = _c.divide
+    __pow__ = _c.power
+    __matmul__ = _c.matmul
+    __neg__ = _c.negative
+    __abs__ = _c.abs
+    __getitem__ = _c.getitem
+
+    # Reflected operators run `op(other, self)`; for the checker only the types matter.
+    def __rsub__(self, other: Any) -> Tensor: ...
+    def __rtruediv__(self, other: Any) -> Tensor: ...
+    def __rpow__(self, other: Any) -> Tensor: ...
+    def __rmatmul__(self, other: Any) -> Tensor: ...
+    def __pos__(self) -> Tensor: ...
+
+    # Comparisons are elementwise and return bool tensors (no gradient), as in NumPy; the
+    # ignore is for object.__eq__/__ne__, which typeshed declares as returning bool.
+    def __eq__(self, other: object) -> Tensor: ...  # type: ignore[override]
+    def __ne__(self, other: object) -> Tensor: ...  # type: ignore[override]
+    def __lt__(self, other: Any) -> Tensor: ...
+    def __le__(self, other: Any) -> Tensor: ...
+    def __gt__(self, other: Any) -> Tensor: ...
+    def __ge__(self, other: Any) -> Tensor: ...
+
+    @property
+    def T(self) -> Tensor:
+        """The transpose (reversed axes); a 0-d or 1-d tensor is returned unchanged."""
+
+    exp = _c.exp
+    log = _c.log
+    sqrt = _c.sqrt
+    sin = _c.sin
+    cos = _c.cos
+    tan = _c.tan
+    tanh = _c.tanh
+    sigmoid = _c.sigmoid
+    relu = _c.relu
+    abs = _c.abs
+    softplus = _c.softplus
+    sum = _c.sum
+    mean = _c.mean
+    max = _c.max
+    min = _c.min
+    var = _c.var
+    std = _c.std
+    clip = _c.clip
+    matmul = _c.matmul
+    softmax = _c.softmax
+    log_softmax = _c.log_softmax
+    logsumexp = _c.logsumexp
+    reshape = _c.reshape
+    transpose = _c.transpose
+    swapaxes = _c.swapaxes
+    flatten = _c.flatten
+    squeeze = _c.squeeze
+    unsqueeze = _c.unsqueeze
+    expand = _c.expand
+    broadcast_to = _c.broadcast_to
+    astype = _c.astype
+    argmax = _c.argmax
+    argmin = _c.argmin
+    leaky_relu = _c.leaky_relu
+    gelu = _c.gelu
+    silu = _c.silu
+    sum_to = _c.sum_to
