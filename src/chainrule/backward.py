@@ -98,7 +98,7 @@ def backprop(
     check_versions = _tensor._inplace_count > 0
     # inf from a division is a legitimate gradient (sqrt at 0, as torch); under detect_anomaly
     # every non-finite value is reported by op name instead of as a NumPy warning.
-    quiet = {"all": "ignore"} if _state.anomaly else {"divide": "ignore"}
+    quiet: dict[str, Any] = {"all": "ignore"} if _state.anomaly else {"divide": "ignore"}
     with _GradMode(create_graph), np.errstate(**quiet):
         for k in range(len(order) - 1, -1, -1):
             node = order[k]

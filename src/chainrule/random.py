@@ -6,6 +6,7 @@ must call `generator()` each time (never cache it), because `manual_seed` replac
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -49,7 +50,7 @@ def generator() -> np.random.Generator:
     return _generator
 
 
-def get_rng_state() -> dict[str, Any]:
+def get_rng_state() -> Mapping[str, Any]:
     """The global generator's state as plain Python values (storable with `chainrule.save`).
 
     Examples
@@ -65,7 +66,7 @@ def get_rng_state() -> dict[str, Any]:
     return _generator.bit_generator.state
 
 
-def set_rng_state(state: dict[str, Any]) -> None:
+def set_rng_state(state: Mapping[str, Any]) -> None:
     """Restore a state returned by `get_rng_state` (resuming a run continues its random stream)."""
     global _generator
     try:

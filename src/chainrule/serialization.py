@@ -62,7 +62,8 @@ def save(obj: Any, path: str | os.PathLike[str]) -> None:
     try:
         os.chmod(tmp, 0o644)  # mkstemp makes it 0600; a checkpoint is an ordinary file
         with os.fdopen(fd, "wb") as f:
-            np.savez(f, **arrays)
+            # numpy's stub fears a key named allow_pickle; ours are paths and _MANIFEST
+            np.savez(f, **arrays)  # type: ignore[arg-type]
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)

@@ -123,4 +123,6 @@ def _autodiff(expr, wrt: str, values: dict[str, float]) -> float:
     if not out.requires_grad:  # the expression does not depend on wrt at all
         return 0.0
     out.backward()
-    return float(env[wrt].grad.item())
+    grad = env[wrt].grad
+    assert grad is not None  # backward() just filled it: out depends on wrt
+    return float(grad.item())

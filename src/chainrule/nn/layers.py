@@ -225,10 +225,11 @@ class Sequential(Module):
     def __init__(self, *modules: Module | OrderedDict[str, Module]) -> None:
         super().__init__()
         if len(modules) == 1 and isinstance(modules[0], OrderedDict):
-            for name, m in modules[0].items():
-                self.add_module(name, m)
+            for name, child in modules[0].items():
+                self.add_module(name, child)
         else:
             for i, m in enumerate(modules):
+                # an OrderedDict among several modules is rejected by add_module at runtime
                 self.add_module(str(i), m)  # type: ignore[arg-type]
 
     def forward(self, x: Any) -> Any:

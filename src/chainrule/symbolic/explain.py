@@ -259,7 +259,7 @@ def _sigmoid_args(expr: sp.Expr) -> list[sp.Expr]:
 def _as_sigmoid(expr: sp.Expr, result: sp.Expr) -> sp.Expr | None:
     """result as c·σ(g)(1 - σ(g)) when expr has 1/(1 + e^(-g)) and that form exists."""
     for g in _sigmoid_args(expr):
-        s = sigmoid(g)
+        s: sp.Expr = sigmoid(g)
         ratio = sp.simplify(result / (s * (1 - s)).rewrite(sp.exp))
         if not ratio.has(sp.exp) and sp.count_ops(ratio) <= 4:
             return ratio * s * (1 - s)

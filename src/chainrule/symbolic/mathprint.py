@@ -9,6 +9,7 @@ from __future__ import annotations
 import itertools
 import re
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import sympy as sp
 from sympy.printing.latex import LatexPrinter
@@ -22,7 +23,13 @@ _LETTER_END = re.compile(r"(?:^|[^\w])[A-Za-zα-ωΑ-Ω]$")
 _LETTER_START = re.compile(r"^[A-Za-zα-ωΑ-Ω](?![\w(^])")
 
 
-class _SumsLast:
+if TYPE_CHECKING:  # a mixin: super() is the SymPy printer it is mixed into (untyped: Any)
+    from sympy.printing.printer import Printer as _Printer
+else:
+    _Printer = object
+
+
+class _SumsLast(_Printer):
     """Print products with their sums last, as textbooks do: σ(x)(1 − σ(x)), e^x(x² + 2x)."""
 
     def _print_Mul(self, expr, **kwargs):

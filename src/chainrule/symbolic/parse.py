@@ -98,12 +98,14 @@ class Token:
 
 def tokenize(text: str) -> list[Token]:
     """Split ``text`` into tokens; raise ParseError at the first character that fits none."""
-    tokens, pos = [], 0
+    tokens: list[Token] = []
+    pos = 0
     while pos < len(text):
         m = _TOKEN.match(text, pos)
         if m is None:
             raise ParseError(f"unexpected character {text[pos]!r}", text, pos)
         kind = m.lastgroup
+        assert kind is not None  # every alternative in _TOKEN is a named group
         if kind != "ws":
             word = m.group()
             word = ";" if word == "\n" else _OPERATORS.get(word, word)
@@ -433,7 +435,7 @@ def _find_output(defs: dict[sp.Symbol, sp.Expr], text: str, lhs: list[Token]) ->
         pos = position[sinks[1]] if len(sinks) > 1 else 0
         raise ParseError(f"a program needs exactly one output; candidates: {which}", text, pos)
     seen: set[sp.Symbol] = set()
-    stack = [(sinks[0], frozenset())]
+    stack: list[tuple[sp.Symbol, frozenset[sp.Symbol]]] = [(sinks[0], frozenset())]
     while stack:  # iterative walk: a name reached again on its own path is a cycle
         name, path = stack.pop()
         if name in path:

@@ -360,7 +360,9 @@ def _multivariable(rule: R.MultivariableChainRule, depth, name):
     ]
 
 
-_LAYOUT: dict[type, Callable[[R.Rule, int, sp.Symbol | None], list[Line]]] = {
+# Each layout takes its own Rule subclass, so the common type can only say "...": dispatch on
+# type(rule) guarantees the match.
+_LAYOUT: dict[type[R.Rule], Callable[..., list[Line]]] = {
     R.ConstantRule: _constant,
     R.IdentityRule: _constant,
     R.PowerRule: _power,

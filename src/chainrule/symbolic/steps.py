@@ -101,7 +101,9 @@ def _log_base(expr: sp.Expr, x: sp.Symbol) -> tuple[sp.Expr, sp.Expr, sp.Expr] |
     return None
 
 
-def _decompose(expr: sp.Expr, x: sp.Symbol) -> tuple[Callable[[sp.Symbol], sp.Expr], sp.Expr]:
+def _decompose(
+    expr: sp.Expr, x: sp.Symbol
+) -> tuple[Callable[[sp.Symbol], sp.Expr] | None, sp.Expr]:
     """expr = f(g(x)) -> (f, g) when x enters only through one argument g, else (None, x)."""
     func = expr.func
     if func is sp.Abs and not expr.args[0].is_real:

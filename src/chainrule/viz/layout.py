@@ -41,7 +41,7 @@ class Route:
 
     def beziers(self) -> list[tuple[tuple[float, float], ...]]:
         """Cubic segments (p0, c1, c2, p1) with vertical tangents at every point."""
-        segs = []
+        segs: list[tuple[tuple[float, float], ...]] = []
         for (x0, y0), (x1, y1) in zip(self.points, self.points[1:]):
             dy = (y1 - y0) / 2
             segs.append(((x0, y0), (x0, y0 + dy), (x1, y1 - dy), (x1, y1)))

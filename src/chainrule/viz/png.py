@@ -8,6 +8,7 @@ through the Agg canvas (no GUI backend, no pyplot state).
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from chainrule.viz.scene import FONT_SIZE, LABEL_FONT, LINE_H, PAD_Y, ROLES, STYLES, Scene
 
@@ -31,7 +32,7 @@ def save(scene: Scene, path: str | Path, dpi: int = 150) -> None:
     ax.set_xlim(0, width)
     ax.set_ylim(height, 0)
     ax.axis("off")
-    mono = {"family": "DejaVu Sans Mono"}
+    mono: dict[str, Any] = {"family": "DejaVu Sans Mono"}
     for edge, route in zip(scene.edges, lay.routes):
         verts, codes = [route.points[0]], [MPath.MOVETO]
         for _, c1, c2, p1 in route.beziers():

@@ -107,6 +107,7 @@ def _value(a: np.ndarray, digits: int) -> str:
 
 def forward_stages(trace: Trace, node: Node, nt: Notation) -> list[str]:
     """`z1`, `w1*x + b1`, `0.500 + 0.200`, `0.700` (repeats and non-scalar numbers dropped)."""
+    assert trace.model is not None  # trace() always keeps the model it traced
     d, nodes = trace.digits, trace.model.nodes
     value = _value(node.value, d)
     if node.op is None:
