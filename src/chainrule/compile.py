@@ -1,20 +1,22 @@
 """`compile(fn)`: trace a static training step once, then replay it on plain NumPy arrays.
 
 Owns the trace (every `apply` and the backward sweep, recorded through the `_recorder` hooks in
-`tensor.py` and `backward.py`), the replay plan and its guards. Replay builds no Tensors and
-walks no graph: it calls the same forwards and vjps, in the same order, as eager mode would.
+`tensor.py` and `backward.py`), the replay plan and its guards. A plan is written out as the
+source of one Python function (`_Codegen`) that builds no Tensors and walks no graph: it calls
+the same forwards and vjps, and sums gradients in the same order, as eager mode would.
 """
 
 from __future__ import annotations
 
+import builtins
 import functools
 import importlib
+import keyword
 from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
-from chainrule.backward import _accumulate_leaf, _plus, _Shared
 from chainrule.mode import _state
 from chainrule.ops import NUMPY_NS
 from chainrule.tensor import Tensor
@@ -109,9 +111,9 @@ class _Compiled:
 
 def _arg_key(a: Any) -> Any:
     if isinstance(a, Tensor):
-        return ("T", a.data.shape, a.data.dtype.str, a.requires_grad)
+        return ("T", a.data.shape, a.data.dtype, a.requires_grad)  # (dtype.str builds a str)
     if isinstance(a, np.ndarray):
-        return ("A", a.shape, a.dtype.str)
+        return ("A", a.shape, a.dtype)
     if a is None or isinstance(a, (bool, int, float, complex, str)):
         return ("V", type(a), a)
     raise TypeError(
@@ -252,7 +254,7 @@ class _Ref:
 
 
 class _Plan:
-    """A recorded call, compiled to flat instructions over a list of arrays (the env)."""
+    """A recorded call; on its first replay, written out as one Python function (`source`)."""
 
     def __init__(self, rec: _Recorder, result: Any) -> None:
         self.kinds = rec.kinds
@@ -261,38 +263,13 @@ class _Plan:
         self.program_spec = rec.program
         self.out = _out_spec(rec, result)
         self.checked = False
-        self.template: list[Any] = [v if k == "const" else None for k, v in rec.kinds]
-        self.args = [(j, v) for j, (k, v) in enumerate(rec.kinds) if k == "arg"]
-        self.caps = [(j, v) for j, (k, v) in enumerate(rec.kinds) if k == "cap"]
-        self.guards = [(t, t.data.shape, t.data.dtype, t.requires_grad) for _, t in self.caps]
+        self.caps = [t for k, t in rec.kinds if k == "cap"]
+        self.guards = [(t, t.data.shape, t.data.dtype, t.requires_grad) for t in self.caps]
         self.shapes = [np.shape(x.data if isinstance(x, Tensor) else x) for x in rec.keep]
-        self.program = [self._op(k) if kind == "op" else self._sweep(k) for kind, k in rec.program]
-
-    def _op(self, k: int) -> tuple[Any, ...]:
-        op, srcs, params, j, _ = self.steps[k]
-        static = {n: v for n, v in params.items() if not _dynamic(v)}
-        dyn = [(n, v) for n, v in params.items() if _dynamic(v)]
-        return (False, op.forward, srcs, static, dyn, j)
-
-    def _sweep(self, k: int) -> tuple[Any, ...]:
-        roots, seeds, nodes = self.sweeps[k]
-        by_out = {st[3]: st for st in self.steps}
-        instrs = []
-        for j in reversed(nodes):
-            kind, ref = self.kinds[j]
-            if kind != "out":
-                instrs.append((j, None, (kind, ref), ()))
-                continue
-            op, srcs, params, _, mask = by_out[j]
-            edges = [
-                (i, srcs[i], op.vjps[0] if op.variadic else op.vjps[i], self.shapes[srcs[i]])
-                for i, m in enumerate(mask)
-                if m
-            ]
-            static = {n: v for n, v in params.items() if not _dynamic(v)}
-            dyn = [(n, v) for n, v in params.items() if _dynamic(v)]
-            instrs.append((j, op, srcs, (edges, op.variadic, static, dyn)))
-        return (True, list(zip(roots, seeds)), instrs)
+        self.tensor_args = {j for j, (k, _) in enumerate(rec.kinds) if k == "arg"}
+        self.tensor_args &= {j for j, x in enumerate(rec.keep) if isinstance(x, Tensor)}
+        self.source: str | None = None
+        self._fn: Callable[[tuple[Any, ...]], Any] | None = None
 
     def guards_hold(self) -> bool:
         for t, shape, dtype, rg in self.guards:
@@ -301,40 +278,12 @@ class _Plan:
         return True
 
     def replay(self, args: tuple[Any, ...]) -> Any:
-        env = self.template[:]
-        for j, i in self.args:
-            a = args[i]
-            env[j] = a.data if isinstance(a, Tensor) else a
-        for j, t in self.caps:
-            env[j] = t.data
-        for instr in self.program:
-            if instr[0]:
-                self._run_sweep(instr, env, args)
-                continue
-            _, forward, srcs, params, dyn, j = instr
-            if dyn:
-                params = {**params, **{n: _resolve(v, env) for n, v in dyn}}
-            out = forward(*[env[s] for s in srcs], **params)
-            env[j] = out if type(out) is np.ndarray else np.asarray(out)
-        return _build(self.out, env)
-
-    def _run_sweep(self, instr: tuple[Any, ...], env: list[Any], args: tuple[Any, ...]) -> None:
-        """backward.backprop's loop, with the order and the edges already known."""
-        grads: dict[int, Any] = {}
-        for r, s in instr[1]:
-            grads[r] = _Shared(env[s]) if r not in grads else _plus(grads[r], env[s])
-        with np.errstate(divide="ignore"):
-            for j, op, srcs, how in instr[2]:
-                g = grads.pop(j, None)
-                if g is None:
-                    continue
-                if op is None:
-                    kind, ref = srcs
-                    _accumulate_leaf(args[ref] if kind == "arg" else ref, g, False)
-                    continue
-                if type(g) is _Shared:
-                    g = g.a
-                _propagate(op, g, env[j], [env[s] for s in srcs], how, env, grads)
+        fn = self._fn
+        if fn is None:
+            self.source, namespace = _Codegen(self).run()
+            exec(builtins.compile(self.source, "<chainrule.compile replay>", "exec"), namespace)
+            fn = self._fn = namespace["replay"]
+        return fn(args)
 
     def same_as(self, new: _Plan) -> bool:
         return self.difference(new) is None
@@ -354,36 +303,151 @@ class _Plan:
         return None
 
 
-def _propagate(
-    op: Any, g: Any, out: Any, inputs: list[Any], how: Any, env: Any, grads: Any
-) -> None:
-    """backward._propagate on arrays: each input's vjp, unbroadcast, summed into grads."""
-    edges, variadic, params, dyn = how
-    if dyn:
-        params = {**params, **{n: _resolve(v, env) for n, v in dyn}}
-    for i, pj, vjp, shape in edges:
-        gi = (
-            vjp(g, out, *inputs, NUMPY_NS, argnum=i, **params)
-            if variadic
-            else vjp(g, out, *inputs, NUMPY_NS, **params)
-        )
-        if gi.shape != shape:
-            gi = NUMPY_NS.sum_to(gi, shape)
-        acc = grads.get(pj)
-        if acc is None:
-            grads[pj] = gi if gi is not g else _Shared(gi)
-        else:
-            grads[pj] = _plus(acc, gi)
+class _Codegen:
+    """Writes a plan as the source of one function `replay(A)` (A: the call's arguments).
+
+    Env values are locals `v<j>`, a sweep's gradients locals `g<sweep>_<j>`; forwards, vjps,
+    captured tensors and frozen constants are globals. Replay then does no per-node dispatch,
+    dict lookup or bookkeeping, yet makes eager mode's calls in eager mode's order: every
+    gradient sum adds the same operands in the same order, so results are bitwise equal.
+    """
+
+    def __init__(self, plan: _Plan) -> None:
+        self.plan = plan
+        self.by_out = {st[3]: st for st in plan.steps}
+        self.ns: dict[str, Any] = {
+            "_nd": np.ndarray,
+            "_asarray": np.asarray,
+            "_out": Tensor._leaf,
+            "_leaf_grad": _leaf_grad,
+            "_errstate": np.errstate,
+            "_xp": NUMPY_NS,
+            "_sum_to": NUMPY_NS.sum_to,
+        }
+        self.names: dict[int, str] = {}
+        self.lines = ["def replay(A):"]
+
+    def run(self) -> tuple[str, dict[str, Any]]:
+        plan = self.plan
+        for j, (kind, v) in enumerate(plan.kinds):
+            if kind == "arg":
+                self.emit(f"v{j} = A[{v}].data" if j in plan.tensor_args else f"v{j} = A[{v}]")
+            elif kind == "cap":
+                self.emit(f"v{j} = {self.const(v)}.data")
+        for kind, k in plan.program_spec:
+            self.op(k) if kind == "op" else self.sweep(k)
+        self.emit(f"return {self.result(plan.out)}")
+        return "\n".join(self.lines) + "\n", self.ns
+
+    def emit(self, line: str, depth: int = 1) -> None:
+        self.lines.append("    " * depth + line)
+
+    def const(self, v: Any) -> str:
+        """A global name bound to `v` (one per object)."""
+        name = self.names.get(id(v))
+        if name is None:
+            name = self.names[id(v)] = f"_c{len(self.names)}"
+            self.ns[name] = v
+        return name
+
+    def ref(self, j: int) -> str:
+        kind, v = self.plan.kinds[j]
+        return self.const(v) if kind == "const" else f"v{j}"
+
+    def param(self, v: Any) -> str:
+        if isinstance(v, _Ref):
+            return self.ref(v.j)
+        if isinstance(v, tuple) and _dynamic(v):
+            return "(" + "".join(f"{self.param(e)}, " for e in v) + ")"
+        return self.const(v)
+
+    def call(self, fn: Any, args: list[str], params: dict[str, Any]) -> str:
+        kw = [(n, self.param(v)) for n, v in params.items()]
+        if all(n.isidentifier() and not keyword.iskeyword(n) for n, _ in kw):
+            args = args + [f"{n}={e}" for n, e in kw]
+        else:  # a name that cannot be a keyword argument: pass a dict
+            args = [*args, "**{" + ", ".join(f"{n!r}: {e}" for n, e in kw) + "}"]
+        return f"{self.const(fn)}({', '.join(args)})"
+
+    def op(self, k: int) -> None:
+        op, srcs, params, j, _ = self.plan.steps[k]
+        self.emit(f"v{j} = {self.call(op.forward, [self.ref(s) for s in srcs], params)}")
+        self.emit(f"if type(v{j}) is not _nd: v{j} = _asarray(v{j})")
+
+    def sweep(self, k: int) -> None:
+        """backward.backprop's loop with the order, the edges and every sum known in advance."""
+        roots, seeds, nodes = self.plan.sweeps[k]
+        kinds, g = self.plan.kinds, f"g{k}_"
+        shared: dict[int, str] = {}  # per gradient that reaches a leaf: may another hold it?
+        self.emit("with _errstate(divide='ignore'):")
+        start = len(self.lines)
+        for r, s in zip(roots, seeds):
+            if r in shared:
+                self.emit(f"{g}{r} = {g}{r} + {self.ref(s)}", 2)
+                shared[r] = "False"
+            else:  # a seed may be the caller's own array
+                self.emit(f"{g}{r} = {self.ref(s)}", 2)
+                shared[r] = "True"
+        for j in reversed(nodes):
+            if j not in shared:
+                continue  # no gradient reached it
+            kind, v = kinds[j]
+            if kind != "out":
+                leaf = f"A[{v}]" if kind == "arg" else self.const(v)
+                self.emit(f"_leaf_grad({leaf}, {g}{j}, {shared[j]})", 2)
+                continue
+            op, srcs, params, _, mask = self.by_out[j]
+            ins = [f"{g}{j}", f"v{j}", *(self.ref(s) for s in srcs), "_xp"]
+            for i in (i for i, m in enumerate(mask) if m):
+                vjp = op.vjps[0] if op.variadic else op.vjps[i]
+                kw = {"argnum": i, **params} if op.variadic else params
+                pj, shape = srcs[i], self.const(self.shapes(srcs[i]))
+                self.emit(f"t = {self.call(vjp, ins, kw)}", 2)
+                self.emit(f"if t.shape != {shape}: t = _sum_to(t, {shape})", 2)
+                if pj in shared:
+                    self.emit(f"{g}{pj} = {g}{pj} + t", 2)
+                    shared[pj] = "False"
+                elif kinds[pj][0] != "out":
+                    self.emit(f"{g}{pj} = t", 2)
+                    self.emit(f"s{k}_{pj} = t is {g}{j}", 2)
+                    shared[pj] = f"s{k}_{pj}"
+                else:
+                    self.emit(f"{g}{pj} = t", 2)
+                    shared[pj] = "False"
+            self.emit(f"del {g}{j}", 2)  # release as eager mode does
+        if len(self.lines) == start:
+            self.emit("pass", 2)
+
+    def shapes(self, j: int) -> tuple[int, ...]:
+        return self.plan.shapes[j]
+
+    def result(self, spec: Any) -> str:
+        if spec is None:
+            return "None"
+        if isinstance(spec, _Ref):
+            return f"_out({self.ref(spec.j)}, False)"
+        items = "".join(f"{self.result(s)}, " for s in spec)
+        return f"[{items}]" if isinstance(spec, list) else f"({items})"
+
+
+def _leaf_grad(leaf: Tensor, g: Any, shared: bool) -> None:
+    """backward._accumulate_leaf on arrays: a new `.grad`, or the sum with the one there."""
+    if shared:
+        g = g.copy()
+    dtype = leaf.data.dtype
+    if g.dtype != dtype:
+        g = g.astype(dtype)
+    grad = leaf.grad
+    if grad is None:
+        if g.base is not None or not g.flags.writeable:
+            g = np.array(g)
+        leaf.grad = Tensor._leaf(g, False)
+    else:
+        grad.data = grad.data + g
 
 
 def _dynamic(v: Any) -> bool:
     return isinstance(v, _Ref) or (isinstance(v, tuple) and any(_dynamic(e) for e in v))
-
-
-def _resolve(v: Any, env: list[Any]) -> Any:
-    if isinstance(v, _Ref):
-        return env[v.j]
-    return tuple(_resolve(e, env) for e in v) if isinstance(v, tuple) else v
 
 
 def _out_spec(rec: _Recorder, result: Any) -> Any:

@@ -73,7 +73,11 @@ class SGD(Optimizer):
                     continue
                 if id(p) not in state:
                     state[id(p)] = {}  # as Optimizer.step: state_dict lists stepped params
-                p.data -= (lr * grad.data).astype(p.data.dtype, copy=False)
+                data = p.data  # a local: `data -= u` updates in place without a setattr
+                update = lr * grad.data
+                if update.dtype is not data.dtype and update.dtype != data.dtype:
+                    update = update.astype(data.dtype)  # (`is` first: `!=` is slow)
+                data -= update
                 p._bump_version()
 
     def _update(
