@@ -491,7 +491,9 @@ def split(x: ArrayLike, indices_or_sections: Any, axis: int = 0) -> list[Tensor]
     else:
         bounds = [0, *indices_or_sections, n]
     pre = (slice(None),) * ax
-    return [x[(*pre, slice(a, b))] for a, b in itertools.pairwise(bounds)]
+    # Indices built outside the subscript: mypy misreads x[(*pre, s)] as 3.11-only x[*pre, s].
+    indices = [(*pre, slice(a, b)) for a, b in itertools.pairwise(bounds)]
+    return [x[i] for i in indices]
 
 
 def getitem(x: Tensor, index: Any) -> Tensor:

@@ -73,6 +73,8 @@ class Linear(Module):
         self.in_features = int(in_features)
         self.out_features = int(out_features)
         self.weight = Parameter(np.empty((out_features, in_features), dtype=dtype))
+        # Optional: with bias=False the name is registered with None, as in PyTorch.
+        self.bias: Parameter | None
         if bias:
             self.bias = Parameter(np.empty(out_features, dtype=dtype))
         else:
@@ -85,7 +87,7 @@ class Linear(Module):
             bound = 1 / math.sqrt(self.in_features)
             init.uniform_(self.bias, -bound, bound)
 
-    def forward(self, x: Tensor) -> Tensor:
+    def forward(self, x: Tensor | np.ndarray) -> Tensor:
         x = x if isinstance(x, Tensor) else C._t(x)
         if x.ndim == 0 or x.shape[-1] != self.in_features:
             _check_features(self, x, self.in_features)

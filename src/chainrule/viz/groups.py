@@ -41,7 +41,7 @@ def resolve(
     return out
 
 
-class ModuleGroups(dict):
+class ModuleGroups(dict[int, str]):
     """`{id(tensor): "name: Type"}` filled by `module_groups(...)`; pass it as `groups=`."""
 
 
@@ -77,7 +77,7 @@ def module_groups(module: Any, depth: int = 1) -> Iterator[ModuleGroups]:
                 result.setdefault(id(t), label)
 
 
-def _wrap(m: Any, label: str, calls: list) -> None:
+def _wrap(m: Any, label: str, calls: list[tuple[str, list[Tensor], list[Tensor]]]) -> None:
     forward = m.forward
 
     def recorded(*args: Any, **kwargs: Any) -> Any:
