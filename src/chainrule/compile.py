@@ -273,7 +273,10 @@ class _Plan:
 
     def guards_hold(self) -> bool:
         for t, shape, dtype, rg in self.guards:
-            if t.data.shape != shape or t.data.dtype != dtype or t.requires_grad != rg:
+            data = t.data
+            if data.shape != shape or t.requires_grad != rg:
+                return False
+            if data.dtype is not dtype and data.dtype != dtype:  # `is` first: `!=` is slow
                 return False
         return True
 
@@ -435,7 +438,7 @@ def _leaf_grad(leaf: Tensor, g: Any, shared: bool) -> None:
     if shared:
         g = g.copy()
     dtype = leaf.data.dtype
-    if g.dtype != dtype:
+    if g.dtype is not dtype and g.dtype != dtype:
         g = g.astype(dtype)
     grad = leaf.grad
     if grad is None:
