@@ -9,7 +9,7 @@ sp = pytest.importorskip("sympy")
 cr = pytest.importorskip("chainrule")
 
 from chainrule.symbolic import parse, parse_program  # noqa: E402
-from chainrule.symbolic.evaluate import program_to_engine, to_engine  # noqa: E402
+from chainrule.symbolic.evaluate import program_to_engine, to_engine, tree_to_engine  # noqa: E402
 
 EXPRESSIONS = [
     "(x^2+1)^3", "sqrt(1+x^2)", "e^(x^2) + 2^x", "x^2/(x+1)", "x^x", "log(x, 2) + ln(x)",
@@ -19,13 +19,22 @@ EXPRESSIONS = [
 ]  # fmt: skip
 
 
+def _from_tree(text, env):
+    return tree_to_engine(parse_program(text).tree, env)
+
+
+def _from_sympy(text, env):
+    return to_engine(parse(text), env)
+
+
+@pytest.mark.parametrize("evaluate", [_from_sympy, _from_tree], ids=["sympy", "tree"])
 @pytest.mark.parametrize("text", EXPRESSIONS)
-def test_engine_gradient_matches_sympy(text):
+def test_engine_gradient_matches_sympy(text, evaluate):
     expr = parse(text)
     (x,) = expr.free_symbols
     for value in (0.7, 1.3):
         xt = cr.tensor(np.float64(value), dtype=np.float64, requires_grad=True)
-        out = to_engine(expr, {"x": xt})
+        out = evaluate(text, {"x": xt})
         out.backward()
         assert out.item() == pytest.approx(float(expr.subs(x, value)), rel=1e-10)
         assert xt.grad.item() == pytest.approx(float(sp.diff(expr, x).subs(x, value)), rel=1e-9)
@@ -56,3 +65,91 @@ def test_missing_values_and_unknown_nodes_are_named():
         to_engine(parse("x*y"), {"x": cr.tensor(1.0)})
     with pytest.raises(NotImplementedError, match="floor"):
         to_engine(sp.floor(sp.Symbol("x")), {"x": cr.tensor(1.0)})
+
+
+def _graph(t):
+    """Every tensor behind t, and the plain numbers ops were given (the 2 in x**2)."""
+    seen, stack, out = set(), [t], []
+    while stack:
+        u = stack.pop()
+        if id(u) in seen:
+            continue
+        seen.add(id(u))
+        out.append(u)
+        stack.extend(u.parents if isinstance(u, cr.Tensor) and u.op is not None else ())
+    return out
+
+
+def _ops(t):
+    return sorted(u.op.name for u in _graph(t) if isinstance(u, cr.Tensor) and u.op is not None)
+
+
+def _constants(t):
+    """Every constant operand: tensors without grad and plain numbers."""
+    nodes = _graph(t)
+    plain = [float(u) for u in nodes if not isinstance(u, cr.Tensor)]
+    fixed = [float(u.data) for u in nodes if isinstance(u, cr.Tensor) and not u.requires_grad]
+    return sorted(plain + fixed)
+
+
+def _vars(*names):
+    return {n: cr.tensor(np.float64(0.5 + i), dtype=np.float64, requires_grad=True)
+            for i, n in enumerate(names)}  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "text, ops, constants",
+    [
+        ("a - t", ["sub"], []),
+        ("x/y", ["div"], []),
+        ("-x", ["neg"], []),
+        ("x - 1", ["sub"], [1.0]),
+        ("1 - x", ["sub"], [1.0]),
+        ("-x - y", ["neg", "sub"], []),
+        ("x/2", ["div"], [2.0]),
+        ("3x/(2y)", ["div", "mul", "mul"], [2.0, 3.0]),
+        ("-x/y", ["div", "neg"], []),
+        ("x*y^-2", ["div", "power"], [2.0]),
+        ("0.5*(a - t)^2", ["div", "power", "sub"], [2.0, 2.0]),  # SymPy: (a - t)**2/2
+    ],
+)
+def test_sympy_forms_become_natural_engine_ops(text, ops, constants):
+    # SymPy stores a - t as a + (-1)*t and x/y as x*y**-1; the engine gets sub and div
+    expr = parse(text)
+    env = _vars(*sorted(s.name for s in expr.free_symbols))
+    out = to_engine(expr, env)
+    assert _ops(out) == ops and _constants(out) == constants
+    assert out.item() == pytest.approx(float(expr.subs({sp.Symbol(k, real=True): v.item()
+                                                         for k, v in env.items()})))  # fmt: skip
+
+
+def test_tree_keeps_the_typed_order_and_operators():
+    env = _vars("w1", "x", "b1", "a2", "t")
+    z1 = tree_to_engine(parse_program("w1*x + b1").tree, env, name="z1")
+    (wx, b1) = z1.parents
+    assert z1.op.name == "add" and wx.op.name == "mul" and b1 is env["b1"]
+    assert wx.parents[0] is env["w1"] and wx.parents[1] is env["x"]
+    loss = tree_to_engine(parse_program("0.5*(a2 - t)^2").tree, env)
+    assert _ops(loss) == ["mul", "power", "sub"] and _constants(loss) == [0.5, 2.0]
+    half, square = loss.parents
+    assert float(half.data) == 0.5 and square.parents[0].parents[0] is env["a2"]
+
+
+def test_tree_folds_constants_and_shares_repeated_subtrees():
+    env = _vars("x")
+    out = tree_to_engine(parse_program("2*pi*x + sin(x^2)*sin(x^2)").tree, env)
+    assert _constants(out) == [2.0, pytest.approx(2 * np.pi)]
+    product = out.parents[1]
+    assert product.op.name == "mul" and product.parents[0] is product.parents[1]
+    out.backward()
+    want = 2 * np.pi + 2 * np.sin(0.25) * np.cos(0.25) * 2 * 0.5
+    assert env["x"].grad.item() == pytest.approx(want)
+
+
+def test_program_is_evaluated_from_its_trees():
+    p = parse_program("z1 = w1*x + b1; L = (z1 - t)^2")
+    env = _vars("w1", "x", "b1", "t")
+    values = program_to_engine(p, env)
+    assert values["z1"].parents[1] is env["b1"] and values["L"].parents[0].op.name == "sub"
+    with pytest.raises(KeyError, match="no value for b1"):
+        program_to_engine(p, {k: v for k, v in env.items() if k != "b1"})

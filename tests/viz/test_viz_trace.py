@@ -65,11 +65,35 @@ def test_seed_lines_show_every_chain_rule_product(seed):
     assert lines["z2"] == (
         "dL/dz2 = dL/da2 * da2/dz2 = -0.246 * a2*(1 - a2) = -0.246 * 0.654 * 0.346 = -0.056"
     )
-    assert (
-        lines["w2"] == "dL/dw2 = dL/d(w2*a1) * d(w2*a1)/dw2 = -0.056 * a1 = -0.056 * 0.668 = -0.037"
-    )
-    assert lines["a1"].endswith("= -0.056 * w2 = -0.056 * 0.800 = -0.045")
+    # dL/dw2 = dL/dz2 . dz2/dw2 = -0.056 x a1 = -0.056 x 0.668 = -0.037: the unnamed product
+    # w2*a1 passes dL/dz2 on unchanged, so it has no line of its own, as in the notes
+    assert lines["w2"] == "dL/dw2 = dL/dz2 * dz2/dw2 = -0.056 * a1 = -0.056 * 0.668 = -0.037"
+    assert lines["a1"] == "dL/da1 = dL/dz2 * dz2/da1 = -0.056 * w2 = -0.056 * 0.800 = -0.045"
     assert lines["z1"].endswith("-0.045 * a1*(1 - a1) = -0.045 * 0.668 * 0.332 = -0.010")
+    assert lines["w1"] == "dL/dw1 = dL/dz1 * dz1/dw1 = -0.010 * x = -0.010 * 1.000 = -0.010"
+    assert "(w2*a1)" not in lines and "(w1*x)" not in lines and "(a2 - t)" in lines
+
+
+def test_pass_through_nodes_keep_their_gradient_and_value(seed):
+    tr = viz.trace(seed[0])
+    assert float(tr.gradient("w2*a1")) == pytest.approx(float(tr.gradient("z2")), rel=1e-15)
+    labels = [n.label for n in tr.forward]
+    assert "w2*a1" not in labels and "w1*x" not in labels and "a2 - t" in labels
+
+
+def test_only_unit_edges_pass_through():
+    # u*v - w*v: the subtracted product has local derivative -1, so it keeps its line
+    x, v, w = (cr.tensor(a, dtype=np.float64, requires_grad=True, name=n) for a, n in
+               [(0.5, "x"), (2.0, "v"), (3.0, "w")])  # fmt: skip
+    z = x * v - w * v
+    z.name = "z"
+    y = cr.sin(z)
+    y.name = "y"
+    lines = _backward_lines(viz.trace(y).to_text().replace("dy/d", "dL/d"))
+    assert lines["x"].startswith("dL/dx = dL/dz * dz/dx = ")
+    assert lines["w"].startswith("dL/dw = dL/d(w*v) * d(w*v)/dw = ")
+    assert "(w*v)" in lines and "(x*v)" not in lines
+    assert lines["v"].startswith("dL/dv = dL/dz * dz/dv + dL/d(w*v) * d(w*v)/dv = ")
 
 
 def test_seed_trace_order_is_reverse_topological(seed):

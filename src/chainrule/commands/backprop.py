@@ -3,7 +3,8 @@ chain-rule product, the gradient of every input, and (with --graph) a drawing of
 
 EXPR is typed math read by the safe parser (`chainrule.symbolic.parse_program`): one expression
 or statements `z1 = w1*x + b1; a1 = sigmoid(z1); ...`, whose names label the trace. Numbers come
-from the engine (`chainrule.symbolic.evaluate.program_to_engine`), in float64.
+from the engine, which evaluates the formula as typed (`chainrule.symbolic.evaluate`: `a2 - t`
+is one subtraction, operands keep their order), in float64.
 """
 
 from __future__ import annotations
@@ -66,14 +67,16 @@ def build(expr: str, at: dict[str, float]) -> Any:
 
     import chainrule as cr
     from chainrule.symbolic import ParseError, parse_program
-    from chainrule.symbolic.evaluate import program_to_engine, to_engine
+    from chainrule.symbolic.evaluate import program_to_engine, tree_to_engine
+    from chainrule.symbolic.tree import symbols
 
     try:
         program = parse_program(expr, names=at)
     except ParseError as exc:
         raise InputError(f"cannot read EXPR: {exc.message} at column {exc.position + 1}") from None
     defined = {s.name for s in program.definitions}
-    needed = {s.name for s in program.inline().free_symbols} - defined
+    trees = [t for t in (program.tree, *program.trees.values()) if t is not None]
+    needed = set().union(*map(symbols, trees)) - defined  # as typed: x - x still reads x
     if missing := sorted(needed - set(at)):
         raise InputError(f"no value for {', '.join(missing)}: add it to --at")
     if clash := sorted(defined & set(at)):
@@ -82,9 +85,10 @@ def build(expr: str, at: dict[str, float]) -> Any:
         raise InputError(f"--at gives {', '.join(extra)}, which EXPR does not use")
     env = {k: cr.tensor(v, dtype=np.float64, requires_grad=True, name=k) for k, v in at.items()}
     try:
-        if program.output is None:
-            return to_engine(program.expr, env, name="f")
-        return program_to_engine(program, env)[program.output.name]
+        if program.output is not None:
+            return program_to_engine(program, env)[program.output.name]
+        assert program.tree is not None  # parse_program keeps the tree of what was typed
+        return tree_to_engine(program.tree, env, name="f")
     except NotImplementedError as exc:
         raise InputError(str(exc)) from None
 

@@ -30,6 +30,7 @@ from fractions import Fraction
 import sympy as sp
 
 from chainrule.symbolic.functions import relu, sigmoid, softplus
+from chainrule.symbolic.tree import Tree, to_sympy
 
 __all__ = ["FUNCTIONS", "ParseError", "Program", "parse", "parse_program"]
 
@@ -172,13 +173,12 @@ class _Parser:
     def at(self, *texts: str) -> bool:
         return self.tok.kind in ("op", "end") and self.tok.text in texts
 
-    def expr(self) -> sp.Expr:
-        terms = [self.term()]
+    def expr(self) -> Tree:
+        value = self.term()
         while self.at("+", "-"):
-            sign = self.take().text
-            t = self.term()
-            terms.append(-t if sign == "-" else t)
-        return sp.Add(*terms)
+            op = "add" if self.take().text == "+" else "sub"
+            value = Tree(op, (value, self.term()))
+        return value
 
     def starts_factor(self) -> bool:
         tok = self.tok
@@ -186,45 +186,44 @@ class _Parser:
             return True
         return tok.kind == "op" and (tok.text in "(√" or (tok.text == "|" and not self.abs_depth))
 
-    def term(self) -> sp.Expr:
+    def term(self) -> Tree:
         value = self.signed()
         while True:
             if self.at("*", "/"):
-                op = self.take().text
-                rhs = self.signed()
-                value = value * rhs if op == "*" else value / rhs
+                op = "mul" if self.take().text == "*" else "div"
+                value = Tree(op, (value, self.signed()))
             elif self.starts_factor():
-                value = value * self.power()
+                value = Tree("mul", (value, self.power()))
             else:
                 return value
 
-    def signed(self) -> sp.Expr:
+    def signed(self) -> Tree:
         if self.at("-", "+"):
-            return -self.signed() if self.take().text == "-" else self.signed()
+            return Tree("neg", (self.signed(),)) if self.take().text == "-" else self.signed()
         return self.power()
 
-    def power(self) -> sp.Expr:
+    def power(self) -> Tree:
         base = self.primary()
         if self.at("^"):
             self.take()
-            return sp.Pow(base, self.signed())
+            return Tree("call", (base, self.signed()), sp.Pow)
         if self.tok.kind == "sup":
-            return sp.Pow(base, self.superscript())
+            return Tree("call", (base, self.superscript()), sp.Pow)
         return base
 
-    def superscript(self) -> sp.Integer:
+    def superscript(self) -> Tree:
         tok = self.take()
         digits = tok.text.translate(_SUPERSCRIPTS)
         if not re.fullmatch(r"[-+]?\d+", digits):
             raise self.error("malformed superscript exponent {what}", tok)
-        return sp.Integer(int(digits))
+        return Tree("num", value=sp.Integer(int(digits)))
 
-    def primary(self) -> sp.Expr:
+    def primary(self) -> Tree:
         tok = self.tok
         handler = {
             "num": self.number,
-            "sym": lambda: sp.Symbol(self.take().text, real=True),
-            "const": lambda: CONSTANTS[self.take().text],
+            "sym": lambda: Tree("sym", value=self.take().text),
+            "const": lambda: Tree("num", value=CONSTANTS[self.take().text]),
             "func": self.call,
         }.get(tok.kind)
         if handler is not None:
@@ -233,16 +232,16 @@ class _Parser:
             return self.group()
         if self.at("√"):
             self.take()
-            return sp.sqrt(self.power())
+            return Tree("call", (self.power(),), sp.sqrt)
         if self.at("|") and not self.abs_depth:
             return self.absolute()
         raise self.error("expected a number, a name or '(', found {what}")
 
-    def number(self) -> sp.Expr:
+    def number(self) -> Tree:
         frac = Fraction(self.take().text)
-        return sp.Rational(frac.numerator, frac.denominator)
+        return Tree("num", value=sp.Rational(frac.numerator, frac.denominator))
 
-    def group(self) -> sp.Expr:
+    def group(self) -> Tree:
         opening = self.take("(")
         inner = self.expr()
         if not self.at(")"):
@@ -251,15 +250,15 @@ class _Parser:
         self.take()
         return inner
 
-    def absolute(self) -> sp.Expr:
+    def absolute(self) -> Tree:
         self.take("|")
         self.abs_depth += 1
         inner = self.expr()
         self.abs_depth -= 1
         self.take("|")
-        return sp.Abs(inner)
+        return Tree("call", (inner,), sp.Abs)
 
-    def call(self) -> sp.Expr:
+    def call(self) -> Tree:
         tok = self.take()
         fn, arities = FUNCTIONS[tok.text]
         exponent = None
@@ -272,10 +271,10 @@ class _Parser:
         if len(args) not in arities:
             n = " or ".join(map(str, arities))
             raise self.error(f"{tok.text} takes {n} argument(s), got {len(args)}", tok)
-        value = fn(*args)
-        return value if exponent is None else sp.Pow(value, exponent)
+        value = Tree("call", tuple(args), fn)
+        return value if exponent is None else Tree("call", (value, exponent), sp.Pow)
 
-    def arguments(self) -> list[sp.Expr]:
+    def arguments(self) -> list[Tree]:
         self.take("(")
         args = [self.expr()]
         while self.at(","):
@@ -284,15 +283,15 @@ class _Parser:
         self.take(")")
         return args
 
-    def bare_argument(self) -> sp.Expr:
+    def bare_argument(self) -> Tree:
         """``sin 2x`` -> sin(2x): implicit products up to the next operator or function name."""
         value = self.signed()
         while self.starts_factor() and self.tok.kind != "func":
-            value = value * self.power()
+            value = Tree("mul", (value, self.power()))
         return value
 
 
-def _parse_tokens(text: str, tokens: list[Token], end: int) -> sp.Expr:
+def _parse_tokens(text: str, tokens: list[Token], end: int) -> Tree:
     parser = _Parser(text, [*tokens, Token("end", "", end)])
     if parser.at(""):
         raise parser.error("expected an expression, found {what}")
@@ -353,12 +352,16 @@ class Program:
     """Statements ``name = expr`` (or one bare expression) in typed order.
 
     ``output`` is the defined name that no other definition uses; ``expr`` is its definition,
-    ``definitions`` maps every defined symbol to its right-hand side.
+    ``definitions`` maps every defined symbol to its right-hand side (SymPy's canonical form,
+    for the derivations). ``trees`` and ``tree`` are the same as typed (operands in typed order,
+    for the engine and the backprop trace); empty for a program built from SymPy expressions.
     """
 
     definitions: dict[sp.Symbol, sp.Expr] = field(default_factory=dict)
     output: sp.Symbol | None = None
     expr: sp.Expr = sp.S.Zero
+    trees: dict[sp.Symbol, Tree] = field(default_factory=dict, compare=False, repr=False)
+    tree: Tree | None = field(default=None, compare=False, repr=False)
 
     def inline(self, expr: sp.Expr | None = None) -> sp.Expr:
         """Substitute the definitions into ``expr`` (default: the output) until only leaves remain.
@@ -396,17 +399,19 @@ def parse_program(text: str, *, names: Iterable[str] = ()) -> Program:
         if len(statements) != 1:
             raise ParseError("expected one expression", text, statements[1][0][0].pos)
         stmt, end = statements[0]
-        return Program(expr=_parse_tokens(text, _resolve(stmt, declared), end))
-    definitions: dict[sp.Symbol, sp.Expr] = {}
+        tree = _parse_tokens(text, _resolve(stmt, declared), end)
+        return Program(expr=to_sympy(tree), tree=tree)
+    trees: dict[sp.Symbol, Tree] = {}
     for stmt, end in statements:
         if len(stmt) < 2 or stmt[1].text != "=":
             raise ParseError("expected 'name = expression' in a program", text, stmt[0].pos)
         symbol = sp.Symbol(stmt[0].text, real=True)
-        if symbol in definitions:
+        if symbol in trees:
             raise ParseError(f"{symbol} is defined twice", text, stmt[0].pos)
-        definitions[symbol] = _parse_tokens(text, _resolve(stmt[2:], declared), end)
+        trees[symbol] = _parse_tokens(text, _resolve(stmt[2:], declared), end)
+    definitions = {k: to_sympy(t) for k, t in trees.items()}
     output = _find_output(definitions, text, lhs)
-    return Program(definitions=definitions, output=output, expr=definitions[output])
+    return Program(definitions, output, definitions[output], trees, trees[output])
 
 
 def _split_statements(text: str, tokens: list[Token]) -> list[tuple[list[Token], int]]:

@@ -2,7 +2,10 @@
 
 Each node's gradient is the sum over its consumers of (upstream gradient) x (local derivative);
 the trace lists the nodes output first (reverse topological order, closest to the output first),
-with the symbolic local derivative, its numbers and the result. Rendering lives in `tracefmt.py`.
+with the symbolic local derivative, its numbers and the result. An unnamed operand of a sum
+(`w2*a1` in `z2 = w2*a1 + b2`) passes its consumer's gradient on unchanged, so it gets no line of
+its own: `dL/dw2 = dL/dz2 * dz2/dw2 = -0.056 * a1`, as the tutorial notes write it. Rendering
+lives in `tracefmt.py`.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ from chainrule.tensor import Tensor
 from chainrule.viz import gradients, tracefmt
 from chainrule.viz.formulas import Local, local
 from chainrule.viz.groups import parameter_names
-from chainrule.viz.model import GraphModel, Node, build, is_number
+from chainrule.viz.model import Edge, GraphModel, Node, build, is_number
 
 
 @dataclass
@@ -61,10 +64,14 @@ class Trace:
     model: GraphModel | None = field(default=None, repr=False)
 
     def gradient(self, label: str) -> np.ndarray:
-        """d output / d the node labelled `label`; KeyError names the labels there are."""
+        """d output / d the node labelled `label` (also one passed through without a line of its
+        own, such as `w2*a1`); KeyError names the labels there are."""
         for s in self.steps:
             if s.node.label == label:
                 return s.grad
+        for n in self.model.nodes if self.model is not None else ():
+            if n.label == label and n.grad is not None:
+                return n.grad
         known = ", ".join(s.node.label for s in self.steps)
         raise KeyError(f"no node labelled {label!r} receives a gradient; known: {known}")
 
@@ -151,8 +158,31 @@ def trace(
     model = build(t, label_map)
     gradients.backward(model, gradient)
     gradients.local_derivatives(model)
-    steps = [_step(model, n) for n in _backward_order(model) if n.grad is not None]
-    return Trace(model.nodes[model.root], _forward_order(model), steps, digits, model)
+    through = {n.index for n in model.nodes if _pass_through(model, n) is not None}
+    order = [n for n in _backward_order(model, through) if n.grad is not None]
+    order = [n for n in order if n.index not in through]
+    steps = [_step(model, n) for n in order]
+    forward = [n for n in _forward_order(model) if n.index not in through]
+    return Trace(model.nodes[model.root], forward, steps, digits, model)
+
+
+# (op, argnum) whose local derivative is exactly 1: the operand's gradient is the op's gradient
+_IDENTITY_EDGES = {("add", 0), ("add", 1), ("sub", 0)}
+
+
+def _pass_through(model: GraphModel, node: Node) -> Edge | None:
+    """The edge by which `node` hands its consumer's gradient on unchanged, if it is an unnamed
+    operand of a sum (labelled by its expression, used once, same shape) inside a larger
+    expression; None otherwise. The output's own operands keep their lines (dy/d(x*x) says more
+    than dy/dy)."""
+    edges = model.consumers(node.index)
+    if not node.inline or node.is_output or len(edges) != 1:
+        return None
+    e = edges[0]
+    dst = model.nodes[e.dst]
+    if (dst.op, e.argnum) not in _IDENTITY_EDGES or dst.index == model.root:
+        return None
+    return e if node.value.shape == dst.value.shape else None
 
 
 def _forward_order(model: GraphModel) -> list[Node]:
@@ -170,23 +200,31 @@ def _forward_order(model: GraphModel) -> list[Node]:
 
 
 def _step(model: GraphModel, node: Node) -> Step:
+    """One term per use of `node`, named after the first consumer that has a line of its own:
+    through `w2*a1`, the term of w2 reads dL/dz2 * dz2/dw2 with the local derivative a1."""
     terms = []
     for e in model.consumers(node.index):
         if e.contribution is None:
             continue
         out = model.nodes[e.dst]
         args = [model.nodes[i] for i in out.inputs]
-        terms.append(Term(out, local(out, args, e.argnum, e.local), out.grad, e.contribution))
+        shown = out
+        while (hop := _pass_through(model, shown)) is not None:
+            shown = model.nodes[hop.dst]
+        local_ = local(out, args, e.argnum, e.local)
+        terms.append(Term(shown, local_, shown.grad, e.contribution))
     return Step(node, terms, node.grad)
 
 
-def _backward_order(model: GraphModel) -> list[Node]:
-    """Reverse topological order, nearest the output first; ties in the order inputs are
-    written (so w2 comes before b2 in w2*a1 + b2, as in the tutorial notes)."""
+def _backward_order(model: GraphModel, through: set[int]) -> list[Node]:
+    """Reverse topological order, nearest the output first (a pass-through node adds no
+    distance); among equals leaves first, then in the order inputs are written: w2, b2, a1 for
+    z2 = w2*a1 + b2, as in the tutorial notes."""
     depth = {model.root: 0}
     for n in reversed(model.nodes):  # outputs first: every consumer is done before its inputs
+        hop = 0 if n.index in through else 1
         for i in n.inputs:
-            depth[i] = max(depth.get(i, 0), depth.get(n.index, 0) + 1)
+            depth[i] = max(depth.get(i, 0), depth.get(n.index, 0) + hop)
     seen: dict[int, int] = {}
     stack = [model.root]
     while stack:  # preorder from the output, first argument first
@@ -196,4 +234,4 @@ def _backward_order(model: GraphModel) -> list[Node]:
         seen[i] = len(seen)
         stack.extend(reversed(model.nodes[i].inputs))
     reachable = [n for n in model.nodes if n.index in seen]
-    return sorted(reachable, key=lambda n: (depth[n.index], seen[n.index]))
+    return sorted(reachable, key=lambda n: (depth[n.index], n.op is not None, seen[n.index]))
