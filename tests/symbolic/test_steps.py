@@ -30,12 +30,22 @@ def numerically_equal(a: sp.Expr, b: sp.Expr) -> bool:
     as complex numbers when no real one is (e.g. (-x)^g), SymPy's own check as a last resort."""
     symbols = sorted(a.free_symbols | b.free_symbols, key=lambda s: s.name)
     assert len(symbols) <= POINTS.shape[1]
-    fa, fb = lambdify(symbols, a), lambdify(symbols, b)
+    fa, fb = _numeric(symbols, a), _numeric(symbols, b)
     for dtype in (float, complex):
         verdict = _compare(fa, fb, POINTS[:, : len(symbols)].astype(dtype))
         if verdict is not None:
             return verdict
     return (a - b).equals(0) is True
+
+
+def _numeric(symbols, expr):
+    """lambdify, or SymPy's own evaluation where its NumPy printer fails: it simplifies the
+    Piecewise conditions of relu and raises on log(relu(x)) > 0 (zoo at x = 0), 1/relu(x) or
+    relu(sin(x) + asin(2)) (a complex constant)."""
+    try:
+        return lambdify(symbols, expr)
+    except (TypeError, KeyError, ValueError):
+        return lambda *row: complex(expr.subs(dict(zip(symbols, row))).evalf())
 
 
 def _compare(fa, fb, points: np.ndarray) -> bool | None:
@@ -104,10 +114,13 @@ def nested(depth: int):
 
 
 def usable(e: sp.Expr) -> bool:
-    """Depends on x, is finite, and has no 0^g (whose derivative is SymPy's zoo·log(0))."""
+    """Depends on x, is finite, has no 0^g (whose derivative is SymPy's zoo·log(0)) and no
+    complex constant such as asin(2) (relu and |u| are defined on reals only)."""
     bad = (sp.zoo, sp.nan, sp.oo, -sp.oo)
-    zero_base = any(p.is_Pow and p.base.is_zero for p in sp.preorder_traversal(e))
-    return e.has(x) and not e.has(*bad) and not zero_base
+    nodes = list(sp.preorder_traversal(e))
+    zero_base = any(p.is_Pow and p.base.is_zero for p in nodes)
+    complex_constant = any(n.is_number and n.is_real is False for n in nodes)
+    return e.has(x) and not e.has(*bad) and not zero_base and not complex_constant
 
 
 expressions = st.integers(1, 4).flatmap(nested).filter(usable)
