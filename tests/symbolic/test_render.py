@@ -51,6 +51,10 @@ def test_seed_forms_are_not_expanded():
     assert explain("x^2/(x+1)").result == (x**2 + 2 * x) / (x + 1) ** 2
     seed_form = sp.Mul(2, y + 1, x * y + x + y)  # Python's 2 * (y + 1) would distribute
     assert explain("z = (u+v)^2; u = x*y; v = x + y").result == seed_form
+    # seed 000: 2(3x + 2)·3 = 6(3x + 2); SymPy alone would distribute to 18x + 12
+    assert explain("(3x+2)^2").result == sp.Mul(6, 3 * x + 2, evaluate=False)
+    assert explain("(1-3x)^2").result == sp.Mul(-6, 1 - 3 * x, evaluate=False)
+    assert explain("x^2 + 2x").result == 2 * x + 2  # no sum of the input to keep
 
 
 CASES = [(name, lang) for name in SEEDS for lang in LANGUAGES]

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 import sympy as sp
 
 from chainrule.symbolic import render as V
+from chainrule.symbolic.forms import keep_coefficient
 from chainrule.symbolic.functions import sigmoid
 from chainrule.symbolic.parse import Program, parse_program
 from chainrule.symbolic.rules import Rule
@@ -140,7 +141,7 @@ def explain(expr: str | sp.Expr, wrt: str | sp.Symbol = "x", lang: str = "en") -
         if sp.Symbol(n) != x and n not in {s.name for s in e.free_symbols}
     )
     steps = diff_steps(e, x)
-    result = learner_form(steps.eval())
+    result = learner_form(steps.eval(), source=e)
     lines = _lines(steps, name, x, result, given=V.eq(V.expr(name), V.expr(e)), expr=e)
     result = _as_sigmoid(e, result) or result
     return Derivation(expr=e, wrt=x, name=name, steps=steps, result=result, lang=lang, lines=lines)
@@ -156,8 +157,8 @@ def _symbol(wrt: str | sp.Symbol, expr: sp.Expr) -> sp.Symbol:
 def _explain_program(program: Program, x: sp.Symbol, lang: str) -> Derivation:
     defs = {k: v for k, v in program.definitions.items() if k != x}
     steps = diff_program(program, x)
-    inner = learner_form(steps.eval())
-    result = learner_form(Program(definitions=defs, expr=inner).inline())
+    inner = learner_form(steps.eval(), source=program.expr)
+    result = learner_form(Program(definitions=defs, expr=inner).inline(), source=program.inline())
     shown = [V.eq(V.expr(k), V.expr(v)) for k, v in program.definitions.items()]
     lines = _lines(
         steps,
@@ -192,7 +193,7 @@ def _lines(steps, name, x, result, *, given, expr, defs=None, inner=None) -> tup
         else V.Line("given", 0, {"eq": given, "x": V.expr(x)})
     )
     lines = [head, *V.layout(steps, 0, name)]
-    raw = steps.eval()
+    raw = keep_coefficient(steps.eval(), expr)  # as the chain line ends: 6(3x + 2)
     tidy = inner if defs is not None else result
     as_sigmoid = _as_sigmoid(full, result)
     if as_sigmoid is not None:  # the seeds' way: e^(-x)/(1 + e^(-x))² = σ(x)(1 - σ(x))
@@ -206,12 +207,14 @@ def _lines(steps, name, x, result, *, given, expr, defs=None, inner=None) -> tup
     return tuple(lines)
 
 
-def learner_form(e: sp.Expr) -> sp.Expr:
+def learner_form(e: sp.Expr, source: sp.Expr | None = None) -> sp.Expr:
     """The derivative as a textbook writes it: a fixed, deterministic strategy.
 
     Candidates: SymPy's own form, ``factor`` and (for small answers) ``simplify``, each with
     monomials multiplied back into a lone sum factor (x(x + 2)e^x -> (x² + 2x)e^x). The fewest
-    operations wins, ties going to the earlier candidate; products are kept as they are.
+    operations wins, ties going to the earlier candidate; products are kept as they are. Given
+    the ``source`` differentiated, a number SymPy distributed over one of its sums is taken out
+    again (18x + 12 -> 6(3x + 2) for (3x + 2)², see ``forms.keep_coefficient``).
 
     Examples
     --------
@@ -220,13 +223,15 @@ def learner_form(e: sp.Expr) -> sp.Expr:
     (x**2 + 2*x)*exp(x)
     >>> learner_form((2*x*(x + 1) - x**2) / (x + 1)**2)
     (x**2 + 2*x)/(x + 1)**2
+    >>> learner_form(18*x + 12, source=(3*x + 2)**2)
+    6*(3*x + 2)
     """
     if e.is_Mul and not any(f.is_Pow and f.exp.is_negative and f.base.is_Add for f in e.args):
         return e
     candidates = [e, _merge_monomials(sp.factor(e))]
     if sp.count_ops(e) <= _SIMPLIFY_MAX_OPS:
         candidates.append(_merge_monomials(sp.simplify(e)))
-    return min(candidates, key=sp.count_ops)
+    return keep_coefficient(min(candidates, key=sp.count_ops), source)
 
 
 def _is_monomial(f: sp.Expr) -> bool:

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 import sympy as sp
 
 from chainrule.symbolic import rules as R
+from chainrule.symbolic.forms import keep_coefficient
 from chainrule.symbolic.functions import sigmoid
 from chainrule.symbolic.mathprint import LatexMath, TextMath
 
@@ -322,7 +323,8 @@ def _chain(rule: R.ChainRule, depth, name):
     derivs = [lhs(ln.outer, dep) for dep, ln in zip(dependents, links)] + [lhs(rule.inner, last)]
     shown = rule.factors(evaluate=False)
     product = times([factor(f, i == 0) for i, f in enumerate(shown)])
-    total = eq(lhs(rule, name), times(derivs), product, expr(rule.eval()))
+    result = keep_coefficient(rule.eval(), rule.expr)  # 2(3x + 2)·3 = 6(3x + 2), not 18x + 12
+    total = eq(lhs(rule, name), times(derivs), product, expr(result))
     return [*lines, Line("ChainProduct", depth + 1, {"eq": total})]
 
 
@@ -351,7 +353,8 @@ def _multivariable(rule: R.MultivariableChainRule, depth, name):
         fixed = listing([expr(t.via) for t in terms])
         lines.append(Line("DirectTerm", depth + 1, {"x": expr(x), "fixed": fixed}))
         lines += layout(rule.direct, depth + 2)
-    values = [times([factor(t.partial.eval(), True), factor(t.total.eval())]) for t in terms]
+    partials = [keep_coefficient(t.partial.eval(), t.partial.expr) for t in terms]
+    values = [times([factor(p, True), factor(t.total.eval())]) for p, t in zip(partials, terms)]
     values += [expr(rule.direct.eval())] if rule.direct else []
     total = eq(lhs(rule, z), plus(values), expr(rule.eval()))
     return [
