@@ -12,6 +12,7 @@ import builtins
 import functools
 import importlib
 import keyword
+import linecache
 from collections.abc import Callable
 from typing import Any
 
@@ -284,7 +285,10 @@ class _Plan:
         fn = self._fn
         if fn is None:
             self.source, namespace = _Codegen(self).run()
-            exec(builtins.compile(self.source, "<chainrule.compile replay>", "exec"), namespace)
+            name = f"<chainrule.compile replay {id(self):x}>"
+            # registered so that a traceback through the replay shows the generated line
+            linecache.cache[name] = (len(self.source), None, self.source.splitlines(True), name)
+            exec(builtins.compile(self.source, name, "exec"), namespace)
             fn = self._fn = namespace["replay"]
         return fn(args)
 
