@@ -133,7 +133,8 @@ def explain(expr: str | sp.Expr, wrt: str | sp.Symbol = "x", lang: str = "en") -
     program = parse_program(expr, names={wrt_name}) if isinstance(expr, str) else None
     if program is not None and program.definitions:
         return _explain_program(program, _symbol(wrt, program.inline()), lang)
-    e = program.expr if program is not None else sp.sympify(expr, strict=True)
+    user = program.expr if program is not None else sp.sympify(expr, strict=True)
+    e, back = _real_symbols(user)
     x = _symbol(wrt, e)
     name = next(
         sp.Symbol(n)
@@ -143,13 +144,24 @@ def explain(expr: str | sp.Expr, wrt: str | sp.Symbol = "x", lang: str = "en") -
     steps = diff_steps(e, x)
     result = learner_form(steps.eval(), source=e)
     lines = _lines(steps, name, x, result, given=V.eq(V.expr(name), V.expr(e)), expr=e)
-    result = _as_sigmoid(e, result) or result
-    return Derivation(expr=e, wrt=x, name=name, steps=steps, result=result, lang=lang, lines=lines)
+    result = (_as_sigmoid(e, result) or result).xreplace(back)
+    wrt_out = back.get(x, x)
+    return Derivation(
+        expr=user, wrt=wrt_out, name=name, steps=steps, result=result, lang=lang, lines=lines
+    )
+
+
+def _real_symbols(e: sp.Expr) -> tuple[sp.Expr, dict[sp.Symbol, sp.Symbol]]:
+    """Typed math has real symbols; a SymPy input's plain ones are made real too, so that
+    d|x|/dx is sign(x), not SymPy's complex formula in re(x) and im(x). Also returns the map
+    back to the caller's own symbols, for the result."""
+    real = {s: sp.Symbol(s.name, real=True) for s in e.free_symbols if s.is_real is None}
+    return e.xreplace(real), {r: s for s, r in real.items()}
 
 
 def _symbol(wrt: str | sp.Symbol, expr: sp.Expr) -> sp.Symbol:
     if isinstance(wrt, sp.Symbol):
-        return wrt
+        return sp.Symbol(wrt.name, real=True) if wrt.is_real is None else wrt
     found = [s for s in expr.free_symbols if s.name == wrt]
     return found[0] if found else sp.Symbol(wrt, real=True)
 
