@@ -105,6 +105,8 @@ _STRUCTURAL: dict[tuple[str, int], Callable[[Node, list[Node]], str]] = {
     ("broadcast_to", 0): lambda o, a: "sum_to({g})",
     ("getitem", 0): lambda o, a: "scatter({g})",
     ("logsumexp", 0): lambda o, a: "{g} * softmax(" + a[0].label + ")",
+    # seed 002: delta_L = y_hat - y (divided by N when the op also takes the mean)
+    ("softmax_cross_entropy", 0): lambda o, a: "{g} * (softmax(" + a[0].label + ") - onehot(y))",
     ("max", 0): lambda o, a: "{g} at argmax(" + a[0].label + ")",
     ("min", 0): lambda o, a: "{g} at argmin(" + a[0].label + ")",
     ("where", 1): lambda o, a: f"where({a[0].label}, " + "{g}, 0)",
