@@ -14,7 +14,7 @@ import numpy as np
 
 from chainrule import composite as C
 from chainrule import ops
-from chainrule.backward import _depends_outside, _relevant_order, backprop, toposort
+from chainrule.backward import _depends_outside, _relevant_order, backprop
 from chainrule.mode import _GradMode, _state
 from chainrule.tensor import Tensor, _as_array
 
@@ -72,16 +72,11 @@ def _detached_unless_needed(out: Tensor, xs: Sequence[Tensor]) -> Tensor:
     if not out.requires_grad or not _state.grad_enabled:
         return out.detach() if out.requires_grad else out
     stop = {id(x) for x in xs}
-    if _depends_outside(_relevant_order([out], stop), [], stop) or _reaches_outside(out, stop):
+    order = _relevant_order([out], stop)
+    # An `out` that requires grad but has no path to xs depends on an outside tensor only.
+    if not order or _depends_outside(order, [], stop):
         return out
     return out.detach()
-
-
-def _reaches_outside(out: Tensor, stop: set[int]) -> bool:
-    for node in toposort([out]):
-        if node._op is None and id(node) not in stop and node.requires_grad:
-            return True
-    return False
 
 
 def _pullback(out: Tensor, seed: Any, xs: Sequence[Tensor], retain: bool) -> list[Tensor]:
