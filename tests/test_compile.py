@@ -275,3 +275,40 @@ def test_sgd_plain_step_keeps_dtype_bumps_version_and_lists_state():
     expected = np.array([1.0, 2.0], np.float32) - (0.1 * np.array([0.5, -1.0])).astype(np.float32)
     assert w.data.tobytes() == expected.tobytes()
     assert w._version == version + 1 and list(opt.state_dict()["state"]) == [0]
+
+
+def test_a_trace_records_only_its_own_thread():
+    """Another thread's backward while a trace runs is not part of the trace: replaying the
+    trace must not replay that thread's sweep into its leaves' `.grad`."""
+    import threading
+
+    w = cr.tensor(2.0, requires_grad=True)  # this thread's parameter
+    u = cr.tensor(1.0, requires_grad=True)  # the other thread's parameter
+    go, done = threading.Event(), threading.Event()
+
+    def other_thread():
+        for _ in range(2):  # one step during each of the two traces (first call and check)
+            go.wait()
+            go.clear()
+            u.grad = None
+            (u * u * 3.0).backward()  # d/du 3u^2 = 6 at u = 1
+            done.set()
+
+    def step(x):
+        loss = (w * x).sum()
+        go.set()  # let the other thread run its step in the middle of the trace
+        done.wait()
+        done.clear()
+        loss.backward()
+        return loss
+
+    worker = threading.Thread(target=other_thread)
+    worker.start()
+    f = cr.compile(step)
+    for _ in range(2):
+        f(cr.tensor([1.0, 2.0]))
+    worker.join()
+    for _ in range(3):  # replays: the other thread is idle
+        f(cr.tensor([1.0, 2.0]))
+    assert u.grad.item() == 6.0
+    assert w.grad.item() == 5 * 3.0

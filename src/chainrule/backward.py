@@ -81,8 +81,8 @@ def backprop(
 
     stop = {id(t) for t in inputs} if inputs is not None else None
     order = _relevant_order(roots, stop)
-    if _tensor._recorder is not None:  # chainrule.compile records the sweep it replays
-        _tensor._recorder.backward(roots, seeds, order, create_graph, accumulate, inputs)
+    if _state.recorder is not None:  # chainrule.compile records the sweep it replays
+        _state.recorder.backward(roots, seeds, order, create_graph, accumulate, inputs)
     if create_graph is None:
         create_graph = _state.grad_enabled and _depends_outside(order, seeds, stop)
         retain_graph = retain_graph or create_graph

@@ -1,7 +1,8 @@
 """`compile(fn)`: trace a static training step once, then replay it on plain NumPy arrays.
 
-Owns the trace (every `apply` and the backward sweep, recorded through the `_recorder` hooks in
-`tensor.py` and `backward.py`), the replay plan and its guards. A plan is written out as the
+Owns the trace (every `apply` and the backward sweep, recorded through the hooks in `tensor.py`
+and `backward.py` while this thread's `mode._state.recorder` is set), the replay plan and its
+guards. A plan is written out as the
 source of one Python function (`_Codegen`) that builds no Tensors and walks no graph: it calls
 the same forwards and vjps, and sums gradients in the same order, as eager mode would.
 """
@@ -86,7 +87,7 @@ class _Compiled:
         self.plans: dict[Any, _Plan] = {}
 
     def __call__(self, *args: Any) -> Any:
-        if _tensor._recorder is not None or _state.anomaly:
+        if _state.recorder is not None or _state.anomaly:
             return self.fn(*args)  # inside another trace, or debugging: run eagerly
         key = (_state.grad_enabled, *map(_arg_key, args))
         plan = self.plans.get(key)
@@ -127,11 +128,11 @@ def _arg_key(a: Any) -> Any:
 
 def _trace(fn: Callable[..., Any], args: tuple[Any, ...]) -> tuple[Any, _Plan]:
     rec = _Recorder(args)
-    _tensor._recorder = rec
+    _state.recorder = rec
     try:
         result = fn(*args)
     finally:
-        _tensor._recorder = None
+        _state.recorder = None
     plan = rec.finish(result)
     return _build(plan.out, [t.data if isinstance(t, Tensor) else t for t in rec.keep]), plan
 
@@ -174,11 +175,11 @@ class _Recorder:
 
     def apply(self, op: Any, args: tuple[Any, ...], params: dict[str, Any]) -> Tensor:
         srcs = tuple(self.source(a) for a in args)
-        _tensor._recorder = None
+        _state.recorder = None
         try:
             t = _tensor.apply(op, *args, **params)
         finally:
-            _tensor._recorder = self
+            _state.recorder = self
         dyn = {k: self._param(v) for k, v in params.items()}
         mask = tuple(isinstance(a, Tensor) and a.requires_grad for a in args)
         j = self._new(("out", len(self.steps)), t)

@@ -1,12 +1,14 @@
 """Grad mode: whether ops are recorded (`no_grad`, thread-local) and `detect_anomaly`.
 
-Owns the per-thread state the engine reads on every op. Imports nothing from chainrule.
+Owns the per-thread state the engine reads on every op: grad mode, anomaly mode and the active
+`chainrule.compile` trace. Imports nothing from chainrule.
 """
 
 from __future__ import annotations
 
 import threading
 from contextlib import ContextDecorator
+from typing import Any
 
 # --------------------------------------------------------------------------- grad mode
 
@@ -14,6 +16,9 @@ from contextlib import ContextDecorator
 class _State(threading.local):
     grad_enabled = True
     anomaly = False
+    # The `chainrule.compile` trace this thread is recording, or None. Per thread, so that
+    # another thread's ops and backward() never become part of a trace.
+    recorder: Any = None
 
 
 _state = _State()

@@ -27,8 +27,6 @@ else:
 
 # Incremented by every in-place change to a Tensor; while it is 0 backward skips version checks.
 _inplace_count = 0
-# The active `chainrule.compile` trace, or None (the hot path pays one `is not None` check).
-_recorder: Any = None
 
 # --------------------------------------------------------------------------- the allocator
 
@@ -367,9 +365,9 @@ def apply(op: Any, *args: Any, **params: Any) -> Tensor:
     arguments passed to forward and to every vjp. This is the hot path of every op (W3 in
     benchmarks/ measures it): one pass over `args`, no helper calls unless anomaly mode is on.
     """
-    if _recorder is not None:  # chainrule.compile is tracing a function
-        return _recorder.apply(op, args, params)
     state = _state
+    if state.recorder is not None:  # chainrule.compile is tracing a function in this thread
+        return state.recorder.apply(op, args, params)
     arrays = [a.data if isinstance(a, Tensor) else a for a in args]
     if state.anomaly:
         return _apply_checked(op, args, arrays, params)
