@@ -1,13 +1,15 @@
-"""The reverse sweep: topological order, vjp calls, gradient accumulation, graph freeing.
+"""The reverse sweep: topological order, one per-node pullback, accumulation, graph freeing.
 
-Walks the graph iteratively (no recursion), calls each op's vjps on plain arrays (fast path)
-or on Tensors (when the backward pass is recorded), and sums gradients over every path.
-Knows ops only through `op.vjps`, `op.variadic` and `op.name`. Imports NumPy and `tensor`.
+The only reverse sweep in chainrule: eager `backward()`, the transforms, `compile` (which
+records it through hooks and replays the record) and viz's per-edge gradients all run `sweep`,
+which walks the graph iteratively (no recursion) and calls `pullback` on each node: the vjps
+on plain arrays (fast path) or on Tensors (when the backward pass is recorded), unbroadcast
+once. Knows ops only through `op.vjps`, `op.variadic` and `op.name`. Imports NumPy and `tensor`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import numpy as np
@@ -57,6 +59,22 @@ def _check_versions(node: Tensor) -> None:
         )
 
 
+class SweepHooks:
+    """Observers of a reverse sweep, told every node's gradient and every edge's contribution.
+
+    Subclass and override what you need. Eager `backward()` runs with none; `chainrule.compile`
+    records the sweep it replays through them, `viz` keeps every intermediate gradient with
+    them, and `detect_anomaly` checks each contribution. The gradients passed are the sweep's
+    own arrays (Tensors under `create_graph`): read them, never mutate them.
+    """
+
+    def node(self, node: Tensor, g: Any) -> None:
+        """`node`'s gradient is complete (sum over its consumers), before it moves on."""
+
+    def edge(self, node: Tensor, argnum: int, input: Tensor, g: Any) -> None:
+        """`node` sends `g` (unbroadcast to the input's shape) back to its input `argnum`."""
+
+
 def backprop(
     roots: Sequence[Tensor],
     seeds: Sequence[Any],
@@ -77,15 +95,47 @@ def backprop(
     (an enclosing transform's inputs, a seed that requires grad), which is what lets
     `grad(grad(f))` compose while a lone `grad(f)` stays on the fast path.
     """
-    from chainrule.ops import NUMPY_NS, TENSOR_NS
-
     stop = {id(t) for t in inputs} if inputs is not None else None
     order = _relevant_order(roots, stop)
+    hooks: list[SweepHooks] = []
     if _state.recorder is not None:  # chainrule.compile records the sweep it replays
-        _state.recorder.backward(roots, seeds, order, create_graph, accumulate, inputs)
+        hooks.append(_state.recorder.sweep(roots, seeds, create_graph, accumulate, inputs))
+    if _state.anomaly:
+        hooks.append(_AnomalyHooks())
     if create_graph is None:
         create_graph = _state.grad_enabled and _depends_outside(order, seeds, stop)
         retain_graph = retain_graph or create_graph
+    return sweep(
+        order,
+        roots,
+        seeds,
+        stop=stop,
+        retain_graph=retain_graph,
+        create_graph=create_graph,
+        accumulate=accumulate,
+        hooks=hooks,
+    )
+
+
+def sweep(
+    order: list[Tensor],
+    roots: Sequence[Tensor],
+    seeds: Sequence[Any],
+    *,
+    stop: set[int] | None = None,
+    retain_graph: bool = False,
+    create_graph: bool = False,
+    accumulate: bool = True,
+    hooks: Sequence[SweepHooks] = (),
+) -> dict[int, Any]:
+    """The one reverse sweep over `order` (from `toposort`; emptied as it goes): every node's
+    gradient is the sum of what its consumers' `pullback`s sent it, in reverse order.
+
+    Every consumer of gradients (eager `backward()`, the transforms, `compile`'s replay, viz)
+    comes through here; what they do differently is in the flags and the `hooks`.
+    """
+    from chainrule.ops import NUMPY_NS, TENSOR_NS
+
     xp = TENSOR_NS if create_graph else NUMPY_NS
     grads: dict[int, Any] = {}
     for r, s in zip(roots, seeds):
@@ -106,23 +156,82 @@ def backprop(
             g = grads.pop(id(node), None)
             if g is None:
                 continue
-            if node._op is None or (stop is not None and id(node) in stop):
-                results[id(node)] = g.a if type(g) is _Shared else g
-                if accumulate and node.requires_grad and node._op is None:
-                    _accumulate_leaf(node, g, create_graph)
-                continue
-            if type(g) is _Shared:
+            shared = type(g) is _Shared
+            if shared:
                 g = g.a
+            if hooks:
+                for h in hooks:
+                    h.node(node, g)
+            if node._op is None or (stop is not None and id(node) in stop):
+                results[id(node)] = g
+                if accumulate and node.requires_grad and node._op is None:
+                    _accumulate_leaf(node, g, create_graph, shared)
+                continue
             if node._retains_grad and accumulate:
                 node.grad = g if create_graph else Tensor._leaf(np.array(g), False)
             if check_versions:
                 _check_versions(node)
-            _propagate(node, g, xp, create_graph, grads)
-            if _state.anomaly:
-                _check_backward(node, grads)
+            for i, p, gi in pullback(node, g, xp, create_graph):
+                if hooks:
+                    for h in hooks:
+                        h.edge(node, i, p, gi)
+                pid = id(p)
+                acc = grads.get(pid)
+                if acc is None:
+                    # An identity-like vjp may hand the same array to several inputs: mark it.
+                    grads[pid] = gi if (create_graph or gi is not g) else _Shared(gi)
+                else:
+                    grads[pid] = _plus(acc, gi)
             if not retain_graph:
                 node._parents = None
     return results
+
+
+def pullback(
+    node: Tensor, g: Any, xp: Any, create_graph: bool, argnum: int | None = None
+) -> list[tuple[int, Tensor, Any]]:
+    """What `node` sends back to each input that requires grad, for upstream gradient `g`.
+
+    Returns `(argnum, input, gradient)` triples, each gradient unbroadcast to its input's
+    shape (the engine does this once, so vjps never have to). The vjps run on plain arrays
+    with `xp = NUMPY_NS`, or on Tensors (`node` itself as `out`) when `create_graph`, so that
+    the backward pass is recorded. With `argnum`, only that input.
+    """
+    op = node._op
+    parents: Any = node._parents
+    params = node._params or _NO_PARAMS
+    if create_graph:
+        inputs: Sequence[Any] = parents
+        out: Any = node
+    else:
+        inputs = [p.data if isinstance(p, Tensor) else p for p in parents]
+        out = node.data
+    sent = []
+    vjps = None if op.variadic else op.vjps
+    for i, p in enumerate(parents):
+        if not isinstance(p, Tensor) or not p.requires_grad or (argnum is not None and i != argnum):
+            continue
+        rule = vjps[i] if vjps is not None else None
+        if rule is not None:  # the common case, without a call to vjp_rule (W3 measures it)
+            gi = rule(g, out, *inputs, xp, **params)
+        else:
+            rule, extra = vjp_rule(op, i)
+            gi = rule(g, out, *inputs, xp, **extra, **params)
+        if gi.shape != p.data.shape:
+            gi = xp.sum_to(gi, p.data.shape)
+        sent.append((i, p, gi))
+    return sent
+
+
+def vjp_rule(op: Any, argnum: int) -> tuple[Callable[..., Any], dict[str, Any]]:
+    """The vjp of `op` for input `argnum` and the keywords it takes besides the op's params:
+    a variadic op has one vjp for all inputs, told which with `argnum=`."""
+    if op.variadic:
+        return op.vjps[0], {"argnum": argnum}
+    rule = op.vjps[argnum]
+    if rule is None:
+        raise RuntimeError(f"{op.name}: input {argnum} is not differentiable")
+    return rule, _NO_PARAMS
 
 
 def _relevant_order(roots: Sequence[Tensor], stop: set[int] | None) -> list[Tensor]:
@@ -179,39 +288,6 @@ def _to_mode(g: Any, create_graph: bool) -> Any:
     return g.data if isinstance(g, Tensor) else np.asarray(g)
 
 
-def _propagate(node: Tensor, g: Any, xp: Any, create_graph: bool, grads: dict[int, Any]) -> None:
-    """Call each input's vjp with the upstream gradient and add the result to that input."""
-    op = node._op
-    parents: Any = node._parents
-    params = node._params or _NO_PARAMS
-    if create_graph:
-        inputs: Sequence[Any] = parents
-        out: Any = node
-    else:
-        inputs = [p.data if isinstance(p, Tensor) else p for p in parents]
-        out = node.data
-    vjps = op.vjps
-    for i, p in enumerate(parents):
-        if not isinstance(p, Tensor) or not p.requires_grad:
-            continue
-        if op.variadic:
-            gi = vjps[0](g, out, *inputs, xp, argnum=i, **params)
-        else:
-            vjp = vjps[i]
-            if vjp is None:
-                raise RuntimeError(f"{op.name}: input {i} is not differentiable")
-            gi = vjp(g, out, *inputs, xp, **params)
-        if gi.shape != p.data.shape:
-            gi = xp.sum_to(gi, p.data.shape)
-        pid = id(p)
-        acc = grads.get(pid)
-        if acc is None:
-            # An identity-like vjp may hand the same array to several inputs: mark it shared.
-            grads[pid] = gi if (create_graph or gi is not g) else _Shared(gi)
-        else:
-            grads[pid] = _plus(acc, gi)
-
-
 _NO_PARAMS: dict[str, Any] = {}
 
 
@@ -230,32 +306,39 @@ def _plus(acc: Any, gi: Any) -> Any:
     return a + b
 
 
-def _accumulate_leaf(leaf: Tensor, g: Any, create_graph: bool) -> None:
+def _accumulate_leaf(leaf: Tensor, g: Any, create_graph: bool, shared: bool) -> None:
     if create_graph:
         g = g if isinstance(g, Tensor) else Tensor._leaf(np.asarray(g), False)
         leaf.grad = g if leaf.grad is None else leaf.grad + g
         return
-    if type(g) is _Shared:
-        g = g.a.copy()
-    elif isinstance(g, Tensor):
-        g = g.data
-    if g.dtype != leaf.data.dtype:
-        g = g.astype(leaf.data.dtype)
-    if leaf.grad is None:
+    accumulate_leaf_array(leaf, g.data if isinstance(g, Tensor) else g, shared)
+
+
+def accumulate_leaf_array(leaf: Tensor, g: np.ndarray, shared: bool) -> None:
+    """Add gradient array `g` into `leaf.grad` (a new `.grad` if there is none), in the leaf's
+    dtype. `shared`: another consumer may hold `g` (a seed, an identity vjp's result), so a new
+    `.grad` gets a copy. `compile`'s replay calls this too."""
+    if shared:
+        g = g.copy()
+    dtype = leaf.data.dtype
+    if g.dtype is not dtype and g.dtype != dtype:  # `is` first: `!=` is slow
+        g = g.astype(dtype)
+    grad = leaf.grad
+    if grad is None:
         if g.base is not None or not g.flags.writeable:
             g = np.array(g)
         leaf.grad = Tensor._leaf(g, False)
     else:
-        leaf.grad.data = leaf.grad.data + g
+        grad.data = grad.data + g
 
 
-def _check_backward(node: Tensor, grads: dict[int, Any]) -> None:
-    for p in node._parents or ():
-        if isinstance(p, Tensor) and id(p) in grads:
-            g = grads[id(p)]
-            arr = g.a if type(g) is _Shared else (g.data if isinstance(g, Tensor) else g)
-            if arr.dtype.kind in "fc" and not np.isfinite(arr).all():
-                raise FloatingPointError(
-                    f"{node._op.name}: backward produced NaN/inf in the gradient of its input "
-                    f"(shape {arr.shape})"
-                )
+class _AnomalyHooks(SweepHooks):
+    """detect_anomaly: the first contribution with a NaN/inf is reported by the op that made it."""
+
+    def edge(self, node: Tensor, argnum: int, input: Tensor, g: Any) -> None:
+        arr = g.data if isinstance(g, Tensor) else np.asarray(g)
+        if arr.dtype.kind in "fc" and not np.isfinite(arr).all():
+            raise FloatingPointError(
+                f"{node._op.name}: backward produced NaN/inf in the gradient of its input "
+                f"(shape {arr.shape})"
+            )

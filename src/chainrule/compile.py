@@ -1,26 +1,29 @@
 """`compile(fn)`: trace a static training step once, then replay it on plain NumPy arrays.
 
-Owns the trace (every `apply` and the backward sweep, recorded through the hooks in `tensor.py`
-and `backward.py` while this thread's `mode._state.recorder` is set), the replay plan and its
-guards. A plan is written out as the
-source of one Python function (`_Codegen`) that builds no Tensors and walks no graph: it calls
-the same forwards and vjps, and sums gradients in the same order, as eager mode would.
+Owns the trace (every `apply`, and every `backward()` as the events of the engine's one reverse
+sweep, `backward.sweep`, recorded through its hooks while this thread's `mode._state.recorder`
+is set), the replay plan and its guards. A plan is written out as the source of one Python
+function (`_Codegen`) that builds no Tensors and walks no graph: it calls the same forwards and
+vjps, and sums gradients in the same order, as the recorded sweep did.
 """
 
 from __future__ import annotations
 
 import builtins
+import enum
 import functools
 import importlib
 import keyword
 import linecache
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, NamedTuple, TypeAlias
 
 import numpy as np
 
+from chainrule.backward import SweepHooks, accumulate_leaf_array, vjp_rule
 from chainrule.mode import _state
-from chainrule.ops import NUMPY_NS
+from chainrule.ops import NUMPY_NS, OpDef
 from chainrule.tensor import Tensor
 
 __all__ = ["CompileError", "compile"]
@@ -126,6 +129,96 @@ def _arg_key(a: Any) -> Any:
 # --------------------------------------------------------------------------- the trace
 
 
+class Kind(enum.Enum):
+    """Where a value of the environment comes from; `Slot.value` says which one."""
+
+    ARG = "argument"  # the call's argument at position `value`, read fresh on every replay
+    CAP = "captured tensor"  # a tensor from outside (a parameter): `value`, its .data read fresh
+    CONST = "constant"  # `value` itself, frozen at trace time
+    OUT = "op result"  # the result of the program's `OpStep` number `value`
+
+
+@dataclass(frozen=True)
+class Slot:
+    """One value of the environment: its kind and the argument position, tensor or object."""
+
+    kind: Kind
+    value: Any
+
+
+@dataclass(frozen=True)
+class Ref:
+    """A value read from environment slot `j` at replay (a result, a label array param)."""
+
+    j: int
+
+
+@dataclass(frozen=True)
+class OpStep:
+    """`slot[out] = op.forward(*slot[srcs], **params)`."""
+
+    op: OpDef
+    srcs: tuple[int, ...]
+    params: dict[str, Any]
+    out: int
+
+
+@dataclass(frozen=True)
+class Seed:
+    """The sweep starts: slot `seed` is the upstream gradient of slot `root`."""
+
+    root: int
+    seed: int
+
+
+@dataclass(frozen=True)
+class NodeGrad:
+    """The gradient of op result `node` is complete; its `EdgeGrad`s follow."""
+
+    node: int
+
+
+@dataclass(frozen=True)
+class EdgeGrad:
+    """Op result `node` sends its vjp for input `argnum` back to that input."""
+
+    node: int
+    argnum: int
+
+
+@dataclass(frozen=True)
+class LeafGrad:
+    """The gradient of leaf `leaf` (an argument or a captured tensor) goes into its `.grad`."""
+
+    leaf: int
+
+
+SweepEvent: TypeAlias = Seed | NodeGrad | EdgeGrad | LeafGrad
+
+
+@dataclass
+class Sweep:
+    """One `backward()`, as the events of `backward.sweep` in the order it ran them."""
+
+    events: list[SweepEvent]
+
+
+class Refusal(enum.Enum):
+    """A backward() inside the traced function that a replay could not reproduce."""
+
+    UNSUPPORTED = (
+        "compile: only a plain backward() is supported inside a compiled function "
+        "(not create_graph, inputs= or chainrule.grad)"
+    )
+    OUTSIDE = "compile: backward() reached a graph built outside the compiled function"
+    RETAIN_GRAD = "compile: retain_grad() on intermediate tensors is not supported"
+
+
+Instruction: TypeAlias = OpStep | Sweep
+# What the function returned: None, a result slot, or a tuple/list of those.
+OutSpec: TypeAlias = "Ref | tuple[OutSpec, ...] | list[OutSpec] | None"
+
+
 def _trace(fn: Callable[..., Any], args: tuple[Any, ...]) -> tuple[Any, _Plan]:
     rec = _Recorder(args)
     _state.recorder = rec
@@ -139,30 +232,29 @@ def _trace(fn: Callable[..., Any], args: tuple[Any, ...]) -> tuple[Any, _Plan]:
 
 class _Recorder:
     """Collects one call: an environment of values (arguments, captured tensors, constants,
-    op outputs) addressed by index, the op steps over it, and the backward sweeps."""
+    op results) addressed by slot index, and the program over it: op steps and sweeps."""
 
     def __init__(self, args: tuple[Any, ...]) -> None:
         self.args = args
-        self.index: dict[int, int] = {}  # id(Tensor or array) -> env index
-        self.kinds: list[tuple[str, Any]] = []  # per env index: ("arg", i) | ("cap", t) | ...
+        self.index: dict[int, int] = {}  # id(Tensor or array) -> slot
+        self.slots: list[Slot] = []
         self.keep: list[Any] = []  # keeps traced objects alive so their ids stay unique
-        self.steps: list[tuple[Any, tuple[int, ...], dict[str, Any], int]] = []
-        self.sweeps: list[Any] = []
-        self.program: list[tuple[str, int]] = []  # ops and sweeps in the order they ran
+        self.program: list[Instruction] = []
+        self.refusals: list[Refusal] = []
         self.versions: dict[int, tuple[Tensor, int]] = {}
         for i, a in enumerate(args):
-            self._new(("arg", i), a)
+            self._new(Slot(Kind.ARG, i), a)
             if isinstance(a, Tensor):
-                self.index.setdefault(id(a.data), len(self.kinds) - 1)
+                self.index.setdefault(id(a.data), len(self.slots) - 1)
 
-    def _new(self, kind: tuple[str, Any], obj: Any) -> int:
-        self.kinds.append(kind)
+    def _new(self, slot: Slot, obj: Any) -> int:
+        self.slots.append(slot)
         self.keep.append(obj)
-        self.index[id(obj)] = len(self.kinds) - 1
-        return len(self.kinds) - 1
+        self.index[id(obj)] = len(self.slots) - 1
+        return len(self.slots) - 1
 
     def source(self, a: Any) -> int:
-        """The env index of an op input: known object, captured tensor, or frozen constant."""
+        """The slot of an op input: known object, captured tensor, or frozen constant."""
         j = self.index.get(id(a))
         if j is not None:
             return j
@@ -170,10 +262,10 @@ class _Recorder:
             return self.index[id(a.data)]  # x.detach() of a traced value: the same array
         if isinstance(a, Tensor):
             self.versions[id(a)] = (a, a._version)
-            return self._new(("cap", a), a)
-        return self._new(("const", a), a)
+            return self._new(Slot(Kind.CAP, a), a)
+        return self._new(Slot(Kind.CONST, a), a)
 
-    def apply(self, op: Any, args: tuple[Any, ...], params: dict[str, Any]) -> Tensor:
+    def apply(self, op: OpDef, args: tuple[Any, ...], params: dict[str, Any]) -> Tensor:
         srcs = tuple(self.source(a) for a in args)
         _state.recorder = None
         try:
@@ -181,40 +273,40 @@ class _Recorder:
         finally:
             _state.recorder = self
         dyn = {k: self._param(v) for k, v in params.items()}
-        mask = tuple(isinstance(a, Tensor) and a.requires_grad for a in args)
-        j = self._new(("out", len(self.steps)), t)
+        j = self._new(Slot(Kind.OUT, len(self.program)), t)
         self.index.setdefault(id(t.data), j)
-        self.steps.append((op, srcs, dyn, j, mask))
-        self.program.append(("op", len(self.steps) - 1))
+        self.program.append(OpStep(op, srcs, dyn, j))
         return t
 
     def _param(self, v: Any) -> Any:
         """An array param that is an argument's own array (labels) is read fresh at replay."""
         if isinstance(v, np.ndarray) and id(v) in self.index:
-            return _Ref(self.index[id(v)])
+            return Ref(self.index[id(v)])
         if isinstance(v, tuple) and any(isinstance(e, np.ndarray) for e in v):
             return tuple(self._param(e) for e in v)
         return v
 
-    def backward(self, roots: Any, seeds: Any, order: list[Tensor], *how: Any) -> None:
-        create_graph, accumulate, inputs = how
+    def sweep(
+        self,
+        roots: Sequence[Tensor],
+        seeds: Sequence[Any],
+        create_graph: bool | None,
+        accumulate: bool,
+        inputs: Sequence[Tensor] | None,
+    ) -> SweepHooks:
+        """Hooks that record the `backward.sweep` about to run (from `backward.backprop`)."""
         if create_graph is not False or not accumulate or inputs is not None:
-            self.sweeps.append("unsupported")
-            return
-        nodes = []
-        for t in order:
-            j = self.index.get(id(t))
-            if j is None or (t._op is not None and self.kinds[j][0] != "out"):
-                self.sweeps.append("outside")
-                return
-            if t._retains_grad:
-                self.sweeps.append("retain_grad")
-                return
-            nodes.append(j)
-        root_idx = [self.index[id(r)] for r in roots]
-        seed_idx = [self.source(s.data if isinstance(s, Tensor) else s) for s in seeds]
-        self.sweeps.append((root_idx, seed_idx, nodes))
-        self.program.append(("sweep", len(self.sweeps) - 1))
+            self.refusals.append(Refusal.UNSUPPORTED)
+            return SweepHooks()
+        sweep = Sweep([])
+        for r, s in zip(roots, seeds):
+            root = self.index.get(id(r))
+            if root is None:
+                self.refusals.append(Refusal.OUTSIDE)
+                return SweepHooks()
+            sweep.events.append(Seed(root, self.source(s.data if isinstance(s, Tensor) else s)))
+        self.program.append(sweep)
+        return _SweepRecorder(self, sweep.events)
 
     def finish(self, result: Any) -> _Plan:
         for t, v in self.versions.values():
@@ -224,52 +316,62 @@ class _Recorder:
                     "replaying would skip that update. Call optimizer.step() and zero_grad() "
                     "outside the compiled function"
                 )
-        for s in self.sweeps:
-            if isinstance(s, str):
-                raise CompileError(_SWEEP_ERRORS[s])
+        if self.refusals:
+            raise CompileError(self.refusals[0].value)
         return _Plan(self, result)
 
 
-_SWEEP_ERRORS = {
-    "unsupported": "compile: only a plain backward() is supported inside a compiled function "
-    "(not create_graph, inputs= or chainrule.grad)",
-    "outside": "compile: backward() reached a graph built outside the compiled function",
-    "retain_grad": "compile: retain_grad() on intermediate tensors is not supported",
-}
+class _SweepRecorder(SweepHooks):
+    """Fills one `Sweep` of the program, event by event as `backward.sweep` runs it."""
 
+    def __init__(self, rec: _Recorder, events: list[SweepEvent]) -> None:
+        self.rec = rec
+        self.events = events
+        self.node_slot = -1
 
-class _Ref:
-    """A param slot read from the environment at replay."""
+    def node(self, node: Tensor, g: Any) -> None:
+        rec = self.rec
+        j = rec.index.get(id(node))
+        if j is None or (node._op is not None and rec.slots[j].kind is not Kind.OUT):
+            rec.refusals.append(Refusal.OUTSIDE)
+            return
+        if node._retains_grad:
+            rec.refusals.append(Refusal.RETAIN_GRAD)
+        self.node_slot = j
+        self.events.append(LeafGrad(j) if node._op is None else NodeGrad(j))
 
-    __slots__ = ("j",)
-
-    def __init__(self, j: int) -> None:
-        self.j = j
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, _Ref) and other.j == self.j
-
-    __hash__ = None  # type: ignore[assignment]
+    def edge(self, node: Tensor, argnum: int, input: Tensor, g: Any) -> None:
+        self.events.append(EdgeGrad(self.node_slot, argnum))
 
 
 # --------------------------------------------------------------------------- the plan
+
+
+class _Guard(NamedTuple):
+    """A captured tensor must keep its shape, dtype and requires_grad for the plan to hold."""
+
+    tensor: Tensor
+    shape: tuple[int, ...]
+    dtype: np.dtype[Any]
+    requires_grad: bool
 
 
 class _Plan:
     """A recorded call; on its first replay, written out as one Python function (`source`)."""
 
     def __init__(self, rec: _Recorder, result: Any) -> None:
-        self.kinds = rec.kinds
-        self.steps = rec.steps
-        self.sweeps = rec.sweeps
-        self.program_spec = rec.program
+        self.slots = rec.slots
+        self.program = rec.program
         self.out = _out_spec(rec, result)
         self.checked = False
-        self.caps = [t for k, t in rec.kinds if k == "cap"]
-        self.guards = [(t, t.data.shape, t.data.dtype, t.requires_grad) for t in self.caps]
+        caps = [s.value for s in rec.slots if s.kind is Kind.CAP]
+        self.guards = [_Guard(t, t.data.shape, t.data.dtype, t.requires_grad) for t in caps]
         self.shapes = [np.shape(x.data if isinstance(x, Tensor) else x) for x in rec.keep]
-        self.tensor_args = {j for j, (k, _) in enumerate(rec.kinds) if k == "arg"}
-        self.tensor_args &= {j for j, x in enumerate(rec.keep) if isinstance(x, Tensor)}
+        self.tensor_args = {
+            j
+            for j, (s, x) in enumerate(zip(rec.slots, rec.keep))
+            if s.kind is Kind.ARG and isinstance(x, Tensor)
+        }
         self.source: str | None = None
         self._fn: Callable[[tuple[Any, ...]], Any] | None = None
 
@@ -298,15 +400,28 @@ class _Plan:
 
     def difference(self, new: _Plan) -> str | None:
         """The first way `new` differs from this trace, or None."""
-        if len(self.kinds) != len(new.kinds) or self.program_spec != new.program_spec:
+        if len(self.slots) != len(new.slots) or [type(i) for i in self.program] != [
+            type(i) for i in new.program
+        ]:
             return "a different sequence of ops"
-        for (k1, v1), (k2, v2) in zip(self.kinds, new.kinds):
-            if k1 != k2 or not _same_source(k1, v1, v2):
-                return f"a different {k1} input" if k1 == k2 else "a different input"
-        for (op1, s1, p1, _, m1), (op2, s2, p2, _, m2) in zip(self.steps, new.steps):
-            if op1 is not op2 or s1 != s2 or m1 != m2 or not _same_value(p1, p2):
-                return f"different inputs or parameters of {op1.name}"
-        if self.sweeps != new.sweeps or not _same_value(self.out, new.out):
+        for s1, s2 in zip(self.slots, new.slots):
+            if s1.kind is not s2.kind or not _same_source(s1.kind, s1.value, s2.value):
+                return (
+                    f"a different {s1.kind.value} input"
+                    if s1.kind is s2.kind
+                    else "a different input"
+                )
+        for i1, i2 in zip(self.program, new.program):
+            if isinstance(i1, OpStep) and isinstance(i2, OpStep):
+                if (
+                    i1.op is not i2.op
+                    or i1.srcs != i2.srcs
+                    or not _same_value(i1.params, i2.params)
+                ):
+                    return f"different inputs or parameters of {i1.op.name}"
+            elif i1 != i2:
+                return "a different backward sweep or result"
+        if not _same_value(self.out, new.out):
             return "a different backward sweep or result"
         return None
 
@@ -314,20 +429,20 @@ class _Plan:
 class _Codegen:
     """Writes a plan as the source of one function `replay(A)` (A: the call's arguments).
 
-    Env values are locals `v<j>`, a sweep's gradients locals `g<sweep>_<j>`; forwards, vjps,
+    Slot values are locals `v<j>`, a sweep's gradients locals `g<sweep>_<j>`; forwards, vjps,
     captured tensors and frozen constants are globals. Replay then does no per-node dispatch,
-    dict lookup or bookkeeping, yet makes eager mode's calls in eager mode's order: every
+    dict lookup or bookkeeping, yet makes the recorded sweep's calls in its order: every
     gradient sum adds the same operands in the same order, so results are bitwise equal.
     """
 
     def __init__(self, plan: _Plan) -> None:
         self.plan = plan
-        self.by_out = {st[3]: st for st in plan.steps}
+        self.steps = {ins.out: ins for ins in plan.program if isinstance(ins, OpStep)}
         self.ns: dict[str, Any] = {
             "_nd": np.ndarray,
             "_asarray": np.asarray,
             "_out": Tensor._leaf,
-            "_leaf_grad": _leaf_grad,
+            "_leaf_grad": accumulate_leaf_array,
             "_errstate": np.errstate,
             "_xp": NUMPY_NS,
             "_sum_to": NUMPY_NS.sum_to,
@@ -337,13 +452,18 @@ class _Codegen:
 
     def run(self) -> tuple[str, dict[str, Any]]:
         plan = self.plan
-        for j, (kind, v) in enumerate(plan.kinds):
-            if kind == "arg":
-                self.emit(f"v{j} = A[{v}].data" if j in plan.tensor_args else f"v{j} = A[{v}]")
-            elif kind == "cap":
-                self.emit(f"v{j} = {self.const(v)}.data")
-        for kind, k in plan.program_spec:
-            self.op(k) if kind == "op" else self.sweep(k)
+        for j, slot in enumerate(plan.slots):
+            if slot.kind is Kind.ARG:
+                self.emit(f"v{j} = A[{slot.value}]" + (".data" if j in plan.tensor_args else ""))
+            elif slot.kind is Kind.CAP:
+                self.emit(f"v{j} = {self.const(slot.value)}.data")
+        sweeps = 0
+        for ins in plan.program:
+            if isinstance(ins, OpStep):
+                self.op(ins)
+            else:
+                self.sweep(ins, sweeps)
+                sweeps += 1
         self.emit(f"return {self.result(plan.out)}")
         return "\n".join(self.lines) + "\n", self.ns
 
@@ -359,11 +479,11 @@ class _Codegen:
         return name
 
     def ref(self, j: int) -> str:
-        kind, v = self.plan.kinds[j]
-        return self.const(v) if kind == "const" else f"v{j}"
+        slot = self.plan.slots[j]
+        return self.const(slot.value) if slot.kind is Kind.CONST else f"v{j}"
 
     def param(self, v: Any) -> str:
-        if isinstance(v, _Ref):
+        if isinstance(v, Ref):
             return self.ref(v.j)
         if isinstance(v, tuple) and _dynamic(v):
             return "(" + "".join(f"{self.param(e)}, " for e in v) + ")"
@@ -377,113 +497,109 @@ class _Codegen:
             args = [*args, "**{" + ", ".join(f"{n!r}: {e}" for n, e in kw) + "}"]
         return f"{self.const(fn)}({', '.join(args)})"
 
-    def op(self, k: int) -> None:
-        op, srcs, params, j, _ = self.plan.steps[k]
-        self.emit(f"v{j} = {self.call(op.forward, [self.ref(s) for s in srcs], params)}")
+    def op(self, step: OpStep) -> None:
+        j = step.out
+        self.emit(
+            f"v{j} = {self.call(step.op.forward, [self.ref(s) for s in step.srcs], step.params)}"
+        )
         self.emit(f"if type(v{j}) is not _nd: v{j} = _asarray(v{j})")
 
-    def sweep(self, k: int) -> None:
-        """backward.backprop's loop with the order, the edges and every sum known in advance."""
-        roots, seeds, nodes = self.plan.sweeps[k]
-        kinds, g = self.plan.kinds, f"g{k}_"
-        shared: dict[int, str] = {}  # per gradient that reaches a leaf: may another hold it?
+    def sweep(self, sweep: Sweep, k: int) -> None:
+        """The recorded sweep's events as straight-line code: `backward.sweep` and `pullback`
+        with the order, the edges and every sum known in advance."""
+        slots, g = self.plan.slots, f"g{k}_"
+        # per gradient local: the expression saying whether another consumer may hold it
+        shared: dict[int, str] = {}
+        done: int | None = None  # the node whose edges were written last
         self.emit("with _errstate(divide='ignore'):")
         start = len(self.lines)
-        for r, s in zip(roots, seeds):
-            if r in shared:
-                self.emit(f"{g}{r} = {g}{r} + {self.ref(s)}", 2)
-                shared[r] = "False"
-            else:  # a seed may be the caller's own array
-                self.emit(f"{g}{r} = {self.ref(s)}", 2)
-                shared[r] = "True"
-        for j in reversed(nodes):
-            if j not in shared:
-                continue  # no gradient reached it
-            kind, v = kinds[j]
-            if kind != "out":
-                leaf = f"A[{v}]" if kind == "arg" else self.const(v)
-                self.emit(f"_leaf_grad({leaf}, {g}{j}, {shared[j]})", 2)
-                continue
-            op, srcs, params, _, mask = self.by_out[j]
-            ins = [f"{g}{j}", f"v{j}", *(self.ref(s) for s in srcs), "_xp"]
-            for i in (i for i, m in enumerate(mask) if m):
-                vjp = op.vjps[0] if op.variadic else op.vjps[i]
-                kw = {"argnum": i, **params} if op.variadic else params
-                pj, shape = srcs[i], self.const(self.shapes(srcs[i]))
-                self.emit(f"t = {self.call(vjp, ins, kw)}", 2)
-                self.emit(f"if t.shape != {shape}: t = _sum_to(t, {shape})", 2)
-                if pj in shared:
-                    self.emit(f"{g}{pj} = {g}{pj} + t", 2)
-                    shared[pj] = "False"
-                elif kinds[pj][0] != "out":
-                    self.emit(f"{g}{pj} = t", 2)
-                    self.emit(f"s{k}_{pj} = t is {g}{j}", 2)
-                    shared[pj] = f"s{k}_{pj}"
-                else:
-                    self.emit(f"{g}{pj} = t", 2)
-                    shared[pj] = "False"
-            self.emit(f"del {g}{j}", 2)  # release as eager mode does
+        for event in sweep.events:
+            if done is not None and not isinstance(event, EdgeGrad):
+                self.emit(f"del {g}{done}", 2)  # release as eager mode does
+                done = None
+            match event:
+                case Seed(root=r, seed=s) if r in shared:
+                    self.emit(f"{g}{r} = {g}{r} + {self.ref(s)}", 2)
+                    shared[r] = "False"
+                case Seed(root=r, seed=s):  # a seed may be the caller's own array
+                    self.emit(f"{g}{r} = {self.ref(s)}", 2)
+                    shared[r] = "True"
+                case LeafGrad(leaf=j):
+                    slot = slots[j]
+                    leaf = f"A[{slot.value}]" if slot.kind is Kind.ARG else self.const(slot.value)
+                    self.emit(f"_leaf_grad({leaf}, {g}{j}, {shared[j]})", 2)
+                case NodeGrad(node=j):
+                    done = j
+                case EdgeGrad(node=j, argnum=i):
+                    self.edge(self.steps[j], i, k, shared)
+        if done is not None:
+            self.emit(f"del {g}{done}", 2)
         if len(self.lines) == start:
             self.emit("pass", 2)
 
-    def shapes(self, j: int) -> tuple[int, ...]:
-        return self.plan.shapes[j]
+    def edge(self, step: OpStep, i: int, k: int, shared: dict[int, str]) -> None:
+        """`pullback`'s call of one vjp, its unbroadcast, and the sum into the input's local."""
+        j, pj, g = step.out, step.srcs[i], f"g{k}_"
+        rule, extra = vjp_rule(step.op, i)
+        ins = [f"{g}{j}", f"v{j}", *(self.ref(s) for s in step.srcs), "_xp"]
+        shape = self.const(self.plan.shapes[pj])
+        self.emit(f"t = {self.call(rule, ins, {**extra, **step.params})}", 2)
+        self.emit(f"if t.shape != {shape}: t = _sum_to(t, {shape})", 2)
+        if pj in shared:
+            self.emit(f"{g}{pj} = {g}{pj} + t", 2)
+            shared[pj] = "False"
+        elif self.plan.slots[pj].kind is not Kind.OUT:
+            # An identity-like vjp may hand the upstream array on: the leaf must copy it.
+            self.emit(f"{g}{pj} = t", 2)
+            self.emit(f"s{k}_{pj} = t is {g}{j}", 2)
+            shared[pj] = f"s{k}_{pj}"
+        else:
+            self.emit(f"{g}{pj} = t", 2)
+            shared[pj] = "False"
 
-    def result(self, spec: Any) -> str:
+    def result(self, spec: OutSpec) -> str:
         if spec is None:
             return "None"
-        if isinstance(spec, _Ref):
+        if isinstance(spec, Ref):
             return f"_out({self.ref(spec.j)}, False)"
         items = "".join(f"{self.result(s)}, " for s in spec)
         return f"[{items}]" if isinstance(spec, list) else f"({items})"
 
 
-def _leaf_grad(leaf: Tensor, g: Any, shared: bool) -> None:
-    """backward._accumulate_leaf on arrays: a new `.grad`, or the sum with the one there."""
-    if shared:
-        g = g.copy()
-    dtype = leaf.data.dtype
-    if g.dtype is not dtype and g.dtype != dtype:
-        g = g.astype(dtype)
-    grad = leaf.grad
-    if grad is None:
-        if g.base is not None or not g.flags.writeable:
-            g = np.array(g)
-        leaf.grad = Tensor._leaf(g, False)
-    else:
-        grad.data = grad.data + g
-
-
 def _dynamic(v: Any) -> bool:
-    return isinstance(v, _Ref) or (isinstance(v, tuple) and any(_dynamic(e) for e in v))
+    return isinstance(v, Ref) or (isinstance(v, tuple) and any(_dynamic(e) for e in v))
 
 
-def _out_spec(rec: _Recorder, result: Any) -> Any:
+def _out_spec(rec: _Recorder, result: Any) -> OutSpec:
     if result is None:
         return None
     if isinstance(result, Tensor):
-        return _Ref(rec.source(result))
-    if isinstance(result, (tuple, list)):
-        return type(result)(_out_spec(rec, r) for r in result)
+        return Ref(rec.source(result))
+    if isinstance(result, tuple):
+        return tuple(_out_spec(rec, r) for r in result)
+    if isinstance(result, list):
+        return [_out_spec(rec, r) for r in result]
     raise CompileError(
         f"compile: the function returned a {type(result).__name__}; return None, a Tensor or a "
         "tuple/list of Tensors (call .item() outside the compiled function)"
     )
 
 
-def _build(spec: Any, env: list[Any]) -> Any:
+def _build(spec: OutSpec, env: list[Any]) -> Any:
     if spec is None:
         return None
-    if isinstance(spec, _Ref):
+    if isinstance(spec, Ref):
         return Tensor._leaf(env[spec.j], False)
-    return type(spec)(_build(s, env) for s in spec)
+    if isinstance(spec, tuple):
+        return tuple(_build(s, env) for s in spec)
+    return [_build(s, env) for s in spec]
 
 
-def _same_source(kind: str, a: Any, b: Any) -> bool:
-    if kind == "cap" and a is not b:
+def _same_source(kind: Kind, a: Any, b: Any) -> bool:
+    if kind is Kind.CAP and a is not b:
         # a constant tensor made inside the function is a new object every call: equal values
         return not (a.requires_grad or b.requires_grad) and _same_value(a.data, b.data)
-    return kind == "out" or a is b or _same_value(a, b)
+    return kind is Kind.OUT or a is b or _same_value(a, b)
 
 
 def _same_value(a: Any, b: Any) -> bool:

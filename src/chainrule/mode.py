@@ -15,10 +15,31 @@ from typing import Any
 
 class _State(threading.local):
     grad_enabled = True
-    anomaly = False
-    # The `chainrule.compile` trace this thread is recording, or None. Per thread, so that
-    # another thread's ops and backward() never become part of a trace.
-    recorder: Any = None
+    _anomaly = False
+    _recorder: Any = None
+    # anomaly or recorder is set: `apply` reads this one flag to leave its fast path.
+    hooked = False
+
+    @property
+    def anomaly(self) -> bool:
+        """detect_anomaly is on in this thread."""
+        return self._anomaly
+
+    @anomaly.setter
+    def anomaly(self, on: bool) -> None:
+        self._anomaly = on
+        self.hooked = on or self._recorder is not None
+
+    @property
+    def recorder(self) -> Any:
+        """The `chainrule.compile` trace this thread is recording, or None. Per thread, so
+        that another thread's ops and backward() never become part of a trace."""
+        return self._recorder
+
+    @recorder.setter
+    def recorder(self, rec: Any) -> None:
+        self._recorder = rec
+        self.hooked = rec is not None or self._anomaly
 
 
 _state = _State()

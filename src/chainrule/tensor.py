@@ -366,11 +366,11 @@ def apply(op: Any, *args: Any, **params: Any) -> Tensor:
     benchmarks/ measures it): one pass over `args`, no helper calls unless anomaly mode is on.
     """
     state = _state
-    if state.recorder is not None:  # chainrule.compile is tracing a function in this thread
-        return state.recorder.apply(op, args, params)
+    if state.hooked:  # this thread is tracing for chainrule.compile, or detecting anomalies
+        if state.recorder is not None:
+            return state.recorder.apply(op, args, params)
+        return _apply_checked(op, args, params)
     arrays = [a.data if isinstance(a, Tensor) else a for a in args]
-    if state.anomaly:
-        return _apply_checked(op, args, arrays, params)
     try:
         out = op.forward(*arrays, **params)
     except (ValueError, TypeError, IndexError) as exc:
@@ -415,7 +415,7 @@ def _forward_error(op: Any, arrays: Sequence[Any], exc: Exception) -> Exception:
     return type(exc)(f"{op.name}: inputs of shapes {shapes}: {exc}")
 
 
-def _apply_checked(op: Any, args: tuple[Any, ...], arrays: list[Any], params: Any) -> Tensor:
+def _apply_checked(op: Any, args: tuple[Any, ...], params: Any) -> Tensor:
     """`apply` under detect_anomaly: the forward runs with NumPy warnings silenced, and a
     non-finite result from finite inputs is reported by op name."""
     _state.anomaly = False  # the inner apply takes the fast path; the check happens here
@@ -424,7 +424,7 @@ def _apply_checked(op: Any, args: tuple[Any, ...], arrays: list[Any], params: An
             t = apply(op, *args, **params)
     finally:
         _state.anomaly = True
-    _check_forward(op, arrays, t.data)
+    _check_forward(op, [a.data if isinstance(a, Tensor) else a for a in args], t.data)
     return t
 
 

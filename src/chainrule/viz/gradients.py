@@ -1,8 +1,9 @@
 """Gradients for the drawing and the trace, computed from the graph without touching `.grad`.
 
-Replays reverse mode over a `GraphModel` with each op's own vjps on plain arrays
-(`chainrule.ops.NUMPY_NS`), keeping what `Tensor.backward` throws away: every intermediate
-gradient and the contribution of every edge. Also gives each scalar edge its local derivative.
+Runs the engine's one reverse sweep (`chainrule.backward.sweep`) over the tensors behind a
+`GraphModel`, with hooks that keep what `Tensor.backward` throws away: every intermediate
+gradient and the contribution of every edge. Also gives each scalar edge its local derivative,
+from the same per-node `pullback`.
 """
 
 from __future__ import annotations
@@ -11,24 +12,24 @@ from typing import Any
 
 import numpy as np
 
+from chainrule.backward import SweepHooks, pullback, sweep, toposort
 from chainrule.ops import NUMPY_NS
 from chainrule.tensor import Tensor
-from chainrule.viz.model import Edge, GraphModel, Node
+from chainrule.viz.model import Edge, GraphModel
 
 
-def vjp(node: Node, argnum: int, g: np.ndarray) -> np.ndarray:
-    """The gradient that upstream `g` at `node` sends to its input `argnum` (input's shape)."""
-    t = node.tensor
-    op = t.op
-    inputs = [p.data if isinstance(p, Tensor) else p for p in t.parents]
-    rule = op.vjps[0] if op.variadic else op.vjps[argnum]
-    if rule is None:
-        raise RuntimeError(f"{op.name}: input {argnum} is not differentiable")
-    extra: dict[str, Any] = {"argnum": argnum} if op.variadic else {}
-    with np.errstate(divide="ignore", invalid="ignore"):
-        gi = np.asarray(rule(g, t.data, *inputs, NUMPY_NS, **extra, **t.params))
-    shape = np.shape(inputs[argnum])
-    return gi if gi.shape == shape else NUMPY_NS.sum_to(gi, shape)
+class _Keep(SweepHooks):
+    """Writes each gradient of the sweep onto the model: `node.grad`, `edge.contribution`."""
+
+    def __init__(self, model: GraphModel) -> None:
+        self.nodes = {id(n.tensor): n for n in model.nodes if isinstance(n.tensor, Tensor)}
+        self.edges: dict[tuple[int, int], Edge] = {(e.dst, e.argnum): e for e in model.edges}
+
+    def node(self, node: Tensor, g: Any) -> None:
+        self.nodes[id(node)].grad = np.asarray(g)
+
+    def edge(self, node: Tensor, argnum: int, input: Tensor, g: Any) -> None:
+        self.edges[self.nodes[id(node)].index, argnum].contribution = np.asarray(g)
 
 
 def backward(model: GraphModel, gradient: Any = None) -> None:
@@ -50,23 +51,14 @@ def backward(model: GraphModel, gradient: Any = None) -> None:
             raise ValueError(
                 f"gradient has shape {seed.shape}, output has shape {root.value.shape}"
             )
-    grads: dict[int, np.ndarray] = {model.root: seed}
-    by_dst: dict[int, list[Edge]] = {}
-    for e in model.edges:
-        by_dst.setdefault(e.dst, []).append(e)
     for node in model.nodes:
         node.grad = None
-    for node in reversed(model.nodes):
-        g = grads.get(node.index)
-        if g is None or not node.requires_grad:
-            continue
-        node.grad = g
-        for e in by_dst.get(node.index, []) if node.kind == "op" else []:
-            if not model.nodes[e.src].requires_grad:
-                continue
-            e.contribution = vjp(node, e.argnum, g)
-            prev = grads.get(e.src)
-            grads[e.src] = e.contribution if prev is None else prev + e.contribution
+    if not root.requires_grad:
+        return
+    t = root.tensor
+    # The picture shows NaN where a gradient is undefined instead of warning about it.
+    with np.errstate(divide="ignore", invalid="ignore"):
+        sweep(toposort([t]), [t], [seed], retain_graph=True, accumulate=False, hooks=[_Keep(model)])
 
 
 def local_derivatives(model: GraphModel) -> None:
@@ -77,4 +69,6 @@ def local_derivatives(model: GraphModel) -> None:
             continue
         if not src.requires_grad:
             continue
-        e.local = float(np.real(vjp(dst, e.argnum, np.ones_like(dst.value)).reshape(())))
+        with np.errstate(divide="ignore", invalid="ignore"):
+            ((_, _, d),) = pullback(dst.tensor, np.ones_like(dst.value), NUMPY_NS, False, e.argnum)
+        e.local = float(np.real(np.asarray(d).reshape(())))

@@ -1,0 +1,117 @@
+"""The one reverse sweep (`chainrule.backward.sweep` + `pullback`): its hooks see exactly what
+eager backward computes, viz's per-edge gradients are eager's gradients to the bit, and
+`compile` records the sweep through the same hooks (refusing what it cannot replay)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import chainrule as cr
+from chainrule import viz
+from chainrule.backward import SweepHooks, sweep, toposort
+from chainrule.compile import CompileError
+from chainrule.mode import _state
+
+
+def _graph():
+    """Broadcasting, a diamond, a leaf used twice by one op, a variadic op and a constant."""
+    rng = np.random.default_rng(7)
+    a = cr.tensor(rng.standard_normal((3, 4)), requires_grad=True, name="a")
+    b = cr.tensor(rng.standard_normal(4), requires_grad=True, name="b")
+    h = cr.tanh(a * b + 0.5)
+    d = h * h + cr.exp(-h)
+    s = cr.stack([d, a, h * a])
+    loss = cr.logsumexp(s, axis=0).sum() + (b * b).sum()
+    return loss, (a, b)
+
+
+class _Log(SweepHooks):
+    def __init__(self):
+        self.nodes, self.edges = {}, []
+
+    def node(self, node, g):
+        self.nodes[id(node)] = np.array(g)
+
+    def edge(self, node, argnum, input, g):
+        self.edges.append((id(node), argnum, id(input), np.array(g)))
+
+
+def test_hooks_see_every_node_and_edge_the_sum_of_the_edges_is_the_node_gradient():
+    loss, leaves = _graph()
+    order = toposort([loss])
+    ids = {id(t) for t in order}
+    log = _Log()
+    got = sweep(order, [loss], [np.ones(())], retain_graph=True, accumulate=False, hooks=[log])
+    assert set(log.nodes) == ids  # every node that requires grad has a gradient
+    totals: dict[int, list[np.ndarray]] = {}
+    for _, _, src, g in log.edges:
+        totals.setdefault(src, []).append(g)
+    for i, gs in totals.items():  # contributions summed in the order they came: bitwise
+        acc = gs[0]
+        for g in gs[1:]:
+            acc = acc + g
+        assert acc.tobytes() == log.nodes[i].tobytes()
+    loss.backward()
+    for t in leaves:
+        assert t.grad.data.tobytes() == log.nodes[id(t)].tobytes() == got[id(t)].tobytes()
+        assert t.grad.shape == t.shape
+
+
+def test_viz_gradients_are_eager_gradients_bitwise():
+    loss, leaves = _graph()
+    model = viz.trace(loss).model
+    node_of = {id(n.tensor): n for n in model.nodes}
+    loss.backward()
+    for t in leaves:
+        assert node_of[id(t)].grad.tobytes() == t.grad.data.tobytes()
+        assert t.grad.data is not node_of[id(t)].grad
+    for e in model.edges:  # every edge into a node that requires grad carries its share
+        src = model.nodes[e.src]
+        assert (e.contribution is not None) == (
+            src.requires_grad and model.nodes[e.dst].grad is not None
+        )
+
+
+def test_anomaly_mode_is_a_hook_naming_the_op():
+    y = cr.tensor([0.0, 1.0], requires_grad=True)
+    out = (cr.sqrt(y) * 2.0).sum()
+    with cr.detect_anomaly(), pytest.raises(FloatingPointError, match=r"^sqrt: backward .*\(2,\)"):
+        out.backward()
+
+
+def _outside():
+    w = cr.tensor(2.0, requires_grad=True)
+    h = w * 3.0  # built before the compiled function runs
+    return lambda: (h * 2.0).backward()
+
+
+def _retained():
+    w = cr.tensor(2.0, requires_grad=True)
+
+    def f():
+        h = w * 3.0
+        h.retain_grad()
+        (h * h).backward()
+
+    return f
+
+
+def _second_order():
+    w = cr.tensor(2.0, requires_grad=True)
+    return lambda: cr.grad(lambda v: v * v * w)(cr.tensor(1.0))
+
+
+@pytest.mark.parametrize(
+    ("make", "message"),
+    [
+        (_outside, "graph built outside the compiled function"),
+        (_retained, r"retain_grad\(\)"),
+        (_second_order, "only a plain backward"),
+    ],
+    ids=["outside", "retain_grad", "grad"],
+)
+def test_compile_refuses_a_sweep_it_cannot_replay(make, message):
+    with pytest.raises(CompileError, match=message):
+        cr.compile(make())()
+    assert _state.recorder is None  # the thread is not left tracing
