@@ -115,3 +115,18 @@ def test_compile_refuses_a_sweep_it_cannot_replay(make, message):
     with pytest.raises(CompileError, match=message):
         cr.compile(make())()
     assert _state.recorder is None  # the thread is not left tracing
+
+
+def test_a_compiled_function_under_detect_anomaly_runs_eagerly_and_names_the_op():
+    y = cr.tensor([0.0, 1.0], requires_grad=True)
+
+    def f():
+        (cr.sqrt(y) * 2.0).sum().backward()
+
+    g = cr.compile(f)
+    for _ in range(3):  # traced, checked, then replayed: no check of the values
+        g()
+    assert np.isinf(y.grad.data[0])
+    with cr.detect_anomaly(), pytest.raises(FloatingPointError, match=r"^sqrt: backward"):
+        g()
+    assert not _state.hooked  # leaving anomaly mode leaves the apply fast path on again

@@ -98,30 +98,21 @@ def backprop(
     stop = {id(t) for t in inputs} if inputs is not None else None
     order = _relevant_order(roots, stop)
     hooks: list[SweepHooks] = []
-    if _state.recorder is not None:  # chainrule.compile records the sweep it replays
-        hooks.append(_state.recorder.sweep(roots, seeds, create_graph, accumulate, inputs))
-    if _state.anomaly:
-        hooks.append(_AnomalyHooks())
+    if _state.hooked:  # this thread is tracing for chainrule.compile, or detecting anomalies
+        if _state.recorder is not None:  # compile records the sweep it replays
+            hooks.append(_state.recorder.sweep(roots, seeds, create_graph, accumulate, inputs))
+        if _state.anomaly:
+            hooks.append(_AnomalyHooks())
     if create_graph is None:
         create_graph = _state.grad_enabled and _depends_outside(order, seeds, stop)
         retain_graph = retain_graph or create_graph
-    return sweep(
-        order,
-        roots,
-        seeds,
-        stop=stop,
-        retain_graph=retain_graph,
-        create_graph=create_graph,
-        accumulate=accumulate,
-        hooks=hooks,
-    )
+    return sweep(order, roots, seeds, stop, retain_graph, create_graph, accumulate, hooks)
 
 
 def sweep(
     order: list[Tensor],
     roots: Sequence[Tensor],
     seeds: Sequence[Any],
-    *,
     stop: set[int] | None = None,
     retain_graph: bool = False,
     create_graph: bool = False,
@@ -148,7 +139,7 @@ def sweep(
     check_versions = _tensor._inplace_count > 0
     # inf from a division is a legitimate gradient (sqrt at 0, as torch); under detect_anomaly
     # every non-finite value is reported by op name instead of as a NumPy warning.
-    quiet: dict[str, Any] = {"all": "ignore"} if _state.anomaly else {"divide": "ignore"}
+    quiet: dict[str, Any] = {"all": "ignore"} if _state.hooked and _state.anomaly else _QUIET
     with _GradMode(create_graph), np.errstate(**quiet):
         for k in range(len(order) - 1, -1, -1):
             node = order[k]
@@ -289,6 +280,7 @@ def _to_mode(g: Any, create_graph: bool) -> Any:
 
 
 _NO_PARAMS: dict[str, Any] = {}
+_QUIET = {"divide": "ignore"}
 
 
 class _Shared:

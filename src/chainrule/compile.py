@@ -90,8 +90,8 @@ class _Compiled:
         self.plans: dict[Any, _Plan] = {}
 
     def __call__(self, *args: Any) -> Any:
-        if _state.recorder is not None or _state.anomaly:
-            return self.fn(*args)  # inside another trace, or debugging: run eagerly
+        if _state.hooked:  # inside another trace, or detecting anomalies: run eagerly
+            return self.fn(*args)
         key = (_state.grad_enabled, *map(_arg_key, args))
         plan = self.plans.get(key)
         if plan is not None and plan.checked and plan.guards_hold():
