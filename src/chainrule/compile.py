@@ -135,7 +135,7 @@ class Kind(enum.Enum):
     ARG = "argument"  # the call's argument at position `value`, read fresh on every replay
     CAP = "captured tensor"  # a tensor from outside (a parameter): `value`, its .data read fresh
     CONST = "constant"  # `value` itself, frozen at trace time
-    OUT = "op result"  # the result of the program's `OpStep` number `value`
+    OUT = "op result"  # the result of the `OpStep` at program position `value`
 
 
 @dataclass(frozen=True)

@@ -26,6 +26,8 @@ else:
     _Methods = object
 
 # Incremented by every in-place change to a Tensor; while it is 0 backward skips version checks.
+# Process-wide on purpose, unlike the per-thread state in mode.py: a tensor changed in one
+# thread must still be checked by a backward() in another.
 _inplace_count = 0
 
 # --------------------------------------------------------------------------- the allocator
