@@ -288,7 +288,7 @@ def test_a_trace_records_only_its_own_thread():
 
     def other_thread():
         for _ in range(2):  # one step during each of the two traces (first call and check)
-            go.wait()
+            assert go.wait(30)
             go.clear()
             u.grad = None
             (u * u * 3.0).backward()  # d/du 3u^2 = 6 at u = 1
@@ -297,7 +297,7 @@ def test_a_trace_records_only_its_own_thread():
     def step(x):
         loss = (w * x).sum()
         go.set()  # let the other thread run its step in the middle of the trace
-        done.wait()
+        assert done.wait(30)
         done.clear()
         loss.backward()
         return loss
@@ -307,7 +307,7 @@ def test_a_trace_records_only_its_own_thread():
     f = cr.compile(step)
     for _ in range(2):
         f(cr.tensor([1.0, 2.0]))
-    worker.join()
+    worker.join(30)
     for _ in range(3):  # replays: the other thread is idle
         f(cr.tensor([1.0, 2.0]))
     assert u.grad.item() == 6.0
