@@ -22,6 +22,9 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from chainrule.web import limits
 from chainrule.web.limits import InputError
+from chainrule.web.practice import MAX_INDEX as PRACTICE_MAX
+from chainrule.web.practice import RULES as PRACTICE_RULES
+from chainrule.web.train import Trainer, config_from
 from chainrule.web.worker import BudgetExceeded, WorkerFailed, WorkerPool
 
 STATIC = resources.files("chainrule.web") / "static"
@@ -160,6 +163,49 @@ async def graph(request: Request, body: dict[str, Any]) -> Any:
     return await _pool(request).call("graph", program=limits.text(body, "program"), at=values)
 
 
+async def check(request: Request, body: dict[str, Any]) -> Any:
+    return await _pool(request).call(
+        "check",
+        expr=limits.text(body, "expr"),
+        wrt=limits.name(body, "wrt", default="x"),
+        answer=limits.text(body, "answer"),
+        lang=limits.choice(body, "lang", LANGS),
+    )
+
+
+async def practice(request: Request, body: dict[str, Any]) -> Any:
+    return await _pool(request).call(
+        "practice",
+        rule=limits.choice(body, "rule", PRACTICE_RULES),
+        difficulty=int(limits.number(body, "difficulty", default=1, bound=3)),
+        index=int(limits.number(body, "index", default=0, bound=PRACTICE_MAX)),
+        lang=limits.choice(body, "lang", LANGS),
+    )
+
+
+def _trainer(request: Request) -> Trainer:
+    trainer: Trainer = request.app.state.trainer
+    return trainer
+
+
+async def train_start(request: Request, body: dict[str, Any]) -> Any:
+    return {"id": _trainer(request).start(config_from(body))}
+
+
+async def train_poll(request: Request, body: dict[str, Any]) -> Any:
+    since = request.query_params.get("since", "0")
+    if not since.isdigit():
+        raise InputError(f"since: expected a count, got {since[:12]!r}")
+    return _trainer(request).poll(request.path_params["job"], int(since))
+
+
+async def train_action(request: Request, body: dict[str, Any]) -> Any:
+    action = request.path_params["action"]
+    if action not in ("pause", "resume", "stop"):
+        raise InputError(f"unknown training action {action[:12]!r}")
+    return getattr(_trainer(request), action)(request.path_params["job"])
+
+
 async def examples(request: Request, body: dict[str, Any]) -> Any:
     from chainrule.web.views import EXAMPLES
 
@@ -180,9 +226,11 @@ def create_app(
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         await pool.start()
         app.state.pool = pool
+        app.state.trainer = Trainer()
         try:
             yield
         finally:
+            app.state.trainer.stop_all()
             await pool.close()
 
     routes = [
@@ -191,6 +239,11 @@ def create_app(
         Route("/api/derive", _api(derive), methods=["POST"]),
         Route("/api/point", _api(point), methods=["POST"]),
         Route("/api/graph", _api(graph), methods=["POST"]),
+        Route("/api/check", _api(check), methods=["POST"]),
+        Route("/api/practice", _api(practice), methods=["POST"]),
+        Route("/api/train/start", _api(train_start), methods=["POST"]),
+        Route("/api/train/{job}", _api(train_poll)),
+        Route("/api/train/{job}/{action}", _api(train_action), methods=["POST"]),
         Mount("/static", StaticFiles(directory=str(STATIC)), name="static"),
     ]
     app = Starlette(routes=routes, lifespan=lifespan)

@@ -196,12 +196,34 @@ def graph(program: str, at: dict[str, float], digits: int = 3) -> dict[str, Any]
     }
 
 
-def examples() -> dict[str, dict[str, Any]]:
-    return EXAMPLES
+def check(expr: str, wrt: str, answer: str, lang: str = "en") -> dict[str, Any]:
+    """The learner's derivative judged against the derivation (see ``answers.check``)."""
+    from chainrule.web import answers
+
+    return answers.check(_explain(expr, wrt, lang), answer, lang)
+
+
+def practice(rule: str, difficulty: int, index: int, lang: str = "en") -> dict[str, Any]:
+    """Exercise ``index`` for ``rule`` and ``difficulty``, with its function as MathML."""
+    from chainrule.symbolic import parse_program
+    from chainrule.web.practice import exercise
+
+    ex = exercise(rule, difficulty, index)
+    program = parse_program(ex["expr"])
+    printer = mathml.MathMLMath()
+    if program.definitions:
+        shown = ", ".join(
+            f"{printer.expr(k)} = {printer.expr(v)}" for k, v in program.definitions.items()
+        )
+    else:
+        shown = f"{printer.expr(sp.Symbol('y'))} = {printer.expr(program.expr)}"
+    return {**ex, "math": mathml.math(shown)}
 
 
 VIEWS: dict[str, Callable[..., Any]] = {
     "derive": derive,
     "point": point,
     "graph": graph,
+    "check": check,
+    "practice": practice,
 }
