@@ -114,7 +114,9 @@ def page(browser: Any, live_server: str) -> Iterator[Any]:
     context.close()
 
 
-def screenshot_dir(tmp_path: Path) -> Path:
+@pytest.fixture
+def shots(tmp_path: Path) -> Path:
+    """Where screenshots go: $CHAINRULE_SCREENSHOTS (docs/playground) or a temporary folder."""
     target = os.environ.get("CHAINRULE_SCREENSHOTS")
     out = Path(target) if target else tmp_path
     out.mkdir(parents=True, exist_ok=True)

@@ -64,7 +64,7 @@ def config_from(body: Mapping[str, Any]) -> training.TrainConfig:
     activation = body.get("activation", "tanh")
     if activation not in ACTIVATIONS:
         raise InputError(f"activation: choose one of {', '.join(ACTIVATIONS)}")
-    lr = body.get("lr", 0.03)
+    lr = body.get("lr", 0.01)
     if isinstance(lr, bool) or not isinstance(lr, int | float) or not 1e-5 <= lr <= 1.0:
         raise InputError(f"learning rate: a number from 0.00001 to 1, got {lr!r}")
     epochs = body.get("epochs", 60)

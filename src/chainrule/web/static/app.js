@@ -35,7 +35,7 @@ const STRINGS = {
     test_acc: "test accuracy", running: "training…", paused: "paused", done: "done",
     stopped: "stopped", exercise: "Differentiate", wrt: "with respect to",
     correct: "Correct", wrong: "Not quite", equivalent: "Correct (same function, written differently)",
-    tangent: "tangent",
+    tangent: "tangent", yours: "You wrote:",
   },
   zh: {
     playground: "演练场", tab_derive: "求导", tab_graph: "计算图与反向传播",
@@ -61,7 +61,7 @@ const STRINGS = {
     test_acc: "测试准确率", running: "训练中…", paused: "已暂停", done: "完成",
     stopped: "已停止", exercise: "求导：", wrt: "对",
     correct: "正确", wrong: "还不对", equivalent: "正确（同一个函数，写法不同）",
-    tangent: "切线",
+    tangent: "切线", yours: "你写的是：",
   },
 };
 
@@ -303,12 +303,14 @@ function parseAt(text) {
 
 function atText(at) { return Object.entries(at).map(([k, v]) => `${k}=${v}`).join(", "); }
 
+let graphSeq = 0;
 async function runGraph(rebuildSliders = true) {
   const form = document.querySelector('[data-form="graph"]');
   const at = rebuildSliders ? parseAt(form.at.value) : graph.at;
   if (!at) return;
+  const seq = ++graphSeq;
   const data = await api("/api/graph", { program: form.program.value, at });
-  if (!data) return;
+  if (!data || seq !== graphSeq) return; // a newer request (another example) wins
   Object.assign(graph, { data, at, program: form.program.value });
   if (rebuildSliders) buildSliders(data.inputs);
   else updateSliders(data.inputs);
@@ -370,8 +372,12 @@ function showStep(i) {
   for (const li of $("trace").children) li.classList.toggle("active", li.dataset.step === String(graph.step));
   $("step-current").textContent = step.line;
   $("step-count").textContent = lang === "zh" ? `${t("step")} ${graph.step + 1} ${t("of")} ${data.steps.length}` : `${t("step")} ${graph.step + 1} ${t("of")} ${data.steps.length}`;
-  const active = $("graph").querySelector("g.node.active");
-  if (active && active.scrollIntoView) active.scrollIntoView({ block: "nearest", inline: "nearest" });
+  // keep the highlighted box in view inside the graph's own scroll area (not the page's)
+  const box = $("graph"), active = box.querySelector("g.node.active");
+  if (active) {
+    const a = active.getBoundingClientRect(), b = box.getBoundingClientRect();
+    if (a.top < b.top || a.bottom > b.bottom) box.scrollTop += a.top - b.top - (b.height - a.height) / 2;
+  }
 }
 
 function togglePlay() {
@@ -409,7 +415,7 @@ function showVerdict(data, verdictId, hintsId, nextId) {
   verdict.appendChild(head);
   for (const line of data.messages) verdict.appendChild(el("p", {}, line));
   if (data.expected && data.verdict !== "correct") {
-    const p = el("p", { class: "muted" });
+    const p = el("p", { class: "muted" }, `${t("yours")} `);
     p.appendChild(build(data.yours, MATHML));
     verdict.appendChild(p);
   }
@@ -519,21 +525,27 @@ function drawTraining(data) {
   const canvas = $("train-boundary");
   const ctx = canvas.getContext("2d");
   if (b) {
-    const n = b.size, cw = canvas.width / n, ch = canvas.height / n;
+    // the grid goes into an n x n image that the canvas scales up smoothly
+    const n = b.size, img = new ImageData(n, n);
     for (let i = 0; i < n; i++) for (let j = 0; j < n; j++) {
-      const k = b.classes[i * n + j], conf = b.confidence[i * n + j];
+      const k = b.classes[i * n + j], conf = Math.max(0, Math.min(1, b.confidence[i * n + j]));
       const [r, g, bl] = CLASS_RGB[k % CLASS_RGB.length];
-      const a = 0.12 + 0.45 * Math.max(0, Math.min(1, conf));
-      ctx.fillStyle = `rgba(${r},${g},${bl},${a})`;
-      ctx.fillRect(j * cw, canvas.height - (i + 1) * ch, cw + 0.5, ch + 0.5);
+      const a = 0.1 + 0.3 * conf, o = ((n - 1 - i) * n + j) * 4;
+      img.data.set([255 - a * (255 - r), 255 - a * (255 - g), 255 - a * (255 - bl), 255], o);
     }
+    const small = document.createElement("canvas");
+    small.width = small.height = n;
+    small.getContext("2d").putImageData(img, 0, 0);
+    ctx.imageSmoothingEnabled = true;
+    ctx.drawImage(small, 0, 0, canvas.width, canvas.height);
     const [x0, x1, y0, y1] = b.extent;
     for (const [x, y, k] of b.points) {
       const [r, g, bl] = CLASS_RGB[k % CLASS_RGB.length];
       ctx.fillStyle = `rgb(${r},${g},${bl})`;
-      ctx.strokeStyle = "white";
+      ctx.strokeStyle = "rgba(17,24,39,0.7)";
+      ctx.lineWidth = 0.8;
       ctx.beginPath();
-      ctx.arc(((x - x0) / (x1 - x0)) * canvas.width, canvas.height - ((y - y0) / (y1 - y0)) * canvas.height, 3, 0, 2 * Math.PI);
+      ctx.arc(((x - x0) / (x1 - x0)) * canvas.width, canvas.height - ((y - y0) / (y1 - y0)) * canvas.height, 3.2, 0, 2 * Math.PI);
       ctx.fill();
       ctx.stroke();
     }
