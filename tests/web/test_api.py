@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+import socket
 import subprocess
 import sys
 import threading
@@ -318,3 +319,38 @@ def test_serve_binds_loopback_and_warns_for_another_host(monkeypatch, capsys, ho
     assert calls == [{"host": host, "port": 8123, "log_level": "warning"}]
     assert f"chainrule playground on http://{host}:8123/" in out.out
     assert ("WARNING" in out.err) is warned
+
+
+def test_chainrule_serve_serves_the_page_on_loopback() -> None:
+    """The real command: uvicorn on 127.0.0.1, the page, the Host check, a clean stop."""
+    import urllib.error
+    import urllib.request
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    cmd = [sys.executable, "-m", "chainrule", "serve", "--no-browser", "--port", str(port)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        url = f"http://127.0.0.1:{port}/"
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                with urllib.request.urlopen(url, timeout=5) as r:
+                    page = r.read().decode()
+                break
+            except (urllib.error.URLError, ConnectionError):
+                if time.monotonic() > deadline or proc.poll() is not None:
+                    raise
+                time.sleep(0.2)
+        assert 'data-testid="expr-input"' in page
+        request = urllib.request.Request(url, headers={"Host": f"evil.example:{port}"})
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(request, timeout=5)
+        assert refused.value.code == 400
+        refused.value.close()  # the error holds the open response
+    finally:
+        proc.terminate()
+        out, err = proc.communicate(timeout=30)
+    assert out.startswith(f"chainrule playground on http://127.0.0.1:{port}/")
+    assert "Traceback" not in err

@@ -26,7 +26,7 @@ const STRINGS = {
     r_multi: "multivariable", d1: "easy", d2: "medium", d3: "hard",
     ex_network: "Seed 003 §6.1 network", ex_composite: "Seed 001 z = (u+v)²",
     ex_neuron: "Seed 003 §4.3 neuron",
-    derive_hint: "Try sin(x^2), x^2*e^x, 1/(1+e^(-x)), sqrt(1+x^2) or z = (u+v)^2; u = x*y; v = x + y",
+    try: "Try",
     footer: "Everything is computed locally by chainrule; nothing you type leaves this machine.",
     at: "at x =", analytic: "this derivation", central: "central differences (h = 1e-7)",
     autodiff: "chainrule autodiff", agree: "all three agree", disagree: "they disagree",
@@ -52,7 +52,7 @@ const STRINGS = {
     r_multi: "多元链式法则", d1: "简单", d2: "中等", d3: "较难",
     ex_network: "种子 003 §6.1 网络", ex_composite: "种子 001 z = (u+v)²",
     ex_neuron: "种子 003 §4.3 神经元",
-    derive_hint: "试试 sin(x^2)、x^2*e^x、1/(1+e^(-x))、sqrt(1+x^2) 或 z = (u+v)^2; u = x*y; v = x + y",
+    try: "试试",
     footer: "一切都由 chainrule 在本机计算；你输入的内容不会离开这台电脑。",
     at: "在 x =", analytic: "本推导", central: "中心差分（h = 1e-7）",
     autodiff: "chainrule 自动微分", agree: "三者一致", disagree: "三者不一致",
@@ -597,6 +597,12 @@ function init() {
     document.querySelector(`[data-form="${name}"]`).addEventListener("submit", (ev) => { ev.preventDefault(); fn(); });
   }
   document.querySelector('[data-form="derive"]').wrt.addEventListener("change", () => runDerive(true));
+  for (const button of document.querySelectorAll("[data-expr]")) {
+    button.addEventListener("click", () => {
+      document.querySelector('[data-form="derive"]').expr.value = button.dataset.expr;
+      runDerive(false);
+    });
+  }
   for (const button of document.querySelectorAll("[data-example]")) button.addEventListener("click", () => loadExample(button.dataset.example));
   $("step-next").addEventListener("click", () => showStep(graph.step + 1));
   $("step-prev").addEventListener("click", () => showStep(graph.step - 1));
