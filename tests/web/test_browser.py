@@ -186,6 +186,10 @@ def test_check_my_answer_names_the_mistake_and_gives_hints_one_at_a_time(page) -
     assert page.locator(tid("hints") + " li").count() == 1
     page.click(tid("hint-next"))
     assert page.locator(tid("hints") + " li").count() == 2
+    page.click(tid("lang-toggle"))  # the verdict is asked for again, in Chinese
+    wait_text(page, "answer-verdict", "includes('漏乘内层函数的导数')")
+    page.click(tid("lang-toggle"))
+    wait_text(page, "answer-verdict", "includes('inner derivative')")
     page.fill(tid("answer-input"), "6x(x^2+1)^2")
     page.click(tid("answer-check"))
     page.wait_for_selector(tid("answer-verdict") + ".correct")

@@ -33,10 +33,40 @@ SVG_TAGS = frozenset({"svg", "defs", "marker", "path", "rect", "g", "text", "tit
 _ENTITY = re.compile(r"&([A-Za-z][A-Za-z0-9]*);")
 _XML_ENTITIES = {"lt", "gt", "amp", "quot", "apos"}
 _TAG = re.compile(r"(<[^>]+>)")
+_PLUS_MINUS = re.compile(r"<mo>\+</mo>((?:<mrow>)*)<mo>[-−]</mo>")
 
 
 class _Presentation(MathMLPresentationPrinter):
-    """SymPy's presentation MathML with the notation of the text renderer: e, ln, σ, |x|."""
+    """SymPy's presentation MathML with the notation of the text renderer: e, ln, σ, and sums
+    last in products (σ(x)(1 − σ(x)), 6x(x² + 1)²), as the text and LaTeX renderers print them."""
+
+    def _print_Mul(self, expr):
+        if expr.could_extract_minus_sign():
+            row = self.dom.createElement("mrow")
+            minus = self.dom.createElement("mo")
+            minus.appendChild(self.dom.createTextNode("-"))
+            row.appendChild(minus)
+            row.appendChild(self._print(-expr))
+            return row
+        if sp.fraction(expr)[1] is not sp.S.One:
+            return super()._print_Mul(expr)
+        coeff, terms = expr.as_coeff_mul()
+        factors = sorted(sp.Mul._from_args(terms).as_ordered_factors(), key=lambda f: f.is_Add)
+        args = (coeff, *factors) if coeff != 1 else tuple(factors)
+        saved = self._outer_order = self._settings["order"]
+        self._settings["order"] = "old"  # "old": SymPy prints the factors as given
+        try:
+            return super()._print_Mul(sp.Mul._from_args(args))
+        finally:
+            self._settings["order"] = saved
+
+    def _print_Add(self, expr, order=None):
+        current = self._settings["order"]  # the factors' "old" must not reach a sum inside
+        self._settings["order"] = getattr(self, "_outer_order", current)
+        try:
+            return super()._print_Add(expr)
+        finally:
+            self._settings["order"] = current
 
     def _print_Exp1(self, e):
         x = self.dom.createElement("mi")
@@ -141,16 +171,15 @@ class MathMLMath(TextMath):
 
 
 def _ordered(e: sp.Expr) -> sp.Expr:
-    """Sums in the text printer's order (x² + 1, not 1 + x²), products with sums last."""
+    """Sums in the text printer's order (x² + 1, not 1 + x²); nothing re-evaluated, so a
+    factored answer stays factored (-3(x + 1) is not distributed)."""
     if e.is_Atom:
         return e
     args = [_ordered(a) for a in e.args]
     if e.is_Add:
-        terms = sp.Add(*args).as_ordered_terms()
-        return sp.Add(*terms, evaluate=False)
+        return sp.Add(*sp.Add(*args, evaluate=False).as_ordered_terms(), evaluate=False)
     if e.is_Mul:
-        factors = sp.Mul(*args).as_ordered_factors()
-        return sp.Mul(*sorted(factors, key=lambda f: bool(f.is_Add)), evaluate=False)
+        return sp.Mul(*args, evaluate=False)  # _Presentation._print_Mul orders the factors
     return e.func(*args, evaluate=False) if isinstance(e, sp.Pow) else e.func(*args)
 
 
@@ -188,7 +217,9 @@ def _element(el: ET.Element, allowed: frozenset[str]) -> Tree:
 
 def math(fragment: str) -> Tree:
     """A MathML fragment (with the renderers' plain-text glue) as a <math> tree."""
-    return to_tree(f"<math>{_glue(fragment)}</math>", MATHML_TAGS)
+    body = _glue(fragment).replace("<mo>-</mo>", "<mo>−</mo>").replace("<mn>-", "<mo>−</mo><mn>")
+    body = _PLUS_MINUS.sub(r"<mo>−</mo>\1", body)  # a + −b is written a − b
+    return to_tree(f"<math>{body}</math>", MATHML_TAGS)
 
 
 def line_segments(line: V.Line, lang: str, printer: MathMLMath) -> dict[str, Any]:

@@ -587,7 +587,11 @@ function init() {
   $("lang-toggle").addEventListener("click", () => {
     lang = lang === "en" ? "zh" : "en";
     applyLanguage();
+    // what is on screen is asked for again in the new language
     if (derive.data) runDerive();
+    if ($("answer-verdict").childElementCount) runCheck();
+    if ($("practice-verdict").childElementCount) checkExercise();
+    if (graph.data) showStep(graph.step);
   });
   const forms = {
     derive: () => runDerive(true), graph: () => { graph.step = 0; return runGraph(true); },
