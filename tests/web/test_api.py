@@ -354,3 +354,35 @@ def test_chainrule_serve_serves_the_page_on_loopback() -> None:
         out, err = proc.communicate(timeout=30)
     assert out.startswith(f"chainrule playground on http://127.0.0.1:{port}/")
     assert "Traceback" not in err
+
+
+def test_a_wildcard_bind_answers_to_this_machines_names(monkeypatch) -> None:
+    import socket
+
+    monkeypatch.setattr(socket, "gethostname", lambda: "lab-box")
+    monkeypatch.setattr(socket, "getfqdn", lambda: "lab-box.example.org")
+    monkeypatch.setattr(socket, "gethostbyname_ex", lambda name: (name, [], ["10.0.0.7"]))
+    hosts = hosts_for("0.0.0.0", 8000)
+    assert {"lab-box:8000", "lab-box.example.org:8000", "10.0.0.7:8000", "127.0.0.1:8000"} <= hosts
+    assert "evil.example:8000" not in hosts
+    assert hosts_for("::1", 9000) == {"127.0.0.1:9000", "localhost:9000", "[::1]:9000"}
+
+
+def _raise(exc: BaseException) -> Any:
+    raise exc
+
+
+@pytest.mark.parametrize(
+    ("error", "status", "line"),
+    [
+        (ValueError("x: bad\n  ^ here"), "input", "x: bad"),
+        (MemoryError(), "input", "this needs more than the 2 GB a derivation may use"),
+        (KeyError("oops"), "bug", "KeyError: 'oops'"),
+    ],
+)
+def test_a_workers_failures_become_one_line(error, status, line, capsys) -> None:
+    from chainrule.web.worker import answer
+
+    assert answer({"v": lambda: _raise(error)}, "v", {}) == (status, line)
+    assert answer({"v": lambda x: x + 1}, "v", {"x": 1}) == ("ok", 2)
+    capsys.readouterr()  # a bug's traceback goes to the server's log

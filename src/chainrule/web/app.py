@@ -251,8 +251,22 @@ def create_app(
 
 
 def hosts_for(host: str, port: int) -> set[str]:
-    """The Host headers a browser sends for this server (loopback names for a loopback bind)."""
+    """The Host headers a browser sends for this server: loopback names for a loopback bind;
+    for a wildcard bind (0.0.0.0, ::) also this machine's name and addresses."""
     names = {host}
+    loopback = {"127.0.0.1", "localhost", "[::1]"}
     if host in ("127.0.0.1", "localhost", "::1"):
-        names |= {"127.0.0.1", "localhost", "[::1]"}
-    return {f"{n}:{port}" for n in names} | ({*names} if port == 80 else set())
+        names |= loopback
+    elif host in ("0.0.0.0", "::", ""):
+        names |= loopback | _machine_names()
+    names = {f"[{n}]" if ":" in n and not n.startswith("[") else n for n in names}
+    return {f"{n}:{port}" for n in names} | (names if port == 80 else set())
+
+
+def _machine_names() -> set[str]:
+    import socket
+
+    names = {socket.gethostname(), socket.getfqdn()}
+    with contextlib.suppress(OSError):  # a name that does not resolve: the names alone
+        names |= set(socket.gethostbyname_ex(socket.gethostname())[2])
+    return {n.lower() for n in names if n}

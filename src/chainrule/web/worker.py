@@ -11,12 +11,32 @@ from __future__ import annotations
 import asyncio
 import multiprocessing as mp
 import traceback
+from collections.abc import Callable, Mapping
 from multiprocessing.connection import Connection
 from typing import Any
 
 from chainrule.web.limits import TIME_BUDGET_S
 
 _PRELOAD = ["chainrule.web.views"]
+MEMORY_GB = 2  # more address space a worker may take: a runaway expansion fails, not swaps
+
+
+def _limit_memory() -> None:
+    """Cap the worker's address space at MEMORY_GB more than it already maps (NumPy's BLAS
+    threads map a lot on many-core machines), so the cap never breaks a healthy worker."""
+    try:
+        import resource
+    except ImportError:  # not on POSIX: the time budget alone
+        return
+    try:
+        with open("/proc/self/status", encoding="ascii") as f:
+            mapped = next(int(ln.split()[1]) * 1024 for ln in f if ln.startswith("VmSize:"))
+    except (OSError, StopIteration, ValueError):  # no /proc (macOS): leave it
+        return
+    limit = mapped + MEMORY_GB * 1024**3
+    soft, hard = resource.getrlimit(resource.RLIMIT_AS)
+    if soft == resource.RLIM_INFINITY or soft > limit:
+        resource.setrlimit(resource.RLIMIT_AS, (limit, hard))
 
 
 class BudgetExceeded(RuntimeError):
@@ -28,21 +48,29 @@ class WorkerFailed(RuntimeError):
 
 
 def _serve(conn: Connection) -> None:
-    """A worker's loop: (view name, keyword arguments) in, ("ok" | "input" | "bug", payload) out."""
+    """A worker's loop: (view name, keyword arguments) in, ``answer(...)`` out."""
     from chainrule.web import views
 
+    _limit_memory()
     while True:
         try:
             name, kwargs = conn.recv()
         except EOFError:
             return
-        try:
-            conn.send(("ok", views.VIEWS[name](**kwargs)))
-        except ValueError as exc:  # ParseError, InputError, the library's own ValueErrors
-            conn.send(("input", str(exc).splitlines()[0] if str(exc) else type(exc).__name__))
-        except Exception as exc:  # a bug: the page gets one line, the server log the traceback
-            traceback.print_exc()
-            conn.send(("bug", f"{type(exc).__name__}: {exc}".splitlines()[0]))
+        conn.send(answer(views.VIEWS, name, kwargs))
+
+
+def answer(table: Mapping[str, Callable[..., Any]], name: str, kwargs: dict[str, Any]) -> Any:
+    """("ok", result), or ("input", one line) for the learner's error, or ("bug", one line)."""
+    try:
+        return ("ok", table[name](**kwargs))
+    except MemoryError:
+        return ("input", f"this needs more than the {MEMORY_GB} GB a derivation may use")
+    except ValueError as exc:  # ParseError, InputError, the library's own ValueErrors
+        return ("input", str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+    except Exception as exc:  # a bug: the page gets one line, the server log the traceback
+        traceback.print_exc()
+        return ("bug", f"{type(exc).__name__}: {exc}".splitlines()[0])
 
 
 class _Worker:
