@@ -18,12 +18,13 @@ from typing import Any
 
 import pytest
 
-pytest.importorskip("starlette", reason="the playground needs the web extra")
-pytest.importorskip("sympy", reason="the playground needs sympy")
+try:  # without the web extra there is no playground to test (the rest of the suite still runs)
+    import sympy  # noqa: F401
+    from starlette.testclient import TestClient
 
-from starlette.testclient import TestClient
-
-from chainrule.web.app import create_app, hosts_for
+    from chainrule.web.app import create_app, hosts_for
+except ImportError:
+    collect_ignore_glob = ["test_*.py"]
 
 CHROMIUM_PATHS = ("/usr/bin/chromium", "/usr/bin/chromium-browser", "/usr/bin/google-chrome")
 CHROMIUM_ARGS = [
@@ -44,7 +45,7 @@ def budget() -> float:
 
 
 @pytest.fixture(scope="session")
-def client() -> Iterator[TestClient]:
+def client() -> Iterator[Any]:
     with TestClient(create_app({"testserver"}, budget=BUDGET_S), base_url="http://testserver") as c:
         yield c
 
