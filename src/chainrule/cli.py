@@ -16,6 +16,7 @@ COMMANDS = {
     "evaluate": "evaluate",
     "explain": "explain",
     "backprop": "backprop",
+    "serve": "serve",
 }
 
 

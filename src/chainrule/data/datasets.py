@@ -1,4 +1,4 @@
-"""Datasets that need no internet: the bundled UCI digits and the synthetic moons and spirals.
+"""Datasets that need no internet: the bundled UCI digits and synthetic moons, spirals, circles.
 
 Every loader returns (X float32 of shape (n, features), y int64 of shape (n,)).
 """
@@ -14,6 +14,7 @@ __all__ = [
     "DATASETS",
     "load_dataset",
     "load_digits",
+    "make_circles",
     "make_moons",
     "make_spirals",
     "train_test_split",
@@ -92,12 +93,48 @@ def make_spirals(
     return np.concatenate(xs).astype(np.float32), np.concatenate(ys)
 
 
+def make_circles(
+    n_samples: int = 1000, factor: float = 0.5, noise: float = 0.08, seed: int = 0
+) -> tuple[np.ndarray, np.ndarray]:
+    """A circle of radius `factor` (class 1) inside one of radius 1 (class 0), with noise.
+
+    Examples
+    --------
+    >>> from chainrule.data import make_circles
+    >>> X, y = make_circles(10)
+    >>> X.shape, sorted(set(y.tolist()))
+    ((10, 2), [0, 1])
+    """
+    _check_n(n_samples, "make_circles")
+    if not 0.0 < factor < 1.0:
+        raise ValueError(f"make_circles: factor must be in (0, 1), got {factor}")
+    rng = np.random.default_rng(seed)
+    n_out = n_samples // 2
+    n_in = n_samples - n_out
+    t_out = np.linspace(0, 2 * np.pi, n_out, endpoint=False)
+    t_in = np.linspace(0, 2 * np.pi, n_in, endpoint=False)
+    X = np.concatenate(
+        [
+            np.stack([np.cos(t_out), np.sin(t_out)], 1),
+            factor * np.stack([np.cos(t_in), np.sin(t_in)], 1),
+        ]
+    )
+    y = np.concatenate([np.zeros(n_out, np.int64), np.ones(n_in, np.int64)])
+    X = X + rng.normal(0.0, noise, X.shape)
+    return X.astype(np.float32), y
+
+
 def _check_n(n: int, name: str) -> None:
     if n < 2:
         raise ValueError(f"{name}: n_samples must be at least 2, got {n}")
 
 
-DATASETS = {"digits": load_digits, "moons": make_moons, "spirals": make_spirals}
+DATASETS = {
+    "digits": load_digits,
+    "moons": make_moons,
+    "spirals": make_spirals,
+    "circles": make_circles,
+}
 
 
 def load_dataset(name: str) -> tuple[np.ndarray, np.ndarray]:

@@ -1,0 +1,219 @@
+"""Check a learner's derivative: right or wrong, and when wrong, the common mistake it matches.
+
+A mistake is modelled by differentiating the function correctly everywhere except at one node
+of its expression tree, where one classic slip is made (the four the issue names): the chain
+rule without the inner derivative, the quotient rule with its numerator's sign flipped, a power
+whose exponent is off by one, the product rule with a term dropped. The node is swapped for an
+unknown function F(x) before ``sympy.diff``, so the rest of the derivative stays exact; the slip
+goes in for F'(x). Answers are compared numerically at fixed points, and symbolically.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import sympy as sp
+
+from chainrule.symbolic import Derivation, parse
+from chainrule.symbolic.functions import lambdify
+from chainrule.symbolic.mathprint import TextMath
+from chainrule.symbolic.parse import Program
+from chainrule.symbolic.render import TEMPLATES
+from chainrule.symbolic.rules import Rule
+from chainrule.web import mathml
+
+# Points where answers are compared (other variables too); away from 0 and 1, where slips hide.
+POINTS = (0.37, 1.23, 1.71, 2.19, 0.81, 2.63, 1.47)
+RTOL = 1e-7
+
+MESSAGES = {
+    ("correct", "en"): "Right: it equals {result} (symbolically, and at {n} points).",
+    ("correct", "zh"): "正确：与 {result} 相等（符号上相等，且在 {n} 个点上数值相等）。",
+    ("differs", "en"): "At {var} = {at} your derivative gives {yours}, the derivative is {want}.",
+    ("differs", "zh"): "在 {var} = {at} 处，你的导数等于 {yours}，正确的导数是 {want}。",
+    (
+        "mistake",
+        "en",
+    ): "It matches a common mistake: {mistake}, in the step that differentiates {node} ({rule}).",
+    ("mistake", "zh"): "这符合一个常见错误：{mistake}，出现在对 {node} 求导的那一步（{rule}）。",
+    (
+        "unknown",
+        "en",
+    ): "It does not match a mistake I know; compare it with the steps, one hint at a time.",
+    ("unknown", "zh"): "它不符合已知的常见错误；请借助提示逐步对照推导步骤。",
+}
+MISTAKES = {
+    ("inner", "en"): "the chain rule without the inner derivative",
+    ("inner", "zh"): "用了链式法则却漏乘内层函数的导数",
+    ("quotient_sign", "en"): "a sign slip in the quotient rule (it is f′g − fg′, in that order)",
+    ("quotient_sign", "zh"): "商法则分子的符号弄反了（应为 f′g − fg′，顺序不能换）",
+    ("exponent", "en"): "the exponent off by one (d/dx uⁿ = n·uⁿ⁻¹)",
+    ("exponent", "zh"): "指数差了一（d/dx uⁿ = n·uⁿ⁻¹）",
+    ("product_drop", "en"): "the product rule with a term dropped (it is f′g + fg′)",
+    ("product_drop", "zh"): "乘积法则漏掉了一项（应为 f′g + fg′）",
+    ("product_both", "en"): "the derivative of a product taken as the product of derivatives",
+    ("product_both", "zh"): "把乘积的导数当成了导数的乘积",
+}
+FIX_HINTS = {
+    ("inner", "en"): "After differentiating the outer function, multiply by the derivative of what"
+    " is inside it.",
+    ("inner", "zh"): "对外层函数求导之后，还要乘以内层函数的导数。",
+    ("quotient_sign", "en"): "Quotient rule: (f′g − fg′)/g², the derivative of the numerator comes"
+    " first.",
+    ("quotient_sign", "zh"): "商法则：(f′g − fg′)/g²，分子的导数在前。",
+    ("exponent", "en"): "Power rule: bring the exponent down and lower it by exactly one.",
+    ("exponent", "zh"): "幂法则：把指数拿下来作系数，指数恰好减一。",
+    ("product_drop", "en"): "Product rule: differentiate one factor at a time and add both terms.",
+    ("product_drop", "zh"): "乘积法则：每次只对一个因子求导，两项都要加上。",
+    ("product_both", "en"): "Product rule: (fg)′ = f′g + fg′, not f′g′.",
+    ("product_both", "zh"): "乘积法则：(fg)′ = f′g + fg′，而不是 f′g′。",
+}
+_F = sp.Function("F")
+
+
+@dataclass(frozen=True)
+class Slip:
+    kind: str
+    node: sp.Expr
+    derivative: sp.Expr  # the whole derivative, made with this one slip
+
+
+def slips(expr: sp.Expr, x: sp.Symbol) -> Iterator[Slip]:
+    """Every derivative of ``expr`` that makes exactly one classic slip at one node."""
+    seen = set()
+    for node in sp.preorder_traversal(expr):
+        if node in seen or node.is_Atom or x not in node.free_symbols:
+            continue
+        seen.add(node)
+        right = sp.diff(node, x)
+        for kind, wrong in _node_slips(node, x):
+            if sp.expand(wrong - right) == 0:  # no slip here: the inner derivative of x + 1 is 1
+                continue
+            marked = expr.xreplace({node: _F(x)})
+            total = sp.diff(marked, x).subs(sp.Derivative(_F(x), x), wrong).subs(_F(x), node)
+            yield Slip(kind, node, total)
+
+
+def _node_slips(node: sp.Expr, x: sp.Symbol) -> Iterator[tuple[str, sp.Expr]]:
+    u = sp.Dummy("u")
+    if node.is_Pow:
+        base, k = node.args
+        if x not in k.free_symbols and k.is_number:
+            db = sp.diff(base, x)
+            yield "exponent", k * base**k * db
+            yield "exponent", k * base ** (k - 2) * db
+            if base != x:
+                yield "inner", k * base ** (k - 1)
+            if k.is_negative and base != x:  # 1/g: the quotient rule's -g'/g² with + instead
+                yield "quotient_sign", -sp.diff(node, x)
+        return
+    if isinstance(node, sp.Function) and len(node.args) == 1 and node.args[0] != x:
+        outer = sp.diff(node.func(u), u).subs(u, node.args[0])
+        yield "inner", outer
+        return
+    if node.is_Mul:
+        factors = [f for f in node.args if x in f.free_symbols]
+        const = sp.Mul(*(f for f in node.args if x not in f.free_symbols))
+        dens = [f for f in factors if f.is_Pow and f.exp.is_negative]
+        nums = [f for f in factors if f not in dens]
+        if dens and nums:  # a quotient p/q: (p'q - pq')/q² with the sign flipped
+            p, q = sp.Mul(*nums), sp.Mul(*(1 / f for f in dens))
+            yield "quotient_sign", const * (p * sp.diff(q, x) - sp.diff(p, x) * q) / q**2
+            return
+        if len(factors) >= 2:
+            for i in range(len(factors)):
+                rest = [f for j, f in enumerate(factors) if j != i]
+                yield "product_drop", const * sp.diff(factors[i], x) * sp.Mul(*rest)
+            yield "product_both", const * sp.Mul(*(sp.diff(f, x) for f in factors))
+
+
+def _sampler(e: sp.Expr, names: list[sp.Symbol]) -> Any:
+    return lambdify(names, e)
+
+
+def _values(fn: Any, n_vars: int) -> np.ndarray:
+    out = []
+    for i, p in enumerate(POINTS):
+        args = [p + 0.31 * j + 0.07 * i * j for j in range(n_vars)]
+        try:
+            with np.errstate(all="ignore"):
+                v = complex(fn(*args))
+            out.append(v.real if abs(v.imag) < 1e-12 else math.nan)
+        except (TypeError, ValueError, ZeroDivisionError, OverflowError):
+            out.append(math.nan)
+    return np.array(out, dtype=float)
+
+
+def _same(a: np.ndarray, b: np.ndarray) -> bool:
+    ok = np.isfinite(a) & np.isfinite(b)
+    return int(ok.sum()) >= 3 and bool(np.allclose(a[ok], b[ok], rtol=RTOL, atol=1e-9))
+
+
+def _rule_name(rule: Rule | None, lang: str) -> str:
+    template = TEMPLATES.get((type(rule).__name__, lang), "") if rule is not None else ""
+    parts = template.split("*")
+    return parts[1] if len(parts) > 2 else ""
+
+
+def check(d: Derivation, answer: str, lang: str = "en") -> dict[str, Any]:
+    """The verdict on ``answer`` as the derivative in ``d``, with messages and hints."""
+    full = Program(definitions=dict(d.definitions), expr=d.expr).inline()
+    names = sorted(full.free_symbols | {d.wrt}, key=lambda s: s.name)
+    yours = parse(answer, names=[s.name for s in names])
+    by_name = {s.name: s for s in names}
+    if extra := sorted(s.name for s in yours.free_symbols if s.name not in by_name):
+        raise ValueError(f"answer: {', '.join(extra)} does not appear in the function")
+    yours = yours.xreplace({s: by_name[s.name] for s in yours.free_symbols})
+    result = d.result.xreplace({s: by_name.get(s.name, s) for s in d.result.free_symbols})
+    want = _values(_sampler(result, names), len(names))
+    got = _values(_sampler(yours, names), len(names))
+    text = TextMath()
+    printer = mathml.MathMLMath()
+    out: dict[str, Any] = {
+        "yours": mathml.math(printer.expr(yours)),
+        "expected": text.expr(result),
+        "messages": [],
+        "hints": [],
+    }
+    if _same(got, want) and sp.simplify(yours - result) == 0:
+        out["verdict"] = "correct"
+        msg = MESSAGES["correct", lang].format(result=text.expr(result), n=len(POINTS))
+        out["messages"].append(msg)
+        return out
+    out["verdict"] = "wrong"
+    i = next((i for i in range(len(POINTS)) if np.isfinite(want[i])), 0)
+    at = ", ".join(f"{POINTS[i] + 0.31 * j + 0.07 * i * j:g}" for j in range(len(names)))
+    out["messages"].append(
+        MESSAGES["differs", lang].format(
+            var=", ".join(s.name for s in names), at=at, yours=_num(got[i]), want=_num(want[i])
+        )
+    )
+    rules = {r.expr: r for r in d.steps.walk()}
+    hints: list[list[dict[str, Any]]] = []
+    for slip in slips(full, d.wrt):
+        if _same(got, _values(_sampler(slip.derivative, names), len(names))):
+            rule = rules.get(slip.node)
+            out["mistake"] = {"kind": slip.kind, "node": text.expr(slip.node)}
+            out["messages"].append(
+                MESSAGES["mistake", lang].format(
+                    mistake=MISTAKES[slip.kind, lang],
+                    node=text.expr(slip.node),
+                    rule=_rule_name(rule, lang) or MISTAKES[slip.kind, lang].split(" ")[0],
+                )
+            )
+            hints.append([{"text": FIX_HINTS[slip.kind, lang], "bold": False}])
+            break
+    else:
+        out["messages"].append(MESSAGES["unknown", lang])
+    lines = [ln for ln in d.lines if ln.key not in ("given", "given_program", "result")]
+    hints += [mathml.line_segments(ln, lang, printer)["segments"] for ln in lines]
+    out["hints"] = hints
+    return out
+
+
+def _num(v: float) -> str:
+    return "undefined" if not math.isfinite(v) else f"{v:.6g}"

@@ -1,0 +1,205 @@
+"""Check my answer, Practice and Train through the API."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pytest
+import sympy as sp
+
+from chainrule.data import make_circles
+from chainrule.symbolic import explain, parse
+from chainrule.web import answers, practice
+from chainrule.web.train import DATASETS_2D, MAX_EPOCHS, MAX_UNITS
+
+# (function, a learner's answer, the mistake it makes); None: the answer is right
+ANSWERS = [
+    ("(x^2+1)^3", "6*x*(x^2+1)^2", None),
+    ("(x^2+1)^3", "3*(x^2+1)^2*2*x", None),  # unsimplified is still right
+    ("x^2/(x+1)", "(x^2+2*x)/(x+1)^2", None),
+    ("z = (u+v)^2; u = x*y; v = x + y", "2*(x*y+x+y)*(y+1)", None),
+    ("(x^2+1)^3", "3*(x^2+1)^2", "inner"),
+    ("sin(x^2)", "cos(x^2)", "inner"),
+    ("e^(x^2)", "e^(x^2)", "inner"),
+    ("sqrt(1+x^2)", "1/(2*sqrt(1+x^2))", "inner"),
+    ("x^2/(x+1)", "(x^2 - 2*x*(x+1))/(x+1)^2", "quotient_sign"),
+    ("sin(x)/x", "(sin(x) - x*cos(x))/x^2", "quotient_sign"),
+    ("x^3", "3*x^3", "exponent"),
+    ("(x^2+1)^3", "3*(x^2+1)^3*2*x", "exponent"),
+    ("x^2*e^x", "2*x*e^x", "product_drop"),
+    ("x^2*sin(x)", "x^2*cos(x)", "product_drop"),
+    ("x^2*sin(x)", "2*x*cos(x)", "product_both"),
+]
+
+
+@pytest.mark.parametrize(("expr", "answer", "mistake"), ANSWERS)
+def test_check_names_the_mistake(client, expr, answer, mistake) -> None:
+    r = client.post("/api/check", json={"expr": expr, "answer": answer})
+    assert r.status_code == 200, r.text
+    data = r.json()
+    if mistake is None:
+        assert data["verdict"] == "correct"
+        assert data["hints"] == []
+        return
+    assert data["verdict"] == "wrong"
+    assert data["mistake"]["kind"] == mistake
+    assert answers.MISTAKES[mistake, "en"] in " ".join(data["messages"])
+    assert len(data["hints"]) >= 2  # the fix first, then the derivation's steps one by one
+    assert data["hints"][0] == [{"text": answers.FIX_HINTS[mistake, "en"], "bold": False}]
+
+
+def test_each_modelled_slip_is_a_wrong_derivative() -> None:
+    """A slip that equals the true derivative would call a right answer a mistake."""
+    for expr, _, mistake in ANSWERS:
+        if mistake is None:
+            continue
+        d = explain(expr)
+        x = d.wrt
+        for slip in answers.slips(d.expr, x):
+            diff = sp.lambdify([x], slip.derivative - d.result)
+            assert any(abs(complex(diff(p))) > 1e-9 for p in answers.POINTS), (expr, slip)
+
+
+def test_check_says_where_it_differs_and_in_chinese(client) -> None:
+    data = client.post(
+        "/api/check", json={"expr": "(x^2+1)^3", "answer": "3*(x^2+1)^2", "lang": "zh"}
+    ).json()
+    assert data["messages"][0].startswith("在 x = 0.37 处，你的导数等于")
+    assert "漏乘内层函数的导数" in data["messages"][1]
+
+
+def test_an_unknown_wrong_answer_still_gets_hints(client) -> None:
+    data = client.post("/api/check", json={"expr": "sin(x)", "answer": "x"}).json()
+    assert data["verdict"] == "wrong" and "mistake" not in data
+    assert data["messages"][1].startswith("It does not match a mistake I know")
+    assert data["hints"]
+
+
+@pytest.mark.parametrize(
+    ("answer", "message"),
+    [
+        ("<img src=x onerror=alert(1)>", "unexpected character '<'"),
+        ("2*q", "answer: q does not appear in the function"),
+        ("x" * 301, "answer: 301 characters is over the limit of 300"),
+    ],
+)
+def test_check_rejects_bad_answers_in_one_line(client, answer, message) -> None:
+    r = client.post("/api/check", json={"expr": "x^2", "answer": answer})
+    assert r.status_code == 400
+    assert message in r.json()["error"]
+
+
+# ------------------------------------------------------------------------------------ practice
+
+
+@pytest.mark.parametrize("rule", practice.RULES)
+def test_practice_starts_with_the_seeds_then_generates(client, rule) -> None:
+    seeds = practice.SEED_EXAMPLES[rule]
+    got = [
+        client.post("/api/practice", json={"rule": rule, "difficulty": 1, "index": i}).json()
+        for i in range(len(seeds) + 2)
+    ]
+    assert [g["expr"] for g in got[: len(seeds)]] == [e for e, _ in seeds]
+    assert all(g["source"].startswith("seed") for g in got[: len(seeds)])
+    assert got[-1]["expr"] != got[-2]["expr"] and got[-1]["source"] == ""
+
+
+@pytest.mark.parametrize("rule", practice.RULES)
+@pytest.mark.parametrize("difficulty", [1, 2, 3])
+def test_every_generated_exercise_is_derivable_and_checkable(rule, difficulty) -> None:
+    """The generator's exercises parse, derive, and their own answer checks as right."""
+    for index in range(3):
+        ex = practice.exercise(rule, difficulty, index + 5)
+        d = explain(ex["expr"], wrt=ex["wrt"])
+        assert d.steps is not None
+        if rule == "multivariable":
+            assert len(d.definitions) >= 2
+        else:
+            assert parse(ex["expr"]).has(sp.Symbol("x", real=True))
+        verdict = answers.check(d, str(d.result).replace("**", "^"))
+        assert verdict["verdict"] == "correct", (ex, verdict)
+
+
+def test_practice_is_deterministic_and_checked_like_check(client) -> None:
+    one = practice.exercise("chain", 2, 7)
+    assert one == practice.exercise("chain", 2, 7)
+    with pytest.raises(ValueError, match="difficulty: choose 1, 2 or 3"):
+        practice.exercise("chain", 4, 0)
+    r = client.post("/api/practice", json={"rule": "limits", "difficulty": 1, "index": 0})
+    assert r.status_code == 400
+    assert r.json()["error"] == "rule: choose one of power, product, quotient, chain, multivariable"
+
+
+# ------------------------------------------------------------------------------------ train
+
+
+def test_circles_are_two_rings() -> None:
+    X, y = make_circles(400, factor=0.5, noise=0.0)
+    r = np.hypot(X[:, 0], X[:, 1])
+    assert np.allclose(r[y == 0], 1.0, atol=1e-6) and np.allclose(r[y == 1], 0.5, atol=1e-6)
+    with pytest.raises(ValueError, match=r"factor must be in \(0, 1\)"):
+        make_circles(10, factor=1.5)
+
+
+def _wait(client, job: str, status: str, timeout: float = 60.0) -> dict:
+    deadline = time.monotonic() + timeout
+    while True:
+        data = client.get(f"/api/train/{job}").json()
+        if data["status"] == status or time.monotonic() > deadline:
+            return data
+        time.sleep(0.1)
+
+
+@pytest.mark.parametrize("dataset", DATASETS_2D)
+def test_training_streams_loss_and_boundary_until_done(client, dataset) -> None:
+    body = {"dataset": dataset, "hidden": [16, 16], "activation": "tanh", "lr": 0.03, "epochs": 12}
+    job = client.post("/api/train/start", json=body).json()["id"]
+    data = _wait(client, job, "done")
+    assert data["status"] == "done" and data["error"] is None
+    history = data["history"]
+    assert [h["epoch"] for h in history] == list(range(1, 13))
+    assert history[-1]["train_loss"] < history[0]["train_loss"]
+    b = data["boundary"]
+    assert len(b["classes"]) == len(b["confidence"]) == b["size"] ** 2
+    assert len(b["points"]) == 300 and b["extent"][0] < b["extent"][1]
+    n_classes = 3 if dataset == "spirals" else 2
+    assert {k for *_, k in b["points"]} == set(range(n_classes))
+    later = client.get(f"/api/train/{job}?since=10").json()
+    assert [h["epoch"] for h in later["history"]] == [11, 12]
+
+
+def test_training_pauses_resumes_and_stops(client) -> None:
+    body = {"dataset": "moons", "hidden": [8], "epochs": MAX_EPOCHS}
+    job = client.post("/api/train/start", json=body).json()["id"]
+    assert client.post(f"/api/train/{job}/pause", json={}).json() == {"status": "paused"}
+    time.sleep(0.4)
+    seen = len(client.get(f"/api/train/{job}").json()["history"])
+    time.sleep(0.6)
+    assert len(client.get(f"/api/train/{job}").json()["history"]) <= seen + 1  # one may finish
+    assert client.post(f"/api/train/{job}/resume", json={}).json() == {"status": "running"}
+    assert client.post(f"/api/train/{job}/stop", json={}).json() == {"status": "stopped"}
+    assert _wait(client, job, "stopped")["status"] == "stopped"
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        ({"dataset": "digits"}, "dataset: choose one of moons, circles, spirals"),
+        ({"hidden": [MAX_UNITS + 1]}, "hidden layers: 1 to 4 sizes of 1 to 64"),
+        ({"hidden": "16,16"}, "hidden layers"),
+        ({"activation": "gelu"}, "activation: choose one of tanh, relu, sigmoid"),
+        ({"lr": 5}, "learning rate: a number from 0.00001 to 1, got 5"),
+        ({"epochs": MAX_EPOCHS + 1}, f"epochs: 1 to {MAX_EPOCHS}"),
+    ],
+)
+def test_training_input_errors_are_one_line(client, body, message) -> None:
+    r = client.post("/api/train/start", json=body)
+    assert r.status_code == 400
+    assert message in r.json()["error"]
+
+
+def test_an_unknown_run_is_a_clear_error(client) -> None:
+    r = client.get("/api/train/run999")
+    assert r.status_code == 400
+    assert r.json()["error"] == "no training run 'run999' (reset and start again)"
