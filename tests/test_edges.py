@@ -204,3 +204,16 @@ def test_a_list_of_constants_or_no_grad_tensors_stays_a_leaf() -> None:
     x = cr.tensor(2.0)
     t = cr.tensor([x, 3.0], requires_grad=True)
     assert t.is_leaf and t.requires_grad and t.tolist() == [2.0, 3.0]
+
+
+def test_tensor_of_a_tensor_that_requires_grad_stays_connected() -> None:
+    assert cr.grad(lambda x: cr.tensor(x) * x)(cr.tensor(3.0)).item() == 6
+    x = cr.tensor(2.0, requires_grad=True)
+    copy = cr.tensor(x)
+    assert not copy.is_leaf and copy.data is not x.data  # a copy, still on the graph
+    assert cr.tensor(x.detach()).is_leaf
+
+
+def test_grad_of_a_complex_output_is_an_error() -> None:
+    with pytest.raises(TypeError, match="grad: f must return a real scalar, got complex128"):
+        cr.grad(lambda x: x * (1.0 + 0.2j))(cr.tensor(1.0, dtype=np.float64))

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from chainrule import ops
-from chainrule.tensor import Tensor, _as_array, apply
+from chainrule.tensor import Tensor, _as_array, apply, is_grad_enabled
 
 ArrayLike = Any
 
@@ -28,6 +28,9 @@ def tensor(
     """Make a leaf Tensor from nested lists, a number, a NumPy array or a Tensor (copied).
 
     Python floats become float32; NumPy arrays keep their dtype (float64 stays float64).
+    Tensors that require grad are never silently cut from their graph: `tensor(x)` is then a
+    connected copy of x and `tensor([x, 2 * x])` stacks them, as autograd's `np.array` does
+    (so the result is not a leaf; `x.detach()` makes one).
 
     Parameters
     ----------
@@ -51,6 +54,11 @@ def tensor(
     >>> cr.tensor(0.5, requires_grad=True, name="w1")
     tensor(0.5, requires_grad=True, name='w1')
     """
+    if isinstance(data, Tensor) and data.requires_grad and is_grad_enabled():
+        # a copy that stays connected, as autograd's np.array(x); x.detach() makes a new leaf
+        t = ops.astype(data, dtype=np.dtype(dtype or data.dtype))
+        t.name = name
+        return t
     if isinstance(data, (list, tuple)) and _holds_tensor(data):
         t = _stack_nested(data)  # stays connected to the tensors inside, as autograd's np.array
         t = t if dtype is None else astype(t, dtype)
