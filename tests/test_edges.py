@@ -217,3 +217,15 @@ def test_tensor_of_a_tensor_that_requires_grad_stays_connected() -> None:
 def test_grad_of_a_complex_output_is_an_error() -> None:
     with pytest.raises(TypeError, match="grad: f must return a real scalar, got complex128"):
         cr.grad(lambda x: x * (1.0 + 0.2j))(cr.tensor(1.0, dtype=np.float64))
+
+
+def test_log_softmax_keeps_its_digits_for_large_logits_and_nan_for_inf() -> None:
+    big = cr.tensor([1e10, 1e10], dtype=np.float64)
+    np.testing.assert_array_equal(cr.softmax(big).data, [0.5, 0.5])
+    np.testing.assert_array_equal(cr.log_softmax(big).data, [-np.log(2), -np.log(2)])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # inf - inf
+        value, grad = _grads(lambda z: cr.log_softmax(z), [0.0, INF])
+    assert np.isnan(value).all() and np.isnan(grad).all()  # as torch: the slice is undefined
+    assert cr.softmax(cr.zeros(2, 0)).shape == (2, 0)
+    assert cr.logsumexp(cr.zeros(2, 0), axis=1).tolist() == [-INF, -INF]

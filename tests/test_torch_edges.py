@@ -192,8 +192,6 @@ def test_elementwise_edges_match_torch(name: str, data: Any, g: float) -> None:
         hnp.mutually_broadcastable_shapes(num_shapes=twin.arity, max_dims=2, min_side=0, max_side=3)
     )
     arrays = [data.draw(_arrays(s, SPECIAL)) for s in shapes.input_shapes]
-    if name in ("softmax", "log_softmax"):  # sums over the last axis
-        arrays = [np.clip(a, -1e10, 1e10) for a in arrays]
     assume(twin.differs is None or not twin.differs(*arrays))
     _run(twin, arrays, g)
 

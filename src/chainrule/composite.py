@@ -293,7 +293,8 @@ def log_softmax(x: ArrayLike, axis: int = -1) -> Tensor:
     """
     x = _t(x)
     m = np.max(x.data, axis=axis, keepdims=True, initial=-np.inf)
-    s = x - np.where(np.isfinite(m), m, 0).astype(x.dtype)  # all -inf, inf or NaN: no shift
+    # an all -inf (or empty) slice is not shifted; a +inf makes its slice NaN, as in torch
+    s = x - np.where(m == -np.inf, 0, m).astype(x.dtype)
     return s - ops.logsumexp(s, axis=axis, keepdims=True)
 
 
