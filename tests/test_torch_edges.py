@@ -131,12 +131,16 @@ TWINS: dict[str, Twin] = {
     },
     "softmax": Twin(lambda x: cr.softmax(x, -1), lambda x: torch.softmax(x, -1)),
     "log_softmax": Twin(lambda x: cr.log_softmax(x, -1), lambda x: torch.log_softmax(x, -1)),
+    "where": Twin(
+        lambda x, y: cr.where(np.isfinite(x.data), x, y),
+        lambda x, y: torch.where(torch.isfinite(x), x, y),
+        2,
+    ),
     "silu": Twin(cr.silu, TF.silu),
     "gelu": Twin(cr.gelu, TF.gelu),
     "leaky_relu": Twin(cr.leaky_relu, TF.leaky_relu, differs=_nan_in, why="as relu"),
 }
 OPS_WITHOUT_TWIN = {
-    "where": "selects by a boolean mask: no edge values of its own",
     "astype": "a cast: no edge values of its own",
     "softmax_cross_entropy": "tested through F.cross_entropy below",
     "matmul": "tested on empty shapes below",
@@ -148,7 +152,7 @@ OPS_WITHOUT_TWIN = {
     "scatter_add": "moves elements only",
     "concatenate": "moves elements only",
 }
-SETTINGS = settings(max_examples=60, deadline=None)
+SETTINGS = settings(max_examples=30, deadline=None)  # per op
 
 
 def test_every_op_has_a_twin_or_a_reason() -> None:
@@ -184,8 +188,9 @@ ELEMENTWISE = [n for n, t in TWINS.items() if not t.reduction]
 REDUCTIONS = [n for n, t in TWINS.items() if t.reduction]
 
 
+@pytest.mark.parametrize("name", ELEMENTWISE)
 @SETTINGS
-@given(name=st.sampled_from(ELEMENTWISE), data=st.data(), g=st.sampled_from([1.0, -0.75, 3.0]))
+@given(data=st.data(), g=st.sampled_from([1.0, -0.75, 3.0]))
 def test_elementwise_edges_match_torch(name: str, data: Any, g: float) -> None:
     twin = TWINS[name]
     shapes = data.draw(
@@ -196,8 +201,9 @@ def test_elementwise_edges_match_torch(name: str, data: Any, g: float) -> None:
     _run(twin, arrays, g)
 
 
+@pytest.mark.parametrize("name", REDUCTIONS)
 @SETTINGS
-@given(name=st.sampled_from(REDUCTIONS), data=st.data(), keepdims=st.booleans())
+@given(data=st.data(), keepdims=st.booleans())
 def test_reduction_edges_match_torch(name: str, data: Any, keepdims: bool) -> None:
     twin = TWINS[name]
     x = data.draw(
