@@ -229,3 +229,19 @@ def test_log_softmax_keeps_its_digits_for_large_logits_and_nan_for_inf() -> None
     assert np.isnan(value).all() and np.isnan(grad).all()  # as torch: the slice is undefined
     assert cr.softmax(cr.zeros(2, 0)).shape == (2, 0)
     assert cr.logsumexp(cr.zeros(2, 0), axis=1).tolist() == [-INF, -INF]
+
+
+def test_a_list_of_tensors_is_stacked_under_compile_too() -> None:
+    w = cr.tensor([1.0, 2.0], requires_grad=True)
+
+    @cr.compile
+    def step(x):
+        loss = (x * [w[0], w[1] * 2]).sum()
+        loss.backward()
+        return loss
+
+    for k in range(3):  # trace, check, replay
+        w.grad = None
+        loss = step(cr.tensor([3.0, 4.0 + k]))
+        assert loss.item() == 3 + 4 * (4 + k)
+        assert w.grad.tolist() == [3.0, 2 * (4 + k)]

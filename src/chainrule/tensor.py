@@ -368,6 +368,8 @@ def apply(op: Any, *args: Any, **params: Any) -> Tensor:
     benchmarks/ measures it): one pass over `args`, no helper calls unless anomaly mode is on.
     """
     if _recorder is not None:  # chainrule.compile is tracing a function
+        if any((type(a) is list or type(a) is tuple) and _holds_grad(a) for a in args):
+            args = tuple(_stacked(args))  # the stacking is traced too
         return _recorder.apply(op, args, params)
     state = _state
     arrays = [a.data if isinstance(a, Tensor) else a for a in args]
