@@ -245,7 +245,7 @@ def _pow_vjp_exponent(g: Any, out: Any, x: Any, y: Any, xp: Any) -> Any:
     xa, ya = _np(x), _np(y)
     with np.errstate(divide="ignore", invalid="ignore"):  # log(0) = -inf, log(-1) = NaN here
         edge = np.where((xa == 0) & (ya >= 0), 0, _np(out) * np.log(xa)).astype(g.dtype)
-    if xp is NUMPY_NS or not isinstance(x, Tensor):
+    if not (isinstance(g, Tensor) and isinstance(x, Tensor)):  # the fast path, or x constant
         return g * edge
     # recorded: x > 0 differentiates through log; elsewhere the value is a constant (+-inf, NaN)
     positive = xa > 0
