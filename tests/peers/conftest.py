@@ -16,6 +16,12 @@ def pytest_configure(config: pytest.Config) -> None:
     config.stash[SUMMARY] = []
 
 
+@pytest.fixture
+def peer_summary(request: pytest.FixtureRequest) -> list[str]:
+    """Lines a peer suite adds to the end of the pytest run's report."""
+    return request.config.stash[SUMMARY]
+
+
 def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
     lines = config.stash.get(SUMMARY, [])
     if lines:

@@ -18,12 +18,12 @@ import os
 import subprocess
 import sys
 import tarfile
+import urllib.error
 import urllib.request
 from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import SUMMARY
 
 VERSION = "1.9.1"
 URL = (
@@ -111,7 +111,7 @@ def _run_suite(tests: Path, report: Path) -> subprocess.CompletedProcess[str]:
 
 
 def test_autograd_suite_runs_on_chainrule_without_a_wrong_value(
-    autograd_tests: Path, tmp_path: Path, request: pytest.FixtureRequest
+    autograd_tests: Path, tmp_path: Path, peer_summary: list[str]
 ) -> None:
     report = tmp_path / "report.json"
     proc = _run_suite(autograd_tests, report)
@@ -122,7 +122,7 @@ def test_autograd_suite_runs_on_chainrule_without_a_wrong_value(
     partial = collections.Counter(
         n for r in results if r["outcome"] == "passed" for n in r["notes"]
     )
-    summary = request.config.stash[SUMMARY]
+    summary = peer_summary
     summary.append(
         f"autograd {VERSION} ({len(RUN)} of its test files): {outcomes['passed']} passed, "
         f"{outcomes['skipped']} skipped, {outcomes['failed']} failed"
@@ -140,3 +140,23 @@ def test_autograd_suite_runs_on_chainrule_without_a_wrong_value(
     assert not failed, "autograd's tests found wrong values:\n" + "\n".join(failed)
     assert proc.returncode == 0, proc.stdout[-3000:]
     assert outcomes["passed"] > 100  # the shim really ran the cases, not only skips
+
+
+def test_offline_skips_and_a_wrong_digest_fails(monkeypatch: pytest.MonkeyPatch) -> None:
+    def offline(url: str, timeout: float) -> Any:
+        raise urllib.error.URLError("no route to host")
+
+    monkeypatch.setattr(urllib.request, "urlopen", offline)
+    with pytest.raises(pytest.skip.Exception, match="offline: could not download autograd"):
+        _download()
+
+    class Tampered(io.BytesIO):
+        def __enter__(self) -> Tampered:
+            return self
+
+        def __exit__(self, *exc: object) -> None:
+            pass
+
+    monkeypatch.setattr(urllib.request, "urlopen", lambda url, timeout: Tampered(b"not it"))
+    with pytest.raises(pytest.fail.Exception, match="has sha256"):
+        _download()
