@@ -112,6 +112,12 @@ def value_and_grad(f: Fn, argnums: int | Sequence[int] = 0, has_aux: bool = Fals
         res, xs = _call(f, args, nums, "grad", kwargs)
         out, aux = _split_aux(res, has_aux, "grad")
         out = _as_tensor_output(out, "grad")
+        # as JAX and PyTorch: a complex value has no gradient in the real sense
+        if out.dtype.kind == "c":
+            raise TypeError(
+                f"grad: f must return a real scalar, got {out.dtype}; differentiate its real "
+                "and imaginary parts separately, or use vjp with a complex cotangent"
+            )
         if out.data.size != 1:
             raise ValueError(
                 f"grad: f must return a scalar, got shape {out.shape}; use jacobian, vjp or "

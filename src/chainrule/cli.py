@@ -38,13 +38,28 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# The optional dependencies (the `all` extra) and the features that need them.
+EXTRAS = {"sympy": "derivations", "mpmath": "derivations", "matplotlib": "plots", "tqdm": "bars"}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if not hasattr(args, "_run"):
         parser.print_help()
         return 2
-    return int(args._run(args) or 0)
+    try:
+        return int(args._run(args) or 0)
+    except ModuleNotFoundError as exc:  # `pip install chainrule` without the extras
+        missing = (exc.name or "").partition(".")[0]
+        if missing not in EXTRAS:
+            raise
+        print(
+            f"chainrule {args.command}: {EXTRAS[missing]} need {missing}, which is not "
+            "installed: pip install 'chainrule[all]'",
+            file=sys.stderr,
+        )
+        return 2
 
 
 if __name__ == "__main__":

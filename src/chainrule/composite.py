@@ -6,6 +6,7 @@ vjps use when the backward pass is recorded. Imports NumPy, `tensor` and `ops` o
 
 from __future__ import annotations
 
+import builtins
 import itertools
 import math
 from collections.abc import Callable, Sequence
@@ -14,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from chainrule import ops
-from chainrule.tensor import Tensor, _as_array, apply
+from chainrule.tensor import Tensor, _as_array, apply, is_grad_enabled
 
 ArrayLike = Any
 
@@ -27,6 +28,9 @@ def tensor(
     """Make a leaf Tensor from nested lists, a number, a NumPy array or a Tensor (copied).
 
     Python floats become float32; NumPy arrays keep their dtype (float64 stays float64).
+    Tensors that require grad are never silently cut from their graph: `tensor(x)` is then a
+    connected copy of x and `tensor([x, 2 * x])` stacks them, as autograd's `np.array` does
+    (so the result is not a leaf; `x.detach()` makes one).
 
     Parameters
     ----------
@@ -50,10 +54,37 @@ def tensor(
     >>> cr.tensor(0.5, requires_grad=True, name="w1")
     tensor(0.5, requires_grad=True, name='w1')
     """
+    if isinstance(data, Tensor) and data.requires_grad and is_grad_enabled():
+        # a copy that stays connected, as autograd's np.array(x); x.detach() makes a new leaf
+        t = ops.astype(data, dtype=np.dtype(dtype or data.dtype))
+        t.name = name
+        return t
+    if isinstance(data, (list, tuple)) and _holds_tensor(data):
+        t = _stack_nested(data)  # stays connected to the tensors inside, as autograd's np.array
+        t = t if dtype is None else astype(t, dtype)
+        if requires_grad and not t.requires_grad:
+            t.requires_grad_()
+        t.name = name
+        return t
     arr = _as_array(data, dtype)
     if isinstance(data, (np.ndarray, Tensor)):
         arr = arr.copy()
     return Tensor(arr, requires_grad=requires_grad, name=name)
+
+
+def _holds_tensor(data: Any) -> bool:
+    if isinstance(data, Tensor):
+        return True
+    return isinstance(data, (list, tuple)) and builtins.any(_holds_tensor(d) for d in data)
+
+
+def _stack_nested(data: Any) -> Tensor:
+    """Nested lists/tuples holding Tensors, stacked level by level into one connected Tensor."""
+    if isinstance(data, Tensor):
+        return data
+    if not _holds_tensor(data):
+        return tensor(data)
+    return stack([_stack_nested(d) for d in data])
 
 
 def from_numpy(array: np.ndarray, requires_grad: bool = False) -> Tensor:
@@ -254,9 +285,17 @@ def logsumexp(x: ArrayLike, axis: Any = None, keepdims: bool = False) -> Tensor:
 
 
 def log_softmax(x: ArrayLike, axis: int = -1) -> Tensor:
-    """x - logsumexp(x): finite even for huge logits."""
+    """x - logsumexp(x): finite even for huge logits.
+
+    Computed as s - logsumexp(s) with s = x - max(x), the max taken as a constant (a constant
+    shift changes neither the value nor any derivative): subtracting logsumexp(x) from x
+    directly loses the result's digits for large x (1e10 - (1e10 + ln 2) is off by 2e-7).
+    """
     x = _t(x)
-    return x - ops.logsumexp(x, axis=axis, keepdims=True)
+    m = np.max(x.data, axis=axis, keepdims=True, initial=-np.inf)
+    # an all -inf (or empty) slice is not shifted; a +inf makes its slice NaN, as in torch
+    s = x - np.where(m == -np.inf, 0, m).astype(x.dtype)
+    return s - ops.logsumexp(s, axis=axis, keepdims=True)
 
 
 def softmax(x: ArrayLike, axis: int = -1) -> Tensor:
@@ -296,10 +335,29 @@ def sum(x: ArrayLike, axis: Any = None, keepdims: bool = False) -> Tensor:
 
 
 def mean(x: ArrayLike, axis: Any = None, keepdims: bool = False) -> Tensor:
-    """Arithmetic mean over `axis`."""
+    """Arithmetic mean over `axis`; NaN over an empty axis, as NumPy and PyTorch.
+
+    float16 is summed in float32 (as NumPy and PyTorch do): 70,000 ones would overflow
+    float16's largest value, 65,504, and the mean would be inf instead of 1.
+    """
     x = _t(x)
     n = _count(x.shape, axis)
-    return ops.sum(x, axis=_axis(axis), keepdims=keepdims) / n
+    wide = _accumulator(x)
+    if n:
+        m = ops.sum(wide, axis=_axis(axis), keepdims=keepdims) / n
+    else:  # 0 / 0: NaN, without NumPy's warning
+        m = _nan_sum(wide, axis, keepdims)
+    return m if wide is x else astype(m, x.dtype)
+
+
+def _accumulator(x: Tensor) -> Tensor:
+    """x in the dtype reductions should add in: float32 for float16, else x itself."""
+    return astype(x, np.float32) if x.dtype == np.float16 else x
+
+
+def _nan_sum(x: Tensor, axis: Any, keepdims: bool) -> Tensor:
+    """The sum over an empty axis times NaN: the mean's value there, still connected to x."""
+    return ops.sum(x, axis=_axis(axis), keepdims=keepdims) * np.nan
 
 
 def max(x: ArrayLike, axis: Any = None, keepdims: bool = False) -> Tensor:
@@ -317,15 +375,32 @@ def min(x: ArrayLike, axis: Any = None, keepdims: bool = False) -> Tensor:
 
 
 def var(x: ArrayLike, axis: Any = None, ddof: int = 0, keepdims: bool = False) -> Tensor:
-    """Variance (NumPy's ddof=0 by default; PyTorch's default is ddof=1)."""
+    """Variance (NumPy's ddof=0 by default; PyTorch's default is ddof=1).
+
+    With ddof >= the number of elements it is inf (0/0 = NaN for equal elements), never
+    negative, and NaN over an empty axis, as NumPy and PyTorch (without NumPy's warning).
+    """
     x = _t(x)
-    d = x - mean(x, axis, keepdims=True)
-    return ops.sum(d * d, axis=_axis(axis), keepdims=keepdims) / (_count(x.shape, axis) - ddof)
+    wide = _accumulator(x)
+    d = wide - mean(wide, axis, keepdims=True)
+    dof = builtins.max(_count(x.shape, axis) - ddof, 0)
+    ss = ops.sum(d * d, axis=_axis(axis), keepdims=keepdims)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        v = ss / dof if dof else ss * np.inf  # inf, or NaN where every deviation is 0
+    return v if wide is x else astype(v, x.dtype)
 
 
 def std(x: ArrayLike, axis: Any = None, ddof: int = 0, keepdims: bool = False) -> Tensor:
-    """Standard deviation, sqrt(var); its gradient is inf/NaN where the variance is 0."""
-    return ops.sqrt(var(x, axis, ddof, keepdims))
+    """Standard deviation, sqrt(var); its gradient is 0 where the variance is 0, as PyTorch.
+
+    sqrt'(0) is inf and the variance's gradient there is 0, so the chain would give NaN;
+    sqrt is taken of 1 where the variance is 0, which keeps that branch finite.
+    """
+    v = var(x, axis, ddof, keepdims)
+    zero = v.data == 0
+    if not zero.any():
+        return ops.sqrt(v)
+    return where(zero, 0.0, ops.sqrt(where(zero, 1.0, v)))
 
 
 def argmax(x: ArrayLike, axis: int | None = None) -> Tensor:
@@ -358,7 +433,32 @@ def matmul(x: ArrayLike, y: ArrayLike) -> Tensor:
 
 
 def dot(x: ArrayLike, y: ArrayLike) -> Tensor:
-    return matmul(x, y)
+    """NumPy's dot: a product for 0-d operands, matmul up to 2-D, and for N-D operands the
+    sum over x's last axis and y's second-to-last (not matmul's batching).
+
+    Examples
+    --------
+    >>> import numpy as np, chainrule as cr
+    >>> a, b = np.ones((2, 3, 4)), np.ones((5, 4, 6))
+    >>> cr.dot(a, b).shape == np.dot(a, b).shape == (2, 3, 5, 6)
+    True
+    """
+    x, y = _t(x), _t(y)
+    if x.ndim == 0 or y.ndim == 0:
+        return x * y
+    if (x.ndim <= 2 and y.ndim <= 2) or y.ndim == 1:
+        return matmul(x, y)  # one of the forms where dot and matmul agree
+    if x.shape[-1] != y.shape[-2]:
+        raise ValueError(
+            f"dot: shapes {x.shape} and {y.shape} are not aligned "
+            f"({x.shape[-1]} (dim {x.ndim - 1}) != {y.shape[-2]} (dim {y.ndim - 2}))"
+        )
+    k = x.shape[-1]
+    # y's contracted axis moved to the front: y becomes (k, everything else), x becomes (rest, k)
+    axes = (y.ndim - 2, *range(y.ndim - 2), y.ndim - 1)
+    y2 = reshape(transpose(y, axes), (k, -1))
+    out = matmul(reshape(x, (-1, k)), y2)
+    return reshape(out, (*x.shape[:-1], *y.shape[:-2], y.shape[-1]))
 
 
 def linear(x: ArrayLike, weight: ArrayLike, bias: ArrayLike | None = None) -> Tensor:

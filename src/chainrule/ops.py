@@ -134,7 +134,8 @@ def _sigmoid(x: np.ndarray) -> np.ndarray:
 
 
 def _logsumexp(x: np.ndarray, axis: Any = None, keepdims: bool = False) -> np.ndarray:
-    m = np.max(x, axis=axis, keepdims=True)
+    # initial=-inf: an empty slice's logsumexp is log(0) = -inf, as torch (no max error)
+    m = np.max(x, axis=axis, keepdims=True, initial=-np.inf)
     m = np.where(np.isfinite(m), m, 0)  # a slice of all -inf stays -inf, not NaN
     with np.errstate(divide="ignore"):  # log(0) = -inf is the right answer there
         out = np.log(np.sum(np.exp(x - m), axis=axis, keepdims=True)) + m
@@ -162,9 +163,11 @@ def _swap(x: Any) -> Any:
 
 
 def _ext_weights(x: Any, y: Any, g: Any, sign: int) -> np.ndarray:
-    """Where x wins max (sign 1) or min (sign -1) it takes g; a tie splits g equally, as torch."""
+    """x's share of g in max (sign 1) or min (sign -1), as torch: 0 where x loses, 1/2 at a tie,
+    1 where x wins or either is NaN (the NaN output then keeps its gradient on both inputs)."""
     xa, ya = _np(x), _np(y)
-    return ((sign * (xa - ya) > 0) + 0.5 * (xa == ya)).astype(g.dtype)
+    loses = xa < ya if sign > 0 else xa > ya
+    return (1 - loses - 0.5 * (xa == ya)).astype(g.dtype)
 
 
 def _cases(*shape_sets: tuple[tuple[int, ...], ...], **params: Any) -> Callable[..., list[Case]]:
@@ -233,19 +236,30 @@ neg = defop(
 
 
 def _pow_vjp_exponent(g: Any, out: Any, x: Any, y: Any, xp: Any) -> Any:
-    """d(x^y)/dy = x^y ln x; 0 where x = 0 and y > 0 (as torch), NaN where x < 0 (undefined)."""
+    """d(x^y)/dy = x^y ln x, as torch: 0 where x = 0 and y >= 0, x^y ln 0 (+-inf) where y < 0."""
     if isinstance(x, (int, float)):
-        return g * out * (math.log(x) if x > 0 else (0.0 if x == 0 else math.nan))
-    xa = _np(x)
-    safe_log = xp.log(xp.where(xa > 0, x, 1))
-    return xp.where(xa > 0, g * out * safe_log, np.where(xa == 0, 0, np.nan).astype(g.dtype))
+        if x > 0:
+            return g * out * math.log(x)
+        if x < 0:
+            return g * math.nan
+    xa, ya = _np(x), _np(y)
+    with np.errstate(divide="ignore", invalid="ignore"):  # log(0) = -inf, log(-1) = NaN here
+        edge = np.where((xa == 0) & (ya >= 0), 0, _np(out) * np.log(xa)).astype(g.dtype)
+    if not (isinstance(g, Tensor) and isinstance(x, Tensor)):  # the fast path, or x constant
+        return g * edge
+    # recorded: x > 0 differentiates through log; elsewhere the value is a constant (+-inf, NaN)
+    positive = xa > 0
+    return xp.where(positive, g * out * xp.log(xp.where(positive, x, 1)), g * edge)
 
 
 def _pow_vjp_base(g: Any, out: Any, x: Any, y: Any, xp: Any) -> Any:
-    """d(x^y)/dx = y x^(y-1); exactly 0 for the constant exponent 0 (0 * inf would be NaN)."""
-    if isinstance(y, (int, float)) and y == 0:
-        return g * 0
-    return g * y * x ** (y - 1)
+    """d(x^y)/dx = y x^(y-1), and exactly 0 where y = 0, as torch (0 * 0^-1 would be NaN)."""
+    if isinstance(y, (int, float)):
+        return g * 0 if y == 0 else g * y * x ** (y - 1)
+    zero = _np(y) == 0
+    with np.errstate(divide="ignore", invalid="ignore"):
+        d = g * y * x ** (y - 1)
+    return xp.where(zero, 0, d) if zero.any() else d
 
 
 power = defop(
@@ -491,11 +505,14 @@ def _extremum_vjp(
     axis: Any = None,
     keepdims: bool = False,
 ) -> Any:
-    """max/min: ties share the gradient equally (torch.amax's convention)."""
+    """max/min: ties share the gradient equally; a slice whose result is NaN gets a NaN gradient
+    everywhere (torch.amax's and autograd's convention: no element equals NaN, 0/0 counts)."""
     shape = _kept_shape(x.shape, axis)
     mask = _np(x) == np.reshape(_np(out), shape)
-    count = mask.sum(axis=_axes(len(shape), axis), keepdims=True).astype(g.dtype)
-    return xp.where(mask, xp.reshape(g, shape) / count, 0)
+    count = mask.sum(axis=_axes(len(shape), axis), keepdims=True)
+    with np.errstate(invalid="ignore"):
+        share = (mask / count).astype(g.dtype)
+    return xp.reshape(g, shape) * share
 
 
 sum = defop(

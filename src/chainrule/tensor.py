@@ -370,6 +370,8 @@ def apply(op: Any, *args: Any, **params: Any) -> Tensor:
     state = _state
     if state.hooked:  # this thread is tracing for chainrule.compile, or detecting anomalies
         if state.recorder is not None:
+            if any((type(a) is list or type(a) is tuple) and _holds_grad(a) for a in args):
+                args = tuple(_stacked(args))  # the stacking is traced too
             return state.recorder.apply(op, args, params)
         return _apply_checked(op, args, params)
     arrays = [a.data if isinstance(a, Tensor) else a for a in args]
@@ -392,6 +394,8 @@ def apply(op: Any, *args: Any, **params: Any) -> Tensor:
             if isinstance(a, Tensor):
                 vsum += a._version
                 needs = needs or a.requires_grad
+            elif (type(a) is list or type(a) is tuple) and _holds_grad(a):
+                return apply(op, *_stacked(args), **params)  # rare: run again, connected
         if needs:
             t.requires_grad = True
             t._op = op
@@ -408,6 +412,21 @@ def apply(op: Any, *args: Any, **params: Any) -> Tensor:
 
 
 _new_tensor = object.__new__
+
+
+def _holds_grad(data: Any) -> bool:
+    """Whether nested lists/tuples hold a Tensor that requires grad."""
+    if isinstance(data, Tensor):
+        return data.requires_grad
+    return isinstance(data, (list, tuple)) and any(_holds_grad(d) for d in data)
+
+
+def _stacked(args: tuple[Any, ...]) -> list[Any]:
+    """`args` with each list/tuple of Tensors stacked differentiably (as autograd's np.array),
+    so `x + [x, 2 * x]` is not silently cut from the graph by NumPy's conversion."""
+    from chainrule.composite import tensor
+
+    return [tensor(a) if type(a) in (list, tuple) and _holds_grad(a) else a for a in args]
 
 
 def _forward_error(op: Any, arrays: Sequence[Any], exc: Exception) -> Exception:

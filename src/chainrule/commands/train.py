@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import importlib.util
 import json
 import os
 import sys
@@ -160,10 +161,16 @@ def run(args: argparse.Namespace) -> int:
         return _fail(exc)
     bar.close()
     metrics = write_outputs(result, out, time.perf_counter() - start)
+    curves = importlib.util.find_spec("matplotlib") is not None  # else plot_curves skipped
     print(
         f"test accuracy {metrics['test_accuracy']:.2%} (test loss {metrics['test_loss']:.4f}) "
         f"after {result.epoch} epochs in {metrics['wall_time_s']:.1f} s\n"
-        f"wrote {checkpoint}, {out / 'metrics.json'}, {out / 'curves.png'}"
+        f"wrote {checkpoint}, {out / 'metrics.json'}"
+        + (
+            f", {out / 'curves.png'}"
+            if curves
+            else " (no curves.png: pip install 'chainrule[all]')"
+        )
     )
     return 0
 
@@ -184,12 +191,20 @@ def _saved_epoch(checkpoint: Path) -> Any:
 
 
 class _Progress:
-    """A tqdm bar over all mini-batch steps, showing loss and accuracy."""
+    """A tqdm bar over all mini-batch steps, showing loss and accuracy and, once an epoch has
+    been evaluated, that epoch's test accuracy. Without tqdm (`pip install chainrule` with no
+    extras) it prints one plain line per epoch instead."""
 
     def __init__(self, total: int, initial: int, epochs: int, quiet: bool) -> None:
-        from tqdm.auto import tqdm
-
         self.epochs = epochs
+        self.quiet = quiet
+        self.train = ""
+        self.test = ""
+        try:
+            from tqdm.auto import tqdm
+        except ImportError:
+            self.bar: Any = None
+            return
         self.bar = tqdm(
             total=total,
             initial=initial,
@@ -199,18 +214,27 @@ class _Progress:
             dynamic_ncols=True,
             leave=True,
         )
-        self.test = ""
 
     def step(self, epoch: int, step: int, loss: float, acc: float) -> None:
+        self.train = f"loss={loss:.4f} acc={acc:.3f}"
+        if self.bar is None:
+            return
         self.bar.set_description(f"epoch {epoch}/{self.epochs}", refresh=False)
-        self.bar.set_postfix_str(f"loss={loss:.4f} acc={acc:.3f}{self.test}", refresh=False)
+        self.bar.set_postfix_str(f"{self.train}{self.test}", refresh=False)
         self.bar.update(1)
 
     def epoch(self, record: dict[str, Any]) -> None:
+        # shown now: the next refresh happens during the next epoch, which would pair its
+        # steps with the accuracy of the epoch before
         self.test = f" test_acc={record['test_accuracy']:.3f}"
+        if self.bar is not None:
+            self.bar.set_postfix_str(f"{self.train}{self.test}", refresh=True)
+        elif not self.quiet:
+            print(f"epoch {record['epoch']}/{self.epochs} {self.train}{self.test}", file=sys.stderr)
 
     def close(self) -> None:
-        self.bar.close()
+        if self.bar is not None:
+            self.bar.close()
 
 
 def _progress(config: Any, state: dict[str, Any] | None, quiet: bool) -> _Progress:
@@ -244,8 +268,12 @@ def write_outputs(result: Any, out: Path, wall_time: float) -> dict[str, Any]:
     return metrics
 
 
-def plot_curves(history: list[dict[str, Any]], path: Path) -> None:
-    import matplotlib
+def plot_curves(history: list[dict[str, Any]], path: Path) -> bool:
+    """Loss and accuracy per epoch as a PNG; False (nothing written) without matplotlib."""
+    try:
+        import matplotlib
+    except ImportError:
+        return False
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -266,3 +294,4 @@ def plot_curves(history: list[dict[str, Any]], path: Path) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
+    return True

@@ -112,7 +112,9 @@ def cross_entropy(logits: Any, target: Any, reduction: str = "mean") -> Tensor:
         loss = _ce_labels(z, t)
     elif t.dtype.kind == "f":
         _same_shape(z, t, "cross_entropy")
-        loss = -C.sum(t * log_softmax(z, axis=-1), axis=-1)
+        # the target itself, not its array: a probability target that requires grad gets one
+        probs = target if isinstance(target, Tensor) else t
+        loss = -C.sum(probs * log_softmax(z, axis=-1), axis=-1)
     else:
         raise TypeError(
             f"cross_entropy: target dtype {t.dtype} is neither integer labels nor probabilities"

@@ -1,0 +1,109 @@
+"""autograd.numpy for the peer suite: NumPy's names, differentiable where chainrule has the op.
+
+A name chainrule implements maps to its chainrule function (aliases only where NumPy's own
+names are aliases: `absolute` is `abs`). Any other NumPy function runs as NumPy on constants,
+and raises `Unsupported` when handed a Tensor that is being differentiated: NumPy would turn
+it into a plain array and the gradient would be silently lost, which is exactly the wrong
+value this adapter exists to rule out.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any
+
+import numpy as _onp
+
+import chainrule as _cr
+from autograd import Unsupported
+
+from . import random  # noqa: F401  (autograd.numpy.random)
+
+# chainrule's functions under their NumPy names
+_NAMES = (
+    "abs", "add", "arccos", "arcsin", "arctan", "argmax", "argmin", "broadcast_to", "clip",
+    "concatenate", "cos", "cosh", "divide", "dot", "exp", "expand_dims", "log", "log2",
+    "log10", "matmul", "max", "maximum", "mean", "min", "minimum", "multiply", "negative",
+    "power", "reshape", "sign", "sin", "sinh", "split", "sqrt", "squeeze", "stack", "std",
+    "subtract", "sum", "swapaxes", "tan", "tanh", "transpose", "var", "where",
+)  # fmt: skip
+_CHAINRULE = {name: getattr(_cr, name) for name in _NAMES}
+_ALIASES = {"absolute": "abs", "true_divide": "divide", "amax": "max", "amin": "min"}
+
+
+def _needs_grad(x: Any) -> bool:
+    if isinstance(x, _cr.Tensor):
+        return x.requires_grad
+    if isinstance(x, (list, tuple)):
+        return any(_needs_grad(v) for v in x)
+    return False
+
+
+def _plain(x: Any) -> Any:
+    if isinstance(x, _cr.Tensor):
+        return x.data
+    if isinstance(x, (list, tuple)):
+        return type(x)(_plain(v) for v in x)
+    return x
+
+
+def _numpy_only(name: str, f: Any) -> Any:
+    @functools.wraps(f)
+    def call(*args: Any, **kwargs: Any) -> Any:
+        if _needs_grad(args) or _needs_grad(list(kwargs.values())):
+            raise Unsupported(f"chainrule has no numpy.{name}")
+        return f(*_plain(args), **_plain(kwargs))
+
+    return call
+
+
+def array(obj: Any, *args: Any, **kwargs: Any) -> Any:
+    """Traced Tensors, alone or in nested lists, stay connected (chainrule.tensor does this)."""
+    if _needs_grad(obj):
+        if args or kwargs:
+            raise Unsupported("numpy.array with a dtype or options, of traced values")
+        return _cr.tensor(obj)
+    return _onp.array(_plain(obj), *args, **kwargs)
+
+
+class _Concatenator:
+    """numpy.r_ / numpy.c_, refusing traced Tensors (NumPy would make them plain arrays)."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def __getitem__(self, key: Any) -> Any:
+        if _needs_grad(key if isinstance(key, tuple) else (key,)):
+            raise Unsupported(f"chainrule has no numpy.{self.name}")
+        return getattr(_onp, self.name)[_plain(key)]
+
+
+r_, c_ = _Concatenator("r_"), _Concatenator("c_")
+
+
+asarray = array
+
+
+def _guarded(module: Any, prefix: str) -> Any:
+    """A submodule (linalg, fft) whose functions refuse traced Tensors."""
+
+    class Guarded:
+        def __getattr__(self, name: str) -> Any:
+            value = getattr(module, name)
+            return _numpy_only(f"{prefix}.{name}", value) if callable(value) else value
+
+    return Guarded()
+
+
+linalg = _guarded(_onp.linalg, "linalg")
+fft = _guarded(_onp.fft, "fft")
+
+
+def __getattr__(name: str) -> Any:
+    name = _ALIASES.get(name, name)
+    if name in _CHAINRULE:
+        return _CHAINRULE[name]
+    value = getattr(_onp, name)
+    if callable(value) and not isinstance(value, type):  # dtypes and classes stay as they are
+        return _numpy_only(name, value)
+    return value

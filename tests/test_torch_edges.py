@@ -1,0 +1,279 @@
+"""Edge cases against PyTorch: every op's value and gradient at 0, -0, +-inf, NaN, huge and tiny
+numbers, on 0-d, empty and broadcast shapes (hypothesis draws the cases).
+
+One table, `TWINS`, pairs each chainrule function with its PyTorch counterpart; `OPS_WITHOUT_TWIN`
+names the primitives PyTorch has no direct counterpart for, so a new op cannot be forgotten.
+Where chainrule deliberately differs, the twin's `differs` says on which inputs and why; those
+inputs are not drawn (`docs/differences.md` lists the same choices).
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pytest
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
+
+import chainrule as cr
+from chainrule.nn import functional as F
+from chainrule.ops import OPS
+
+torch = pytest.importorskip("torch")
+
+INF, NAN = np.inf, np.nan
+# 1e300, not 1e308: products such as 2 * x * g then overflow (or not) in the same order in
+# both libraries; the special values are where the semantics, not rounding, are tested.
+SPECIAL = [0.0, -0.0, 1.0, -1.0, 0.5, -2.5, 3.0, INF, -INF, NAN]
+SPECIAL += [1e300, -1e300, 1e-310, 710.0, -710.0]  # overflow, subnormal, exp's limit
+# reductions add their inputs, and summation order changes whether 1e300 + 1e300 - 1e300 overflows
+SPECIAL_SUMMABLE = tuple(v for v in SPECIAL if not 1e10 < abs(v) < INF)
+FINITE_SUMMABLE = tuple(v for v in SPECIAL_SUMMABLE if not np.isinf(v))
+
+
+@dataclass(frozen=True)
+class Twin:
+    """A chainrule function, its torch counterpart, and where chainrule chooses differently."""
+
+    ours: Callable[..., Any]
+    theirs: Callable[..., Any]
+    arity: int = 1
+    reduction: bool = False  # called as f(x, axis, keepdims)
+    # inputs where chainrule deliberately differs: differs(*arrays), or differs(x, axis) for
+    # a reduction
+    differs: Callable[..., bool] | None = None
+    why: str = ""
+    pool: tuple[float, ...] = ()  # the values to draw, when not all of SPECIAL's
+
+
+def _axes(x: Any, axis: Any) -> Any:
+    return tuple(range(x.ndim)) if axis is None else axis
+
+
+def _nan_in(*xs: np.ndarray) -> bool:
+    return bool(np.isnan(np.concatenate([np.ravel(x) for x in xs])).any())
+
+
+def _var_differs(ddof: int) -> Callable[[np.ndarray, Any], bool]:
+    def differs(x: np.ndarray, axis: Any) -> bool:
+        count = x.size if axis is None else x.shape[axis]
+        return bool(np.isinf(x).any()) or 0 < count <= ddof
+
+    return differs
+
+
+def _numpy_pow_differs(x: np.ndarray, y: np.ndarray) -> bool:
+    """NumPy's pow (ours) vs torch's: (-inf)^0.5 is NaN vs inf; at -0 torch uses sqrt/rsqrt."""
+    x, y = np.broadcast_arrays(x, y)
+    fractional = np.isfinite(y) & (y != np.round(y))
+    neg_zero = (x == 0) & np.signbit(x) & (np.abs(y) == 0.5)
+    return bool(((x == -INF) & fractional).any() or neg_zero.any())
+
+
+def _t(f: Callable[..., Any]) -> Callable[..., Any]:
+    """A torch reduction called with chainrule's (x, axis, keepdims) and axis=None for all."""
+    return lambda x, axis, keepdims: f(x, _axes(x, axis), keepdims)
+
+
+TF = torch.nn.functional
+TWINS: dict[str, Twin] = {
+    "neg": Twin(cr.negative, torch.neg),
+    "exp": Twin(cr.exp, torch.exp),
+    "log": Twin(cr.log, torch.log),
+    "sin": Twin(cr.sin, torch.sin),
+    "cos": Twin(cr.cos, torch.cos),
+    "tan": Twin(cr.tan, torch.tan),
+    "arcsin": Twin(cr.arcsin, torch.asin),
+    "arccos": Twin(cr.arccos, torch.acos),
+    "arctan": Twin(cr.arctan, torch.atan),
+    "sinh": Twin(cr.sinh, torch.sinh),
+    "cosh": Twin(cr.cosh, torch.cosh),
+    "tanh": Twin(cr.tanh, torch.tanh),
+    "sigmoid": Twin(cr.sigmoid, torch.sigmoid),
+    "softplus": Twin(cr.softplus, TF.softplus),
+    "sqrt": Twin(cr.sqrt, torch.sqrt),
+    "erf": Twin(cr.erf, torch.erf),
+    "abs": Twin(cr.abs, torch.abs, differs=_nan_in, why="abs'(NaN) is NaN (autograd); torch 0"),
+    "relu": Twin(cr.relu, torch.relu, differs=_nan_in, why="relu'(NaN) is 0 (autograd); torch g"),
+    "clip": Twin(lambda x: cr.clip(x, -1.0, 2.0), lambda x: torch.clamp(x, -1.0, 2.0)),
+    "add": Twin(cr.add, torch.add, 2),
+    "sub": Twin(cr.subtract, torch.sub, 2),
+    "mul": Twin(cr.multiply, torch.mul, 2),
+    "div": Twin(cr.divide, torch.div, 2),
+    "power": Twin(cr.power, torch.pow, 2, differs=_numpy_pow_differs, why="NumPy's pow"),
+    "maximum": Twin(cr.maximum, torch.maximum, 2),
+    "minimum": Twin(cr.minimum, torch.minimum, 2),
+    "sum": Twin(cr.sum, _t(torch.sum), reduction=True),
+    "max": Twin(cr.max, _t(torch.amax), reduction=True),
+    "min": Twin(cr.min, _t(torch.amin), reduction=True),
+    "logsumexp": Twin(cr.logsumexp, _t(torch.logsumexp), reduction=True),
+    # composites
+    "mean": Twin(cr.mean, _t(torch.mean), reduction=True),
+    **{
+        f"{name}(ddof={d})": Twin(
+            lambda x, axis, keepdims, _f=ours, _d=d: _f(x, axis, _d, keepdims),
+            lambda x, axis, keepdims, _f=theirs, _d=d: _f(
+                x, _axes(x, axis), correction=_d, keepdim=keepdims
+            ),
+            reduction=True,
+            # d var/dx_i = 2 (x_i - mean) / dof: torch drops the mean's own path (its gradient
+            # sum is 0), ours keeps it, so an inf in a slice makes the whole slice NaN. With
+            # ddof >= N both give inf (NaN for equal elements); the gradient is then NaN for
+            # us, torch's 2 (x_i - mean) / (N - ddof) contradicts its own inf value.
+            differs=_var_differs(d),
+            why="an inf in the slice, or ddof >= N: the slice's gradient is NaN",
+            pool=FINITE_SUMMABLE,
+        )
+        for name, ours, theirs in [("var", cr.var, torch.var), ("std", cr.std, torch.std)]
+        for d in (0, 1, 2)  # ddof >= N, where only the gradient differs: test_edges.py
+    },
+    "softmax": Twin(lambda x: cr.softmax(x, -1), lambda x: torch.softmax(x, -1)),
+    "log_softmax": Twin(lambda x: cr.log_softmax(x, -1), lambda x: torch.log_softmax(x, -1)),
+    "where": Twin(
+        lambda x, y: cr.where(np.isfinite(x.data), x, y),
+        lambda x, y: torch.where(torch.isfinite(x), x, y),
+        2,
+    ),
+    "silu": Twin(cr.silu, TF.silu),
+    "gelu": Twin(cr.gelu, TF.gelu),
+    "leaky_relu": Twin(cr.leaky_relu, TF.leaky_relu, differs=_nan_in, why="as relu"),
+}
+OPS_WITHOUT_TWIN = {
+    "astype": "a cast: no edge values of its own",
+    "softmax_cross_entropy": "tested through F.cross_entropy below",
+    "matmul": "tested on empty shapes below",
+    "linear": "tested through matmul (same vjps) and nn's tests",
+    "reshape": "moves elements only",
+    "transpose": "moves elements only",
+    "broadcast_to": "moves elements only",
+    "getitem": "moves elements only",
+    "scatter_add": "moves elements only",
+    "concatenate": "moves elements only",
+}
+SETTINGS = settings(max_examples=30, deadline=None)  # per op
+
+
+def test_every_op_has_a_twin_or_a_reason() -> None:
+    missing = set(OPS) - set(TWINS) - set(OPS_WITHOUT_TWIN)
+    assert not missing, f"ops with neither a torch twin nor a reason for none: {sorted(missing)}"
+
+
+def _run(twin: Twin, arrays: list[np.ndarray], g: float, **params: Any) -> None:
+    """Value and gradient (upstream g everywhere) of ours and theirs, compared in float64."""
+    xs = [cr.tensor(a, requires_grad=True) for a in arrays]
+    ts = [torch.tensor(a, requires_grad=True) for a in arrays]
+    with warnings.catch_warnings():
+        # NumPy's forward warns at log(0), torch at var's dof <= 0: the values are compared
+        warnings.simplefilter("ignore")
+        ours = twin.ours(*xs, *params.values())
+        theirs = twin.theirs(*ts, *params.values())
+        ours.backward(np.full(ours.shape, g))
+        theirs.backward(torch.full(theirs.shape, g, dtype=torch.float64))
+    # rtol: std of nearly equal values amplifies rounding; atol: torch flushes subnormals
+    close = dict(rtol=1e-7, atol=1e-12, equal_nan=True)
+    np.testing.assert_allclose(ours.data, theirs.detach().numpy(), err_msg="value", **close)
+    for i, (x, t) in enumerate(zip(xs, ts)):
+        mine = x.grad.data if x.grad is not None else np.zeros(x.shape)
+        want = t.grad.numpy() if t.grad is not None else np.zeros(t.shape)
+        np.testing.assert_allclose(mine, want, err_msg=f"gradient of input {i}", **close)
+
+
+def _arrays(shape: Any, pool: list[float]) -> Any:
+    return hnp.arrays(np.float64, shape, elements=st.sampled_from(pool))
+
+
+ELEMENTWISE = [n for n, t in TWINS.items() if not t.reduction]
+REDUCTIONS = [n for n, t in TWINS.items() if t.reduction]
+
+
+@pytest.mark.parametrize("name", ELEMENTWISE)
+@SETTINGS
+@given(data=st.data(), g=st.sampled_from([1.0, -0.75, 3.0]))
+def test_elementwise_edges_match_torch(name: str, data: Any, g: float) -> None:
+    twin = TWINS[name]
+    shapes = data.draw(
+        hnp.mutually_broadcastable_shapes(num_shapes=twin.arity, max_dims=2, min_side=0, max_side=3)
+    )
+    arrays = [data.draw(_arrays(s, SPECIAL)) for s in shapes.input_shapes]
+    assume(twin.differs is None or not twin.differs(*arrays))
+    _run(twin, arrays, g)
+
+
+@pytest.mark.parametrize("name", REDUCTIONS)
+@SETTINGS
+@given(data=st.data(), keepdims=st.booleans())
+def test_reduction_edges_match_torch(name: str, data: Any, keepdims: bool) -> None:
+    twin = TWINS[name]
+    x = data.draw(
+        _arrays(
+            hnp.array_shapes(min_dims=0, max_dims=2, min_side=0, max_side=3),
+            list(twin.pool or SPECIAL_SUMMABLE),
+        )
+    )
+    axis = data.draw(st.none() | st.integers(-x.ndim, x.ndim - 1)) if x.ndim else None
+    if name in ("max", "min"):  # an empty max is an error in both (tested in test_engine)
+        assume(x.size and (axis is None or x.shape[axis]))
+    assume(twin.differs is None or not twin.differs(x, axis))
+    _run(twin, [x], 0.5, axis=axis, keepdims=keepdims)
+
+
+# ---------------------------------------------------------------------------- named cases
+
+
+@pytest.mark.parametrize(
+    ("name", "x", "y"),
+    [
+        ("power", [0.0, 0.0, 0.0, 0.0, -0.0], [2.0, 1.0, 0.5, 0.0, -1.0]),  # issue 9: x**y at 0
+        ("power", [0.0, 0.0, 0.0], [-0.5, INF, -INF]),
+        ("maximum", [1.0, NAN, 3.0, 2.0], [2.0, 2.0, NAN, 2.0]),  # NaN keeps its gradient
+        ("minimum", [1.0, NAN, 3.0, 2.0], [2.0, 2.0, NAN, 2.0]),
+    ],
+)
+def test_binary_cases_from_the_issue(name: str, x: list[float], y: list[float]) -> None:
+    _run(TWINS[name], [np.array(x), np.array(y)], 1.0)
+
+
+@pytest.mark.parametrize(
+    ("name", "x", "axis"),
+    [
+        ("std(ddof=0)", [1.0, 1.0, 1.0], None),  # zero variance: gradient 0, not NaN
+        ("std(ddof=1)", [[2.0, 2.0], [1.0, 3.0]], 1),
+        ("var(ddof=1)", np.zeros((0, 3)), 0),  # empty axis: NaN
+        ("max", [[1.0, NAN, 3.0], [1.0, 3.0, 3.0]], 1),  # NaN slice: NaN gradient (amax)
+        ("mean", np.zeros((2, 0)), 1),
+        ("logsumexp", np.zeros((2, 0)), 1),  # log(0) = -inf
+    ],
+)
+def test_reduction_cases_from_the_issue(name: str, x: Any, axis: Any) -> None:
+    _run(TWINS[name], [np.array(x, dtype=np.float64)], 1.0, axis=axis, keepdims=False)
+
+
+@pytest.mark.parametrize(
+    ("a", "b"), [((0, 3), (3, 2)), ((2, 0), (0, 4)), ((0,), (0,)), ((4,), (2, 4, 3))]
+)
+def test_matmul_on_empty_and_batched_shapes_matches_torch(a: Any, b: Any) -> None:
+    _run(Twin(cr.matmul, torch.matmul, 2), [np.ones(a), np.ones(b)], 1.0)
+
+
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+def test_cross_entropy_with_probability_targets_differentiates_the_target(reduction: str) -> None:
+    rng = np.random.default_rng(0)
+    z, p = rng.normal(size=(3, 4)), rng.dirichlet(np.ones(4), size=3)
+    twin = Twin(
+        lambda z, p: F.cross_entropy(z, p, reduction=reduction),
+        lambda z, p: TF.cross_entropy(z, p, reduction=reduction),
+        2,
+    )
+    _run(twin, [z, p], 1.0)
+
+
+def test_float16_mean_accumulates_in_float32_as_torch() -> None:
+    x = np.full(70_000, 1.5, dtype=np.float16)
+    ours = cr.mean(cr.tensor(x, requires_grad=True))
+    theirs = torch.tensor(x).mean()
+    assert ours.dtype == np.float16 and ours.item() == theirs.item() == 1.5
