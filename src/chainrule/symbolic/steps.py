@@ -148,6 +148,8 @@ class _Builder:
         if expr == x:
             return IdentityRule(expr=expr, wrt=x)
         handler = _HANDLERS.get(expr.func)
+        if handler is None and expr.func in ELEMENTARY:  # a function of the op table
+            handler = _Builder.function
         if handler is None:
             return UnknownRule(expr=expr, wrt=x)
         return handler(self, expr, x)
@@ -242,5 +244,4 @@ _HANDLERS: dict[type, Callable[[_Builder, sp.Expr, sp.Symbol], Rule]] = {
     sp.Pow: _Builder.pow,
     sp.exp: _Builder.exp,
     sp.log: _Builder.log,
-    **dict.fromkeys(ELEMENTARY, _Builder.function),
 }
