@@ -173,6 +173,12 @@ def test_every_engine_activation_is_explained_with_a_named_rule(name: str) -> No
     assert "No named rule" not in out and "Chain rule" in out
 
 
+def test_piecewise_derivatives_read_case_by_case() -> None:
+    out = explain("leaky_relu(x)").to_text()
+    assert "dy/dx = (1 if x > 0; 1/100 otherwise)" in out
+    assert "left slope 0.01" in out  # the kink, from the table
+
+
 # --------------------------------------------------------------------------- the trace
 
 

@@ -586,46 +586,13 @@ def _attach() -> None:
         ("__ne__", np.not_equal),
     ]:
         setattr(T, name, _cmp(f))
-    for name in [
-        "exp",
-        "log",
-        "sqrt",
-        "sin",
-        "cos",
-        "tan",
-        "tanh",
-        "sigmoid",
-        "relu",
-        "abs",
-        "softplus",
-        "sum",
-        "mean",
-        "max",
-        "min",
-        "var",
-        "std",
-        "clip",
-        "matmul",
-        "softmax",
-        "log_softmax",
-        "logsumexp",
-        "reshape",
-        "transpose",
-        "swapaxes",
-        "flatten",
-        "squeeze",
-        "unsqueeze",
-        "expand",
-        "broadcast_to",
-        "astype",
-        "argmax",
-        "argmin",
-        "leaky_relu",
-        "gelu",
-        "silu",
-        "sum_to",
-    ]:
-        setattr(T, name, globals()[name])
+    # The math methods (x.exp(), x.sum(axis)) are the functions that tensor_api.TensorMethods
+    # declares for type checkers: that class is the one list of them.
+    from chainrule.tensor_api import TensorMethods
+
+    for name, f in vars(TensorMethods).items():
+        if not name.startswith("__") and callable(f):
+            setattr(T, name, f)
 
 
 _attach()

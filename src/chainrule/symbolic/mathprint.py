@@ -102,6 +102,14 @@ class _UnicodeStr(_SumsLast, StrPrinter):
     def _print_Equality(self, expr):
         return f"{self._print(expr.lhs)} = {self._print(expr.rhs)}"
 
+    def _print_Piecewise(self, expr):
+        """(1 if x > 0; 1/100 otherwise): leaky_relu's and elu's derivatives, case by case."""
+        cases = [
+            f"{self._print(e)} " + ("otherwise" if c == sp.true else f"if {self._print(c)}")
+            for e, c in expr.args
+        ]
+        return "(" + "; ".join(cases) + ")"
+
 
 def _join_product(text: str) -> str:
     """Write each '*' as juxtaposition where that is unambiguous (6x(x² + 1)², xy), else '·'."""
