@@ -173,6 +173,20 @@ def test_every_engine_activation_is_explained_with_a_named_rule(name: str) -> No
     assert "No named rule" not in out and "Chain rule" in out
 
 
+MANY_ARGS = [(n, op) for n, op in NAMED if op.arity > 1]
+
+
+@pytest.mark.parametrize(("name", "op"), MANY_ARGS, ids=[n for n, _ in MANY_ARGS])
+def test_functions_of_several_arguments_have_a_named_rule(name: str, op: OpDef) -> None:
+    """max/min of any number of arguments: the max/min rule, equal to SymPy's derivative."""
+    args = [X, X**2 / 2, sp.sin(X)][: max(op.nargs or (op.arity,))]
+    d = explain(f"{name}({', '.join(map(str, args))})")
+    assert R.UnknownRule not in {type(node) for node in d.steps.walk()}
+    xs = np.array([-1.3, -0.4, 0.3, 0.9, 1.7, 2.6])
+    expected = sp.diff(op.sym(sp, *args), X)
+    _close(_numpy(d.result, [X])(xs), _numpy(expected, [X])(xs))
+
+
 def test_piecewise_derivatives_read_case_by_case() -> None:
     out = explain("leaky_relu(x)").to_text()
     assert "dy/dx = (1 if x > 0; 1/100 otherwise)" in out

@@ -65,6 +65,9 @@ TEMPLATES: dict[tuple[str, str], str] = {
     ("AbsRule", "zh"): "*绝对值求导*：{eq}；在折点 {kink} 处取 sign(0) = 0，与 PyTorch 一致",
     ("NamedFunctionRule", "en"): "*{title} rule* ({formula}): {eq}{kink}",
     ("NamedFunctionRule", "zh"): "*{title} 求导*（{formula}）：{eq}{kink}",
+    ("ExtremumRule", "en"): "*Max/min rule* (the largest/smallest argument's derivative; "
+    "a tie shares it): {eq}",
+    ("ExtremumRule", "zh"): "*最大/最小值法则*（取最大/最小的那个自变量的导数，相等时平分）：{eq}",
     ("ChainRule", "en"): "*Chain rule*: let {chain}.",
     ("ChainRule", "zh"): "*链式法则*：令 {chain}。",
     ("ChainProduct", "en"): "Multiply the links: {eq}",
@@ -264,6 +267,16 @@ def _sum(rule: R.SumRule, depth, name):
     return [Line(key, depth, {"eq": parts}), *_children(rule.terms, depth)]
 
 
+def _extremum(rule: R.ExtremumRule, depth, name):
+    args = rule.arguments
+    shape = eq(
+        lhs(rule, name),
+        plus([times([factor(rule.weight(i), True), lhs(a, None)]) for i, a in enumerate(args)]),
+        expr(rule.eval()),
+    )
+    return [Line("ExtremumRule", depth, {"eq": shape}), *_children(args, depth)]
+
+
 def _children(rules: Sequence[R.Rule], depth: int) -> list[Line]:
     return [
         line
@@ -387,6 +400,7 @@ _LAYOUT: dict[type[R.Rule], Callable[..., list[Line]]] = {
     R.QuotientRule: _quotient,
     R.ChainRule: _chain,
     R.LogDiffRule: _logdiff,
+    R.ExtremumRule: _extremum,
     R.MultivariableChainRule: _multivariable,
 }
 

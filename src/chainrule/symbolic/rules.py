@@ -248,6 +248,28 @@ class QuotientRule(Rule):
 
 
 @dataclass(frozen=True, kw_only=True)
+class ExtremumRule(Rule):
+    """d/dx max(f, g) = [f > g]·f' + [g > f]·g' (min: [f < g]·f' + ...); at a tie each argument
+    gets half, as the engine's maximum and minimum do."""
+
+    arguments: tuple[Rule, ...]
+    largest: bool  # max (True) or min (False)
+
+    def weight(self, i: int) -> sp.Expr:
+        """[argument i wins]: a Heaviside step per other argument, 1/2 at a tie."""
+        sign = 1 if self.largest else -1
+        mine = self.arguments[i].expr
+        others = [a.expr for j, a in enumerate(self.arguments) if j != i]
+        return sp.Mul(*(sp.Heaviside(sign * (mine - b), sp.S.Half) for b in others))
+
+    def eval(self):
+        return sp.Add(*(self.weight(i) * a.eval() for i, a in enumerate(self.arguments)))
+
+    def substeps(self):
+        return self.arguments
+
+
+@dataclass(frozen=True, kw_only=True)
 class ChainLink:
     """One link y = f(u) of a chain: ``variable`` u stands for ``definition`` (in x).
 
