@@ -99,6 +99,12 @@ class _UnicodeStr(_SumsLast, StrPrinter):
     def _print_Heaviside(self, expr):
         return f"𝟙({self._print(expr.args[0])} > 0)"
 
+    def _print_Max(self, expr):  # as typed (max), not SymPy's class name
+        return f"max({', '.join(self._print(a) for a in expr.args)})"
+
+    def _print_Min(self, expr):
+        return f"min({', '.join(self._print(a) for a in expr.args)})"
+
     def _print_Equality(self, expr):
         return f"{self._print(expr.lhs)} = {self._print(expr.rhs)}"
 
