@@ -1,10 +1,15 @@
-"""THE op table: one OpDef per primitive (forward, one vjp per input, SymPy twin, domain, doc).
+"""THE op table: one OpDef per op (forward, one vjp per input, SymPy twin, domain, doc), and
+everything else chainrule knows about it: the names the parser reads, the explainer's rule,
+the trace's formula per input, the graph label (see OpDef). The parser, the explainer, the
+engine evaluator, the trace, the graph and docs/ops.md derive their tables from `OPS`.
 
 Every vjp is written once against an array namespace `xp`: `NUMPY_NS` for the fast path (plain
 arrays) and `TENSOR_NS` (chainrule's own differentiable functions, filled in by `composite.py`)
 when the backward pass is itself recorded for higher-order derivatives. Rules never unbroadcast:
 the engine sums a gradient back to its input's shape. Imports NumPy only; SymPy twins are
-functions of the `sympy` module, called lazily by tests, docs and the explainer.
+functions of the `sympy` module, called lazily by tests, docs and the explainer. Functions a
+learner types that are formulas of the primitives (gelu, sec, log10) are entries too
+(`defcomposite`): the engine runs their formula, the parser and the explainer know their name.
 """
 
 from __future__ import annotations
