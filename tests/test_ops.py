@@ -92,7 +92,10 @@ def test_table_entry_is_complete(op: OpDef) -> None:
     assert op.cases is not None
     if op.primitive:
         assert op.variadic or len(op.vjps) == op.arity
-        assert len(op.local) == (1 if op.variadic else op.arity), f"{op.name}: trace formulas"
+        assert len(op.local) == (1 if op.variadic else op.arity), (
+            f"{op.name}: give local=(...), one trace formula per input: the local derivative "
+            "in the input names and out ('out*(1 - out)'), or the vjp written with g ('g @ y^T')"
+        )
         for vjp, formula in zip(op.vjps, op.local):
             assert (vjp is None) == (formula == ""), f"{op.name}: a formula per vjp"
     else:
