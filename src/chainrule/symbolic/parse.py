@@ -14,14 +14,14 @@ Reading rules (also in docs/explain.md):
   left-hand sides of a program, ``wrt``), else it is split into known words and single letters:
   ``xy`` is ``x*y``, ``xsinx`` is ``x*sin(x)``. Right before ``(`` such a run must be a
   function: ``foo(x)`` is a ParseError naming ``foo`` (with close names), not ``f*o**2*x``.
-- The functions and their aliases are the op table's (``ops.OpDef.names``): ``FUNCTIONS``.
+- The functions and their aliases are the op table's (``ops.OpDef.names``): ``FUNCTIONS``;
+  ``log_b(x)`` is the logarithm to base ``b`` (``log_2 x``, ``log_e x``).
 - ``d/dx f``, ``d/dx(f)`` and ``diff(f, x)`` are f, with ``Program.wrt`` set to ``x``.
 - Functions take parentheses or a bare argument: ``sin x^2`` is ``sin(x^2)``, ``sin 2x`` is
   ``sin(2x)``, ``sin x cos x`` is ``sin(x)cos(x)``; ``sin^2 x`` and ``sin²x`` are ``(sin x)^2``.
 - ``e`` and ``π``/``pi`` are the constants; ``log(x)`` and ``ln(x)`` are natural logarithms,
-  ``log(x, b)`` and ``log_b(x)`` are base ``b``; ``√x``, ``x²``, ``|x|``, ``·``, ``×``, ``÷``
-  and ``−`` work; ``σ``/``sigma`` is the sigmoid. ``1e-3`` is scientific notation (write
-  ``e - 3`` for ``e-3``).
+  ``log(x, b)`` is base ``b``; ``√x``, ``x²``, ``|x|``, ``·``, ``×``, ``÷`` and ``−`` work;
+  ``σ``/``sigma`` is the sigmoid. ``1e-3`` is scientific notation (write ``e - 3`` for ``e-3``).
 """
 
 from __future__ import annotations
@@ -156,6 +156,13 @@ def _unknown_message(word: str) -> str:
     close = difflib.get_close_matches(word.lower(), list(known), n=3, cutoff=0.6)
     hint = f"did you mean {', '.join(known[c] for c in close)}? " if close else ""
     return f"unknown function {word!r}: {hint}the known ones are in {_KNOWN}"
+
+
+def _log_base(name: str) -> tuple[Callable[..., sp.Expr], tuple[int, ...]]:
+    """``log_2``, ``log_b``: the logarithm to that base (a number, ``e`` or a symbol)."""
+    b = name[4:]
+    base = sp.Integer(b) if b.isdigit() else sp.E if b == "e" else sp.Symbol(b, real=True)
+    return (lambda x: sp.log(x, base)), (1,)
 
 
 @dataclass
@@ -302,13 +309,6 @@ class _Parser:
         while self.starts_factor() and self.tok.kind != "func":
             value = Tree("mul", (value, self.power()))
         return value
-
-
-def _log_base(name: str) -> tuple[Callable[..., sp.Expr], tuple[int, ...]]:
-    """``log_2``, ``log_b``: the logarithm to that base (a number, ``e`` or a symbol)."""
-    b = name[4:]
-    base = sp.Integer(b) if b.isdigit() else sp.E if b == "e" else sp.Symbol(b, real=True)
-    return (lambda x: sp.log(x, base)), (1,)
 
 
 def _parse_tokens(text: str, tokens: list[Token], end: int) -> Tree:
