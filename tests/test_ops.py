@@ -9,8 +9,10 @@ import pytest
 import chainrule as cr
 from chainrule.ops import NUMPY_NS, OPS, OpDef
 
-ALL = list(OPS.values())
-SYM = [op for op in ALL if op.sym is not None]
+ALL = [op for op in OPS.values() if not op.user]
+PRIMITIVES = [op for op in ALL if op.primitive]
+SYM = [op for op in PRIMITIVES if op.sym is not None]
+COMPOSITES = [op for op in ALL if not op.primitive]
 
 
 def _cases(op: OpDef, rng: np.random.Generator, dtype=np.float64):
@@ -42,7 +44,7 @@ def test_vjp_matches_sympy(op: OpDef, rng: np.random.Generator) -> None:
     symbols = sp.symbols(f"s0:{op.arity}", real=True)
     expr = op.sym(sp, *symbols)
     for i, s in enumerate(symbols):
-        deriv = sp.lambdify(symbols, sp.diff(expr, s), "numpy")
+        deriv = sp.lambdify(symbols, _partial(op, expr, s), "numpy")
         for _ in range(5):
             xs = [op.domain.sample(rng, (), np.float64) for _ in symbols]
             out = op.forward(*xs)
@@ -52,12 +54,56 @@ def test_vjp_matches_sympy(op: OpDef, rng: np.random.Generator) -> None:
             )
 
 
+def _partial(op: OpDef, expr, s):
+    """SymPy's derivative; for a step function (no derivative SymPy can print: floor's is
+    unevaluated, sign's a DiracDelta) the table's dsym, 0 away from the jumps."""
+    sp = pytest.importorskip("sympy")
+    d = sp.diff(expr, s)
+    if d.has(sp.Derivative, sp.DiracDelta):
+        assert op.dsym is not None and op.kink, f"{op.name}: a jump needs dsym and a kink note"
+        from chainrule.symbolic.functions import F
+
+        return op.dsym(sp, F, s)
+    return d
+
+
+@pytest.mark.parametrize("op", COMPOSITES, ids=lambda op: op.name)
+def test_composite_matches_its_twin_and_its_derivative(op: OpDef, rng: np.random.Generator):
+    """A composite's value and gradient equal its SymPy twin's and the twin's derivative."""
+    sp = pytest.importorskip("sympy")
+    s = sp.Symbol("s", real=True)
+    numpy = [{"erf": OPS["erf"].forward}, "numpy"]  # NumPy has no erf
+    f = sp.lambdify([s], op.sym(sp, s), numpy)
+    df = sp.lambdify([s], _partial(op, op.sym(sp, s), s), numpy)
+    x = op.domain.sample(rng, (6,), np.float64)
+    t = cr.tensor(x, requires_grad=True)
+    y = op(t)
+    y.sum().backward()
+    np.testing.assert_allclose(y.data, f(x), rtol=1e-10, atol=1e-12, err_msg=op.name)
+    np.testing.assert_allclose(t.grad.data, df(x), rtol=1e-9, atol=1e-12, err_msg=op.name)
+
+
 @pytest.mark.parametrize("op", ALL, ids=lambda op: op.name)
 def test_table_entry_is_complete(op: OpDef) -> None:
+    """Every field the rest of chainrule reads is there: doc, twin (or the reason for none),
+    test cases, a vjp and a trace formula per input, and for a name the parser reads, a twin."""
     assert op.doc, f"{op.name} needs a one-line doc"
     assert op.sym is not None or op.nosym, f"{op.name} needs a SymPy twin or a reason"
     assert op.cases is not None
-    assert op.variadic or len(op.vjps) == op.arity
+    if op.primitive:
+        assert op.variadic or len(op.vjps) == op.arity
+        assert len(op.local) == (1 if op.variadic else op.arity), (
+            f"{op.name}: give local=(...), one trace formula per input: the local derivative "
+            "in the input names and out ('out*(1 - out)'), or the vjp written with g ('g @ y^T')"
+        )
+        for vjp, formula in zip(op.vjps, op.local):
+            assert (vjp is None) == (formula == ""), f"{op.name}: a formula per vjp"
+    else:
+        assert op.compose is not None and op.forward is None and not op.vjps
+        assert op.names, f"{op.name}: a composite entry is there for the parser"
+    assert all(n.isidentifier() for n in op.names), op.names
+    assert not op.names or op.sym is not None
+    assert not op.kink or op.names, f"{op.name}: a kink is stated by the explainer"
 
 
 @pytest.mark.parametrize("op", ALL, ids=lambda op: op.name)
@@ -85,7 +131,11 @@ def test_defop_rejects_duplicates_and_wrong_arity() -> None:
         defop("bad_arity_op", np.sin, None, None, arity=1, sym=lambda sp, x: x)
     with pytest.raises(ValueError, match="SymPy twin"):
         defop("no_sym_op", np.sin, None)
-    assert "bad_arity_op" not in OPS and "no_sym_op" not in OPS
+    with pytest.raises(ValueError, match="the name 'ln' is log's"):
+        defop("other_log", np.log, None, sym=lambda sp, x: sp.log(x), names=("ln",))
+    with pytest.raises(ValueError, match="2 trace formulas for 1 inputs"):
+        defop("bad_local_op", np.sin, None, sym=lambda sp, x: x, local=("1", "1"))
+    assert not {"bad_arity_op", "no_sym_op", "other_log", "bad_local_op"} & set(OPS)
 
 
 def test_ops_doc_is_generated_from_table() -> None:

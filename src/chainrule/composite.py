@@ -184,14 +184,6 @@ def log(x: ArrayLike, base: float | None = None) -> Tensor:
     return y if base is None else y / math.log(base)
 
 
-def log2(x: ArrayLike) -> Tensor:
-    return log(x, 2)
-
-
-def log10(x: ArrayLike) -> Tensor:
-    return log(x, 10)
-
-
 def _unary(op: ops.OpDef) -> Callable[[ArrayLike], Tensor]:
     def f(x: ArrayLike) -> Tensor:
         return op(_t(x))
@@ -201,6 +193,8 @@ def _unary(op: ops.OpDef) -> Callable[[ArrayLike], Tensor]:
     return f
 
 
+log2 = _unary(ops.log2)
+log10 = _unary(ops.log10)
 sqrt = _unary(ops.sqrt)
 sin = _unary(ops.sin)
 cos = _unary(ops.cos)
@@ -209,6 +203,9 @@ arcsin = _unary(ops.arcsin)
 arccos = _unary(ops.arccos)
 arctan = _unary(ops.arctan)
 sinh = _unary(ops.sinh)
+arcsinh = _unary(ops.arcsinh)
+arccosh = _unary(ops.arccosh)
+arctanh = _unary(ops.arctanh)
 cosh = _unary(ops.cosh)
 tanh = _unary(ops.tanh)
 sigmoid = _unary(ops.sigmoid)
@@ -244,9 +241,10 @@ def where(condition: ArrayLike, x: ArrayLike, y: ArrayLike) -> Tensor:
     return ops.where(c, x, y)
 
 
-def sign(x: ArrayLike) -> Tensor:
-    """Elementwise sign; not differentiable (a constant)."""
-    return Tensor(np.sign(_data(x)))
+sign = _unary(ops.sign)
+floor = _unary(ops.floor)
+ceil = _unary(ops.ceil)
+cbrt = _unary(ops.cbrt)
 
 
 def astype(x: Tensor, dtype: Any) -> Tensor:
@@ -259,14 +257,16 @@ def astype(x: Tensor, dtype: Any) -> Tensor:
 
 def leaky_relu(x: ArrayLike, alpha: float = 0.01) -> Tensor:
     """x if x > 0 else alpha * x; derivative alpha at x <= 0, as the seed defines it."""
-    x = _t(x)
-    return ops.where(x.data > 0, x, x * alpha)
+    return ops.leaky_relu(_t(x), alpha=alpha)
 
 
-def silu(x: ArrayLike) -> Tensor:
-    """x * sigmoid(x) (also called swish)."""
-    x = _t(x)
-    return x * ops.sigmoid(x)
+def elu(x: ArrayLike, alpha: float = 1.0) -> Tensor:
+    """x if x > 0 else alpha * (e^x - 1); slope alpha * e^x at x <= 0 (alpha at 0, as torch)."""
+    return ops.elu(_t(x), alpha=alpha)
+
+
+silu = _unary(ops.silu)
+swish = silu
 
 
 def gelu(x: ArrayLike, approximate: str = "none") -> Tensor:
@@ -276,7 +276,7 @@ def gelu(x: ArrayLike, approximate: str = "none") -> Tensor:
         return 0.5 * x * (1 + ops.tanh(math.sqrt(2 / math.pi) * (x + 0.044715 * x**3)))
     if approximate != "none":
         raise ValueError(f"gelu: approximate must be 'none' or 'tanh', got {approximate!r}")
-    return 0.5 * x * (1 + ops.erf(x * (1 / math.sqrt(2))))
+    return ops.gelu(x)
 
 
 def logsumexp(x: ArrayLike, axis: Any = None, keepdims: bool = False) -> Tensor:
@@ -686,71 +686,19 @@ def _attach() -> None:
         ("__ne__", np.not_equal),
     ]:
         setattr(T, name, _cmp(f))
-    for name in [
-        "exp",
-        "log",
-        "sqrt",
-        "sin",
-        "cos",
-        "tan",
-        "tanh",
-        "sigmoid",
-        "relu",
-        "abs",
-        "softplus",
-        "sum",
-        "mean",
-        "max",
-        "min",
-        "var",
-        "std",
-        "clip",
-        "matmul",
-        "softmax",
-        "log_softmax",
-        "logsumexp",
-        "reshape",
-        "transpose",
-        "swapaxes",
-        "flatten",
-        "squeeze",
-        "unsqueeze",
-        "expand",
-        "broadcast_to",
-        "astype",
-        "argmax",
-        "argmin",
-        "leaky_relu",
-        "gelu",
-        "silu",
-        "sum_to",
-    ]:
-        setattr(T, name, globals()[name])
+    # The math methods (x.exp(), x.sum(axis)) are the functions that tensor_api.TensorMethods
+    # declares for type checkers: that class is the one list of them.
+    from chainrule.tensor_api import TensorMethods
+
+    for name, f in vars(TensorMethods).items():
+        if not name.startswith("__") and callable(f):
+            setattr(T, name, f)
 
 
 _attach()
 
-# The vjps' namespace when the backward pass is recorded: same names as ops.NUMPY_NS.
+# The vjps' namespace when the backward pass is recorded: the names of ops.NAMESPACE, each the
+# differentiable function of this module (reshape takes its shape as one argument there).
 ops.TENSOR_NS.__dict__.update(
-    add=add,
-    multiply=multiply,
-    exp=exp,
-    log=log,
-    sin=sin,
-    cos=cos,
-    sinh=sinh,
-    cosh=cosh,
-    sqrt=sqrt,
-    where=where,
-    matmul=matmul,
-    reshape=lambda x, shape: reshape(x, shape),
-    transpose=transpose,
-    broadcast_to=broadcast_to,
-    swapaxes=swapaxes,
-    sigmoid=sigmoid,
-    softmax=softmax,
-    sum_to=sum_to,
-    scatter_add=scatter_add,
-    getitem=getitem,
-    astype=astype,
+    {n: globals()[n] for n in ops.NAMESPACE}, reshape=lambda x, shape: reshape(x, shape)
 )

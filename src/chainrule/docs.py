@@ -2,25 +2,58 @@
 
 from __future__ import annotations
 
-from chainrule.ops import OPS
+from chainrule.ops import OPS, OpDef
+
+
+def _names(op: OpDef) -> str:
+    return ", ".join(f"`{n}`" for n in op.names) or "-"
 
 
 def ops_markdown() -> str:
-    """The op reference as Markdown: one row per primitive, straight from `ops.OPS`."""
+    """The op reference as Markdown, straight from `ops.OPS`: the primitives, the functions a
+    learner types (composites of them) and where chainrule differs from PyTorch and NumPy."""
+    ops = [op for op in OPS.values() if not op.user]
     lines = [
         "# Primitive ops",
         "",
         "Generated from `chainrule.ops.OPS` by `python -m chainrule.docs`; do not edit by hand.",
-        "Every other function (softmax, mean, var, leaky_relu, losses, ...) is composed from",
-        "these, so its derivative follows from the rules below by the chain rule.",
+        "Every other function (softmax, mean, var, losses, ...) is composed from these, so its",
+        "derivative follows from the rules below by the chain rule. The names column lists what",
+        "the parser of `chainrule explain` and `chainrule backprop` accepts for each op.",
         "",
-        "| op | derivative rule | inputs | SymPy twin |",
-        "|---|---|---|---|",
+        "| op | derivative rule | inputs | names | SymPy twin |",
+        "|---|---|---|---|---|",
     ]
-    for op in OPS.values():
-        arity = "n" if op.variadic else str(op.arity)
-        twin = "yes" if op.sym is not None else f"none: {op.nosym}"
-        lines.append(f"| `{op.name}` | {op.doc} | {arity} | {twin} |")
+    for op in ops:
+        if op.primitive:
+            arity = "n" if op.variadic else str(op.arity)
+            twin = "yes" if op.sym is not None else f"none: {op.nosym}"
+            lines.append(f"| `{op.name}` | {op.doc} | {arity} | {_names(op)} | {twin} |")
+    lines += [
+        "",
+        "## Functions a learner types",
+        "",
+        "Composites of the primitives above (the engine records their pieces), each with a",
+        "SymPy twin, so the parser and the explainer know them by name.",
+        "",
+        "| function | derivative rule | names |",
+        "|---|---|---|",
+    ]
+    lines += [f"| `{op.name}` | {op.doc} | {_names(op)} |" for op in ops if not op.primitive]
+    lines += [
+        "",
+        "## Differences from PyTorch and NumPy",
+        "",
+        "Where a derivative does not exist, or where chainrule chose one of several conventions",
+        "(from the op table's `kink` and `differs` fields).",
+        "",
+        "| op | difference |",
+        "|---|---|",
+    ]
+    for op in ops:
+        for note in (op.kink, op.differs):
+            if note:
+                lines.append(f"| `{op.name}` | {note} |")
     return "\n".join(lines) + "\n"
 
 

@@ -1,14 +1,20 @@
-"""THE op table: one OpDef per primitive (forward, one vjp per input, SymPy twin, domain, doc).
+"""THE op table: one OpDef per op (forward, one vjp per input, SymPy twin, domain, doc), and
+everything else chainrule knows about it: the names the parser reads, the explainer's rule,
+the trace's formula per input, the graph label (see OpDef). The parser, the explainer, the
+engine evaluator, the trace, the graph and docs/ops.md derive their tables from `OPS`.
 
 Every vjp is written once against an array namespace `xp`: `NUMPY_NS` for the fast path (plain
 arrays) and `TENSOR_NS` (chainrule's own differentiable functions, filled in by `composite.py`)
 when the backward pass is itself recorded for higher-order derivatives. Rules never unbroadcast:
 the engine sums a gradient back to its input's shape. Imports NumPy only; SymPy twins are
-functions of the `sympy` module, called lazily by tests, docs and the explainer.
+functions of the `sympy` module, called lazily by tests, docs and the explainer. Functions a
+learner types that are formulas of the primitives (gelu, sec, log10) are entries too
+(`defcomposite`): the engine runs their formula, the parser and the explainer know their name.
 """
 
 from __future__ import annotations
 
+import builtins
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -45,12 +51,38 @@ SMALL = Domain(-1.2, 1.2, 0.0)
 Case = tuple[tuple[Any, ...], dict[str, Any]]  # (inputs, params)
 
 
+# A trace formula: a template in the input names, `out` and `g` (see OpDef.local), or a function
+# of (labels, params) that returns one (a formula that depends on a parameter or a constant).
+Local = str | Callable[[dict[str, str], dict[str, Any]], str]
+
+
 @dataclass(frozen=True)
 class OpDef:
-    """One primitive: `forward(*arrays, **params)` and `vjps[i](g, out, *inputs, xp, **params)`."""
+    """One op: `forward(*arrays, **params)` and `vjps[i](g, out, *inputs, xp, **params)`.
+
+    Besides the engine's fields, the entry carries what the rest of chainrule knows about the
+    op, so that the parser, the explainer, the trace, the graph and docs/ops.md read one place:
+
+    - `names`: what a learner types for it (the parser's names and aliases, `ln` and `log`);
+      `nargs` the argument counts the parser accepts (default: `arity`); `expand` makes the
+      parser write the twin itself (log10 x -> ln x / ln 10) instead of a named function.
+    - `rule`: the explainer's named rule, a rule class of `symbolic/rules.py` (`"TrigRule"`) or
+      a title for the generic named rule (`"GELU"`); `dsym(sp, F, u)` is f'(u) as a textbook
+      writes it (`F.sigmoid(u)` names another op's SymPy function; default: SymPy's diff of
+      the twin); `kink` says where the derivative does not exist and what chainrule uses there.
+    - `local`: the trace's formula per input (one for a variadic op): the local derivative
+      d out / d input written in the input names (`args`, default x, y, z), `out` and
+      functions of the trace's evaluator (`"out*(1 - out)"`, `"[x > 0]"`), or, when the
+      vjp is not the upstream `g` times an elementwise factor, the vjp itself (`"g @ y^T"`).
+    - `infix`: the graph label (template, precedence of the result, least precedence of each
+      operand left bare); without it the label is `name(args)`.
+    - `compose`: a composite (a function a learner types, built from primitives): the engine
+      function, which the entry runs instead of `forward` and `vjps`.
+    - `differs`: how it differs from PyTorch and NumPy (docs/ops.md lists these).
+    """
 
     name: str
-    forward: Callable[..., Any]
+    forward: Callable[..., Any] | None
     vjps: tuple[Callable[..., Any] | None, ...]
     sym: Callable[..., Any] | None = None  # sym(sympy, *symbols) -> expression
     domain: Domain = REALS
@@ -59,27 +91,75 @@ class OpDef:
     cases: Callable[[np.random.Generator, Any, OpDef], list[Case]] | None = None
     nosym: str = ""  # why there is no SymPy twin
     arity: int = field(default=1)
+    names: tuple[str, ...] = ()
+    nargs: tuple[int, ...] = ()
+    expand: bool = False
+    rule: str = ""
+    dsym: Callable[..., Any] | None = None
+    kink: str = ""
+    local: tuple[Local, ...] = ()
+    infix: tuple[str, int, tuple[int, ...]] | None = None
+    args: tuple[str, ...] = ()
+    compose: Callable[..., Any] | None = None
+    differs: str = ""
+    user: bool = False  # defined by a user through chainrule.defop (not in docs/ops.md)
+
+    @property
+    def primitive(self) -> bool:
+        """Whether the engine records it as one node (else it runs `compose`)."""
+        return self.compose is None
+
+    @property
+    def inputs(self) -> tuple[str, ...]:
+        """The input names the trace formulas use."""
+        return self.args or ("x", "y", "z", "w")[: builtins.max(self.arity, 1)]
 
     def __call__(self, *args: Any, **params: Any) -> Tensor:
+        if self.compose is not None:
+            return self.compose(
+                *(a if isinstance(a, Tensor) else Tensor(a) for a in args), **params
+            )
         return apply(self, *args, **params)
+
+    def __repr__(self) -> str:
+        kind = "op" if self.primitive else "composite"
+        return f"<{kind} {self.name}: {self.doc}>"
 
 
 OPS: dict[str, OpDef] = {}
+NAMES: dict[str, OpDef] = {}  # every name a learner may type -> its entry
 
 
 def defop(
     name: str, forward: Callable[..., Any], *vjps: Callable[..., Any] | None, **fields: Any
 ) -> OpDef:
     """Register a primitive. Rejects duplicate names and a vjp count that disagrees with arity."""
-    if name in OPS:
-        raise ValueError(f"defop: an op named {name!r} is already defined")
     arity = fields.pop("arity", len(vjps))
     if not fields.get("variadic") and len(vjps) != arity:
         raise ValueError(f"defop {name!r}: {len(vjps)} vjps for {arity} inputs")
-    if not (fields.get("sym") or fields.get("nosym")):
-        raise ValueError(f"defop {name!r}: give a SymPy twin (sym=) or the reason for none")
-    op = OpDef(name, forward, tuple(vjps), arity=arity, **fields)
-    OPS[name] = op
+    return _register(OpDef(name, forward, tuple(vjps), arity=arity, **fields))
+
+
+def defcomposite(name: str, compose: Callable[..., Any], **fields: Any) -> OpDef:
+    """Register a function a learner types that the engine builds from primitives (`compose`),
+    so the parser, the explainer and the docs know it (gelu, silu, sec, log10, ...)."""
+    return _register(OpDef(name, None, (), compose=compose, **fields))
+
+
+def _register(op: OpDef) -> OpDef:
+    if op.name in OPS:
+        raise ValueError(f"defop: an op named {op.name!r} is already defined")
+    if not (op.sym or op.nosym):
+        raise ValueError(f"defop {op.name!r}: give a SymPy twin (sym=) or the reason for none")
+    if taken := [n for n in op.names if n in NAMES]:
+        raise ValueError(f"defop {op.name!r}: the name {taken[0]!r} is {NAMES[taken[0]].name}'s")
+    if op.names and op.sym is None:
+        raise ValueError(f"defop {op.name!r}: a name for the parser needs a SymPy twin (sym=)")
+    wanted = 1 if op.variadic else op.arity
+    if op.local and len(op.local) != wanted:
+        raise ValueError(f"defop {op.name!r}: {len(op.local)} trace formulas for {wanted} inputs")
+    OPS[op.name] = op
+    NAMES.update(dict.fromkeys(op.names, op))
     return op
 
 
@@ -195,6 +275,8 @@ add = defop(
     sym=lambda sp, x, y: x + y,
     cases=BINARY,
     doc="d(x + y) = dx + dy",
+    infix=("{0} + {1}", 1, (1, 1)),
+    local=("1", "1"),
 )
 mul = defop(
     "mul",
@@ -204,6 +286,8 @@ mul = defop(
     sym=lambda sp, x, y: x * y,
     cases=BINARY,
     doc="d(xy) = y dx + x dy",
+    infix=("{0}*{1}", 2, (2, 2)),
+    local=("y", "x"),
 )
 div = defop(
     "div",
@@ -214,6 +298,8 @@ div = defop(
     cases=BINARY,
     domain=POSITIVE,
     doc="d(x/y) = dx/y - x dy/y^2",
+    infix=("{0}/{1}", 2, (2, 3)),
+    local=("1/y", "-x/y^2"),
 )
 # sub is x + (-y) mathematically; a primitive so `a - b` costs one op, not two.
 sub = defop(
@@ -224,6 +310,8 @@ sub = defop(
     sym=lambda sp, x, y: x - y,
     cases=BINARY,
     doc="d(x - y) = dx - dy",
+    infix=("{0} - {1}", 1, (1, 2)),
+    local=("1", "-1"),
 )
 neg = defop(
     "neg",
@@ -232,7 +320,17 @@ neg = defop(
     sym=lambda sp, x: -x,
     cases=UNARY,
     doc="d(-x) = -dx",
+    infix=("-{0}", 3, (3,)),
+    local=("-1",),
 )
+
+
+def _power_local(labels: dict[str, str], params: dict[str, Any]) -> str:
+    """d x^n/dx for a literal integer exponent as a learner writes it (2*x, 3*x^2)."""
+    n = labels["y"]
+    if n.isdigit():
+        return {"0": "0", "1": "1", "2": "2*x"}.get(n, f"{n}*x^{int(n) - 1}")
+    return "y*x^(y - 1)"
 
 
 def _pow_vjp_exponent(g: Any, out: Any, x: Any, y: Any, xp: Any) -> Any:
@@ -271,6 +369,8 @@ power = defop(
     domain=POSITIVE,
     cases=BINARY,
     doc="d(x^y) = y x^(y-1) dx + x^y ln(x) dy",
+    infix=("{0}^{1}", 4, (5, 4)),
+    local=(_power_local, "out*log(x)"),
 )
 exp = defop(
     "exp",
@@ -279,6 +379,8 @@ exp = defop(
     sym=lambda sp, x: sp.exp(x),
     cases=UNARY,
     doc="d e^x = e^x dx",
+    names=("exp",),
+    local=("out",),
 )
 log = defop(
     "log",
@@ -288,6 +390,9 @@ log = defop(
     domain=POSITIVE,
     cases=UNARY,
     doc="d ln x = dx / x",
+    names=("log", "ln"),
+    nargs=(1, 2),
+    local=("1/x",),
 )
 sin = defop(
     "sin",
@@ -296,6 +401,9 @@ sin = defop(
     sym=lambda sp, x: sp.sin(x),
     cases=UNARY,
     doc="d sin x = cos x dx",
+    names=("sin",),
+    rule="TrigRule",
+    local=("cos(x)",),
 )
 cos = defop(
     "cos",
@@ -304,6 +412,9 @@ cos = defop(
     sym=lambda sp, x: sp.cos(x),
     cases=UNARY,
     doc="d cos x = -sin x dx",
+    names=("cos",),
+    rule="TrigRule",
+    local=("-sin(x)",),
 )
 tan = defop(
     "tan",
@@ -313,6 +424,10 @@ tan = defop(
     domain=SMALL,
     cases=UNARY,
     doc="d tan x = sec^2 x dx",
+    names=("tan",),
+    rule="TrigRule",
+    dsym=lambda sp, F, u: sp.sec(u) ** 2,
+    local=("1 + out^2",),
 )
 arcsin = defop(
     "arcsin",
@@ -322,6 +437,9 @@ arcsin = defop(
     domain=UNIT,
     cases=UNARY,
     doc="d asin x = dx / sqrt(1 - x^2)",
+    names=("arcsin", "asin"),
+    rule="InverseTrigRule",
+    local=("1/sqrt(1 - x^2)",),
 )
 arccos = defop(
     "arccos",
@@ -331,6 +449,9 @@ arccos = defop(
     domain=UNIT,
     cases=UNARY,
     doc="d acos x = -dx / sqrt(1 - x^2)",
+    names=("arccos", "acos"),
+    rule="InverseTrigRule",
+    local=("-1/sqrt(1 - x^2)",),
 )
 arctan = defop(
     "arctan",
@@ -339,6 +460,9 @@ arctan = defop(
     sym=lambda sp, x: sp.atan(x),
     cases=UNARY,
     doc="d atan x = dx / (1 + x^2)",
+    names=("arctan", "atan"),
+    rule="InverseTrigRule",
+    local=("1/(1 + x^2)",),
 )
 sinh = defop(
     "sinh",
@@ -347,6 +471,9 @@ sinh = defop(
     sym=lambda sp, x: sp.sinh(x),
     cases=UNARY,
     doc="d sinh x = cosh x dx",
+    names=("sinh",),
+    rule="HyperbolicRule",
+    local=("cosh(x)",),
 )
 cosh = defop(
     "cosh",
@@ -355,6 +482,9 @@ cosh = defop(
     sym=lambda sp, x: sp.cosh(x),
     cases=UNARY,
     doc="d cosh x = sinh x dx",
+    names=("cosh",),
+    rule="HyperbolicRule",
+    local=("sinh(x)",),
 )
 # tanh, sigmoid and softplus are primitives for stability: their forwards never overflow, and
 # their vjps reuse the output (tanh' = 1 - tanh^2, sigmoid' = s(1 - s)) as the seeds derive.
@@ -365,6 +495,10 @@ tanh = defop(
     sym=lambda sp, x: sp.tanh(x),
     cases=UNARY,
     doc="d tanh x = (1 - tanh^2 x) dx",
+    names=("tanh",),
+    rule="HyperbolicRule",
+    dsym=lambda sp, F, u: 1 - sp.tanh(u) ** 2,
+    local=("1 - out^2",),
 )
 sigmoid = defop(
     "sigmoid",
@@ -373,6 +507,10 @@ sigmoid = defop(
     sym=lambda sp, x: 1 / (1 + sp.exp(-x)),
     cases=UNARY,
     doc="d s(x) = s(x)(1 - s(x)) dx",
+    names=("sigmoid", "sigma", "σ"),
+    rule="SigmoidRule",
+    dsym=lambda sp, F, u: F.sigmoid(u) * (1 - F.sigmoid(u)),
+    local=("out*(1 - out)",),
 )
 softplus = defop(
     "softplus",
@@ -381,6 +519,11 @@ softplus = defop(
     sym=lambda sp, x: sp.log(1 + sp.exp(x)),
     cases=UNARY,
     doc="d ln(1 + e^x) = s(x) dx",
+    names=("softplus",),
+    rule="SoftplusRule",
+    dsym=lambda sp, F, u: F.sigmoid(u),
+    local=("sigmoid(x)",),
+    differs="no beta or threshold arguments (PyTorch's softplus has both)",
 )
 sqrt = defop(
     "sqrt",
@@ -390,6 +533,10 @@ sqrt = defop(
     domain=POSITIVE,
     cases=UNARY,
     doc="d sqrt x = dx / (2 sqrt x); inf at 0, as torch",
+    names=("sqrt",),
+    expand=True,
+    kink="at x = 0 the derivative is inf, as PyTorch (NumPy has no gradients)",
+    local=("1/(2*out)",),
 )
 erf = defop(
     "erf",
@@ -398,6 +545,11 @@ erf = defop(
     sym=lambda sp, x: sp.erf(x),
     cases=UNARY,
     doc="d erf x = 2/sqrt(pi) e^(-x^2) dx",
+    names=("erf",),
+    rule="Error function",
+    dsym=lambda sp, F, u: 2 / sp.sqrt(sp.pi) * sp.exp(-(u**2)),
+    local=("2/sqrt(pi)*exp(-x^2)",),
+    differs="without SciPy the forward runs math.erf per element (exact, slower)",
 )
 # abs'(0) := 0 and relu'(0) := 0, as in PyTorch (the seed's convention for relu).
 abs = defop(
@@ -407,6 +559,11 @@ abs = defop(
     sym=lambda sp, x: sp.Abs(x),
     cases=UNARY,
     doc="d|x| = sign(x) dx",
+    names=("abs",),
+    rule="AbsRule",
+    dsym=lambda sp, F, u: sp.sign(u),
+    kink="at x = 0 abs has no derivative; chainrule uses sign(0) = 0, as PyTorch",
+    local=("sign(x)",),
 )
 relu = defop(
     "relu",
@@ -416,24 +573,37 @@ relu = defop(
     sym=lambda sp, x: sp.Max(0, x),
     cases=UNARY,
     doc="d max(0, x) = [x > 0] dx",
+    names=("relu", "ReLU"),
+    rule="ReluRule",
+    dsym=lambda sp, F, u: sp.Heaviside(u, 0),
+    kink="at x = 0 relu has no derivative; chainrule uses relu'(0) = 0, as PyTorch",
+    local=("[x > 0]",),
 )
 maximum = defop(
     "maximum",
     np.maximum,
     lambda g, out, x, y, xp: g * _ext_weights(x, y, g, 1),
     lambda g, out, x, y, xp: g * _ext_weights(y, x, g, 1),
-    sym=lambda sp, x, y: sp.Max(x, y),
+    sym=lambda sp, *xs: sp.Max(*xs),
     cases=BINARY,
     doc="d max(x, y) = [x > y] dx + [y > x] dy; ties split the gradient",
+    names=("max", "maximum"),
+    nargs=(2, 3, 4),
+    local=("[x > y] + [x == y]/2", "[y > x] + [x == y]/2"),
+    differs="ties split the gradient equally (torch.maximum too; NumPy has no gradients)",
 )
 minimum = defop(
     "minimum",
     np.minimum,
     lambda g, out, x, y, xp: g * _ext_weights(x, y, g, -1),
     lambda g, out, x, y, xp: g * _ext_weights(y, x, g, -1),
-    sym=lambda sp, x, y: sp.Min(x, y),
+    sym=lambda sp, *xs: sp.Min(*xs),
     cases=BINARY,
     doc="d min(x, y) = [x < y] dx + [y < x] dy; ties split the gradient",
+    names=("min", "minimum"),
+    nargs=(2, 3, 4),
+    local=("[x < y] + [x == y]/2", "[y < x] + [x == y]/2"),
+    differs="ties split the gradient equally (torch.minimum too; NumPy has no gradients)",
 )
 
 
@@ -451,6 +621,8 @@ where = defop(
     cases=_where_cases,
     nosym="selects by a boolean array",
     doc="d where(c, x, y) = [c] dx + [not c] dy",
+    args=("c", "x", "y"),
+    local=("", "where(c, g, 0)", "where(c, 0, g)"),
 )
 
 
@@ -464,6 +636,13 @@ def _clip_mask(x: Any, a_min: Any, a_max: Any) -> np.ndarray:
     return keep
 
 
+def _clip_local(labels: dict[str, str], params: dict[str, Any]) -> str:
+    lo, hi = (params.get(k) for k in ("a_min", "a_max"))
+    tests = [f"x >= {lo}" if np.ndim(lo) == 0 else "x >= a_min"] if lo is not None else []
+    tests += [f"x <= {hi}" if np.ndim(hi) == 0 else "x <= a_max"] if hi is not None else []
+    return "*".join(f"[{t}]" for t in tests) or "1"
+
+
 clip = defop(
     "clip",
     lambda x, a_min=None, a_max=None: np.clip(x, a_min, a_max),
@@ -471,6 +650,8 @@ clip = defop(
     cases=_cases(((3, 4),), a_min=-0.5, a_max=0.7),
     nosym="piecewise by its bounds",
     doc="d clip(x, lo, hi) = [lo <= x <= hi] dx (bounds included, as torch)",
+    local=(_clip_local,),
+    differs="the gradient passes at the bounds themselves (a_min <= x <= a_max), as torch.clamp",
 )
 astype = defop(
     "astype",
@@ -479,6 +660,7 @@ astype = defop(
     cases=_cases(((3,),), dtype=np.float64),
     nosym="changes precision only",
     doc="d x.astype(t) = dx, cast back to x's dtype",
+    local=("1",),
 )
 
 # --------------------------------------------------------------------------- reductions
@@ -524,6 +706,7 @@ sum = defop(
     cases=_reduce_cases,
     nosym="a reduction",
     doc="d sum(x) = sum(dx)",
+    local=("broadcast(g)",),
 )
 max = defop(
     "max",
@@ -532,6 +715,8 @@ max = defop(
     cases=_reduce_cases,
     nosym="a reduction",
     doc="d max(x) = dx at the maximum (ties share)",
+    local=("g at argmax(x)",),
+    differs="tied maxima share the gradient (as torch.amax; torch.max(x, dim) picks one)",
 )
 min = defop(
     "min",
@@ -540,6 +725,8 @@ min = defop(
     cases=_reduce_cases,
     nosym="a reduction",
     doc="d min(x) = dx at the minimum (ties share)",
+    local=("g at argmin(x)",),
+    differs="tied minima share the gradient (as torch.amin; torch.min(x, dim) picks one)",
 )
 # logsumexp is a primitive for stability (shift by the max) and speed (softmax cross-entropy).
 logsumexp = defop(
@@ -551,6 +738,7 @@ logsumexp = defop(
     cases=_reduce_cases,
     nosym="a reduction",
     doc="d lse(x) = softmax(x) . dx",
+    local=("g * softmax(x)",),
 )
 
 
@@ -599,6 +787,13 @@ def _xent_cases(rng: np.random.Generator, dtype: Any, op: OpDef) -> list[Case]:
     ]
 
 
+def _xent_local(labels: dict[str, str], params: dict[str, Any]) -> str:
+    """seed 002's delta_L = softmax(z) - onehot(y), over the N rows when the op takes the mean."""
+    text = "g * (softmax(z) - onehot(y))"
+    rows = np.size(params["labels"]) if params.get("mean") else 1
+    return text if rows == 1 else f"{text} / {rows}"
+
+
 # Softmax cross-entropy with integer labels, per row: mathematically logsumexp(z) - z[label],
 # a primitive for speed. Composed it costs 3 ops and an np.add.at scatter in backward (61 us
 # fwd+bwd on a (32, 10) batch, more than the whole hand-written NumPy W2 step); fused, one op.
@@ -609,6 +804,8 @@ softmax_cross_entropy = defop(
     cases=_xent_cases,
     nosym="indexes by integer labels",
     doc="d CE(z, y) = (softmax(z) - onehot(y)) . dz",
+    args=("z",),
+    local=(_xent_local,),
 )
 
 # --------------------------------------------------------------------------- linear algebra
@@ -672,6 +869,8 @@ matmul = defop(
     cases=_matmul_cases,
     nosym="matrix product",
     doc="d(XY) = dX Y + X dY",
+    infix=("{0} @ {1}", 2, (2, 3)),
+    local=("g @ y^T", "x^T @ g"),
 )
 
 
@@ -738,6 +937,9 @@ linear = defop(
     cases=_linear_cases,
     nosym="matrix product",
     doc="d(x W^T + b) = dx W^T + x dW^T + db",
+    args=("x", "W", "b"),
+    infix=("{0} @ {1}^T + {2}", 1, (2, 5, 1)),
+    local=("g @ W", "g^T @ x", "sum_rows(g)"),
 )
 
 # --------------------------------------------------------------------------- shape and indexing
@@ -757,6 +959,7 @@ reshape = defop(
     cases=_shape_cases(shape=(4, -1)),
     nosym="rearranges elements",
     doc="d reshape(x) = reshape(dx)",
+    local=("reshape(g)",),
 )
 transpose = defop(
     "transpose",
@@ -767,6 +970,8 @@ transpose = defop(
     cases=_shape_cases(axes=(1, 2, 0)),
     nosym="rearranges elements",
     doc="d x^T = (dx)^T",
+    infix=("{0}^T", 4, (5,)),
+    local=("g^T",),
 )
 broadcast_to = defop(
     "broadcast_to",
@@ -775,6 +980,7 @@ broadcast_to = defop(
     cases=lambda rng, dt, op: [((REALS.sample(rng, (3, 1), dt),), {"shape": (2, 3, 4)})],
     nosym="repeats elements",
     doc="d broadcast(x) = sum of dx over the copies",
+    local=("sum_to(g)",),
 )
 getitem = defop(
     "getitem",
@@ -791,6 +997,7 @@ getitem = defop(
     ],
     nosym="selects elements",
     doc="d x[i] = dx[i]; repeated indices accumulate",
+    local=("scatter(g)",),
 )
 scatter_add = defop(
     "scatter_add",
@@ -801,6 +1008,7 @@ scatter_add = defop(
     ],
     nosym="places elements",
     doc="the transpose of getitem: zeros, x added at i",
+    local=("g[index]",),
 )
 
 
@@ -830,39 +1038,286 @@ concatenate = defop(
     ],
     nosym="joins arrays",
     doc="d concat(x, y) = concat(dx, dy)",
+    local=("slice(g)",),
+)
+
+
+# --------------------------------------------------------------------------- functions by name
+# Entries the parser and the explainer know by name. Primitives where the forward is one NumPy
+# call and the derivative is 0 or one expression; composites (built from the primitives above,
+# so their gradients need no rule of their own) where the function is a formula of them.
+
+
+def _zero_vjp(g: Any, out: Any, x: Any, xp: Any) -> Any:
+    """0 wherever the derivative exists (a step function), as torch.floor/ceil/sign."""
+    return g * 0
+
+
+cbrt = defop(
+    "cbrt",
+    np.cbrt,
+    lambda g, out, x, xp: g / (3 * out * out),
+    sym=lambda sp, x: sp.cbrt(x),
+    domain=POSITIVE,
+    cases=UNARY,
+    doc="d x^(1/3) = dx / (3 x^(2/3))",
+    names=("cbrt",),
+    expand=True,
+    local=("1/(3*out^2)",),
+)
+floor = defop(
+    "floor",
+    np.floor,
+    _zero_vjp,
+    sym=lambda sp, x: sp.floor(x),
+    cases=UNARY,
+    doc="d floor(x) = 0 between the integers",
+    names=("floor",),
+    rule="Floor",
+    dsym=lambda sp, F, u: sp.S.Zero,
+    kink="floor jumps at every integer and has no derivative there (chainrule gives 0)",
+    local=("0",),
+)
+ceil = defop(
+    "ceil",
+    np.ceil,
+    _zero_vjp,
+    sym=lambda sp, x: sp.ceiling(x),
+    cases=UNARY,
+    doc="d ceil(x) = 0 between the integers",
+    names=("ceil", "ceiling"),
+    rule="Ceiling",
+    dsym=lambda sp, F, u: sp.S.Zero,
+    kink="ceil jumps at every integer and has no derivative there (chainrule gives 0)",
+    local=("0",),
+)
+sign = defop(
+    "sign",
+    np.sign,
+    _zero_vjp,
+    sym=lambda sp, x: sp.sign(x),
+    cases=UNARY,
+    doc="d sign(x) = 0 for x != 0",
+    names=("sign", "sgn"),
+    rule="Sign",
+    dsym=lambda sp, F, u: sp.S.Zero,
+    kink="sign jumps at x = 0 and has no derivative there (chainrule gives 0, as PyTorch)",
+    local=("0",),
+)
+
+
+def _reciprocal(f: OpDef) -> Callable[[Tensor], Tensor]:
+    return lambda x: div(1.0, f(x))
+
+
+sec = defcomposite(
+    "sec",
+    _reciprocal(cos),
+    sym=lambda sp, x: sp.sec(x),
+    domain=SMALL,
+    cases=UNARY,
+    doc="d sec x = sec x tan x dx (1/cos x)",
+    names=("sec",),
+    rule="TrigRule",
+    dsym=lambda sp, F, u: sp.sec(u) * sp.tan(u),
+)
+csc = defcomposite(
+    "csc",
+    _reciprocal(sin),
+    sym=lambda sp, x: sp.csc(x),
+    domain=SMALL,
+    cases=UNARY,
+    doc="d csc x = -csc x cot x dx (1/sin x)",
+    names=("csc",),
+    rule="TrigRule",
+    dsym=lambda sp, F, u: -sp.csc(u) * sp.cot(u),
+)
+cot = defcomposite(
+    "cot",
+    _reciprocal(tan),
+    sym=lambda sp, x: sp.cot(x),
+    domain=SMALL,
+    cases=UNARY,
+    doc="d cot x = -csc^2 x dx (1/tan x)",
+    names=("cot",),
+    rule="TrigRule",
+    dsym=lambda sp, F, u: -(sp.csc(u) ** 2),
+)
+arccot = defcomposite(
+    "arccot",
+    lambda x: arctan(div(1.0, x)),
+    sym=lambda sp, x: sp.acot(x),
+    cases=UNARY,
+    doc="d acot x = -dx / (1 + x^2) (atan(1/x))",
+    names=("arccot", "acot"),
+    rule="InverseTrigRule",
+)
+sech = defcomposite(
+    "sech",
+    _reciprocal(cosh),
+    sym=lambda sp, x: sp.sech(x),
+    cases=UNARY,
+    doc="d sech x = -sech x tanh x dx (1/cosh x)",
+    names=("sech",),
+    rule="HyperbolicRule",
+    dsym=lambda sp, F, u: -sp.sech(u) * sp.tanh(u),
+)
+csch = defcomposite(
+    "csch",
+    _reciprocal(sinh),
+    sym=lambda sp, x: sp.csch(x),
+    cases=UNARY,
+    doc="d csch x = -csch x coth x dx (1/sinh x)",
+    names=("csch",),
+    rule="HyperbolicRule",
+    dsym=lambda sp, F, u: -sp.csch(u) * sp.coth(u),
+)
+coth = defcomposite(
+    "coth",
+    _reciprocal(tanh),
+    sym=lambda sp, x: sp.coth(x),
+    cases=UNARY,
+    doc="d coth x = (1 - coth^2 x) dx (1/tanh x)",
+    names=("coth",),
+    rule="HyperbolicRule",
+    dsym=lambda sp, F, u: 1 - sp.coth(u) ** 2,
+)
+arcsinh = defcomposite(
+    "arcsinh",
+    lambda x: log(add(x, sqrt(add(mul(x, x), 1.0)))),
+    sym=lambda sp, x: sp.asinh(x),
+    cases=UNARY,
+    doc="d asinh x = dx / sqrt(x^2 + 1) (ln(x + sqrt(x^2 + 1)))",
+    names=("arcsinh", "asinh"),
+    rule="HyperbolicRule",
+)
+arccosh = defcomposite(
+    "arccosh",
+    lambda x: log(add(x, sqrt(sub(mul(x, x), 1.0)))),
+    sym=lambda sp, x: sp.acosh(x),
+    domain=Domain(1.2, 3.0, 0.0),
+    cases=UNARY,
+    doc="d acosh x = dx / sqrt(x^2 - 1) (ln(x + sqrt(x^2 - 1)))",
+    names=("arccosh", "acosh"),
+    rule="HyperbolicRule",
+    dsym=lambda sp, F, u: 1 / sp.sqrt(u**2 - 1),
+)
+arctanh = defcomposite(
+    "arctanh",
+    lambda x: mul(sub(log(add(1.0, x)), log(sub(1.0, x))), 0.5),
+    sym=lambda sp, x: sp.atanh(x),
+    domain=UNIT,
+    cases=UNARY,
+    doc="d atanh x = dx / (1 - x^2) (ln((1 + x)/(1 - x)) / 2)",
+    names=("arctanh", "atanh"),
+    rule="HyperbolicRule",
+)
+log10 = defcomposite(
+    "log10",
+    lambda x: div(log(x), math.log(10)),
+    sym=lambda sp, x: sp.log(x, 10),
+    domain=POSITIVE,
+    cases=UNARY,
+    doc="d log10 x = dx / (x ln 10)",
+    names=("log10", "lg"),
+    expand=True,
+)
+log2 = defcomposite(
+    "log2",
+    lambda x: div(log(x), math.log(2)),
+    sym=lambda sp, x: sp.log(x, 2),
+    domain=POSITIVE,
+    cases=UNARY,
+    doc="d log2 x = dx / (x ln 2)",
+    names=("log2",),
+    expand=True,
+)
+gelu = defcomposite(
+    "gelu",
+    lambda x: mul(mul(0.5, x), add(1.0, erf(mul(x, 1 / math.sqrt(2))))),
+    sym=lambda sp, x: x * (1 + sp.erf(x / sp.sqrt(2))) / 2,
+    cases=UNARY,
+    doc="d x Phi(x) = (Phi(x) + x phi(x)) dx, Phi the normal CDF, phi its density",
+    names=("gelu", "GELU"),
+    rule="GELU",
+    dsym=lambda sp, F, u: (
+        (1 + sp.erf(u / sp.sqrt(2))) / 2 + u * sp.exp(-(u**2) / 2) / sp.sqrt(2 * sp.pi)
+    ),
+    differs="approximate='tanh' is a separate formula of cr.gelu, not this entry",
+)
+silu = defcomposite(
+    "silu",
+    lambda x: mul(x, sigmoid(x)),
+    sym=lambda sp, x: x / (1 + sp.exp(-x)),
+    cases=UNARY,
+    doc="d x s(x) = s(x)(1 + x(1 - s(x))) dx",
+    names=("silu", "swish", "SiLU"),
+    rule="SiLU",
+    dsym=lambda sp, F, u: F.sigmoid(u) * (1 + u * (1 - F.sigmoid(u))),
+)
+leaky_relu = defcomposite(
+    "leaky_relu",
+    lambda x, alpha=0.01: where(_np(x) > 0, x, mul(x, alpha)),
+    sym=lambda sp, x: sp.Piecewise((x, x > 0), (x / 100, True)),
+    cases=UNARY,
+    doc="d leaky_relu(x) = [x > 0] dx + 0.01 [x <= 0] dx",
+    names=("leaky_relu", "LeakyReLU"),
+    rule="Leaky ReLU",
+    dsym=lambda sp, F, u: sp.Piecewise((1, u > 0), (sp.Rational(1, 100), True)),
+    kink="at x = 0 leaky_relu has no derivative; chainrule uses the left slope 0.01, as PyTorch",
+    differs="the parser and the explainer use the default slope 0.01",
+)
+elu = defcomposite(
+    "elu",
+    # clip, not minimum: the gradient passes at the bound, so elu'(0) = 1 (minimum splits ties)
+    lambda x, alpha=1.0: where(_np(x) > 0, x, mul(sub(exp(clip(x, a_max=0.0)), 1.0), alpha)),
+    sym=lambda sp, x: sp.Piecewise((x, x > 0), (sp.exp(x) - 1, True)),
+    cases=UNARY,
+    doc="d elu(x) = [x > 0] dx + e^x [x <= 0] dx",
+    names=("elu", "ELU"),
+    rule="ELU",
+    dsym=lambda sp, F, u: sp.Piecewise((1, u > 0), (sp.exp(u), True)),
+    differs="the parser and the explainer use alpha = 1",
 )
 
 
 # --------------------------------------------------------------------------- namespaces
 
 
-NUMPY_NS = SimpleNamespace(
-    **{
-        name: getattr(np, name)
-        for name in [
-            "add",
-            "multiply",
-            "exp",
-            "log",
-            "sin",
-            "cos",
-            "sinh",
-            "cosh",
-            "sqrt",
-            "where",
-            "matmul",
-            "reshape",
-            "transpose",
-            "broadcast_to",
-            "swapaxes",
-        ]
-    },
-    sigmoid=_sigmoid,
-    softmax=_np_softmax,
-    sum_to=_np_sum_to,
-    scatter_add=_np_scatter_add,
-    getitem=lambda x, index: x[index],
-    astype=lambda x, dtype: x.astype(dtype, copy=False),
+# The functions the vjps call on `xp`, one list for both namespaces: NUMPY_NS (NumPy's own,
+# or the helpers below) and TENSOR_NS (chainrule's differentiable ones of the same names,
+# filled in by composite.py from this list).
+NAMESPACE = (
+    "add",
+    "multiply",
+    "exp",
+    "log",
+    "sin",
+    "cos",
+    "sinh",
+    "cosh",
+    "sqrt",
+    "where",
+    "matmul",
+    "reshape",
+    "transpose",
+    "broadcast_to",
+    "swapaxes",
+    "sigmoid",
+    "softmax",
+    "sum_to",
+    "scatter_add",
+    "getitem",
+    "astype",
 )
+_NUMPY_HELPERS: dict[str, Callable[..., Any]] = {
+    "sigmoid": _sigmoid,
+    "softmax": _np_softmax,
+    "sum_to": _np_sum_to,
+    "scatter_add": _np_scatter_add,
+    "getitem": lambda x, index: x[index],
+    "astype": lambda x, dtype: x.astype(dtype, copy=False),
+}
+NUMPY_NS = SimpleNamespace(**{n: _NUMPY_HELPERS.get(n) or getattr(np, n) for n in NAMESPACE})
 # Filled by composite.py with the same names, as differentiable chainrule functions.
 TENSOR_NS = SimpleNamespace()

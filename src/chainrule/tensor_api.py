@@ -2,8 +2,9 @@
 
 `tensor.py` makes this class Tensor's base only under TYPE_CHECKING (at runtime the base is
 `object`), so mypy knows `x + y`, `x.sum()` and `x.T` are Tensors while the hot path stays
-untouched. Each entry is the very function `_attach` installs, so signatures cannot drift;
-`tests/test_typing.py` checks both lists name the same attributes.
+untouched. The math methods are attached from this class itself (`_attach` reads it), so it is
+the one list of them and signatures cannot drift; `tests/test_typing.py` checks that the
+operators declared here are the ones attached.
 """
 
 # The bodies below are declarations, never executed: they need no return statement.

@@ -163,13 +163,16 @@ RULE_EXAMPLES = {
     R.QuotientRule: "x^2/(x+1)",
     R.ChainRule: "(x^2+1)^3",
     R.LogDiffRule: "x^x",
-    R.UnknownRule: "erf(x)",
+    R.NamedFunctionRule: "erf(x)",
+    R.ExtremumRule: "max(1, x^2, sin x)",
+    R.UnknownRule: sp.sinc(x),  # no function the parser reads lacks a rule: SymPy input
 }
 
 
 @pytest.mark.parametrize("rule", list(RULE_EXAMPLES), ids=lambda r: r.__name__)
 def test_each_rule_is_used_and_right(rule):
-    expr = parse(RULE_EXAMPLES[rule])
+    example = RULE_EXAMPLES[rule]
+    expr = parse(example) if isinstance(example, str) else example
     tree = diff_steps(expr, x)
     assert rule in {type(node) for node in tree.walk()}
     check_every_step(tree)
@@ -204,9 +207,9 @@ def test_fresh_names_avoid_the_expression():
 
 
 def test_unknown_rule_gives_sympys_answer():
-    tree = diff_steps(parse("erf(x^2)"), x)
+    tree = diff_steps(sp.sinc(x**2), x)
     unknown = [n for n in tree.walk() if isinstance(n, R.UnknownRule)]
-    assert unknown and unknown[0].eval() == sp.diff(sp.erf(x**2), x)
+    assert unknown and unknown[0].eval() == sp.diff(sp.sinc(x**2), x)
 
 
 def test_relu_kink_convention_is_zero():

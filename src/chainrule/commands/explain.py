@@ -22,7 +22,9 @@ _AT_LABELS = {
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("expr", help='e.g. "(x^2+1)^3" or "z = (u+v)^2; u = x*y; v = x + y"')
-    parser.add_argument("--wrt", default="x", help="variable to differentiate by (default x)")
+    parser.add_argument(
+        "--wrt", default=None, help="variable to differentiate by (default: d/dt's t, else x)"
+    )
     parser.add_argument("--lang", choices=("en", "zh"), default="en", help="language")
     parser.add_argument(
         "--format", choices=("text", "markdown", "latex"), default="text", dest="fmt"

@@ -17,7 +17,8 @@ from typing import Any
 import numpy as np
 import sympy as sp
 
-from chainrule.symbolic.functions import relu, sigmoid, softplus
+from chainrule.ops import NAMES, OpDef
+from chainrule.symbolic.functions import OpTable, sympy_function
 from chainrule.symbolic.parse import Program
 from chainrule.symbolic.tree import INFIX, Tree, fold, symbols
 
@@ -50,51 +51,28 @@ def _pow(base: Tensor, exponent: Tensor, node: sp.Pow) -> Tensor:
     return base**exponent
 
 
-def _unary(name: str) -> _Op:
-    return lambda x, node: getattr(_engine(), name)(x)
+def _engine_function(op: OpDef) -> _Op:
+    """The op on the children's tensors; an n-ary Max/Min folds the binary op (max(a, b, c))."""
+    if op.arity == 2:
+        return lambda *xs, node: reduce(op, xs)
+    return lambda *xs, node: op(*xs)
 
 
-def _reciprocal(name: str) -> _Op:
-    return lambda x, node: _const(1.0) / getattr(_engine(), name)(x)
+def _table() -> dict[Any, _Op]:
+    """SymPy head -> engine op, one row per function of the op table (``sp.sin`` -> ops.sin);
+    Pow and the Heaviside step of relu's derivative are the two heads that are not entries.
+    Add and Mul are planned by _plan_add and _plan_mul instead."""
+    rows: dict[Any, _Op] = {
+        sympy_function(op): _engine_function(op)
+        for op in dict.fromkeys(NAMES.values())
+        if not op.expand
+    }
+    rows[sp.Pow] = lambda b, e, node: _pow(b, e, node)
+    rows[sp.Heaviside] = lambda x, *rest, node: _engine().relu(_engine().sign(x))  # H(0) := 0
+    return rows
 
 
-# SymPy head -> engine op on the children's tensors (the node is passed for its exponent etc.);
-# Add and Mul are planned by _plan_add and _plan_mul instead.
-_OPS: dict[type, _Op] = {
-    sp.Pow: lambda b, e, node: _pow(b, e, node),
-    sp.exp: _unary("exp"),
-    sp.log: _unary("log"),
-    sp.sin: _unary("sin"),
-    sp.cos: _unary("cos"),
-    sp.tan: _unary("tan"),
-    sp.sec: _reciprocal("cos"),
-    sp.csc: _reciprocal("sin"),
-    sp.cot: _reciprocal("tan"),
-    sp.asin: _unary("arcsin"),
-    sp.acos: _unary("arccos"),
-    sp.atan: _unary("arctan"),
-    sp.acot: lambda x, node: _engine().arctan(_const(1.0) / x),
-    sp.sinh: _unary("sinh"),
-    sp.cosh: _unary("cosh"),
-    sp.tanh: _unary("tanh"),
-    sp.sech: _reciprocal("cosh"),
-    sp.csch: _reciprocal("sinh"),
-    sp.coth: _reciprocal("tanh"),
-    sp.asinh: lambda x, node: _engine().log(x + _engine().sqrt(x * x + _const(1.0))),
-    sp.acosh: lambda x, node: _engine().log(x + _engine().sqrt(x * x - _const(1.0))),
-    sp.atanh: lambda x, node: (
-        (_engine().log(_const(1.0) + x) - _engine().log(_const(1.0) - x)) * _const(0.5)
-    ),
-    sp.Abs: _unary("abs"),
-    sp.sign: _unary("sign"),
-    sp.erf: _unary("erf"),
-    sigmoid: _unary("sigmoid"),
-    relu: _unary("relu"),
-    softplus: _unary("softplus"),
-    sp.Heaviside: lambda x, *rest, node: _engine().relu(_engine().sign(x)),  # H(0) := 0
-    sp.Max: lambda *xs, node: reduce(_engine().maximum, xs),
-    sp.Min: lambda *xs, node: reduce(_engine().minimum, xs),
-}
+_OPS: OpTable[_Op] = OpTable(_table)
 
 
 def to_engine(expr: sp.Expr, env: Mapping[str, Tensor], *, name: str | None = None) -> Tensor:
@@ -303,7 +281,7 @@ def tree_to_engine(tree: Tree, env: Mapping[str, Tensor], *, name: str | None = 
 
 def _call(fn: Callable[..., sp.Expr], args: list[Any]) -> Tensor:
     """``fn`` (a SymPy head such as ``sp.sin`` or ``sp.Pow``) on tensors: SymPy builds it on
-    placeholder symbols, which keeps one table of function semantics (``_OPS``), then
+    placeholder symbols, which keeps one table of function semantics (the op table), then
     ``to_engine`` evaluates that with the tensors in place of the placeholders."""
     env = {f"_{i}": a for i, a in enumerate(args) if not isinstance(a, sp.Basic)}
     if not env:  # a constant: stays an exact number

@@ -16,7 +16,7 @@ from chainrule.symbolic import render as V
 from chainrule.symbolic.forms import keep_coefficient
 from chainrule.symbolic.functions import sigmoid
 from chainrule.symbolic.parse import Program, parse_program
-from chainrule.symbolic.rules import Rule
+from chainrule.symbolic.rules import IdentityRule, Rule
 from chainrule.symbolic.steps import diff_program, diff_steps
 
 __all__ = ["Derivation", "explain", "learner_form"]
@@ -76,6 +76,11 @@ class Derivation:
     def __str__(self) -> str:
         return self.to_text()
 
+    def __repr__(self) -> str:
+        """The answer in one line, ``<Derivation dy/dx = 6x(x² + 1)²>`` (print it for the steps)."""
+        answer = V.render(self.lines[-1:], lang="en", fmt="text").removeprefix("Result: ")
+        return f"<Derivation {answer}>"
+
     def evaluate(self, **values: float) -> float:
         """The derivative at a point, e.g. ``d.evaluate(x=2.0)``; every free symbol needs a value.
 
@@ -89,7 +94,9 @@ class Derivation:
         return float(value)
 
 
-def explain(expr: str | sp.Expr, wrt: str | sp.Symbol = "x", lang: str = "en") -> Derivation:
+def explain(
+    expr: str | sp.Expr, wrt: str | sp.Symbol | None = None, lang: str = "en"
+) -> Derivation:
     """Differentiate step by step, naming every rule (chain rule with u = g(x), ...).
 
     Parameters
@@ -97,8 +104,9 @@ def explain(expr: str | sp.Expr, wrt: str | sp.Symbol = "x", lang: str = "en") -
     expr : str or sympy.Expr
         Typed math (``"(x^2+1)^3"``, ``"√(1+x²)"``), a program of definitions
         (``"z = (u+v)^2; u = x*y; v = x + y"``) or a SymPy expression.
-    wrt : str or sympy.Symbol
-        The variable (default ``"x"``); with several variables this gives partial derivatives.
+    wrt : str or sympy.Symbol, optional
+        The variable; by default the one the text names (``"d/dt t^2"``, ``"diff(f, t)"``),
+        else ``x``. With several variables this gives partial derivatives.
     lang : {"en", "zh"}
         Language of the renderings (English or Simplified Chinese).
 
@@ -129,8 +137,10 @@ def explain(expr: str | sp.Expr, wrt: str | sp.Symbol = "x", lang: str = "en") -
     """
     if lang not in V.LANGUAGES:
         raise ValueError(f"explain: lang must be one of {V.LANGUAGES}, got {lang!r}")
-    wrt_name = wrt if isinstance(wrt, str) else wrt.name
+    wrt_name = "x" if wrt is None else wrt if isinstance(wrt, str) else wrt.name
     program = parse_program(expr, names={wrt_name}) if isinstance(expr, str) else None
+    if wrt is None:
+        wrt = wrt_name if program is None or program.wrt is None else program.wrt
     if program is not None and program.definitions:
         return _explain_program(program, _symbol(wrt, program.inline()), lang)
     user = program.expr if program is not None else sp.sympify(expr, strict=True)
@@ -167,6 +177,8 @@ def _symbol(wrt: str | sp.Symbol, expr: sp.Expr) -> sp.Symbol:
 
 
 def _explain_program(program: Program, x: sp.Symbol, lang: str) -> Derivation:
+    if x == program.output:  # dz/dz = 1, whatever z's definition
+        return _explain_output(program, x, lang)
     defs = {k: v for k, v in program.definitions.items() if k != x}
     steps = diff_program(program, x)
     inner = learner_form(steps.eval(), source=program.expr)
@@ -191,6 +203,18 @@ def _explain_program(program: Program, x: sp.Symbol, lang: str) -> Derivation:
         lang=lang,
         definitions=defs,
         lines=lines,
+    )
+
+
+def _explain_output(program: Program, z: sp.Symbol, lang: str) -> Derivation:
+    """A program's output differentiated by itself: the identity rule, dz/dz = 1."""
+    steps = IdentityRule(expr=z, wrt=z)
+    shown = V.listing([V.eq(V.expr(k), V.expr(v)) for k, v in program.definitions.items()])
+    head = V.Line("given_program", 0, {"out": V.expr(z), "x": V.expr(z), "defs": shown})
+    result = V.Line("result", 0, {"eq": V.eq(lambda p: p.deriv(z, z, False), V.expr(1))})
+    lines = (head, *V.layout(steps, 0, z), result)
+    return Derivation(
+        expr=program.expr, wrt=z, name=z, steps=steps, result=sp.S.One, lang=lang, lines=lines
     )
 
 

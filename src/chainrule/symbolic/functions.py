@@ -1,168 +1,222 @@
-"""SymPy twins of the neural-network activations: ``sigmoid``, ``relu``, ``softplus``.
+"""The SymPy side of the op table: the function each entry's names stand for.
 
-Each is a ``sympy.Function`` with ``fdiff`` (so ``sympy.diff`` works), a rewrite to elementary
-functions, numeric ``evalf`` and LaTeX printing. ``NUMPY_FUNCTIONS`` makes ``lambdify`` work.
-Imports SymPy and NumPy only.
+An entry whose twin is one SymPy function of its arguments (``sin``, ``erf``, ``Abs``, ``Max``)
+stands for that function; an ``expand`` entry for its twin written out (``log10(x)`` is
+``log(x)/log(10)``); any other entry (``sigmoid``, ``relu``, ``gelu``, a user's op) for a named
+``sympy.Function`` made from the entry: its ``fdiff`` is the entry's ``dsym`` (or SymPy's
+derivative of the twin), it rewrites to the twin, evaluates numerically through it and prints
+as its name. ``OpTable`` keeps tables derived from ``ops.OPS`` current when a user adds an op.
+Imports SymPy, NumPy and ``chainrule.ops`` (NumPy only).
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any, Generic, TypeVar
 
 import numpy as np
 import sympy as sp
 from mpmath.libmp import prec_to_dps
 
-__all__ = ["NUMPY_FUNCTIONS", "lambdify", "relu", "sigmoid", "softplus"]
+from chainrule.ops import NAMES, OPS, OpDef
+
+__all__ = [
+    "NUMPY_FUNCTIONS",
+    "F",
+    "OpTable",
+    "derivative",
+    "lambdify",
+    "op_of",
+    "relu",
+    "sigmoid",
+    "softplus",
+    "sympy_function",
+]
+
+V = TypeVar("V")
 
 
-class _Activation(sp.Function):
-    """Shared plumbing: one argument, real for real input, evalf through the rewrite."""
+class OpTable(Mapping[Any, V], Generic[V]):
+    """A table derived from the op table by ``build()``, rebuilt whenever an op is added."""
+
+    def __init__(self, build: Callable[[], dict[Any, V]]):
+        self._build, self._size = build, -1
+        self._rows: dict[Any, V] = {}
+
+    def _current(self) -> dict[Any, V]:
+        if self._size != len(OPS):
+            self._rows, self._size = self._build(), len(OPS)
+        return self._rows
+
+    def __getitem__(self, key: Any) -> V:
+        return self._current()[key]
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter(self._current())
+
+    def __len__(self) -> int:
+        return len(self._current())
+
+
+class _Named(sp.Function):
+    """A function of the op table with no SymPy counterpart; ``_op`` is its entry."""
 
     nargs = 1
+    _op: OpDef
+
+    @classmethod
+    def eval(cls, arg):
+        if arg.is_Number:  # sigmoid(0) = 1/2, relu(-2) = 0, softplus(0) = log 2; not sigmoid(1)
+            value = twin(cls._op, arg)
+            if sp.count_ops(value) <= 1 and not value.has(sp.Piecewise):
+                return value
+        return None
+
+    def twin(self) -> sp.Expr:
+        """The entry's SymPy twin at this argument (relu(x) -> Max(0, x))."""
+        return twin(self._op, self.args[0])
+
+    def fdiff(self, argindex=1):
+        return derivative(self._op, self.args[0])
 
     def _eval_is_real(self):
         return self.args[0].is_real
 
     def _eval_evalf(self, prec):
-        return self._elementary().evalf(prec_to_dps(prec))
+        return self.twin().evalf(prec_to_dps(prec))
 
-    def _elementary(self) -> sp.Expr:
-        raise NotImplementedError
+    def _eval_rewrite(self, rule, args, **hints):
+        full = twin(self._op, *args)
+        if full.has(rule):  # sigmoid.rewrite(exp), relu.rewrite(Max)
+            return full
+        other = full.rewrite(rule)
+        return other if other.has(rule) else None
 
     def _latex(self, printer, exp=None):
         power = "" if exp is None else f"^{{{exp}}}"
         return rf"{self._latex_name}{power}\left({printer._print(self.args[0])}\right)"
 
 
-class sigmoid(_Activation):
-    """Logistic sigmoid σ(x) = 1/(1 + e^(-x)); σ'(x) = σ(x)(1 - σ(x)).
+_NAMED: dict[str, type[_Named]] = {}
 
-    Examples
-    --------
-    >>> import sympy as sp
-    >>> x = sp.Symbol("x")
-    >>> sp.diff(sigmoid(x), x)
+
+def twin(op: OpDef, *args: Any) -> sp.Expr:
+    """The entry's SymPy twin applied to ``args``."""
+    if op.sym is None:
+        raise ValueError(f"{op.name} has no SymPy twin ({op.nosym})")
+    return op.sym(sp, *args)
+
+
+def _is_named(f: Any) -> bool:
+    return isinstance(f, type) and issubclass(f, _Named)
+
+
+def sympy_function(op: OpDef) -> Callable[..., sp.Expr]:
+    """What the parser builds for the entry's names (see the module docstring).
+
+    >>> from chainrule import ops
+    >>> sympy_function(ops.sin), sympy_function(ops.gelu)
+    (sin, gelu)
+    """
+    if op.expand:
+        return lambda *args: twin(op, *args)
+    head = _head(op)
+    if head is not None:
+        return head
+    if op.name not in _NAMED:
+        latex = r"\sigma" if "σ" in op.names else rf"\operatorname{{{op.name}}}".replace("_", r"\_")
+        title = op.names[0] if op.names else op.name  # prints as the learner types it
+        cls = type(title, (_Named,), {"_op": op, "_latex_name": latex, "__doc__": op.doc})
+        _NAMED[op.name] = cls
+    return _NAMED[op.name]
+
+
+def _head(op: OpDef) -> Any:
+    """The SymPy function class that is the twin applied to its arguments, if there is one."""
+    n = max(op.arity, 1)
+    dummies = sp.symbols(f"_a0:{n}", real=True)
+    e = twin(op, *dummies)
+    if isinstance(e.func, sp.FunctionClass) and set(e.args) == set(dummies) and len(e.args) == n:
+        return e.func
+    return None
+
+
+class _Functions:
+    """``F.sigmoid`` is the SymPy function of the entry named sigmoid (for ``dsym`` formulas)."""
+
+    def __getattr__(self, name: str) -> Callable[..., sp.Expr]:
+        if name not in OPS:
+            raise AttributeError(name)
+        return sympy_function(OPS[name])
+
+
+F = _Functions()
+
+
+def derivative(op: OpDef, u: sp.Expr) -> sp.Expr:
+    """f'(u) for a one-argument entry: its ``dsym`` as a textbook writes it, else SymPy's
+    derivative of the twin.
+
+    >>> from chainrule import ops
+    >>> derivative(ops.sigmoid, sp.Symbol("x"))
     (1 - sigmoid(x))*sigmoid(x)
-    >>> sigmoid(0)
-    1/2
     """
-
-    def fdiff(self, argindex=1):
-        s = sigmoid(self.args[0])
-        return s * (1 - s)
-
-    @classmethod
-    def eval(cls, arg):
-        if arg.is_zero:
-            return sp.S.Half
-
-    def _elementary(self):
-        return 1 / (1 + sp.exp(-self.args[0]))
-
-    def _eval_rewrite_as_exp(self, arg, **kwargs):
-        return 1 / (1 + sp.exp(-arg))
-
-    def _eval_rewrite_as_tanh(self, arg, **kwargs):
-        return (1 + sp.tanh(arg / 2)) / 2
-
-    _latex_name = r"\sigma"
+    if op.dsym is not None:
+        return sp.sympify(op.dsym(sp, F, u))
+    t = sp.Dummy("t", real=True)
+    return sp.diff(twin(op, t), t).xreplace({t: u})
 
 
-class relu(_Activation):
-    """Rectified linear unit relu(x) = max(0, x); relu'(x) = 1 for x > 0, else 0.
-
-    The derivative at the kink is taken as 0 (``Heaviside(x, 0)``), as in PyTorch.
-
-    Examples
-    --------
-    >>> import sympy as sp
-    >>> x = sp.Symbol("x", real=True)
-    >>> sp.diff(relu(x), x)
-    Heaviside(x, 0)
-    >>> relu(-2), relu(3)
-    (0, 3)
-    """
-
-    def fdiff(self, argindex=1):
-        # relu'(0) := 0, as in PyTorch.
-        return sp.Heaviside(self.args[0], 0)
-
-    @classmethod
-    def eval(cls, arg):
-        if arg.is_nonnegative:
-            return arg
-        if arg.is_nonpositive:
-            return sp.S.Zero
-
-    def _elementary(self):
-        return sp.Max(0, self.args[0])
-
-    def _eval_rewrite_as_Max(self, arg, **kwargs):
-        return sp.Max(0, arg)
-
-    def _eval_rewrite_as_Piecewise(self, arg, **kwargs):
-        return sp.Piecewise((arg, arg > 0), (0, True))
-
-    def _eval_is_nonnegative(self):
-        return self.args[0].is_real
-
-    _latex_name = r"\operatorname{relu}"
+def op_of(function: Any) -> OpDef | None:
+    """The entry a SymPy function class stands for (``sp.sin`` -> ops.sin), if any."""
+    return _BY_FUNCTION.get(function)
 
 
-class softplus(_Activation):
-    """Softplus softplus(x) = ln(1 + e^x); softplus'(x) = σ(x).
-
-    Examples
-    --------
-    >>> import sympy as sp
-    >>> x = sp.Symbol("x")
-    >>> sp.diff(softplus(x), x)
-    sigmoid(x)
-    >>> softplus(0)
-    log(2)
-    """
-
-    def fdiff(self, argindex=1):
-        return sigmoid(self.args[0])
-
-    @classmethod
-    def eval(cls, arg):
-        if arg.is_zero:
-            return sp.log(2)
-
-    def _elementary(self):
-        return sp.log(1 + sp.exp(self.args[0]))
-
-    def _eval_rewrite_as_log(self, arg, **kwargs):
-        return sp.log(1 + sp.exp(arg))
-
-    _latex_name = r"\operatorname{softplus}"
+_BY_FUNCTION: OpTable[OpDef] = OpTable(
+    lambda: {sympy_function(op): op for op in dict.fromkeys(NAMES.values()) if not op.expand}
+)
 
 
-def _np_sigmoid(x):
-    if np.iscomplexobj(x):
-        return 1 / (1 + np.exp(-x))
-    x = np.asarray(x, dtype=float)
-    # exp of a negative argument only, so neither branch overflows.
-    z = np.exp(-np.abs(x))
-    return np.where(x >= 0, 1 / (1 + z), z / (1 + z))
+def _numpy(op: OpDef) -> Callable[[Any], Any]:
+    """The entry as a NumPy function for lambdify: the engine's own (stable) forward on real
+    arrays, the twin on complex ones (the engine is real-only)."""
+    numeric: list[Callable[[Any], Any]] = []
+
+    def f(x: Any) -> Any:
+        if np.iscomplexobj(x):
+            if not numeric:
+                t = sp.Symbol("t")
+                numeric.append(sp.lambdify(t, twin(op, t), "numpy"))
+            return numeric[0](x)
+        x = np.asarray(x, dtype=float)
+        return op.forward(x) if op.forward is not None else op(x).data
+
+    return f
 
 
-NUMPY_FUNCTIONS = {
-    "sigmoid": _np_sigmoid,
-    "relu": lambda x: np.maximum(x, 0.0),
-    "softplus": lambda x: np.log1p(np.exp(x)) if np.iscomplexobj(x) else np.logaddexp(0.0, x),
-}
+NUMPY_FUNCTIONS: OpTable[Callable[[Any], Any]] = OpTable(
+    lambda: {sympy_function(op).__name__: _numpy(op) for op in _NAMED_OPS().values()}
+)
+
+
+def _NAMED_OPS() -> dict[str, OpDef]:
+    """The entries that get a named SymPy function (their names are unknown to NumPy)."""
+    return {op.name: op for op in dict.fromkeys(NAMES.values()) if _is_named(sympy_function(op))}
 
 
 def lambdify(args, expr):
-    """``sympy.lambdify`` to NumPy that also knows ``sigmoid``, ``relu`` and ``softplus``.
+    """``sympy.lambdify`` to NumPy that also knows the op table's named functions.
 
     Examples
     --------
-    >>> import sympy as sp
     >>> x = sp.Symbol("x")
     >>> f = lambdify([x], sigmoid(x) + relu(x))
     >>> float(f(0.0))
     0.5
     """
-    return sp.lambdify(args, expr, modules=[NUMPY_FUNCTIONS, "numpy"])
+    return sp.lambdify(args, expr, modules=[dict(NUMPY_FUNCTIONS), "numpy"])
+
+
+sigmoid = sympy_function(OPS["sigmoid"])
+relu = sympy_function(OPS["relu"])
+softplus = sympy_function(OPS["softplus"])

@@ -99,8 +99,22 @@ class _UnicodeStr(_SumsLast, StrPrinter):
     def _print_Heaviside(self, expr):
         return f"𝟙({self._print(expr.args[0])} > 0)"
 
+    def _print_Max(self, expr):  # as typed (max), not SymPy's class name
+        return f"max({', '.join(self._print(a) for a in expr.args)})"
+
+    def _print_Min(self, expr):
+        return f"min({', '.join(self._print(a) for a in expr.args)})"
+
     def _print_Equality(self, expr):
         return f"{self._print(expr.lhs)} = {self._print(expr.rhs)}"
+
+    def _print_Piecewise(self, expr):
+        """(1 if x > 0; 1/100 otherwise): leaky_relu's and elu's derivatives, case by case."""
+        cases = [
+            f"{self._print(e)} " + ("otherwise" if c == sp.true else f"if {self._print(c)}")
+            for e, c in expr.args
+        ]
+        return "(" + "; ".join(cases) + ")"
 
 
 def _join_product(text: str) -> str:

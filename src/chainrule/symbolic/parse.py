@@ -2,7 +2,7 @@
 
 A tokenizer and a recursive-descent parser; the input is never evaluated as Python (no ``eval``,
 no ``sympify``). Errors are ``ParseError`` with the column and a caret under the offending
-character. Imports SymPy and ``chainrule.symbolic.functions`` only.
+character. Imports SymPy, ``chainrule.ops`` and ``chainrule.symbolic.functions`` only.
 
 Reading rules (also in docs/explain.md):
 
@@ -12,7 +12,11 @@ Reading rules (also in docs/explain.md):
 - A name with a digit or underscore is one symbol (``w1``, ``b_2``). A name of letters only is a
   function or constant name if it is one (``sin``, ``pi``), a declared name if declared (the
   left-hand sides of a program, ``wrt``), else it is split into known words and single letters:
-  ``xy`` is ``x*y``, ``xsinx`` is ``x*sin(x)``.
+  ``xy`` is ``x*y``, ``xsinx`` is ``x*sin(x)``. Right before ``(`` such a run must be a
+  function: ``foo(x)`` is a ParseError naming ``foo`` (with close names), not ``f*o**2*x``.
+- The functions and their aliases are the op table's (``ops.OpDef.names``): ``FUNCTIONS``;
+  ``log_b(x)`` is the logarithm to base ``b`` (``log_2 x``, ``log_e x``).
+- ``d/dx f``, ``d/dx(f)`` and ``diff(f, x)`` are f, with ``Program.wrt`` set to ``x``.
 - Functions take parentheses or a bare argument: ``sin x^2`` is ``sin(x^2)``, ``sin 2x`` is
   ``sin(2x)``, ``sin x cos x`` is ``sin(x)cos(x)``; ``sin^2 x`` and ``sin²x`` are ``(sin x)^2``.
 - ``e`` and ``π``/``pi`` are the constants; ``log(x)`` and ``ln(x)`` are natural logarithms,
@@ -22,6 +26,7 @@ Reading rules (also in docs/explain.md):
 
 from __future__ import annotations
 
+import difflib
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -29,7 +34,8 @@ from fractions import Fraction
 
 import sympy as sp
 
-from chainrule.symbolic.functions import relu, sigmoid, softplus
+from chainrule import ops
+from chainrule.symbolic.functions import OpTable, sympy_function
 from chainrule.symbolic.tree import Tree, to_sympy
 
 __all__ = ["FUNCTIONS", "ParseError", "Program", "parse", "parse_program"]
@@ -50,31 +56,15 @@ class ParseError(ValueError):
         super().__init__(f"{message} at column {position + 1}\n  {line}\n  {caret}")
 
 
-def _log(x, base=None):
-    return sp.log(x) if base is None else sp.log(x, base)
+def _function_table() -> dict[str, tuple[Callable[..., sp.Expr], tuple[int, ...]]]:
+    return {name: (sympy_function(op), op.nargs or (op.arity,)) for name, op in ops.NAMES.items()}
 
 
-# name -> (SymPy constructor, allowed argument counts)
-_PLAIN = "sin cos tan sec csc cot sinh cosh tanh asin acos atan acot asinh acosh atanh"
-_PLAIN += " sech csch coth exp sqrt erf"
-
-# name -> (SymPy constructor, allowed argument counts)
-FUNCTIONS: dict[str, tuple[Callable[..., sp.Expr], tuple[int, ...]]] = {
-    **{n: (getattr(sp, n), (1,)) for n in _PLAIN.split()},
-    **{"arc" + n[1:]: (getattr(sp, n), (1,)) for n in ("asin", "acos", "atan", "acot")},
-    "ln": (sp.log, (1,)),
-    "log": (_log, (1, 2)),
-    "cbrt": (sp.cbrt, (1,)),
-    "abs": (sp.Abs, (1,)),
-    "sigmoid": (sigmoid, (1,)),
-    "sigma": (sigmoid, (1,)),
-    "σ": (sigmoid, (1,)),
-    "relu": (relu, (1,)),
-    "ReLU": (relu, (1,)),
-    "softplus": (softplus, (1,)),
-    "max": (sp.Max, (2, 3, 4)),
-    "min": (sp.Min, (2, 3, 4)),
-}
+# name -> (SymPy constructor, allowed argument counts): every name and alias of the op table
+# (``ops.OpDef.names``), kept current when a user defines an op with ``chainrule.defop``.
+FUNCTIONS: OpTable[tuple[Callable[..., sp.Expr], tuple[int, ...]]] = OpTable(_function_table)
+_LOG_BASE = re.compile(r"log_(\d+|[A-Za-z])")  # log_2(x), log_b(x), log_e(x)
+_KNOWN = "the names column of docs/ops.md (chainrule.symbolic.FUNCTIONS)"
 CONSTANTS = {"e": sp.E, "pi": sp.pi, "π": sp.pi}
 _GREEK = "alpha beta gamma delta epsilon zeta eta theta iota kappa lambda mu nu xi omicron rho"
 GREEK = {*_GREEK.split(), "tau", "upsilon", "phi", "chi", "psi", "omega"}
@@ -121,7 +111,7 @@ def _split_word(tok: Token, names: set[str]) -> list[Token]:
     word = tok.text
     if word in names:
         return [Token("sym", word, tok.pos)]
-    if word in FUNCTIONS:
+    if word in FUNCTIONS or _LOG_BASE.fullmatch(word):
         return [Token("func", word, tok.pos)]
     if word in CONSTANTS:
         return [Token("const", word, tok.pos)]
@@ -138,11 +128,41 @@ def _split_word(tok: Token, names: set[str]) -> list[Token]:
     return out
 
 
-def _resolve(tokens: list[Token], names: set[str]) -> list[Token]:
+def _resolve(tokens: list[Token], names: set[str], text: str) -> list[Token]:
     out: list[Token] = []
-    for tok in tokens:
-        out += _split_word(tok, names) if tok.kind == "ident" else [tok]
+    for tok, after in zip(tokens, [*tokens[1:], None]):
+        if tok.kind != "ident":
+            out.append(tok)
+            continue
+        pieces = _split_word(tok, names)
+        called = after is not None and after.kind == "op" and after.text == "("
+        if called and _unknown_call(tok.text, pieces[-1]):
+            raise ParseError(_unknown_message(tok.text), text, tok.pos)
+        out += pieces
     return out
+
+
+def _unknown_call(word: str, last: Token) -> bool:
+    """``foo(x)``: a name of several letters before '(' that is not a function, nor declared,
+    nor ends in a function name (``xsin(x)`` is x·sin(x)) is a mistake, not a product of
+    letters; ``x(x + 1)`` and ``w1(x + 1)`` stay products."""
+    return last.kind != "func" and len(word) > 1 and word.isalpha() and last.text != word
+
+
+def _unknown_message(word: str) -> str:
+    known: dict[str, str] = {}
+    for n in FUNCTIONS:  # the first name of an entry wins (gelu, not GELU)
+        known.setdefault(n.lower(), n)
+    close = difflib.get_close_matches(word.lower(), list(known), n=3, cutoff=0.6)
+    hint = f"did you mean {', '.join(known[c] for c in close)}? " if close else ""
+    return f"unknown function {word!r}: {hint}the known ones are in {_KNOWN}"
+
+
+def _log_base(name: str) -> tuple[Callable[..., sp.Expr], tuple[int, ...]]:
+    """``log_2``, ``log_b``: the logarithm to that base (a number, ``e`` or a symbol)."""
+    b = name[4:]
+    base = sp.Integer(b) if b.isdigit() else sp.E if b == "e" else sp.Symbol(b, real=True)
+    return (lambda x: sp.log(x, base)), (1,)
 
 
 @dataclass
@@ -260,7 +280,7 @@ class _Parser:
 
     def call(self) -> Tree:
         tok = self.take()
-        fn, arities = FUNCTIONS[tok.text]
+        fn, arities = FUNCTIONS.get(tok.text) or _log_base(tok.text)
         exponent = None
         if self.at("^"):  # sin^2 x
             self.take()
@@ -362,6 +382,7 @@ class Program:
     expr: sp.Expr = sp.S.Zero
     trees: dict[sp.Symbol, Tree] = field(default_factory=dict, compare=False, repr=False)
     tree: Tree | None = field(default=None, compare=False, repr=False)
+    wrt: str | None = field(default=None, compare=False)  # from ``d/dx f`` or ``diff(f, x)``
 
     def inline(self, expr: sp.Expr | None = None) -> sp.Expr:
         """Substitute the definitions into ``expr`` (default: the output) until only leaves remain.
@@ -389,9 +410,10 @@ def parse_program(text: str, *, names: Iterable[str] = ()) -> Program:
     >>> parse_program("L = 0.5*(sigmoid(w2*sigmoid(w1*x+b1)+b2) - t)^2").expr
     (-t + sigmoid(b2 + w2*sigmoid(b1 + w1*x)))**2/2
     """
-    statements = _split_statements(text, tokenize(text))
+    tokens, wrt = _derivative_request(text, tokenize(text))
+    statements = _split_statements(text, tokens)
     lhs = [s[0] for s, _ in statements if len(s) > 1 and s[1].text == "=" and s[1].kind == "op"]
-    declared = set(names) | {t.text for t in lhs}
+    declared = set(names) | {t.text for t in lhs} | ({wrt} if wrt else set())
     for tok in lhs:
         if tok.kind != "ident" or tok.text in FUNCTIONS or tok.text in CONSTANTS:
             raise ParseError(f"cannot assign to {tok.text!r}", text, tok.pos)
@@ -399,8 +421,8 @@ def parse_program(text: str, *, names: Iterable[str] = ()) -> Program:
         if len(statements) != 1:
             raise ParseError("expected one expression", text, statements[1][0][0].pos)
         stmt, end = statements[0]
-        tree = _parse_tokens(text, _resolve(stmt, declared), end)
-        return Program(expr=to_sympy(tree), tree=tree)
+        tree = _parse_tokens(text, _resolve(stmt, declared, text), end)
+        return Program(expr=to_sympy(tree), tree=tree, wrt=wrt)
     trees: dict[sp.Symbol, Tree] = {}
     for stmt, end in statements:
         if len(stmt) < 2 or stmt[1].text != "=":
@@ -408,10 +430,37 @@ def parse_program(text: str, *, names: Iterable[str] = ()) -> Program:
         symbol = sp.Symbol(stmt[0].text, real=True)
         if symbol in trees:
             raise ParseError(f"{symbol} is defined twice", text, stmt[0].pos)
-        trees[symbol] = _parse_tokens(text, _resolve(stmt[2:], declared), end)
+        trees[symbol] = _parse_tokens(text, _resolve(stmt[2:], declared, text), end)
     definitions = {k: to_sympy(t) for k, t in trees.items()}
     output = _find_output(definitions, text, lhs)
-    return Program(definitions, output, definitions[output], trees, trees[output])
+    return Program(definitions, output, definitions[output], trees, trees[output], wrt)
+
+
+def _derivative_request(text: str, tokens: list[Token]) -> tuple[list[Token], str | None]:
+    """``d/dx f``, ``d/dx(f)`` and ``diff(f, x)``: the tokens of f and the variable x (None when
+    the text is not such a request).
+
+    >>> parse_program("d/dx x^2").wrt, parse_program("diff(sin(t), t)").expr
+    ('x', sin(t))
+    """
+    t = tokens
+    d_over = len(t) > 3 and [(k.kind, k.text) for k in t[:2]] == [("ident", "d"), ("op", "/")]
+    if d_over and t[2].kind == "ident" and t[2].text.startswith("d") and len(t[2].text) > 1:
+        return t[3:], t[2].text[1:]
+    call = len(t) > 6 and (t[0].kind, t[0].text, t[1].text) == ("ident", "diff", "(")
+    if call and (t[-4].text, t[-3].kind, t[-2].text) == (",", "ident", ")") and _closes(t[1:-1]):
+        return [*t[2:-4], t[-1]], t[-3].text
+    return tokens, None
+
+
+def _closes(tokens: list[Token]) -> bool:
+    """Whether the first token's '(' is closed by the last token and not before."""
+    depth = 0
+    for k, tok in enumerate(tokens):
+        depth += {"(": 1, ")": -1}.get(tok.text, 0) if tok.kind == "op" else 0
+        if depth == 0:
+            return k == len(tokens) - 1
+    return False
 
 
 def _split_statements(text: str, tokens: list[Token]) -> list[tuple[list[Token], int]]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import string
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import sympy as sp
 
@@ -63,6 +63,11 @@ TEMPLATES: dict[tuple[str, str], str] = {
     ("AbsRule", "en"): "*Absolute value rule*: {eq}; at the kink {kink} we take sign(0) = 0, "
     "as PyTorch does",
     ("AbsRule", "zh"): "*绝对值求导*：{eq}；在折点 {kink} 处取 sign(0) = 0，与 PyTorch 一致",
+    ("NamedFunctionRule", "en"): "*{title} rule* ({formula}): {eq}{kink}",
+    ("NamedFunctionRule", "zh"): "*{title} 求导*（{formula}）：{eq}{kink}",
+    ("ExtremumRule", "en"): "*Max/min rule* (the largest/smallest argument's derivative; "
+    "a tie shares it): {eq}",
+    ("ExtremumRule", "zh"): "*最大/最小值法则*（取最大/最小的那个自变量的导数，相等时平分）：{eq}",
     ("ChainRule", "en"): "*Chain rule*: let {chain}.",
     ("ChainRule", "zh"): "*链式法则*：令 {chain}。",
     ("ChainProduct", "en"): "Multiply the links: {eq}",
@@ -106,6 +111,7 @@ class Line:
     key: str
     depth: int
     math: Mapping[str, Math] = field(default_factory=dict)
+    prose: Mapping[str, str] = field(default_factory=dict)  # words from the op table (a title)
 
 
 # -- math pieces: each takes a printer (TextMath or LatexMath) and returns a string ------------
@@ -217,6 +223,12 @@ def _function(rule: R.Rule, depth, name):
         if isinstance(rule, R.SoftplusRule):
             formula = eq(lhs(rule, None), expr(general[1]))
         kinks["formula"] = formula
+    if isinstance(rule, R.NamedFunctionRule):  # title, formula and kink from the op table
+        f, df = rule.function(u), R.ELEMENTARY[rule.function].derivative(u)
+        kinks["formula"] = eq(lambda p: p.d_of(f, u, False), expr(df))
+        (line,) = _leaf(type(rule).__name__, rule, depth, name, **kinks)
+        kink = f"; {rule.kink}" if rule.kink else ""
+        return [replace(line, prose={"title": rule.title, "kink": kink})]
     return _leaf(type(rule).__name__, rule, depth, name, **kinks)
 
 
@@ -253,6 +265,16 @@ def _sum(rule: R.SumRule, depth, name):
     )
     key = "DifferenceRule" if negative else "SumRule"
     return [Line(key, depth, {"eq": parts}), *_children(rule.terms, depth)]
+
+
+def _extremum(rule: R.ExtremumRule, depth, name):
+    args = rule.arguments
+    shape = eq(
+        lhs(rule, name),
+        plus([times([factor(rule.weight(i), True), lhs(a, None)]) for i, a in enumerate(args)]),
+        expr(rule.eval()),
+    )
+    return [Line("ExtremumRule", depth, {"eq": shape}), *_children(args, depth)]
 
 
 def _children(rules: Sequence[R.Rule], depth: int) -> list[Line]:
@@ -378,6 +400,7 @@ _LAYOUT: dict[type[R.Rule], Callable[..., list[Line]]] = {
     R.QuotientRule: _quotient,
     R.ChainRule: _chain,
     R.LogDiffRule: _logdiff,
+    R.ExtremumRule: _extremum,
     R.MultivariableChainRule: _multivariable,
 }
 
@@ -404,6 +427,14 @@ def _prose(chunk: str, *, bold: bool, printer: TextMath, fmt: str) -> str:
     return chunk
 
 
+def _words(line: Line, lang: str) -> str:
+    """The line's template with its prose fields filled in (braces in them kept literal)."""
+    template = TEMPLATES[line.key, lang]
+    for k, v in line.prose.items():
+        template = template.replace("{" + k + "}", v.replace("{", "{{").replace("}", "}}"))
+    return template
+
+
 def render(lines: Sequence[Line], *, lang: str = "en", fmt: str = "text") -> str:
     """Print language-free lines in ``lang`` ("en"/"zh") and ``fmt`` ("text"/"markdown"/"latex")."""
     if lang not in LANGUAGES:
@@ -411,7 +442,7 @@ def render(lines: Sequence[Line], *, lang: str = "en", fmt: str = "text") -> str
     if fmt not in FORMATS:
         raise ValueError(f"render: fmt must be one of {FORMATS}, got {fmt!r}")
     printer = TextMath() if fmt == "text" else LatexMath()
-    filled = [(ln.depth, _fill(TEMPLATES[ln.key, lang], ln.math, printer, fmt)) for ln in lines]
+    filled = [(ln.depth, _fill(_words(ln, lang), ln.math, printer, fmt)) for ln in lines]
     if fmt == "text":
         return "\n".join("  " * d + s for d, s in filled)
     if fmt == "markdown":

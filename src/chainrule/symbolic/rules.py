@@ -1,20 +1,23 @@
 """The rule tree of a derivation: one frozen dataclass per named rule, keyword-only fields.
 
 Every rule knows the expression it differentiates (``expr``), the variable (``wrt``) and its
-sub-steps; ``eval()`` returns the derivative as a SymPy expression. ``ELEMENTARY`` is the one
-table of elementary derivatives f'(u). Builds nothing (see steps.py), prints nothing (render.py).
+sub-steps; ``eval()`` returns the derivative as a SymPy expression. ``ELEMENTARY``, the table
+of elementary derivatives f'(u), is derived from the op table. Builds nothing (see steps.py),
+prints nothing (render.py).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
-from functools import reduce
+from functools import partial, reduce
 from operator import mul
+from typing import Any
 
 import sympy as sp
 
-from chainrule.symbolic.functions import relu, sigmoid, softplus
+from chainrule.ops import NAMES
+from chainrule.symbolic.functions import OpTable, derivative, op_of, sympy_function
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -155,6 +158,22 @@ class AbsRule(FunctionRule):
     """d/dx |x| = sign(x) for real x; sign(0) := 0 at the kink."""
 
 
+class NamedFunctionRule(FunctionRule):
+    """d/dx f(x) = f'(x) for a function of the op table with its own name (GELU, erf, floor)."""
+
+    @property
+    def title(self) -> str:
+        """The rule's name from the op table (``"GELU"``), else the function's name."""
+        op = op_of(self.function)
+        return (op.rule or op.name) if op is not None else str(self.function)
+
+    @property
+    def kink(self) -> str:
+        """Where the derivative does not exist and what chainrule uses there ("" if nowhere)."""
+        op = op_of(self.function)
+        return op.kink if op is not None else ""
+
+
 @dataclass(frozen=True)
 class Elementary:
     """One row of the table: the rule class that names the step and f'(u)."""
@@ -163,35 +182,35 @@ class Elementary:
     derivative: Callable[[sp.Expr], sp.Expr]
 
 
-def _row(rule: type[FunctionRule], derivative: Callable[[sp.Expr], sp.Expr]) -> Elementary:
-    return Elementary(rule=rule, derivative=derivative)
-
-
-ELEMENTARY: dict[type[sp.Function], Elementary] = {
-    sp.sin: _row(TrigRule, sp.cos),
-    sp.cos: _row(TrigRule, lambda u: -sp.sin(u)),
-    sp.tan: _row(TrigRule, lambda u: sp.sec(u) ** 2),
-    sp.sec: _row(TrigRule, lambda u: sp.sec(u) * sp.tan(u)),
-    sp.csc: _row(TrigRule, lambda u: -sp.csc(u) * sp.cot(u)),
-    sp.cot: _row(TrigRule, lambda u: -(sp.csc(u) ** 2)),
-    sp.asin: _row(InverseTrigRule, lambda u: 1 / sp.sqrt(1 - u**2)),
-    sp.acos: _row(InverseTrigRule, lambda u: -1 / sp.sqrt(1 - u**2)),
-    sp.atan: _row(InverseTrigRule, lambda u: 1 / (1 + u**2)),
-    sp.acot: _row(InverseTrigRule, lambda u: -1 / (1 + u**2)),
-    sp.sinh: _row(HyperbolicRule, sp.cosh),
-    sp.cosh: _row(HyperbolicRule, sp.sinh),
-    sp.tanh: _row(HyperbolicRule, lambda u: 1 - sp.tanh(u) ** 2),
-    sp.coth: _row(HyperbolicRule, lambda u: 1 - sp.coth(u) ** 2),
-    sp.sech: _row(HyperbolicRule, lambda u: -sp.sech(u) * sp.tanh(u)),
-    sp.csch: _row(HyperbolicRule, lambda u: -sp.csch(u) * sp.coth(u)),
-    sp.asinh: _row(HyperbolicRule, lambda u: 1 / sp.sqrt(u**2 + 1)),
-    sp.acosh: _row(HyperbolicRule, lambda u: 1 / sp.sqrt(u**2 - 1)),
-    sp.atanh: _row(HyperbolicRule, lambda u: 1 / (1 - u**2)),
-    sigmoid: _row(SigmoidRule, lambda u: sigmoid(u) * (1 - sigmoid(u))),
-    softplus: _row(SoftplusRule, sigmoid),
-    relu: _row(ReluRule, lambda u: sp.Heaviside(u, 0)),  # relu'(0) := 0, as in PyTorch
-    sp.Abs: _row(AbsRule, sp.sign),  # real arguments only: sign(0) = 0
+_RULES: dict[str, type[FunctionRule]] = {
+    cls.__name__: cls
+    for cls in (
+        TrigRule,
+        InverseTrigRule,
+        HyperbolicRule,
+        SigmoidRule,
+        SoftplusRule,
+        ReluRule,
+        AbsRule,
+    )
 }
+
+
+def _elementary() -> dict[Any, Elementary]:
+    """A row per one-argument function of the op table (exp and ln have rules of their own)."""
+    rows = {}
+    for op in dict.fromkeys(NAMES.values()):
+        head = sympy_function(op)
+        if op.expand or op.arity != 1 or head in (sp.exp, sp.log):
+            continue
+        rows[head] = Elementary(
+            rule=_RULES.get(op.rule, NamedFunctionRule), derivative=partial(derivative, op)
+        )
+    return rows
+
+
+# The elementary derivatives f'(u), derived from the op table (kept current as ops are added).
+ELEMENTARY: OpTable[Elementary] = OpTable(_elementary)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -226,6 +245,28 @@ class QuotientRule(Rule):
 
     def substeps(self):
         return (self.numerator, self.denominator)
+
+
+@dataclass(frozen=True, kw_only=True)
+class ExtremumRule(Rule):
+    """d/dx max(f, g) = [f > g]·f' + [g > f]·g' (min: [f < g]·f' + ...); at a tie each argument
+    gets half, as the engine's maximum and minimum do."""
+
+    arguments: tuple[Rule, ...]
+    largest: bool  # max (True) or min (False)
+
+    def weight(self, i: int) -> sp.Expr:
+        """[argument i wins]: a Heaviside step per other argument, 1/2 at a tie."""
+        sign = 1 if self.largest else -1
+        mine = self.arguments[i].expr
+        others = [a.expr for j, a in enumerate(self.arguments) if j != i]
+        return sp.Mul(*(sp.Heaviside(sign * (mine - b), sp.S.Half) for b in others))
+
+    def eval(self):
+        return sp.Add(*(self.weight(i) * a.eval() for i, a in enumerate(self.arguments)))
+
+    def substeps(self):
+        return self.arguments
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -20,6 +20,7 @@ from chainrule.symbolic.rules import (
     ConstantMultipleRule,
     ConstantRule,
     ExpRule,
+    ExtremumRule,
     IdentityRule,
     LogDiffRule,
     LogRule,
@@ -148,6 +149,8 @@ class _Builder:
         if expr == x:
             return IdentityRule(expr=expr, wrt=x)
         handler = _HANDLERS.get(expr.func)
+        if handler is None and expr.func in ELEMENTARY:  # a function of the op table
+            handler = _Builder.function
         if handler is None:
             return UnknownRule(expr=expr, wrt=x)
         return handler(self, expr, x)
@@ -219,6 +222,10 @@ class _Builder:
         rule = ELEMENTARY[expr.func].rule
         return rule(expr=expr, wrt=x, function=expr.func, argument=x)
 
+    def extremum(self, expr: sp.Expr, x: sp.Symbol) -> Rule:
+        arguments = tuple(self.build(a, x) for a in expr.args)
+        return ExtremumRule(expr=expr, wrt=x, arguments=arguments, largest=expr.func is sp.Max)
+
     def total(self, expr, output, x, defs, inline) -> Rule:
         """dz/dx for z = expr(intermediates): one term ∂z/∂u · du/dx per intermediate u."""
         via = [u for u in defs if u in expr.free_symbols and inline(defs[u]).has(x)]
@@ -242,5 +249,6 @@ _HANDLERS: dict[type, Callable[[_Builder, sp.Expr, sp.Symbol], Rule]] = {
     sp.Pow: _Builder.pow,
     sp.exp: _Builder.exp,
     sp.log: _Builder.log,
-    **dict.fromkeys(ELEMENTARY, _Builder.function),
+    sp.Max: _Builder.extremum,
+    sp.Min: _Builder.extremum,
 }

@@ -35,6 +35,11 @@ class Graph:
         self.model = model
         self.scene = scene
 
+    def __repr__(self) -> str:
+        m = self.model
+        out = m.nodes[m.root].label
+        return f"<Graph of {out}: {len(m.nodes)} nodes, {len(m.edges)} edges>"
+
     def to_dot(self) -> str:
         """Graphviz DOT source (render with `dot -Tsvg`; Graphviz lays it out itself)."""
         return dot.render(self.scene)
@@ -65,9 +70,6 @@ class Graph:
 
     def _repr_svg_(self) -> str:
         return self.to_svg()
-
-    def __repr__(self) -> str:
-        return f"<Graph: {len(self.scene.nodes)} boxes, {len(self.scene.edges)} edges>"
 
 
 def graph(

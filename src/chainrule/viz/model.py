@@ -3,7 +3,8 @@
 `build(root)` walks `Tensor.parents` iteratively (non-grad tensors and Python constants included,
 so the picture shows every operand) and names each node: the tensor's `name`, else an infix
 expression of its inputs' names (`w2*a1`), else `v3`. Knows tensors only through their public
-attributes (`op`, `parents`, `params`, `data`, `requires_grad`, `is_leaf`); imports NumPy only.
+attributes (`op`, `parents`, `params`, `data`, `requires_grad`, `is_leaf`) and labels ops
+with the op table's `infix`; imports NumPy, `tensor` and `ops`.
 """
 
 from __future__ import annotations
@@ -13,21 +14,17 @@ from typing import Any
 
 import numpy as np
 
+from chainrule.ops import OPS
 from chainrule.tensor import Tensor
 
-ATOM = 5
-# op name -> (template, precedence of the result, least precedence each operand may have bare)
-EXPR: dict[str, tuple[str, int, tuple[int, ...]]] = {
-    "add": ("{0} + {1}", 1, (1, 1)),
-    "sub": ("{0} - {1}", 1, (1, 2)),
-    "mul": ("{0}*{1}", 2, (2, 2)),
-    "div": ("{0}/{1}", 2, (2, 3)),
-    "matmul": ("{0} @ {1}", 2, (2, 3)),
-    "linear": ("{0} @ {1}^T + {2}", 1, (2, ATOM, 1)),
-    "neg": ("-{0}", 3, (3,)),
-    "power": ("{0}^{1}", 4, (5, 4)),
-    "transpose": ("{0}^T", 4, (ATOM,)),
-}
+ATOM = 5  # precedence of a name or a number; the op table's `infix` uses the same scale
+
+
+def infix(op: str) -> tuple[str, int, tuple[int, ...]] | None:
+    """The op's graph label from the op table: (template, precedence of the result, least
+    precedence of each operand left bare), or None for function notation `op(args)`."""
+    entry = OPS.get(op)
+    return entry.infix if entry is not None else None
 
 
 class GraphFreedError(RuntimeError):
@@ -233,8 +230,9 @@ def expression(op: str, args: list[Node]) -> tuple[str, int]:
         for a, b in (args, args[::-1]):
             if b.prec == 3 and b.label.startswith("-") and a.label[:1] != "-":
                 return f"{a.label} - {b.label[1:]}", 1
-    if op in EXPR and len(EXPR[op][2]) == len(args):
-        template, prec, need = EXPR[op]
+    form = infix(op)
+    if form is not None and len(form[2]) == len(args):
+        template, prec, need = form
         parts = [a.label if a.prec >= k else f"({a.label})" for a, k in zip(args, need)]
         return template.format(*parts), prec
     return f"{op}({', '.join(a.label for a in args)})", ATOM

@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from chainrule.ops import OPS
 from chainrule.tensor import Tensor
 from chainrule.viz import gradients, tracefmt
 from chainrule.viz.formulas import Local, local
@@ -95,8 +96,20 @@ class Trace:
     def __str__(self) -> str:
         return self.to_text()
 
+    def __repr__(self) -> str:
+        """The output and its leaves' gradients in one line (print it for the whole walk)."""
+        out = self.output.label
+        grads = [f"d{out}/d{k} = {_short(g, self.digits)}" for k, g in self.inputs.items()]
+        more = ", ..." if len(grads) > 3 else ""
+        return f"<Trace of {out}: {len(self.forward)} nodes, {', '.join(grads[:3])}{more}>"
+
     def _repr_markdown_(self) -> str:
         return self.to_markdown()
+
+
+def _short(a: np.ndarray, digits: int) -> str:
+    a = np.asarray(a)
+    return f"{a.item():.{digits}f}" if a.size == 1 else f"array of shape {a.shape}"
 
 
 def trace(
@@ -166,8 +179,13 @@ def trace(
     return Trace(model.nodes[model.root], forward, steps, digits, model)
 
 
-# (op, argnum) whose local derivative is exactly 1: the operand's gradient is the op's gradient
-_IDENTITY_EDGES = {("add", 0), ("add", 1), ("sub", 0)}
+def _identity_edge(op: str | None, argnum: int) -> bool:
+    """Whether the op table's local derivative of input `argnum` is exactly 1 (the operand's
+    gradient is the op's gradient: a sum, the first operand of a difference)."""
+    entry = OPS.get(op or "")
+    if entry is None or not entry.local:
+        return False
+    return entry.local[0 if entry.variadic else argnum] == "1"  # a formula function never is
 
 
 def _pass_through(model: GraphModel, node: Node) -> Edge | None:
@@ -180,7 +198,7 @@ def _pass_through(model: GraphModel, node: Node) -> Edge | None:
         return None
     e = edges[0]
     dst = model.nodes[e.dst]
-    if (dst.op, e.argnum) not in _IDENTITY_EDGES or dst.index == model.root:
+    if not _identity_edge(dst.op, e.argnum) or dst.index == model.root:
         return None
     return e if node.value.shape == dst.value.shape else None
 

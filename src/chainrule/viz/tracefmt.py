@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from chainrule.viz import fmt
-from chainrule.viz.model import ATOM, EXPR, Node, expression, is_number
+from chainrule.viz.model import ATOM, Node, expression, infix, is_number
 
 if TYPE_CHECKING:
     from chainrule.viz.trace import Step, Trace
@@ -132,8 +132,9 @@ def _numeric(node: Node, nodes: list[Node], d: int, top: bool = False) -> tuple[
 
 
 def _infix(op: str, labels: list[str], precs: list[int]) -> str:
-    if op in EXPR and len(EXPR[op][2]) == len(labels):
-        template, _, need = EXPR[op]
+    form = infix(op)
+    if form is not None and len(form[2]) == len(labels):
+        template, _, need = form
         return template.format(*[s if p >= k else f"({s})" for s, p, k in zip(labels, precs, need)])
     return f"{op}({', '.join(labels)})"
 
