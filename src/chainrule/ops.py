@@ -371,6 +371,8 @@ power = defop(
     doc="d(x^y) = y x^(y-1) dx + x^y ln(x) dy",
     infix=("{0}^{1}", 4, (5, 4)),
     local=(_power_local, "out*log(x)"),
+    differs="NumPy's pow: (-inf)^0.5 is NaN (PyTorch inf); at x = -0 with y = ±0.5 NumPy's "
+    "values, not PyTorch's sqrt/rsqrt",
 )
 exp = defop(
     "exp",
@@ -563,6 +565,7 @@ abs = defop(
     rule="AbsRule",
     dsym=lambda sp, F, u: sp.sign(u),
     kink="at x = 0 abs has no derivative; chainrule uses sign(0) = 0, as PyTorch",
+    differs="abs'(NaN) is NaN, as autograd (PyTorch gives 0)",
     local=("sign(x)",),
 )
 relu = defop(
@@ -577,6 +580,7 @@ relu = defop(
     rule="ReluRule",
     dsym=lambda sp, F, u: sp.Heaviside(u, 0),
     kink="at x = 0 relu has no derivative; chainrule uses relu'(0) = 0, as PyTorch",
+    differs="relu'(NaN) is 0, as autograd (PyTorch passes g): the mask x > 0 is the fast path",
     local=("[x > 0]",),
 )
 maximum = defop(
@@ -590,7 +594,8 @@ maximum = defop(
     names=("max", "maximum"),
     nargs=(2, 3, 4),
     local=("[x > y] + [x == y]/2", "[y > x] + [x == y]/2"),
-    differs="ties split the gradient equally (torch.maximum too; NumPy has no gradients)",
+    differs="ties split the gradient equally; a NaN operand sends the full gradient to both "
+    "(both as torch.maximum; autograd gives 0)",
 )
 minimum = defop(
     "minimum",
@@ -603,7 +608,8 @@ minimum = defop(
     names=("min", "minimum"),
     nargs=(2, 3, 4),
     local=("[x < y] + [x == y]/2", "[y < x] + [x == y]/2"),
-    differs="ties split the gradient equally (torch.minimum too; NumPy has no gradients)",
+    differs="ties split the gradient equally; a NaN operand sends the full gradient to both "
+    "(both as torch.minimum; autograd gives 0)",
 )
 
 
@@ -716,7 +722,8 @@ max = defop(
     nosym="a reduction",
     doc="d max(x) = dx at the maximum (ties share)",
     local=("g at argmax(x)",),
-    differs="tied maxima share the gradient (as torch.amax; torch.max(x, dim) picks one)",
+    differs="tied maxima share the gradient and a NaN slice gets NaN everywhere (as torch.amax; "
+    "torch.max(x, dim) picks one index)",
 )
 min = defop(
     "min",
@@ -726,7 +733,8 @@ min = defop(
     nosym="a reduction",
     doc="d min(x) = dx at the minimum (ties share)",
     local=("g at argmin(x)",),
-    differs="tied minima share the gradient (as torch.amin; torch.min(x, dim) picks one)",
+    differs="tied minima share the gradient and a NaN slice gets NaN everywhere (as torch.amin; "
+    "torch.min(x, dim) picks one index)",
 )
 # logsumexp is a primitive for stability (shift by the max) and speed (softmax cross-entropy).
 logsumexp = defop(
@@ -1102,6 +1110,7 @@ sign = defop(
     rule="Sign",
     dsym=lambda sp, F, u: sp.S.Zero,
     kink="sign jumps at x = 0 and has no derivative there (chainrule gives 0, as PyTorch)",
+    differs="sign(NaN) is NaN, as NumPy (PyTorch gives 0)",
     local=("0",),
 )
 
@@ -1182,35 +1191,46 @@ coth = defcomposite(
     rule="HyperbolicRule",
     dsym=lambda sp, F, u: 1 - sp.coth(u) ** 2,
 )
-arcsinh = defcomposite(
+# Primitives, not ln(x + sqrt(x^2 + 1)) and friends: that composite cancels to log(0) = -inf at
+# x = -1e10 (asinh is -23.7 there), loses every digit of atanh(1e-17), and its gradient at
+# x = inf is inf/inf = NaN where 1/sqrt(x^2 + 1) gives 0.
+arcsinh = defop(
     "arcsinh",
-    lambda x: log(add(x, sqrt(add(mul(x, x), 1.0)))),
+    np.arcsinh,
+    lambda g, out, x, xp: g / xp.sqrt(x * x + 1),
     sym=lambda sp, x: sp.asinh(x),
     cases=UNARY,
-    doc="d asinh x = dx / sqrt(x^2 + 1) (ln(x + sqrt(x^2 + 1)))",
+    doc="d asinh x = dx / sqrt(x^2 + 1)",
     names=("arcsinh", "asinh"),
     rule="HyperbolicRule",
+    local=("1/sqrt(x^2 + 1)",),
 )
-arccosh = defcomposite(
+arccosh = defop(
     "arccosh",
-    lambda x: log(add(x, sqrt(sub(mul(x, x), 1.0)))),
+    np.arccosh,
+    # (x - 1)(x + 1) keeps the digits of x^2 - 1 near 1; + 0.0 turns x = -1's -0 into +0, so
+    # the gradient there is inf as torch's, not -inf
+    lambda g, out, x, xp: g / xp.sqrt((x - 1) * (x + 1) + 0.0),
     sym=lambda sp, x: sp.acosh(x),
     domain=Domain(1.2, 3.0, 0.0),
     cases=UNARY,
-    doc="d acosh x = dx / sqrt(x^2 - 1) (ln(x + sqrt(x^2 - 1)))",
+    doc="d acosh x = dx / sqrt(x^2 - 1)",
     names=("arccosh", "acosh"),
     rule="HyperbolicRule",
     dsym=lambda sp, F, u: 1 / sp.sqrt(u**2 - 1),
+    local=("1/sqrt(x^2 - 1)",),
 )
-arctanh = defcomposite(
+arctanh = defop(
     "arctanh",
-    lambda x: mul(sub(log(add(1.0, x)), log(sub(1.0, x))), 0.5),
+    np.arctanh,
+    lambda g, out, x, xp: g / ((1 - x) * (1 + x)),
     sym=lambda sp, x: sp.atanh(x),
     domain=UNIT,
     cases=UNARY,
-    doc="d atanh x = dx / (1 - x^2) (ln((1 + x)/(1 - x)) / 2)",
+    doc="d atanh x = dx / (1 - x^2)",
     names=("arctanh", "atanh"),
     rule="HyperbolicRule",
+    local=("1/(1 - x^2)",),
 )
 log10 = defcomposite(
     "log10",
@@ -1265,7 +1285,7 @@ leaky_relu = defcomposite(
     rule="Leaky ReLU",
     dsym=lambda sp, F, u: sp.Piecewise((1, u > 0), (sp.Rational(1, 100), True)),
     kink="at x = 0 leaky_relu has no derivative; chainrule uses the left slope 0.01, as PyTorch",
-    differs="the parser and the explainer use the default slope 0.01",
+    differs="the parser and the explainer use the default slope 0.01; leaky_relu'(NaN) is 0",
 )
 elu = defcomposite(
     "elu",
@@ -1277,7 +1297,7 @@ elu = defcomposite(
     names=("elu", "ELU"),
     rule="ELU",
     dsym=lambda sp, F, u: sp.Piecewise((1, u > 0), (sp.exp(u), True)),
-    differs="the parser and the explainer use alpha = 1",
+    differs="the parser and the explainer use alpha = 1; elu'(NaN) is 0 (torch passes g)",
 )
 
 
