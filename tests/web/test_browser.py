@@ -171,8 +171,8 @@ def test_each_example_draws_its_graph(page, example) -> None:
         f"() => document.querySelector('{tid('program-input')}').value.startsWith('{start}')"
     )
     names = ["x", "y"] if example == "seed-composite" else ["x1", "x2", "w1", "w2", "b", "t"]
-    page.wait_for_selector(tid(f"param-{names[-1]}"))
-    for name in names:
+    for name in names:  # the previous example's sliders may still show until this one's arrive
+        page.wait_for_selector(tid(f"param-{name}"))
         assert page.locator(tid(f"param-{name}")).count() == 1
 
 
