@@ -241,7 +241,13 @@ over the limit of max_bytes=1000000
 
 
 def _one_line(exc: BaseException) -> str:
-    return " ".join(str(exc).split()) or type(exc).__name__
+    return _short(" ".join(str(exc).split()) or type(exc).__name__, quote=False)
+
+
+def _short(value: Any, quote: bool = True, limit: int = 80) -> str:
+    """A crafted name can be megabytes long: messages show at most `limit` characters."""
+    text = repr(value) if quote else str(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 class _Reader:
@@ -256,21 +262,23 @@ class _Reader:
             info = self.archive.getinfo(key + ".npy")
         except KeyError:
             raise CheckpointError(
-                f"{self.where}: the manifest references member {key!r}, "
+                f"{self.where}: the manifest references member {_short(key)}, "
                 "which the archive does not contain"
             ) from None
         stream = self.archive.open(info)
         try:
             version = np.lib.format.read_magic(stream)
             if version not in ((1, 0), (2, 0)):
-                raise CheckpointError(f"{self.where}: member {key!r} has .npy version {version}")
+                raise CheckpointError(
+                    f"{self.where}: member {_short(key)} has .npy version {version}"
+                )
             read = np.lib.format.read_array_header_1_0
             if version == (2, 0):
                 read = np.lib.format.read_array_header_2_0
             shape, fortran, dtype = read(stream)  # a bounded header: never the data
             if dtype.kind not in _KINDS or dtype.hasobject or dtype.fields is not None:
                 raise CheckpointError(
-                    f"{self.where}: member {key!r} has dtype {dtype}; only numeric and bool "
+                    f"{self.where}: member {_short(key)} has dtype {dtype}; only numeric and bool "
                     "arrays are read (never objects, which would need pickle)"
                 )
         except BaseException:
@@ -282,7 +290,7 @@ class _Reader:
         if nbytes > self.left:
             total = self.limit - self.left + nbytes
             raise CheckpointError(
-                f"{self.where}: member {key!r} needs {nbytes} bytes once decompressed "
+                f"{self.where}: member {_short(key)} needs {nbytes} bytes once decompressed "
                 f"({total:.0f} with what was read before it), over the limit of "
                 f"max_bytes={self.limit:.0f}"
             )
@@ -293,7 +301,7 @@ class _Reader:
         with stream:
             if spec is not None and (dtype.str, list(shape)) != (spec[0], spec[1]):
                 raise CheckpointError(
-                    f"{self.where}: member {key!r} is {dtype} {shape}, but the manifest "
+                    f"{self.where}: member {_short(key)} is {dtype} {shape}, but the manifest "
                     f"declares {spec[0]} {tuple(spec[1])}"
                 )
             nbytes = math.prod(shape) * dtype.itemsize
@@ -308,7 +316,7 @@ class _Reader:
                 got += more
             if got != nbytes or stream.read(1):  # reading to the end checks the zip CRC
                 raise CheckpointError(
-                    f"{self.where}: member {key!r} does not hold the {nbytes} bytes its "
+                    f"{self.where}: member {_short(key)} does not hold the {nbytes} bytes its "
                     "header declares (corrupt or truncated file?)"
                 )
         return arr
@@ -360,7 +368,7 @@ def _check_manifest(
     stack: list[tuple[Any, str, int]] = [(manifest["root"], "", 0)]
     while stack:
         node, at, depth = stack.pop()
-        bad = f"{where}: manifest node at {at or '<root>'!r}"
+        bad = f"{where}: manifest node at {_short(at or '<root>')}"
         if depth > MAX_DEPTH:
             raise CheckpointError(f"{bad} is nested deeper than the limit of {MAX_DEPTH} levels")
         kind = node.get("t") if isinstance(node, dict) else None
@@ -370,12 +378,14 @@ def _check_manifest(
         elif kind in ("array", "npscalar", "tensor"):
             key = node.get("k")
             if not isinstance(key, str) or key == _MANIFEST or key in members:
-                raise CheckpointError(f"{bad}: field 'k' is {key!r}; expected a new member name")
+                raise CheckpointError(
+                    f"{bad}: field 'k' is {_short(key)}; expected a new member name"
+                )
             spec = (node.get("d"), node.get("s")) if declares else None
             if spec is not None and not _valid_spec(*spec):
                 raise CheckpointError(
-                    f"{bad}: fields 'd'/'s' are {spec[0]!r}/{spec[1]!r}; expected a numeric "
-                    "dtype and a list of sizes"
+                    f"{bad}: fields 'd'/'s' are {_short(spec[0])}/{_short(spec[1])}; "
+                    "expected a numeric dtype and a list of sizes"
                 )
             if spec is not None:  # the declared size alone may already be over the budget
                 nbytes = math.prod(spec[1]) * np.dtype(spec[0]).itemsize
