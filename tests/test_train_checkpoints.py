@@ -165,3 +165,24 @@ def test_full_disk_stops_with_one_line_and_keeps_the_last_good_checkpoint(
     assert "No space left on device" in err and "(epoch 1) is kept at" in err
     assert load_checkpoint(out_dir / "checkpoint.npz")["epoch"] == 1
     assert os.listdir(out_dir) == ["checkpoint.npz"]  # the partial temporary file is gone
+
+
+@pytest.mark.parametrize(
+    ("option", "value", "check"),
+    [
+        ("--optimizer", "sgd", lambda s: "momentum" in s["optimizer"]["param_groups"][0]),
+        ("--schedule", "step", lambda s: s["scheduler"]["step_size"] == 1),  # 2 epochs // 3
+        (
+            "--weight-decay",
+            "0.25",
+            lambda s: s["optimizer"]["param_groups"][0]["weight_decay"] == 0.25,
+        ),
+        ("--lr", "0.125", lambda s: s["optimizer"]["param_groups"][0]["initial_lr"] == 0.125),
+    ],
+)
+def test_options_given_on_resume_win_over_the_checkpoint(tmp_path, good, option, value, check):
+    ckpt = tmp_path / "checkpoint.npz"
+    save(load(good), ckpt)
+    assert main(["train", "--resume", str(ckpt), "--epochs", "2", option, value, "--quiet"]) == 0
+    state = load_checkpoint(ckpt)
+    assert state["epoch"] == 2 and check(state)

@@ -226,22 +226,11 @@ class Run:
         Every part is checked against the objects this run built (names, types, shapes)
         before it is loaded: a crafted checkpoint raises CheckpointError naming the field.
         """
-        groups = self.optimizer.state_dict()["param_groups"]
-        groups = [{"initial_lr": g["lr"], **g} for g in groups]  # present once scheduled
-        _check_like(state["optimizer"]["param_groups"], groups, "optimizer.param_groups")
-        _check_optimizer_state(state["optimizer"]["state"])
-        # a schedule changed on resume starts from the config (setup stretches it to the epoch)
-        same = state["config"].get("schedule", self.config.schedule) == self.config.schedule
-        scheduler = state.get("scheduler") if same else None
-        if self.scheduler is not None and scheduler is not None:
-            _check_like(scheduler, self.scheduler.state_dict(), "scheduler", exact=True)
-            for key in ("T_max", "step_size"):
-                if key in scheduler and scheduler[key] < 1:
-                    _bad(f"scheduler.{key}", scheduler[key], "an integer >= 1")
-        _check_like(state["rng"], _random.get_rng_state(), "rng", exact=True)
+        optimizer, scheduler = self._checked_parts(state)
         try:
             self.model.load_state_dict(state["model"])
-            self.optimizer.load_state_dict(state["optimizer"])
+            if optimizer is not None:
+                self.optimizer.load_state_dict(optimizer)
             if self.scheduler is not None and scheduler is not None:
                 self.scheduler.load_state_dict(scheduler)
             _random.set_rng_state(state["rng"])
@@ -249,6 +238,30 @@ class Run:
             raise CheckpointError(f"checkpoint does not fit this run: {exc!r}") from None
         self.epoch = int(state["epoch"])
         self.history = list(state["history"])
+
+    def _checked_parts(self, state: dict[str, Any]) -> tuple[Any, Any]:
+        """The optimizer and schedule states to load, checked against this run's objects;
+        None for a part whose kind the config changed (--optimizer, --schedule on resume):
+        that part starts afresh (setup moves the schedule to the resumed epoch)."""
+        saved = state["config"]
+        optimizer = state["optimizer"]
+        if saved.get("optimizer", self.config.optimizer) != self.config.optimizer:
+            optimizer = None
+        if optimizer is not None:
+            groups = self.optimizer.state_dict()["param_groups"]
+            groups = [{"initial_lr": g["lr"], **g} for g in groups]  # present once scheduled
+            _check_like(optimizer["param_groups"], groups, "optimizer.param_groups")
+            _check_optimizer_state(optimizer["state"])
+        scheduler = state.get("scheduler")
+        if saved.get("schedule", self.config.schedule) != self.config.schedule:
+            scheduler = None
+        if self.scheduler is not None and scheduler is not None:
+            _check_like(scheduler, self.scheduler.state_dict(), "scheduler", exact=True)
+            for key in ("T_max", "step_size"):
+                if key in scheduler and scheduler[key] < 1:
+                    _bad(f"scheduler.{key}", scheduler[key], "an integer >= 1")
+        _check_like(state["rng"], _random.get_rng_state(), "rng", exact=True)
+        return optimizer, scheduler
 
 
 def setup(config: TrainConfig, state: dict[str, Any] | None = None) -> Run:
@@ -271,15 +284,25 @@ def setup(config: TrainConfig, state: dict[str, Any] | None = None) -> Run:
     run = Run(config, model, opt, scheduler, loader, data)
     if state is not None:
         run.restore(state)
-        if config.lr != state["config"].get("lr", config.lr):  # an explicit --lr wins
-            for group in opt.param_groups:
-                group["lr"] = group["initial_lr"] = config.lr
-            if scheduler is not None:
-                scheduler.base_lrs = [config.lr] * len(opt.param_groups)
+        _override(run, state["config"])
         if scheduler is not None:  # --epochs may have grown: stretch the schedule to it
             scheduler.__dict__.update(_schedule_params(config))
             scheduler.step_to(run.epoch)
     return run
+
+
+def _override(run: Run, saved: dict[str, Any]) -> None:
+    """An lr or weight decay given explicitly on resume wins over the restored optimizer's
+    (the schedule restarts from the new base lr at the resumed epoch)."""
+    config, opt = run.config, run.optimizer
+    lr_changed = config.lr != saved.get("lr", config.lr)
+    for group in opt.param_groups:
+        if lr_changed:
+            group["lr"] = group["initial_lr"] = config.lr
+        if config.weight_decay is not None and config.weight_decay != saved.get("weight_decay"):
+            group["weight_decay"] = config.weight_decay
+    if lr_changed and run.scheduler is not None:
+        run.scheduler.base_lrs = [config.lr] * len(opt.param_groups)
 
 
 def _schedule_params(config: TrainConfig) -> dict[str, Any]:
