@@ -337,3 +337,20 @@ def test_a_megabyte_long_crafted_name_gives_a_short_line(tmp_path):
         load(path)
     assert len(str(info.value)) < 300 and "\n" not in str(info.value)
     assert "which the archive does not contain" in str(info.value)
+
+
+def test_a_zip_of_too_many_members_is_refused_before_its_directory_is_read(tmp_path):
+    path = _write(tmp_path / "c.npz", _manifest(_deep(0)))
+    with zipfile.ZipFile(path, "a") as z:
+        for i in range(0xFFFF):  # each ~100 bytes on disk, ~550 bytes as a ZipInfo
+            z.writestr(f"{i}", b"")
+    tracemalloc.start()
+    try:
+        with pytest.raises(CheckpointError, match=r"65535 or more members; .* at most 65534"):
+            load(path)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 2**20
+    save([np.zeros(0)] * 100, path)  # well under the limit: fine
+    assert len(load(path)) == 100

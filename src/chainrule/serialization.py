@@ -14,6 +14,7 @@ import json
 import math
 import os
 import re
+import struct
 import tempfile
 import zipfile
 from pathlib import Path
@@ -33,6 +34,9 @@ _KINDS = "biufc"  # numeric and bool dtypes: never objects, which would need pic
 DEFAULT_MAX_BYTES = 2**30  # 1 GiB decompressed: far above any chainrule model, far below RAM
 MAX_DEPTH = 64  # nesting of dicts/lists/tuples; a state_dict needs about 5
 MAX_MANIFEST_BYTES = 64 * 2**20
+# Arrays per file: the zip count field's own limit. zipfile builds an object per member of
+# the central directory before anything can be checked (17 MB of empty members: 110 MB, 28 s).
+MAX_MEMBERS = 0xFFFF - 1
 
 
 class CheckpointError(ValueError):
@@ -75,6 +79,10 @@ def save(obj: Any, path: str | os.PathLike[str]) -> None:
     manifest = {"format": _FORMAT, "version": _VERSION, "root": _encode(obj, arrays, "", 0)}
     blob = json.dumps(manifest).encode()
     arrays[_MANIFEST] = np.frombuffer(blob, dtype=np.uint8)
+    if len(arrays) > MAX_MEMBERS:
+        raise ValueError(
+            f"save: {len(arrays) - 1} arrays; a checkpoint holds at most {MAX_MEMBERS - 1}"
+        )
     path = Path(path)
     directory = path.parent if str(path.parent) else Path(".")
     _remove_orphans(directory, path.name)
@@ -223,6 +231,11 @@ over the limit of max_bytes=1000000
                 f"{where} is not a chainrule checkpoint (not an .npz archive; "
                 "empty, truncated at the start, or another format)"
             )
+        count = _member_count(f)
+        if count is not None and count > MAX_MEMBERS:
+            raise CheckpointError(
+                f"{where} has {count} or more members; a checkpoint has at most {MAX_MEMBERS}"
+            )
         f.seek(0)
         try:
             with zipfile.ZipFile(f) as archive:
@@ -238,6 +251,19 @@ over the limit of max_bytes=1000000
                 f"(corrupt or truncated file?): {_one_line(exc)}"
             ) from None
     return _decode(manifest["root"], arrays)
+
+
+def _member_count(f: Any) -> int | None:
+    """The member count of the zip's end-of-central-directory record (0xFFFF: that many or
+    more), read from the file's tail; None if there is no such record."""
+    size = f.seek(0, os.SEEK_END)
+    tail_len = min(size, 22 + 0xFFFF)  # the record, then a comment of up to 64 KiB
+    f.seek(size - tail_len)
+    tail = f.read(tail_len)
+    at = tail.rfind(b"PK\x05\x06")
+    if at < 0 or len(tail) - at < 22:
+        return None
+    return int(struct.unpack_from("<H", tail, at + 10)[0])
 
 
 def _one_line(exc: BaseException) -> str:
