@@ -138,10 +138,13 @@ def test_cli_still_prints_the_trace_when_the_drawing_is_refused(tmp_path, capsys
     assert not (tmp_path / "g.svg").exists()
 
 
-def test_limit_is_a_parameter(tmp_path):
+def test_limit_is_a_parameter(monkeypatch):
     sizes, edges = [(40.0, 20.0)] * 3, [(0, 1), (1, 2), (0, 2)]
     assert len(L.layout(sizes, edges).boxes) == 3
     with pytest.raises(
         L.DrawingTooLarge, match=r"3 boxes and 3 edges need 8 layout points \(limit 7\)"
     ):
         L.layout(sizes, edges, max_points=7)
+    monkeypatch.setattr(L, "MAX_POINTS", 7)  # the module's limit is read at each call
+    with pytest.raises(L.DrawingTooLarge, match=r"\(limit 7\)"):
+        viz.graph(_program(2, shared=True)).to_svg()

@@ -76,7 +76,7 @@ def layout(
     edges: list[tuple[int, int]],
     labels: list[tuple[float, float] | None] | None = None,
     *,
-    max_points: int = MAX_POINTS,
+    max_points: int | None = None,
 ) -> Layout:
     """Place boxes of `sizes` (w, h) for `edges` (u, v), u drawn above v.
 
@@ -86,13 +86,15 @@ def layout(
     Raises
     ------
     DrawingTooLarge
-        If the boxes plus the ranks the edges cross exceed `max_points` (counted from the
-        ranks alone, in time linear in the edges, before any layout memory is allocated).
+        If the boxes plus the ranks the edges cross exceed `max_points` (default: the
+        module's MAX_POINTS, read at each call, so a program may raise it), counted from the
+        ranks alone, in time linear in the edges, before any layout memory is allocated.
     """
     n = len(sizes)
     labels = labels or [None] * len(edges)
     rank = _ranks(n, edges)
     points = n + sum(max(rank[v] - rank[u] - 1, 0) for u, v in edges)
+    max_points = MAX_POINTS if max_points is None else max_points
     if points > max_points:
         raise DrawingTooLarge(
             f"graph too large to lay out: {n} boxes and {len(edges)} edges need {points} "
