@@ -455,7 +455,15 @@ def check_checkpoint(state: dict[str, Any]) -> None:
     epoch = state["epoch"]
     if not _fits(epoch, int) or not 0 <= epoch <= cfg.epochs:
         _bad("epoch", epoch, f"an integer from 0 to the config's epochs ({cfg.epochs})")
-    history = state["history"]
+    _check_history(state["history"], epoch)
+    _check_model(state["model"], cfg)
+    if not isinstance(state["optimizer"], dict) or not {"state", "param_groups"} <= set(
+        state["optimizer"]
+    ):
+        _bad("optimizer", type(state["optimizer"]).__name__, "an optimizer state_dict")
+
+
+def _check_history(history: Any, epoch: int) -> None:
     if not isinstance(history, list):
         _bad("history", history, "a list of per-epoch records")
     if len(history) != epoch:
@@ -469,7 +477,9 @@ def check_checkpoint(state: dict[str, Any]) -> None:
         for key in _RECORD:
             if not _fits(record.get(key), float):
                 _bad(f"history[{i}].{key}", record.get(key), "a finite number")
-    model = state["model"]
+
+
+def _check_model(model: Any, cfg: TrainConfig) -> None:
     if not isinstance(model, dict) or not model:
         _bad("model", type(model).__name__, "a dict of parameter arrays")
     for name, value in model.items():
@@ -482,10 +492,6 @@ def check_checkpoint(state: dict[str, Any]) -> None:
     widths = [shape[0] for shape in weights[:-1] if len(shape) == 2]
     if widths != list(cfg.hidden):
         _bad("config.hidden", list(cfg.hidden), f"the model's layer widths {widths}")
-    if not isinstance(state["optimizer"], dict) or not {"state", "param_groups"} <= set(
-        state["optimizer"]
-    ):
-        _bad("optimizer", type(state["optimizer"]).__name__, "an optimizer state_dict")
 
 
 def _bad(field: str, value: Any, expected: str) -> typing.NoReturn:
