@@ -10,6 +10,8 @@ from __future__ import annotations
 import dataclasses
 import math
 import time
+import types
+import typing
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -19,7 +21,7 @@ import numpy as np
 from chainrule import nn, optim
 from chainrule import random as _random
 from chainrule.data import DataLoader, TensorDataset, load_dataset, train_test_split
-from chainrule.serialization import load, save
+from chainrule.serialization import DEFAULT_MAX_BYTES, CheckpointError, load, save
 from chainrule.tensor import Tensor, no_grad
 
 __all__ = [
@@ -29,6 +31,7 @@ __all__ = [
     "TrainConfig",
     "TrainingDiverged",
     "build_model",
+    "check_checkpoint",
     "evaluate",
     "fit",
     "load_checkpoint",
@@ -90,6 +93,13 @@ class TrainConfig:
             raise ValueError(f"lr must be a positive number, got {self.lr}")
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
+        if not 0.0 < self.test_size < 1.0:
+            raise ValueError(f"test_size must be in (0, 1), got {self.test_size}")
+        if self.weight_decay is not None and not 0 <= self.weight_decay < math.inf:
+            raise ValueError(f"weight_decay must be >= 0, got {self.weight_decay}")
+        for field in ("seed", "split_seed"):
+            if getattr(self, field) < 0:  # NumPy refuses negative seeds
+                raise ValueError(f"{field} must be >= 0, got {getattr(self, field)}")
 
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
@@ -211,14 +221,47 @@ class Run:
         }
 
     def restore(self, state: dict[str, Any]) -> None:
-        """Load a checkpoint's model, optimizer, schedule, RNG state and history."""
-        self.model.load_state_dict(state["model"])
-        self.optimizer.load_state_dict(state["optimizer"])
-        if self.scheduler is not None and state.get("scheduler") is not None:
-            self.scheduler.load_state_dict(state["scheduler"])
-        _random.set_rng_state(state["rng"])
+        """Load a checkpoint's model, optimizer, schedule, RNG state and history.
+
+        Every part is checked against the objects this run built (names, types, shapes)
+        before it is loaded: a crafted checkpoint raises CheckpointError naming the field.
+        """
+        optimizer, scheduler = self._checked_parts(state)
+        try:
+            self.model.load_state_dict(state["model"])
+            if optimizer is not None:
+                self.optimizer.load_state_dict(optimizer)
+            if self.scheduler is not None and scheduler is not None:
+                self.scheduler.load_state_dict(scheduler)
+            _random.set_rng_state(state["rng"])
+        except (KeyError, TypeError, IndexError, AttributeError, ArithmeticError) as exc:
+            raise CheckpointError(f"checkpoint does not fit this run: {exc!r}") from None
         self.epoch = int(state["epoch"])
         self.history = list(state["history"])
+
+    def _checked_parts(self, state: dict[str, Any]) -> tuple[Any, Any]:
+        """The optimizer and schedule states to load, checked against this run's objects;
+        None for a part whose kind the config changed (--optimizer, --schedule on resume):
+        that part starts afresh (setup moves the schedule to the resumed epoch)."""
+        saved = state["config"]
+        optimizer = state["optimizer"]
+        if saved.get("optimizer", self.config.optimizer) != self.config.optimizer:
+            optimizer = None
+        if optimizer is not None:
+            groups = self.optimizer.state_dict()["param_groups"]
+            groups = [{"initial_lr": g["lr"], **g} for g in groups]  # present once scheduled
+            _check_like(optimizer["param_groups"], groups, "optimizer.param_groups")
+            _check_optimizer_state(optimizer["state"])
+        scheduler = state.get("scheduler")
+        if saved.get("schedule", self.config.schedule) != self.config.schedule:
+            scheduler = None
+        if self.scheduler is not None and scheduler is not None:
+            _check_like(scheduler, self.scheduler.state_dict(), "scheduler", exact=True)
+            for key in ("T_max", "step_size"):
+                if key in scheduler and scheduler[key] < 1:
+                    _bad(f"scheduler.{key}", scheduler[key], "an integer >= 1")
+        _check_like(state["rng"], _random.get_rng_state(), "rng", exact=True)
+        return optimizer, scheduler
 
 
 def setup(config: TrainConfig, state: dict[str, Any] | None = None) -> Run:
@@ -241,10 +284,25 @@ def setup(config: TrainConfig, state: dict[str, Any] | None = None) -> Run:
     run = Run(config, model, opt, scheduler, loader, data)
     if state is not None:
         run.restore(state)
+        _override(run, state["config"])
         if scheduler is not None:  # --epochs may have grown: stretch the schedule to it
             scheduler.__dict__.update(_schedule_params(config))
             scheduler.step_to(run.epoch)
     return run
+
+
+def _override(run: Run, saved: dict[str, Any]) -> None:
+    """An lr or weight decay given explicitly on resume wins over the restored optimizer's
+    (the schedule restarts from the new base lr at the resumed epoch)."""
+    config, opt = run.config, run.optimizer
+    lr_changed = config.lr != saved.get("lr", config.lr)
+    for group in opt.param_groups:
+        if lr_changed:
+            group["lr"] = group["initial_lr"] = config.lr
+        if config.weight_decay is not None and config.weight_decay != saved.get("weight_decay"):
+            group["weight_decay"] = config.weight_decay
+    if lr_changed and run.scheduler is not None:
+        run.scheduler.base_lrs = [config.lr] * len(opt.param_groups)
 
 
 def _schedule_params(config: TrainConfig) -> dict[str, Any]:
@@ -342,16 +400,23 @@ def fit(
     return run
 
 
-def load_checkpoint(path: str | Path) -> dict[str, Any]:
-    """Load a checkpoint written by `fit` and check that it is one.
+def load_checkpoint(
+    path: str | Path, *, max_bytes: int | None = DEFAULT_MAX_BYTES
+) -> dict[str, Any]:
+    """Load a checkpoint written by `fit` and check it field by field.
+
+    The file is read with `chainrule.serialization.load` (bounded by `max_bytes`, default
+    1 GiB); then the kind, config (every field's type, then `TrainConfig.validate`), epoch,
+    history and model are checked, so that nothing crafted reaches the training loop. The
+    optimizer, schedule and RNG state are checked against the objects a run builds, in
+    `setup`, still before anything is written.
 
     Raises
     ------
     FileNotFoundError, chainrule.serialization.CheckpointError
+        The message is one line naming the file and the field.
     """
-    from chainrule.serialization import CheckpointError
-
-    state = load(path)
+    state = load(path, max_bytes=max_bytes)
     missing = [
         k
         for k in ("config", "epoch", "model", "optimizer", "rng", "history")
@@ -362,4 +427,136 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
             f"{str(path)!r} is a chainrule file but not a training checkpoint"
             + (f" (missing {', '.join(missing)})" if missing else "")
         )
+    try:
+        check_checkpoint(state)
+    except CheckpointError as exc:
+        raise CheckpointError(f"{str(path)!r}: {exc}") from None
     return state
+
+
+_RECORD = ("epoch", "train_loss", "train_accuracy", "test_loss", "test_accuracy", "lr", "time_s")
+
+
+def check_checkpoint(state: dict[str, Any]) -> None:
+    """Check a training checkpoint's config, epoch, history and model; raise CheckpointError
+    naming the first bad field ("checkpoint field 'epoch' is 'abc'; expected ...")."""
+    config = state["config"]
+    if not isinstance(config, dict):
+        _bad("config", config, "a dict of TrainConfig fields")
+    hints = typing.get_type_hints(TrainConfig)
+    for name, value in config.items():
+        if name in hints and not _fits(value, hints[name]):
+            _bad(f"config.{name}", value, f"a value of type {_type_name(hints[name])}")
+    cfg = TrainConfig.from_dict(config)
+    try:
+        cfg.validate()
+    except ValueError as exc:
+        raise CheckpointError(f"checkpoint config: {exc}") from None
+    epoch = state["epoch"]
+    if not _fits(epoch, int) or not 0 <= epoch <= cfg.epochs:
+        _bad("epoch", epoch, f"an integer from 0 to the config's epochs ({cfg.epochs})")
+    _check_history(state["history"], epoch)
+    _check_model(state["model"], cfg)
+    if not isinstance(state["optimizer"], dict) or not {"state", "param_groups"} <= set(
+        state["optimizer"]
+    ):
+        _bad("optimizer", type(state["optimizer"]).__name__, "an optimizer state_dict")
+
+
+def _check_history(history: Any, epoch: int) -> None:
+    if not isinstance(history, list):
+        _bad("history", history, "a list of per-epoch records")
+    if len(history) != epoch:
+        raise CheckpointError(
+            f"checkpoint field 'history' has {len(history)} records; expected {epoch} "
+            "(one per epoch trained)"
+        )
+    for i, record in enumerate(history):
+        if not isinstance(record, dict) or record.get("epoch") != i + 1:
+            _bad(f"history[{i}]", record, f"the record of epoch {i + 1}")
+        for key in _RECORD:
+            if not _fits(record.get(key), float):
+                _bad(f"history[{i}].{key}", record.get(key), "a finite number")
+
+
+def _check_model(model: Any, cfg: TrainConfig) -> None:
+    if not isinstance(model, dict) or not model:
+        _bad("model", type(model).__name__, "a dict of parameter arrays")
+    for name, value in model.items():
+        arr = value.data if isinstance(value, Tensor) else value
+        if not isinstance(arr, np.ndarray) or arr.dtype.kind != "f":
+            _bad(f"model.{name}", type(value).__name__, "a float array")
+    # the hidden sizes the config builds must be those of the stored weights, so that
+    # rebuilding the model allocates no more than the checkpoint holds
+    weights = [v.shape for k, v in model.items() if str(k).endswith(".weight")]
+    widths = [shape[0] for shape in weights[:-1] if len(shape) == 2]
+    if widths != list(cfg.hidden):
+        _bad("config.hidden", list(cfg.hidden), f"the model's layer widths {widths}")
+
+
+def _bad(field: str, value: Any, expected: str) -> typing.NoReturn:
+    shown = repr(value)
+    shown = shown if len(shown) <= 60 else shown[:57] + "..."
+    raise CheckpointError(f"checkpoint field {field!r} is {shown}; expected {expected}")
+
+
+def _fits(value: Any, hint: Any) -> bool:
+    """Whether a loaded value may stand for a field annotated `hint` (JSON-level types:
+    a tuple comes back as a list, an int may stand for a float; bool is never a number)."""
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if isinstance(hint, types.UnionType) or origin is typing.Union:
+        return any(_fits(value, a) for a in args)
+    if hint is type(None):
+        return value is None
+    if isinstance(value, bool):
+        return hint is bool
+    if hint is float:
+        if not isinstance(value, (int, float, np.integer, np.floating)):
+            return False
+        try:
+            return math.isfinite(value)
+        except OverflowError:  # an int beyond float range
+            return False
+    if hint is int:
+        return isinstance(value, (int, np.integer))
+    if origin is tuple:
+        return isinstance(value, (list, tuple)) and all(_fits(v, args[0]) for v in value)
+    return isinstance(value, hint)
+
+
+def _type_name(hint: Any) -> str:
+    return getattr(hint, "__name__", None) or str(hint)
+
+
+def _check_like(value: Any, template: Any, where: str, exact: bool = False) -> None:
+    """`value` has the structure and scalar types of `template` (a fresh object's state):
+    dicts with known keys (all of them if `exact`), lists of like items, numbers, strings."""
+    if isinstance(template, dict):
+        if not isinstance(value, dict):
+            _bad(where, type(value).__name__, "a dict")
+        unknown = [k for k in value if k not in template]
+        missing = [k for k in template if k not in value] if exact else []
+        if unknown or missing:
+            _bad(where, sorted(map(str, unknown or missing)), f"the fields {sorted(template)}")
+        for k, v in value.items():
+            _check_like(v, template[k], f"{where}.{k}")
+    elif isinstance(template, (list, tuple)):
+        if not isinstance(value, (list, tuple)) or len(value) != len(template):
+            _bad(where, value, f"a list of {len(template)} items")
+        for i, (v, t) in enumerate(zip(value, template)):
+            _check_like(v, t, f"{where}[{i}]")
+    elif not _fits(value, type(template) if not isinstance(template, np.generic) else float):
+        _bad(where, value, f"a {type(template).__name__}")
+
+
+def _check_optimizer_state(state: Any) -> None:
+    """Per-parameter optimizer state: {index: {name: array or number}}; shapes are checked by
+    the optimizer's load_state_dict."""
+    if not isinstance(state, dict):
+        _bad("optimizer.state", type(state).__name__, "a dict")
+    for idx, entry in state.items():
+        if not _fits(idx, int) or not isinstance(entry, dict):
+            _bad(f"optimizer.state[{idx!r}]", entry, "a dict of state arrays")
+        for name, v in entry.items():
+            if not (isinstance(v, np.ndarray) and v.dtype.kind in "fiu") and not _fits(v, float):
+                _bad(f"optimizer.state[{idx}].{name}", v, "an array or a finite number")

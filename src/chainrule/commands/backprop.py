@@ -105,8 +105,12 @@ def run(args: argparse.Namespace) -> int:
             raise InputError(f"--digits must be between 0 and 12, got {args.digits}")
         trace = viz.trace(out, digits=args.digits)
         drawing = viz.graph(out, backward=True, digits=args.digits) if args.graph else None
+        too_large = None
         if drawing is not None:
-            drawing.save(args.graph)
+            try:
+                drawing.save(args.graph)
+            except viz.DrawingTooLarge as exc:  # the trace is still worth printing
+                too_large = exc
     except (InputError, OSError) as exc:
         print(f"chainrule backprop: error: {exc}", file=sys.stderr)
         return 2
@@ -117,6 +121,9 @@ def run(args: argparse.Namespace) -> int:
         print(f"chainrule backprop: error: {exc}; pip install 'chainrule[all]'", file=sys.stderr)
         return 2
     print(_report(trace, args.format, args.digits, order=list(at)))
+    if too_large is not None:
+        print(f"chainrule backprop: error: --graph {args.graph}: {too_large}", file=sys.stderr)
+        return 2
     if args.graph:
         print(f"wrote {args.graph}")
     return 0

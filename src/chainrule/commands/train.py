@@ -159,8 +159,17 @@ def run(args: argparse.Namespace) -> int:
     except ValueError as exc:  # e.g. --resume with a checkpoint of another architecture
         bar.close()
         return _fail(exc)
+    except OSError as exc:  # a full disk: save() removed its partial file, the old one stays
+        bar.close()
+        return _fail(
+            f"cannot write {checkpoint}: {exc.strerror or exc}; stopped. The last good "
+            f"checkpoint (epoch {_saved_epoch(checkpoint)}) is kept at {checkpoint}"
+        )
     bar.close()
-    metrics = write_outputs(result, out, time.perf_counter() - start)
+    try:
+        metrics = write_outputs(result, out, time.perf_counter() - start)
+    except OSError as exc:
+        return _fail(f"cannot write metrics or plot in {out}: {exc.strerror or exc}")
     curves = importlib.util.find_spec("matplotlib") is not None  # else plot_curves skipped
     print(
         f"test accuracy {metrics['test_accuracy']:.2%} (test loss {metrics['test_loss']:.4f}) "
@@ -175,7 +184,7 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _fail(exc: BaseException) -> int:
+def _fail(exc: BaseException | str) -> int:
     message = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
     print(f"chainrule train: error: {message}", file=sys.stderr)
     return 2

@@ -7,10 +7,12 @@ or LaTeX). Imports NumPy only; matplotlib is imported when a PNG is written.
 
 from chainrule.viz.graph import Graph, graph
 from chainrule.viz.groups import ModuleGroups, module_groups
+from chainrule.viz.layout import DrawingTooLarge
 from chainrule.viz.model import GraphFreedError
 from chainrule.viz.trace import Trace, trace
 
 __all__ = [
+    "DrawingTooLarge",
     "Graph",
     "GraphFreedError",
     "ModuleGroups",

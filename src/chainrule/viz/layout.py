@@ -5,6 +5,9 @@ of its own; every node sits just above its first consumer), a dummy node on ever
 crosses,
 barycenter ordering sweeps that keep the order with the fewest crossings, then x positions by
 isotonic regression (each node pulled to its neighbours' mean, boxes never overlapping).
+Every step is linear in the number of layout points (boxes plus one point per rank an edge
+crosses) per sweep; past FULL_EFFORT points the sweeps are fewer, and past MAX_POINTS the layout
+is refused (DrawingTooLarge) before anything is allocated for it.
 Pure Python and NumPy; knows boxes and edges, nothing about tensors.
 """
 
@@ -20,6 +23,18 @@ RANK_GAP = 14.0  # vertical space between ranks
 DUMMY_WIDTH = 10.0
 MARGIN = 12.0
 SWEEPS = 16
+# Boxes plus edge bends a layout accepts. A 1,000-statement program whose input feeds every
+# statement needs millions (each such edge bends on every rank it crosses): refused in
+# milliseconds; 50,000 points lay out in about a second (2 cores, busy) and 30 MB.
+MAX_POINTS = 50_000
+# Up to this many points every graph gets SWEEPS sweeps (all pictures in the docs and tests);
+# above, the sweeps shrink so that points x sweeps stays about constant (at least 2).
+FULL_EFFORT = 2_000
+SETTLED = 1e-3  # x sweeps stop once a pair of them moves no box by more than this (points)
+
+
+class DrawingTooLarge(ValueError):
+    """The graph needs more layout points than the limit; the message gives both counts."""
 
 
 @dataclass
@@ -60,15 +75,33 @@ def layout(
     sizes: list[tuple[float, float]],
     edges: list[tuple[int, int]],
     labels: list[tuple[float, float] | None] | None = None,
+    *,
+    max_points: int | None = None,
 ) -> Layout:
     """Place boxes of `sizes` (w, h) for `edges` (u, v), u drawn above v.
 
     `labels[k]` is the (w, h) of edge k's label or None. Returns centres, edge routes from the
     bottom of u to the top of v, and the drawing's size.
+
+    Raises
+    ------
+    DrawingTooLarge
+        If the boxes plus the ranks the edges cross exceed `max_points` (default: the
+        module's MAX_POINTS, read at each call, so a program may raise it), counted from the
+        ranks alone, in time linear in the edges, before any layout memory is allocated.
     """
     n = len(sizes)
     labels = labels or [None] * len(edges)
     rank = _ranks(n, edges)
+    points = n + sum(max(rank[v] - rank[u] - 1, 0) for u, v in edges)
+    max_points = MAX_POINTS if max_points is None else max_points
+    if points > max_points:
+        raise DrawingTooLarge(
+            f"graph too large to lay out: {n} boxes and {len(edges)} edges need {points} "
+            f"layout points (limit {max_points}); save it as .dot for Graphviz, or draw a "
+            "smaller part"
+        )
+    sweeps = SWEEPS if points <= FULL_EFFORT else max(2, SWEEPS * FULL_EFFORT // points)
     # layered graph: real nodes 0..n-1, then dummies; chains[k] = the vertices of edge k
     vsize = [(float(w), float(h)) for w, h in sizes]
     vrank = list(rank)
@@ -81,8 +114,8 @@ def layout(
             vrank.append(r)
             chain.append(len(vsize) - 1)
         chains.append([*chain, v])
-    layers = _order(vrank, chains)
-    xs = _xcoords(layers, vsize, chains)
+    layers = _order(vrank, chains, sweeps)
+    xs = _xcoords(layers, vsize, chains, sweeps)
     ys, height = _ycoords(layers, vsize)
     return _finish(n, layers, vsize, xs, ys, height, chains, labels)
 
@@ -110,7 +143,7 @@ def _ranks(n: int, edges: list[tuple[int, int]]) -> list[int]:
     return [top - d for d in depth]
 
 
-def _order(vrank: list[int], chains: list[list[int]]) -> list[list[int]]:
+def _order(vrank: list[int], chains: list[list[int]], sweeps: int) -> list[list[int]]:
     """Vertices per rank, ordered by barycenter sweeps; the order with fewest crossings wins."""
     nr = max(vrank) + 1 if vrank else 0
     up: dict[int, list[int]] = {}
@@ -123,17 +156,23 @@ def _order(vrank: list[int], chains: list[list[int]]) -> list[list[int]]:
     for v in _dfs_order(len(vrank), down, up):
         layers[vrank[v]].append(v)
     best, best_cross = [list(layer) for layer in layers], _crossings(layers, down)
-    for sweep in range(SWEEPS):
+    before: list[list[list[int]]] = []  # the orders after the last two sweeps
+    for sweep in range(sweeps):
         rng = range(1, nr) if sweep % 2 == 0 else range(nr - 2, -1, -1)
         nbrs = up if sweep % 2 == 0 else down
         for r in rng:
+            if len(layers[r]) < 2:  # nothing to reorder
+                continue
             adj = layers[r - 1] if sweep % 2 == 0 else layers[r + 1]
             pos = {v: i for i, v in enumerate(adj)}
             cur = {v: i for i, v in enumerate(layers[r])}
             layers[r].sort(key=lambda v: _barycenter(v, nbrs, pos, cur))
+        if len(before) == 2 and layers == before[0]:
+            break  # a fixed point of a down and an up sweep: every later sweep repeats these
         cross = _crossings(layers, down)
         if cross < best_cross:
             best, best_cross = [list(layer) for layer in layers], cross
+        before = [*before[-1:], [list(layer) for layer in layers]]
     return best
 
 
@@ -162,19 +201,44 @@ def _barycenter(
 
 
 def _crossings(layers: list[list[int]], down: dict[int, list[int]]) -> int:
-    total = 0
+    """Edge crossings between consecutive ranks: with the edges sorted by (rank, upper
+    position, lower position), a crossing is an inversion of the lower positions. Offsetting
+    each rank's lower positions by the width of the ranks before keeps ranks apart, so one
+    count serves every rank."""
+    lower: list[int] = []
+    offset = 0
     for r in range(len(layers) - 1):
-        pos = {v: i for i, v in enumerate(layers[r + 1])}
-        pairs = [(i, pos[w]) for i, v in enumerate(layers[r]) for w in down.get(v, []) if w in pos]
-        if len(pairs) < 2:
-            continue
-        a, b = np.array(pairs, dtype=float).T
-        total += int(np.sum((a[:, None] - a[None, :]) * (b[:, None] - b[None, :]) < 0)) // 2
+        pos = {v: offset + i for i, v in enumerate(layers[r + 1])}
+        for v in layers[r]:  # upper positions ascending; lower ones sorted within each vertex
+            lower += sorted(pos[w] for w in down.get(v, ()) if w in pos)
+        offset += len(layers[r + 1])
+    return _inversions(np.array(lower, dtype=np.int64)) if len(lower) > 1 else 0
+
+
+def _inversions(b: np.ndarray) -> int:
+    """Pairs i < j with b[i] > b[j], by a bottom-up merge sort, one vectorised pass per level:
+    values are offset by their block's index so one searchsorted serves every block at once."""
+    n = len(b)
+    b = np.unique(b, return_inverse=True)[1].ravel().astype(np.int64)  # values in [0, n)
+    idx = np.arange(n)
+    total, width = 0, 1
+    while width < n:
+        block = idx // (2 * width)
+        key = b + block * n  # each half-block is sorted (previous level): keys sorted per half
+        right = (idx // width) % 2 == 1
+        left_keys = key[~right]  # all left halves, in block order: one sorted array
+        upto = np.searchsorted(left_keys, (block[right] + 1) * n)  # end of the same left half
+        total += int(np.sum(upto - np.searchsorted(left_keys, key[right], side="right")))
+        b = np.sort(key) - block * n  # merge every pair of halves at once
+        width *= 2
     return total
 
 
 def _xcoords(
-    layers: list[list[int]], vsize: list[tuple[float, float]], chains: list[list[int]]
+    layers: list[list[int]],
+    vsize: list[tuple[float, float]],
+    chains: list[list[int]],
+    sweeps: int,
 ) -> list[float]:
     """Each vertex pulled toward the mean x of its neighbours, in sweeps down and up; the order
     is kept and boxes stay NODE_GAP apart (weighted isotonic regression per rank)."""
@@ -191,9 +255,14 @@ def _xcoords(
             nbr.setdefault(a, []).append((b, w))
             nbr.setdefault(b, []).append((a, w))
     order = list(range(len(layers)))
-    for sweep in range(2 * SWEEPS):
+    last: list[float] = []
+    for sweep in range(2 * sweeps):
+        if sweep % 2 == 0:
+            last = list(x)
         for r in order if sweep % 2 == 0 else order[::-1]:
             _place_rank(layers[r], vsize, x, nbr)
+        if sweep % 2 == 1 and max(map(abs, map(float.__sub__, x, last)), default=0) < SETTLED:
+            break  # a down and an up sweep moved nothing by more than SETTLED: converged
     return x
 
 
@@ -203,6 +272,11 @@ def _place_rank(
     x: list[float],
     nbr: dict[int, list[tuple[int, float]]],
 ) -> None:
+    if len(layer) == 1:  # most ranks of a long program: the box goes to its neighbours' mean
+        ns = nbr.get(layer[0])
+        if ns:
+            x[layer[0]] = sum(x[u] * w for u, w in ns) / sum(w for _, w in ns)
+        return
     if not layer:
         return
     want, weight = [], []

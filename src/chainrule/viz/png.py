@@ -10,6 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from chainrule.viz.layout import DrawingTooLarge
 from chainrule.viz.scene import FONT_SIZE, LABEL_FONT, LINE_H, PAD_Y, ROLES, STYLES, Scene
 
 
@@ -26,6 +27,12 @@ def save(scene: Scene, path: str | Path, dpi: int = 150) -> None:
         ) from exc
     lay = scene.layout()
     width, height, legend = scene.canvas()
+    pixels = max(width, height) * dpi / 72
+    if Path(path).suffix.lower() not in (".pdf", ".svg", ".eps", ".ps") and pixels >= 2**16:
+        raise DrawingTooLarge(  # Agg's limit; checked before matplotlib allocates the canvas
+            f"the drawing is {width * dpi / 72:.0f} x {height * dpi / 72:.0f} px at {dpi} dpi, "
+            "over the 65535 px a side a raster image can have; save it as .svg or .pdf"
+        )
     fig = Figure(figsize=(width / 72, height / 72))
     FigureCanvasAgg(fig)
     ax = fig.add_axes((0, 0, 1, 1))
