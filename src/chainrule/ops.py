@@ -849,3 +849,140 @@ NUMPY_NS = SimpleNamespace(
 )
 # Filled by composite.py with the same names, as differentiable chainrule functions.
 TENSOR_NS = SimpleNamespace()
+
+# --------------------------------------------------------------------------- convolution
+# One N-d primitive serves conv1d and conv2d. Both vjps are written with the same `conv` (and
+# getitem, scatter_add, reshape, transpose) through `xp`, so the backward pass of a convolution
+# is itself a convolution (seed form: the delta of a conv is a full correlation with the
+# flipped kernel), and higher derivatives come for free.
+
+_Pads = tuple[tuple[int, int], ...]
+
+
+def _conv(
+    x: np.ndarray,
+    w: np.ndarray,
+    stride: tuple[int, ...],
+    padding: _Pads,
+    dilation: tuple[int, ...],
+    groups: int = 1,
+) -> np.ndarray:
+    """y[n, o, p] = sum_{c, k} w[o, c, k] xpad[n, c, p * stride + k * dilation] (per group).
+
+    im2col on GEMM: the windows are a strided view of the padded input, gathered once into a
+    (groups, N * positions, C/groups * taps) matrix and multiplied by the kernel matrix.
+    """
+    nd, (n, _), (o, cg), k = x.ndim - 2, x.shape[:2], w.shape[:2], w.shape[2:]
+    if any(lo or hi for lo, hi in padding):
+        x = np.pad(x, ((0, 0), (0, 0), *padding))
+    span = tuple(d * (kk - 1) + 1 for d, kk in zip(dilation, k))
+    win = np.lib.stride_tricks.sliding_window_view(x, span, axis=tuple(range(2, 2 + nd)))
+    steps: tuple[Any, ...] = (Ellipsis, *(slice(None, None, s) for s in (*stride, *dilation)))
+    win = win[steps]
+    pos = win.shape[2 : 2 + nd]
+    # (N, G, Cg, *pos, *k) -> (G, N, *pos, Cg, *k): channels and taps last, contracted by GEMM
+    win = win.reshape(n, groups, cg, *pos, *k)
+    cols = win.transpose(1, 0, *range(3, 3 + nd), 2, *range(3 + nd, 3 + 2 * nd))
+    y = cols.reshape(groups, -1, cg * math.prod(k)) @ np.swapaxes(
+        w.reshape(groups, o // groups, -1), 1, 2
+    )
+    y = y.reshape(groups, n, *pos, o // groups).transpose(1, 0, 2 + nd, *range(2, 2 + nd))
+    return np.ascontiguousarray(y).reshape(n, o, *pos)
+
+
+def _conv_transpose(
+    g: Any,
+    w: Any,
+    xp: Any,
+    size: tuple[int, ...],
+    stride: tuple[int, ...],
+    padding: _Pads,
+    dilation: tuple[int, ...],
+    groups: int,
+) -> Any:
+    """The adjoint of `_conv` in x: g with stride-1 zeros between its entries, fully correlated
+    with the flipped kernel (in and out channels swapped per group), cropped to x's `size`."""
+    nd, (n, o), (cg, *k) = len(size), g.shape[:2], w.shape[1:]
+    every = (slice(None), slice(None))
+    if any(s > 1 for s in stride):
+        spread = tuple((p - 1) * s + 1 for p, s in zip(g.shape[2:], stride))
+        g = xp.scatter_add(g, every + tuple(slice(None, None, s) for s in stride), (n, o, *spread))
+    wt = xp.transpose(xp.reshape(w, (groups, o // groups, cg, *k)), (0, 2, 1, *range(3, 3 + nd)))
+    wt = xp.getitem(
+        xp.reshape(wt, (groups * cg, o // groups, *k)), every + (slice(None, None, -1),) * nd
+    )
+    full = tuple((d * (kk - 1), d * (kk - 1)) for d, kk in zip(dilation, k))
+    gx = xp.conv(g, wt, stride=(1,) * nd, padding=full, dilation=dilation, groups=groups)
+    # gx covers the padded input from 0 to its length; inputs no window reached get zeros
+    # (ops.py shadows the builtin min)
+    ends = [r if r < lo + s else lo + s for r, (lo, _), s in zip(gx.shape[2:], padding, size)]
+    gx = xp.getitem(gx, every + tuple(slice(lo, e) for (lo, _), e in zip(padding, ends)))
+    if gx.shape[2:] != tuple(size):
+        gx = xp.scatter_add(
+            gx, every + tuple(slice(0, m) for m in gx.shape[2:]), (n, groups * cg, *size)
+        )
+    return gx
+
+
+def _conv_vjp_w(
+    g: Any,
+    out: Any,
+    x: Any,
+    w: Any,
+    xp: Any,
+    stride: tuple[int, ...],
+    padding: _Pads,
+    dilation: tuple[int, ...],
+    groups: int = 1,
+) -> Any:
+    """dL/dw[o, c, k] = sum_{n, p} g[n, o, p] xpad[n, c, p s + k d]: a conv of x (batch and
+    channels swapped) with g as the kernel, stride and dilation exchanged, cropped to the taps."""
+    (n, _, *size), (cg, *k), nd = x.shape, w.shape[1:], w.ndim - 2
+    xin = xp.transpose(xp.reshape(x, (n, groups, cg, *size)), (2, 1, 0, *range(3, 3 + nd)))
+    gk = xp.transpose(g, (1, 0, *range(2, 2 + nd)))
+    gw = xp.conv(
+        xp.reshape(xin, (cg, groups * n, *size)),
+        gk,
+        stride=dilation,
+        padding=padding,
+        dilation=stride,
+        groups=groups,
+    )
+    gw = xp.getitem(gw, (slice(None), slice(None), *(slice(0, kk) for kk in k)))
+    return xp.transpose(gw, (1, 0, *range(2, 2 + nd)))
+
+
+def _conv_cases(rng: np.random.Generator, dtype: Any, op: OpDef) -> list[Case]:
+    def s(*shape: int) -> np.ndarray:
+        return op.domain.sample(rng, shape, dtype)
+
+    def p(nd: int, stride: int = 1, pad: int = 0, dil: int = 1, groups: int = 1) -> dict[str, Any]:
+        return {
+            "stride": (stride,) * nd,
+            "padding": ((pad, pad),) * nd,
+            "dilation": (dil,) * nd,
+            "groups": groups,
+        }
+
+    return [
+        ((s(2, 2, 7), s(3, 2, 3)), p(1, stride=2, pad=1)),
+        ((s(1, 4, 5, 4), s(4, 2, 2, 3)), p(2, stride=1, pad=1, dil=1, groups=2)),
+        ((s(2, 3, 9), s(2, 3, 2)), p(1, stride=3, dil=2)),
+        ((s(2, 2, 6, 5), s(3, 2, 3, 2)), {**p(2, stride=2, dil=2), "padding": ((1, 2), (0, 1))}),
+        ((s(1, 6, 8), s(3, 2, 3)), p(1, stride=2, pad=2, groups=3)),
+    ]
+
+
+conv = defop(
+    "conv",
+    _conv,
+    lambda g, out, x, w, xp, stride, padding, dilation, groups=1: _conv_transpose(
+        g, w, xp, x.shape[2:], stride, padding, dilation, groups
+    ),
+    _conv_vjp_w,
+    cases=_conv_cases,
+    nosym="sums over windows",
+    doc="d conv(x, w) = conv(dx, w) + conv(x, dw); dx = full correlation of g with flipped w",
+)
+NUMPY_NS.conv = _conv
+TENSOR_NS.conv = lambda x, w, **params: apply(conv, x, w, **params)

@@ -5,6 +5,7 @@
 
 from chainrule.nn import functional, init
 from chainrule.nn.activations import GELU, LeakyReLU, ReLU, Sigmoid, SiLU, Softmax, Tanh
+from chainrule.nn.conv import Conv1d, Conv2d, ConvTranspose1d, ConvTranspose2d
 from chainrule.nn.layers import (
     Dropout,
     Flatten,
@@ -21,6 +22,10 @@ from chainrule.nn.parameter import Parameter
 __all__ = [
     "GELU",
     "BCEWithLogitsLoss",
+    "Conv1d",
+    "Conv2d",
+    "ConvTranspose1d",
+    "ConvTranspose2d",
     "CrossEntropyLoss",
     "Dropout",
     "Flatten",

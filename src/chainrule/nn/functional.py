@@ -24,10 +24,15 @@ from chainrule.composite import (
     softplus,
     tanh,
 )
+from chainrule.nn.conv import conv1d, conv2d, conv_transpose1d, conv_transpose2d
 from chainrule.tensor import Tensor
 
 __all__ = [
     "binary_cross_entropy_with_logits",
+    "conv1d",
+    "conv2d",
+    "conv_transpose1d",
+    "conv_transpose2d",
     "cross_entropy",
     "gelu",
     "leaky_relu",
