@@ -25,9 +25,22 @@ from chainrule.composite import (
     tanh,
 )
 from chainrule.nn.conv import conv1d, conv2d, conv_transpose1d, conv_transpose2d
+from chainrule.nn.pooling import (
+    adaptive_avg_pool1d,
+    adaptive_avg_pool2d,
+    avg_pool1d,
+    avg_pool2d,
+    interpolate,
+    max_pool1d,
+    max_pool2d,
+)
 from chainrule.tensor import Tensor
 
 __all__ = [
+    "adaptive_avg_pool1d",
+    "adaptive_avg_pool2d",
+    "avg_pool1d",
+    "avg_pool2d",
     "binary_cross_entropy_with_logits",
     "conv1d",
     "conv2d",
@@ -35,10 +48,13 @@ __all__ = [
     "conv_transpose2d",
     "cross_entropy",
     "gelu",
+    "interpolate",
     "leaky_relu",
     "linear",
     "log_softmax",
     "logsumexp",
+    "max_pool1d",
+    "max_pool2d",
     "mse_loss",
     "relu",
     "sigmoid",
