@@ -99,7 +99,8 @@ def _max_pool(
     span = tuple(dd * (kk - 1) + 1 for dd, kk in zip(d, k))
     win = np.lib.stride_tricks.sliding_window_view(xa, span, axis=tuple(range(2, 2 + nd)))
     steps: tuple[Any, ...] = (Ellipsis, *(slice(None, None, v) for v in (*s, *d)))
-    win = win[steps][(slice(None), slice(None), *(slice(0, m) for m in out))]
+    first_m: tuple[Any, ...] = (slice(None), slice(None), *(slice(0, m) for m in out))
+    win = win[steps][first_m]
     first = np.argmax(win.reshape(*win.shape[: 2 + nd], -1), axis=-1)  # the first maximum
     taps = np.unravel_index(first, k)
     grids = np.meshgrid(*(np.arange(m) for m in out), indexing="ij")
