@@ -6,6 +6,7 @@
 from chainrule.nn import functional, init
 from chainrule.nn.activations import GELU, LeakyReLU, ReLU, Sigmoid, SiLU, Softmax, Tanh
 from chainrule.nn.conv import Conv1d, Conv2d, ConvTranspose1d, ConvTranspose2d
+from chainrule.nn.dropout import Dropout1d, Dropout2d
 from chainrule.nn.layers import (
     Dropout,
     Flatten,
@@ -17,6 +18,7 @@ from chainrule.nn.layers import (
 )
 from chainrule.nn.losses import BCEWithLogitsLoss, CrossEntropyLoss, MSELoss
 from chainrule.nn.module import Module
+from chainrule.nn.normalization import BatchNorm1d, BatchNorm2d, GroupNorm
 from chainrule.nn.parameter import Parameter
 from chainrule.nn.pooling import (
     AdaptiveAvgPool1d,
@@ -35,13 +37,18 @@ __all__ = [
     "AvgPool1d",
     "AvgPool2d",
     "BCEWithLogitsLoss",
+    "BatchNorm1d",
+    "BatchNorm2d",
     "Conv1d",
     "Conv2d",
     "ConvTranspose1d",
     "ConvTranspose2d",
     "CrossEntropyLoss",
     "Dropout",
+    "Dropout1d",
+    "Dropout2d",
     "Flatten",
+    "GroupNorm",
     "Identity",
     "LayerNorm",
     "LeakyReLU",
