@@ -127,8 +127,8 @@ class BatchNorm1d(_BatchNorm):
     >>> y = bn(cr.tensor([[1.0, 2.0], [3.0, 6.0]]))
     >>> y.data.round(4).tolist()
     [[-1.0, -1.0], [1.0, 1.0]]
-    >>> bn.running_mean.data.round(4).tolist(), bn.running_var.data.round(4).tolist()
-    ([0.2, 0.4], [1.1, 1.7])
+    >>> [[round(v, 4) for v in b.tolist()] for b in (bn.running_mean, bn.running_var)]
+    [[0.2, 0.4], [1.1, 1.7]]
     """
 
     dims = (2, 3)
