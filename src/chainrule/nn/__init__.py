@@ -29,9 +29,13 @@ from chainrule.nn.pooling import (
     MaxPool2d,
     Upsample,
 )
+from chainrule.nn.rnn import GRU, LSTM, RNN, Embedding, GRUCell, LSTMCell, RNNCell
 
 __all__ = [
     "GELU",
+    "GRU",
+    "LSTM",
+    "RNN",
     "AdaptiveAvgPool1d",
     "AdaptiveAvgPool2d",
     "AvgPool1d",
@@ -47,9 +51,12 @@ __all__ = [
     "Dropout",
     "Dropout1d",
     "Dropout2d",
+    "Embedding",
     "Flatten",
+    "GRUCell",
     "GroupNorm",
     "Identity",
+    "LSTMCell",
     "LayerNorm",
     "LeakyReLU",
     "Linear",
@@ -59,6 +66,7 @@ __all__ = [
     "Module",
     "ModuleList",
     "Parameter",
+    "RNNCell",
     "ReLU",
     "Sequential",
     "SiLU",

@@ -34,6 +34,7 @@ from chainrule.nn.pooling import (
     max_pool1d,
     max_pool2d,
 )
+from chainrule.nn.rnn import embedding
 from chainrule.tensor import Tensor
 
 __all__ = [
@@ -47,6 +48,7 @@ __all__ = [
     "conv_transpose1d",
     "conv_transpose2d",
     "cross_entropy",
+    "embedding",
     "gelu",
     "interpolate",
     "leaky_relu",
