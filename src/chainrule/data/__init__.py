@@ -2,8 +2,10 @@
 
 from chainrule.data.datasets import (
     DATASETS,
+    TRAIN_SIZES,
     load_dataset,
     load_digits,
+    load_mnist1d,
     make_moons,
     make_spirals,
     train_test_split,
@@ -12,12 +14,14 @@ from chainrule.data.loader import DataLoader, Dataset, TensorDataset, default_co
 
 __all__ = [
     "DATASETS",
+    "TRAIN_SIZES",
     "DataLoader",
     "Dataset",
     "TensorDataset",
     "default_collate",
     "load_dataset",
     "load_digits",
+    "load_mnist1d",
     "make_moons",
     "make_spirals",
     "train_test_split",

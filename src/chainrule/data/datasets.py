@@ -12,8 +12,10 @@ import numpy as np
 
 __all__ = [
     "DATASETS",
+    "TRAIN_SIZES",
     "load_dataset",
     "load_digits",
+    "load_mnist1d",
     "make_moons",
     "make_spirals",
     "train_test_split",
@@ -36,6 +38,27 @@ def load_digits() -> tuple[np.ndarray, np.ndarray]:
     blob = resources.files("chainrule.datasets").joinpath("digits.csv.gz").read_bytes()
     table = np.loadtxt(gzip.decompress(blob).decode().splitlines(), delimiter=",", dtype=np.float32)
     return table[:, :-1] / np.float32(16.0), table[:, -1].astype(np.int64)
+
+
+def load_mnist1d() -> tuple[np.ndarray, np.ndarray]:
+    """MNIST-1D (Greydanus 2020): 5,000 signals of length 40, 10 classes; training part first.
+
+    The paper's default data (`mnist1d.data.make_dataset()` of the mnist1d package with its
+    default arguments, seed 42), generated once and bundled (see `chainrule/datasets/README.md`):
+    the first 4,000 rows are its training part, the last 1,000 its test part (`TRAIN_SIZES`).
+
+    Examples
+    --------
+    >>> from chainrule.data import load_mnist1d
+    >>> X, y = load_mnist1d()
+    >>> X.shape, y.shape, int(y.max())
+    ((5000, 40), (5000,), 9)
+    """
+    with resources.files("chainrule.datasets").joinpath("mnist1d.npz").open("rb") as f:
+        d = np.load(f)
+        X = np.concatenate([d["x"], d["x_test"]]).astype(np.float32)
+        y = np.concatenate([d["y"], d["y_test"]]).astype(np.int64)
+    return X, y
 
 
 def make_moons(
@@ -97,7 +120,14 @@ def _check_n(n: int, name: str) -> None:
         raise ValueError(f"{name}: n_samples must be at least 2, got {n}")
 
 
-DATASETS = {"digits": load_digits, "moons": make_moons, "spirals": make_spirals}
+DATASETS = {
+    "digits": load_digits,
+    "moons": make_moons,
+    "spirals": make_spirals,
+    "mnist1d": load_mnist1d,
+}
+# Datasets with a published train/test split: the first n samples are the training part.
+TRAIN_SIZES = {"mnist1d": 4000}
 
 
 def load_dataset(name: str) -> tuple[np.ndarray, np.ndarray]:
