@@ -862,12 +862,14 @@ _Pads = tuple[tuple[int, int], ...]
 def _conv(
     x: np.ndarray,
     w: np.ndarray,
+    b: np.ndarray | None = None,
+    *,
     stride: tuple[int, ...],
     padding: _Pads,
     dilation: tuple[int, ...],
     groups: int = 1,
 ) -> np.ndarray:
-    """y[n, o, p] = sum_{c, k} w[o, c, k] xpad[n, c, p * stride + k * dilation] (per group).
+    """y[n, o, p] = sum_{c, k} w[o, c, k] xpad[n, c, p * stride + k * dilation] (+ b[o]).
 
     im2col on GEMM: the windows are a strided view of the padded input, gathered once into a
     (groups, N * positions, C/groups * taps) matrix and multiplied by the kernel matrix.
@@ -887,7 +889,10 @@ def _conv(
         w.reshape(groups, o // groups, -1), 1, 2
     )
     y = y.reshape(groups, n, *pos, o // groups).transpose(1, 0, 2 + nd, *range(2, 2 + nd))
-    return np.ascontiguousarray(y).reshape(n, o, *pos)
+    y = np.ascontiguousarray(y).reshape(n, o, *pos)
+    if b is not None:
+        y += np.reshape(b, (o,) + (1,) * nd)  # y is a fresh array
+    return y
 
 
 def _conv_transpose(
@@ -924,12 +929,13 @@ def _conv_transpose(
     return gx
 
 
+# The vjps take `*rest` = (b, xp) or (xp,): the bias is an optional third input.
 def _conv_vjp_w(
     g: Any,
     out: Any,
     x: Any,
     w: Any,
-    xp: Any,
+    *rest: Any,
     stride: tuple[int, ...],
     padding: _Pads,
     dilation: tuple[int, ...],
@@ -937,7 +943,7 @@ def _conv_vjp_w(
 ) -> Any:
     """dL/dw[o, c, k] = sum_{n, p} g[n, o, p] xpad[n, c, p s + k d]: a conv of x (batch and
     channels swapped) with g as the kernel, stride and dilation exchanged, cropped to the taps."""
-    (n, _, *size), (cg, *k), nd = x.shape, w.shape[1:], w.ndim - 2
+    (n, _, *size), (cg, *k), nd, xp = x.shape, w.shape[1:], w.ndim - 2, rest[-1]
     xin = xp.transpose(xp.reshape(x, (n, groups, cg, *size)), (2, 1, 0, *range(3, 3 + nd)))
     gk = xp.transpose(g, (1, 0, *range(2, 2 + nd)))
     gw = xp.conv(
@@ -965,27 +971,34 @@ def _conv_cases(rng: np.random.Generator, dtype: Any, op: OpDef) -> list[Case]:
         }
 
     return [
-        ((s(2, 2, 7), s(3, 2, 3)), p(1, stride=2, pad=1)),
+        ((s(2, 2, 7), s(3, 2, 3), s(3)), p(1, stride=2, pad=1)),
         ((s(1, 4, 5, 4), s(4, 2, 2, 3)), p(2, stride=1, pad=1, dil=1, groups=2)),
         ((s(2, 3, 9), s(2, 3, 2)), p(1, stride=3, dil=2)),
         ((s(2, 2, 6, 5), s(3, 2, 3, 2)), {**p(2, stride=2, dil=2), "padding": ((1, 2), (0, 1))}),
-        ((s(1, 6, 8), s(3, 2, 3)), p(1, stride=2, pad=2, groups=3)),
+        ((s(1, 6, 8), s(3, 2, 3), s(3)), p(1, stride=2, pad=2, groups=3)),
     ]
+
+
+def _conv_vjp_b(g: Any, out: Any, x: Any, w: Any, b: Any, xp: Any, **params: Any) -> Any:
+    """dL/db[o] = g summed over the batch and every position."""
+    o = g.shape[1]
+    return xp.reshape(xp.sum_to(g, (1, o) + (1,) * (g.ndim - 2)), (o,))
 
 
 conv = defop(
     "conv",
     _conv,
-    lambda g, out, x, w, xp, stride, padding, dilation, groups=1: _conv_transpose(
-        g, w, xp, x.shape[2:], stride, padding, dilation, groups
+    lambda g, out, x, w, *rest, stride, padding, dilation, groups=1: _conv_transpose(
+        g, w, rest[-1], x.shape[2:], stride, padding, dilation, groups
     ),
     _conv_vjp_w,
+    _conv_vjp_b,
     cases=_conv_cases,
     nosym="sums over windows",
-    doc="d conv(x, w) = conv(dx, w) + conv(x, dw); dx = full correlation of g with flipped w",
+    doc="d conv(x, w) = conv(dx, w) + conv(x, dw) + db; dx = full correlation of g with flipped w",
 )
 NUMPY_NS.conv = _conv
-TENSOR_NS.conv = lambda x, w, **params: apply(conv, x, w, **params)
+TENSOR_NS.conv = lambda *xs, **params: apply(conv, *xs, **params)
 
 # --------------------------------------------------------------------------- recurrent cells
 NUMPY_NS.tanh = np.tanh

@@ -108,8 +108,14 @@ def _conv_nd(
                 f"{name}: input of spatial size {x.shape[2:]} padded by {pads} is smaller than "
                 f"the kernel {k} with dilation {d}"
             )
-    y = apply(ops.conv, x, w, stride=s, padding=pads, dilation=d, groups=groups)
-    y = _add_bias(y, bias, nd)
+    params = {"stride": s, "padding": pads, "dilation": d, "groups": groups}
+    if bias is None:
+        y = apply(ops.conv, x, w, **params)
+    else:  # the bias is the primitive's third input: a conv layer is one node in a graph
+        b = C._t(bias)
+        if b.shape != (w.shape[0],):
+            raise ValueError(f"{name}: bias must have shape ({w.shape[0]},), got {b.shape}")
+        y = apply(ops.conv, x, w, b, **params)
     return C.squeeze(y, 0) if unbatched else y
 
 

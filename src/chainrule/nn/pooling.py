@@ -181,7 +181,8 @@ def _avg_pool(
         )
         mask[inner] = 1
         zero = ((0, 0),) * nd
-        count = ops._conv(mask[None, None], ones, s, zero, (1,) * nd)[0, 0]
+        count = ops._conv(mask[None, None], ones, stride=s, padding=zero, dilation=(1,) * nd)
+        count = count[0, 0]
         y = total / count
     return C.squeeze(y, 0) if unbatched else y
 
