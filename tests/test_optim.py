@@ -171,7 +171,7 @@ def test_step_and_cosine_schedules():
     for _ in range(6):
         lrs.append(sched.get_last_lr()[0])
         sched.step()
-    want = [0.1 + 0.9 * (1 + math.cos(math.pi * min(t, 4) / 4)) / 2 for t in range(6)]
+    want = [0.1 + 0.9 * (1 + math.cos(math.pi * t / 4)) / 2 for t in range(6)]
     np.testing.assert_allclose(lrs, want)
     state = sched.state_dict()
     fresh = CosineAnnealingLR(SGD([_param([1.0])], lr=1.0), T_max=4, eta_min=0.1)
@@ -190,3 +190,31 @@ def test_clip_grad_norm():
     q.grad = cr.tensor(np.array([np.inf]))
     with pytest.raises(FloatingPointError, match="norm is inf"):
         clip_grad_norm_([p, q], 1.0, error_if_nonfinite=True)
+
+
+def test_cosine_schedule_cycles_past_t_max_as_torch():
+    torch = pytest.importorskip("torch")
+    opt = SGD([_param([1.0])], lr=0.5)
+    sched = CosineAnnealingLR(opt, T_max=3, eta_min=0.05)
+    topt = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=0.5)
+    tsched = torch.optim.lr_scheduler.CosineAnnealingLR(topt, T_max=3, eta_min=0.05)
+    ours, theirs = [], []
+    for _ in range(13):  # two full periods of 2 T_max, and one more step
+        ours.append(sched.get_last_lr()[0])
+        theirs.append(tsched.get_last_lr()[0])
+        topt.step()
+        sched.step()
+        tsched.step()
+    np.testing.assert_allclose(ours, theirs, rtol=1e-12)
+    assert max(ours[4:]) == pytest.approx(0.5)  # back up to the base rate at epoch 6
+
+
+def test_duplicate_parameters_warn_within_a_group_and_are_refused_across_groups():
+    p, q = _param([1.0]), _param([2.0])
+    with pytest.warns(UserWarning, match="lists 1 parameter\\(s\\) more than once"):
+        opt = SGD([p, q, p], lr=0.1)
+    p.grad = cr.tensor(np.array([1.0]))
+    opt.step()
+    np.testing.assert_allclose(p.data, [0.9])  # stepped once, not twice
+    with pytest.raises(ValueError, match="a parameter appears in two groups"):
+        SGD([{"params": [p]}, {"params": [q, p]}], lr=0.1)

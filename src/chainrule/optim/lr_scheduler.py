@@ -81,6 +81,9 @@ class StepLR(LRScheduler):
 class CosineAnnealingLR(LRScheduler):
     """lr = eta_min + (base_lr - eta_min) (1 + cos(pi epoch / T_max)) / 2 (SGDR without restarts).
 
+    Past T_max the cosine carries on, so the rate climbs back to base_lr at 2 T_max and the
+    schedule has period 2 T_max, as PyTorch's.
+
     Examples
     --------
     >>> import chainrule as cr
@@ -99,5 +102,5 @@ class CosineAnnealingLR(LRScheduler):
         super().__init__(optimizer)
 
     def lr_at(self, base_lr: float, epoch: int) -> float:
-        cos = math.cos(math.pi * min(epoch, self.T_max) / self.T_max)
+        cos = math.cos(math.pi * epoch / self.T_max)
         return self.eta_min + (base_lr - self.eta_min) * (1 + cos) / 2
