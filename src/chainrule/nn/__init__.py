@@ -16,7 +16,17 @@ from chainrule.nn.layers import (
     ModuleList,
     Sequential,
 )
-from chainrule.nn.losses import BCEWithLogitsLoss, CrossEntropyLoss, MSELoss
+from chainrule.nn.losses import (
+    BCELoss,
+    BCEWithLogitsLoss,
+    CrossEntropyLoss,
+    HuberLoss,
+    KLDivLoss,
+    L1Loss,
+    MSELoss,
+    NLLLoss,
+    SmoothL1Loss,
+)
 from chainrule.nn.module import Module
 from chainrule.nn.normalization import BatchNorm1d, BatchNorm2d, GroupNorm
 from chainrule.nn.parameter import Parameter
@@ -40,6 +50,7 @@ __all__ = [
     "AdaptiveAvgPool2d",
     "AvgPool1d",
     "AvgPool2d",
+    "BCELoss",
     "BCEWithLogitsLoss",
     "BatchNorm1d",
     "BatchNorm2d",
@@ -55,7 +66,10 @@ __all__ = [
     "Flatten",
     "GRUCell",
     "GroupNorm",
+    "HuberLoss",
     "Identity",
+    "KLDivLoss",
+    "L1Loss",
     "LSTMCell",
     "LayerNorm",
     "LeakyReLU",
@@ -65,12 +79,14 @@ __all__ = [
     "MaxPool2d",
     "Module",
     "ModuleList",
+    "NLLLoss",
     "Parameter",
     "RNNCell",
     "ReLU",
     "Sequential",
     "SiLU",
     "Sigmoid",
+    "SmoothL1Loss",
     "Softmax",
     "Tanh",
     "Upsample",
