@@ -5,6 +5,7 @@
 
 from chainrule.nn import functional, init
 from chainrule.nn.activations import GELU, LeakyReLU, ReLU, Sigmoid, SiLU, Softmax, Tanh
+from chainrule.nn.attention import MultiheadAttention
 from chainrule.nn.conv import Conv1d, Conv2d, ConvTranspose1d, ConvTranspose2d
 from chainrule.nn.dropout import Dropout1d, Dropout2d
 from chainrule.nn.layers import (
@@ -79,6 +80,7 @@ __all__ = [
     "MaxPool2d",
     "Module",
     "ModuleList",
+    "MultiheadAttention",
     "NLLLoss",
     "Parameter",
     "RNNCell",

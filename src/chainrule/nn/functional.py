@@ -24,6 +24,7 @@ from chainrule.composite import (
     softplus,
     tanh,
 )
+from chainrule.nn.attention import scaled_dot_product_attention
 from chainrule.nn.conv import conv1d, conv2d, conv_transpose1d, conv_transpose2d
 from chainrule.nn.loss_functions import (
     bce_with_logits_general,
@@ -74,6 +75,7 @@ __all__ = [
     "mse_loss",
     "nll_loss",
     "relu",
+    "scaled_dot_product_attention",
     "sigmoid",
     "silu",
     "smooth_l1_loss",
