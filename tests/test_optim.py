@@ -218,3 +218,54 @@ def test_duplicate_parameters_warn_within_a_group_and_are_refused_across_groups(
     np.testing.assert_allclose(p.data, [0.9])  # stepped once, not twice
     with pytest.raises(ValueError, match="a parameter appears in two groups"):
         SGD([{"params": [p]}, {"params": [q, p]}], lr=0.1)
+
+
+@pytest.mark.parametrize(
+    ("name", "kw"),
+    [
+        ("RMSprop", {}),
+        ("RMSprop", {"lr": 0.05, "alpha": 0.9, "momentum": 0.8, "weight_decay": 0.1}),
+        ("RMSprop", {"centered": True, "eps": 1e-3}),
+        ("RMSprop", {"centered": True, "momentum": 0.5}),
+        ("Adagrad", {}),
+        ("Adagrad", {"lr": 0.3, "lr_decay": 0.1, "weight_decay": 0.05}),
+        ("Adagrad", {"initial_accumulator_value": 0.5, "eps": 1e-4}),
+    ],
+)
+def test_adaptive_optimizers_match_torch(name, kw, rng):
+    torch = pytest.importorskip("torch")
+    from chainrule import optim
+
+    p0 = rng.standard_normal((3, 2))
+    p, tp = _param(p0), torch.tensor(p0, requires_grad=True)
+    opt, topt = getattr(optim, name)([p], **kw), getattr(torch.optim, name)([tp], **kw)
+    for _ in range(6):
+        g = rng.standard_normal((3, 2))
+        p.grad, tp.grad = cr.tensor(g), torch.tensor(g)
+        opt.step()
+        topt.step()
+        np.testing.assert_allclose(p.data, tp.detach().numpy(), rtol=1e-12, atol=1e-14)
+
+
+@pytest.mark.parametrize(
+    ("name", "kw"),
+    [
+        ("ExponentialLR", {"gamma": 0.8}),
+        ("LinearLR", {}),
+        ("LinearLR", {"start_factor": 1.0, "end_factor": 0.1, "total_iters": 4}),
+        ("LambdaLR", {"lr_lambda": lambda e: 1 / (1 + e)}),
+    ],
+)
+def test_more_schedules_match_torch(name, kw):
+    torch = pytest.importorskip("torch")
+    from chainrule import optim
+
+    opt = SGD([_param([1.0])], lr=0.3)
+    topt = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=0.3)
+    sched = getattr(optim, name)(opt, **kw)
+    tsched = getattr(torch.optim.lr_scheduler, name)(topt, **kw)
+    for _ in range(8):
+        assert sched.get_last_lr()[0] == pytest.approx(tsched.get_last_lr()[0], rel=1e-12)
+        topt.step()
+        sched.step()
+        tsched.step()

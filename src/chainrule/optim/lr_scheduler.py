@@ -7,7 +7,14 @@ from typing import Any
 
 from chainrule.optim.optimizer import Optimizer
 
-__all__ = ["CosineAnnealingLR", "LRScheduler", "StepLR"]
+__all__ = [
+    "CosineAnnealingLR",
+    "ExponentialLR",
+    "LRScheduler",
+    "LambdaLR",
+    "LinearLR",
+    "StepLR",
+]
 
 
 class LRScheduler:
@@ -104,3 +111,70 @@ class CosineAnnealingLR(LRScheduler):
     def lr_at(self, base_lr: float, epoch: int) -> float:
         cos = math.cos(math.pi * epoch / self.T_max)
         return self.eta_min + (base_lr - self.eta_min) * (1 + cos) / 2
+
+
+class ExponentialLR(LRScheduler):
+    """lr = base_lr * gamma ** epoch."""
+
+    def __init__(self, optimizer: Optimizer, gamma: float) -> None:
+        self.gamma = float(gamma)
+        super().__init__(optimizer)
+
+    def lr_at(self, base_lr: float, epoch: int) -> float:
+        return base_lr * self.gamma**epoch
+
+
+class LinearLR(LRScheduler):
+    """lr = base_lr times a factor moving linearly from start_factor to end_factor over
+    total_iters epochs, then staying there (a linear warm-up by default, as PyTorch's)."""
+
+    def __init__(
+        self,
+        optimizer: Optimizer,
+        start_factor: float = 1.0 / 3,
+        end_factor: float = 1.0,
+        total_iters: int = 5,
+    ) -> None:
+        if not 0 < start_factor <= 1 or not 0 <= end_factor <= 1 or total_iters < 1:
+            raise ValueError(
+                f"LinearLR: need 0 < start_factor <= 1, 0 <= end_factor <= 1 and total_iters "
+                f">= 1, got {start_factor}, {end_factor}, {total_iters}"
+            )
+        self.start_factor, self.end_factor = float(start_factor), float(end_factor)
+        self.total_iters = int(total_iters)
+        super().__init__(optimizer)
+
+    def lr_at(self, base_lr: float, epoch: int) -> float:
+        t = epoch if epoch < self.total_iters else self.total_iters
+        f = self.start_factor + (self.end_factor - self.start_factor) * t / self.total_iters
+        return base_lr * f
+
+
+class LambdaLR(LRScheduler):
+    """lr = base_lr * lr_lambda(epoch), one function or one per parameter group.
+
+    Examples
+    --------
+    >>> import chainrule as cr
+    >>> from chainrule.optim import SGD, LambdaLR
+    >>> opt = SGD([cr.tensor([1.0], requires_grad=True)], lr=1.0)
+    >>> sched = LambdaLR(opt, lambda epoch: 0.5**epoch)
+    >>> sched.step(); sched.step(); sched.get_last_lr()
+    [0.25]
+    """
+
+    def __init__(self, optimizer: Optimizer, lr_lambda: Any) -> None:
+        n = len(optimizer.param_groups)
+        fs = list(lr_lambda) if isinstance(lr_lambda, (list, tuple)) else [lr_lambda] * n
+        if len(fs) != n:
+            raise ValueError(f"LambdaLR: {len(fs)} lr_lambdas for {n} parameter groups")
+        self.lr_lambdas = fs
+        super().__init__(optimizer)
+
+    def _apply(self) -> None:
+        for group, base, f in zip(self.optimizer.param_groups, self.base_lrs, self.lr_lambdas):
+            group["lr"] = base * f(self.last_epoch)
+
+    def state_dict(self) -> dict[str, Any]:
+        """The functions are code, not state: they are left out, as PyTorch does."""
+        return {k: v for k, v in super().state_dict().items() if k != "lr_lambdas"}
