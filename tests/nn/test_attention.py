@@ -127,3 +127,35 @@ def test_sdpa_gradcheck_order_2(rng) -> None:
 def test_bad_attention_input_is_named(call, message) -> None:
     with pytest.raises(ValueError, match=message):
         call()
+
+
+@pytest.mark.parametrize(
+    ("kw", "shape", "mask"),
+    [
+        ({"dropout": 0.0}, (5, 2, 8), None),
+        (
+            {"dropout": 0.0, "norm_first": True, "activation": "gelu", "batch_first": True},
+            (2, 5, 8),
+            None,
+        ),
+        ({"dropout": 0.0, "batch_first": True}, (2, 4, 8), "padding"),
+        ({"dropout": 0.3, "mode": "eval"}, (4, 2, 8), None),
+    ],
+    ids=str,
+)
+def test_transformer_encoder_layer_matches_torch(kw, shape, mask, rng, same_as_torch) -> None:
+    torch = pytest.importorskip("torch")
+    kw = dict(kw)
+    mode = kw.pop("mode", "train")
+    ours = nn.TransformerEncoderLayer(8, 2, dim_feedforward=12, **kw, dtype=np.float64)
+    theirs = torch.nn.TransformerEncoderLayer(8, 2, dim_feedforward=12, **kw)
+    if mode == "eval":
+        ours.eval()
+        theirs.eval()
+    if mask == "padding":
+        pad = np.array([[False, False, False, True], [False, True, True, True]])
+        ours = _Attend(nn.Module).cls(ours, {})
+        theirs = _Attend(torch.nn.Module).cls(theirs, {})
+        ours.forward = lambda x, m=ours.m: m(x, src_key_padding_mask=pad)
+        theirs.forward = lambda x, m=theirs.m: m(x, src_key_padding_mask=torch.tensor(pad))
+    same_as_torch(ours, theirs, rng.standard_normal(shape))

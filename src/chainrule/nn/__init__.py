@@ -5,7 +5,7 @@
 
 from chainrule.nn import functional, init
 from chainrule.nn.activations import GELU, LeakyReLU, ReLU, Sigmoid, SiLU, Softmax, Tanh
-from chainrule.nn.attention import MultiheadAttention
+from chainrule.nn.attention import MultiheadAttention, TransformerEncoderLayer
 from chainrule.nn.conv import Conv1d, Conv2d, ConvTranspose1d, ConvTranspose2d
 from chainrule.nn.dropout import Dropout1d, Dropout2d
 from chainrule.nn.layers import (
@@ -91,6 +91,7 @@ __all__ = [
     "SmoothL1Loss",
     "Softmax",
     "Tanh",
+    "TransformerEncoderLayer",
     "Upsample",
     "functional",
     "init",

@@ -1,4 +1,5 @@
-"""Attention: `scaled_dot_product_attention` and `MultiheadAttention`, as PyTorch defines them.
+"""Attention: `scaled_dot_product_attention`, `MultiheadAttention` and a transformer encoder
+layer, as PyTorch defines them.
 
 Composed from op-table primitives (matmul, softmax, where): masked scores are set to -inf
 before the softmax, so their weights are exactly 0 and they get no gradient.
@@ -14,12 +15,12 @@ import numpy as np
 from chainrule import composite as C
 from chainrule import random as _random
 from chainrule.nn import init
-from chainrule.nn.layers import Linear
+from chainrule.nn.layers import Dropout, LayerNorm, Linear
 from chainrule.nn.module import Module
 from chainrule.nn.parameter import Parameter
 from chainrule.tensor import Tensor
 
-__all__ = ["MultiheadAttention", "scaled_dot_product_attention"]
+__all__ = ["MultiheadAttention", "TransformerEncoderLayer", "scaled_dot_product_attention"]
 
 
 def _dropout(p: Tensor, rate: float) -> Tensor:
@@ -214,3 +215,80 @@ class MultiheadAttention(Module):
     def extra_repr(self) -> str:
         e, h = self.embed_dim, self.num_heads
         return f"embed_dim={e}, num_heads={h}, batch_first={self.batch_first}"
+
+
+class TransformerEncoderLayer(Module):
+    """Self-attention then a feed-forward block, each with a residual and a LayerNorm (after
+    the residual, or before the block with norm_first), PyTorch's layer and parameter names.
+
+    Examples
+    --------
+    >>> import chainrule as cr
+    >>> from chainrule import nn
+    >>> layer = nn.TransformerEncoderLayer(8, 2, dim_feedforward=16, batch_first=True)
+    >>> layer(cr.ones(3, 5, 8)).shape
+    (3, 5, 8)
+    """
+
+    def __init__(
+        self,
+        d_model: int,
+        nhead: int,
+        dim_feedforward: int = 2048,
+        dropout: float = 0.1,
+        activation: Any = "relu",
+        layer_norm_eps: float = 1e-5,
+        batch_first: bool = False,
+        norm_first: bool = False,
+        bias: bool = True,
+        dtype: Any = np.float32,
+    ) -> None:
+        super().__init__()
+        acts = {"relu": C.relu, "gelu": C.gelu}
+        if isinstance(activation, str) and activation not in acts:
+            raise ValueError(
+                f"TransformerEncoderLayer: activation must be 'relu' or 'gelu' or a "
+                f"callable, got {activation!r}"
+            )
+        self.activation = acts[activation] if isinstance(activation, str) else activation
+        self.norm_first = norm_first
+        self.self_attn = MultiheadAttention(
+            d_model, nhead, dropout=dropout, bias=bias, batch_first=batch_first, dtype=dtype
+        )
+        self.linear1 = Linear(d_model, dim_feedforward, bias=bias, dtype=dtype)
+        self.dropout = Dropout(dropout)
+        self.linear2 = Linear(dim_feedforward, d_model, bias=bias, dtype=dtype)
+        self.norm1 = LayerNorm(d_model, eps=layer_norm_eps, dtype=dtype)
+        self.norm2 = LayerNorm(d_model, eps=layer_norm_eps, dtype=dtype)
+        self.dropout1 = Dropout(dropout)
+        self.dropout2 = Dropout(dropout)
+
+    def forward(
+        self,
+        src: Any,
+        src_mask: Any = None,
+        src_key_padding_mask: Any = None,
+        is_causal: bool = False,
+    ) -> Tensor:
+        x = C._t(src)
+
+        def attend(h: Tensor) -> Tensor:
+            out = self.self_attn(
+                h,
+                h,
+                h,
+                key_padding_mask=src_key_padding_mask,
+                need_weights=False,
+                attn_mask=src_mask,
+                is_causal=is_causal,
+            )[0]
+            return self.dropout1(out)
+
+        def feed_forward(h: Tensor) -> Tensor:
+            return self.dropout2(self.linear2(self.dropout(self.activation(self.linear1(h)))))
+
+        if self.norm_first:
+            x = x + attend(self.norm1(x))
+            return x + feed_forward(self.norm2(x))
+        x = self.norm1(x + attend(x))
+        return self.norm2(x + feed_forward(x))
