@@ -3,9 +3,10 @@
 `functional` (activations and losses as functions) is the engine lead's; the Modules here wrap it.
 """
 
-from chainrule.nn import functional, init
+from chainrule.nn import functional, init, utils
 from chainrule.nn.activations import GELU, LeakyReLU, ReLU, Sigmoid, SiLU, Softmax, Tanh
 from chainrule.nn.attention import MultiheadAttention, TransformerEncoderLayer
+from chainrule.nn.containers import ModuleDict, ParameterList
 from chainrule.nn.conv import Conv1d, Conv2d, ConvTranspose1d, ConvTranspose2d
 from chainrule.nn.dropout import Dropout1d, Dropout2d
 from chainrule.nn.layers import (
@@ -79,10 +80,12 @@ __all__ = [
     "MaxPool1d",
     "MaxPool2d",
     "Module",
+    "ModuleDict",
     "ModuleList",
     "MultiheadAttention",
     "NLLLoss",
     "Parameter",
+    "ParameterList",
     "RNNCell",
     "ReLU",
     "Sequential",
@@ -95,4 +98,5 @@ __all__ = [
     "Upsample",
     "functional",
     "init",
+    "utils",
 ]
