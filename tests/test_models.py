@@ -125,3 +125,25 @@ def test_unknown_model_is_named() -> None:
         ValueError, match="unknown model 'rnn'; choose from mlp, logistic, cnn, gru"
     ):
         TrainConfig(model="rnn").validate()
+    with pytest.raises(ValueError, match="40 features are not a square image"):
+        MODELS["cnn2d"](40, 10)
+
+
+def test_cnn2d_computes_what_torch_computes(rng) -> None:
+    torch = pytest.importorskip("torch")
+    model = MODELS["cnn2d"](64, 10, dropout=0.2).eval()
+    assert model.num_parameters() == (16 * 9 + 16) + (32 * 16 * 9 + 32) + (32 * 16 * 10 + 10)
+    tn = torch.nn
+    twin = tn.ModuleDict(
+        {
+            "conv1": tn.Conv2d(1, 16, 3, padding=1),
+            "conv2": tn.Conv2d(16, 32, 3, padding=1),
+            "linear": tn.Linear(512, 10),
+        }
+    )
+    twin.load_state_dict({k: torch.tensor(v.data) for k, v in model.state_dict().items()})
+    x = rng.standard_normal((3, 64)).astype(np.float32)
+    with torch.no_grad():
+        h = twin["conv2"](twin["conv1"](torch.tensor(x).reshape(3, 1, 8, 8)).relu()).relu()
+        expected = twin["linear"](tn.functional.max_pool2d(h, 2).flatten(1)).numpy()
+    np.testing.assert_allclose(model(cr.tensor(x)).data, expected, rtol=1e-4, atol=1e-5)

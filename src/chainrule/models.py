@@ -1,5 +1,6 @@
-"""The model families `chainrule train --model` builds: an MLP, logistic regression, and the
-MNIST-1D paper's CNN and GRU (Greydanus 2020, `notebooks/models.py` of the mnist1d repository).
+"""The model families `chainrule train --model` builds: an MLP, logistic regression, the
+MNIST-1D paper's CNN and GRU (Greydanus 2020, `notebooks/models.py` of the mnist1d repository),
+and a small 2-d CNN for square images (the 8x8 digits).
 
 Every model takes a batch of flat feature vectors (N, L) and returns logits (N, classes); the
 CNN and GRU read the L features as a 1-channel sequence. Built only from `chainrule.nn`.
@@ -7,6 +8,7 @@ CNN and GRU read the L features as a 1-channel sequence. Built only from `chainr
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import Any
 
@@ -14,7 +16,17 @@ from chainrule import composite as C
 from chainrule import nn
 from chainrule.tensor import Tensor
 
-__all__ = ["MODELS", "ConvNet1d", "GRUNet", "Residual", "conv_net", "gru_net", "logistic", "mlp"]
+__all__ = [
+    "MODELS",
+    "ConvNet1d",
+    "ConvNet2d",
+    "GRUNet",
+    "Residual",
+    "conv_net",
+    "gru_net",
+    "logistic",
+    "mlp",
+]
 
 
 class Residual(nn.Module):
@@ -62,6 +74,29 @@ class GRUNet(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         out, _ = self.gru(C.expand_dims(C._t(x), -1))  # (N, L) -> (N, L, 1)
         return self.linear(C.flatten(out, 1))
+
+
+class ConvNet2d(nn.Module):
+    """A small 2-d CNN for square images given as flat rows (the 8x8 digits): two 3x3 Conv2d
+    layers (16 and 32 channels, 'same' padding) with ReLU, 2x2 max pooling, dropout and a linear
+    classifier."""
+
+    def __init__(self, in_features: int, n_classes: int, dropout: float = 0.0) -> None:
+        super().__init__()
+        side = math.isqrt(in_features)
+        if side * side != in_features or side < 2:
+            raise ValueError(f"ConvNet2d: {in_features} features are not a square image")
+        self.side = side
+        self.conv1 = nn.Conv2d(1, 16, 3, padding=1)
+        self.conv2 = nn.Conv2d(16, 32, 3, padding=1)
+        self.pool = nn.MaxPool2d(2)
+        self.drop = nn.Dropout(dropout)
+        self.linear = nn.Linear(32 * (side // 2) ** 2, n_classes)
+
+    def forward(self, x: Tensor) -> Tensor:
+        h = C.reshape(C._t(x), (-1, 1, self.side, self.side))
+        h = self.pool(C.relu(self.conv2(C.relu(self.conv1(h)))))
+        return self.linear(self.drop(C.flatten(h, 1)))
 
 
 def mlp(
@@ -119,9 +154,14 @@ def gru_net(in_features: int, n_classes: int, **_: Any) -> nn.Module:
     return GRUNet(in_features, n_classes)
 
 
+def conv_net2d(in_features: int, n_classes: int, dropout: float = 0.0, **_: Any) -> nn.Module:
+    return ConvNet2d(in_features, n_classes, dropout)
+
+
 MODELS: dict[str, Callable[..., nn.Module]] = {
     "mlp": mlp,
     "logistic": logistic,
     "cnn": conv_net,
     "gru": gru_net,
+    "cnn2d": conv_net2d,
 }
