@@ -269,3 +269,52 @@ def test_more_schedules_match_torch(name, kw):
         topt.step()
         sched.step()
         tsched.step()
+
+
+@pytest.mark.parametrize(
+    ("opt_name", "kw"),
+    [
+        ("SGD", {"max_lr": 0.5, "total_steps": 20}),
+        ("Adam", {"max_lr": 0.1, "total_steps": 15, "anneal_strategy": "linear", "pct_start": 0.4}),
+        ("SGD", {"max_lr": 1.0, "epochs": 3, "steps_per_epoch": 7, "three_phase": True}),
+        ("Adam", {"max_lr": 0.2, "total_steps": 12, "cycle_momentum": False, "div_factor": 5.0}),
+    ],
+)
+def test_one_cycle_matches_torch(opt_name, kw):
+    torch = pytest.importorskip("torch")
+    from chainrule import optim
+
+    extra = {"momentum": 0.9} if opt_name == "SGD" else {}
+    opt = getattr(optim, opt_name)([_param([1.0])], lr=0.01, **extra)
+    topt = getattr(torch.optim, opt_name)([torch.zeros(1, requires_grad=True)], lr=0.01, **extra)
+    sched = optim.OneCycleLR(opt, **kw)
+    tsched = torch.optim.lr_scheduler.OneCycleLR(topt, **kw)
+    key = "momentum" if opt_name == "SGD" else "betas"
+    for _ in range(sched.total_steps):
+        assert sched.get_last_lr()[0] == pytest.approx(tsched.get_last_lr()[0], rel=1e-12)
+        assert opt.param_groups[0][key] == pytest.approx(topt.param_groups[0][key], rel=1e-12)
+        topt.step()
+        sched.step()
+        tsched.step()
+
+
+@pytest.mark.parametrize(
+    "kw",
+    [
+        {"patience": 2},
+        {"mode": "max", "factor": 0.5, "patience": 1, "cooldown": 2, "threshold_mode": "abs"},
+        {"patience": 0, "min_lr": 0.05, "threshold": 0.1},
+    ],
+)
+def test_reduce_on_plateau_matches_torch(kw, rng):
+    torch = pytest.importorskip("torch")
+    from chainrule import optim
+
+    opt = SGD([_param([1.0])], lr=1.0)
+    topt = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=1.0)
+    sched = optim.ReduceLROnPlateau(opt, **kw)
+    tsched = torch.optim.lr_scheduler.ReduceLROnPlateau(topt, **kw)
+    for metric in np.concatenate([np.linspace(1, 0.5, 4), rng.uniform(0.4, 0.6, 16)]):
+        sched.step(metric)
+        tsched.step(metric)
+        assert sched.get_last_lr()[0] == pytest.approx(topt.param_groups[0]["lr"], rel=1e-12)

@@ -9,6 +9,8 @@ from chainrule.optim.lr_scheduler import (
     LambdaLR,
     LinearLR,
     LRScheduler,
+    OneCycleLR,
+    ReduceLROnPlateau,
     StepLR,
 )
 from chainrule.optim.optimizer import Optimizer, clip_grad_norm_
@@ -24,8 +26,10 @@ __all__ = [
     "LRScheduler",
     "LambdaLR",
     "LinearLR",
+    "OneCycleLR",
     "Optimizer",
     "RMSprop",
+    "ReduceLROnPlateau",
     "StepLR",
     "clip_grad_norm_",
 ]
