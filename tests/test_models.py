@@ -147,3 +147,31 @@ def test_cnn2d_computes_what_torch_computes(rng) -> None:
         h = twin["conv2"](twin["conv1"](torch.tensor(x).reshape(3, 1, 8, 8)).relu()).relu()
         expected = twin["linear"](tn.functional.max_pool2d(h, 2).flatten(1)).numpy()
     np.testing.assert_allclose(model(cr.tensor(x)).data, expected, rtol=1e-4, atol=1e-5)
+
+
+def _idx(path, array, gz):
+    import gzip
+
+    header = bytes([0, 0, 8, array.ndim]) + b"".join(n.to_bytes(4, "big") for n in array.shape)
+    blob = header + array.astype(np.uint8).tobytes()
+    path.write_bytes(gzip.compress(blob) if gz else blob)
+
+
+def test_mnist_is_read_from_the_users_own_idx_files(tmp_path, monkeypatch, rng) -> None:
+    from chainrule.data import load_dataset, load_mnist
+
+    with pytest.raises(FileNotFoundError, match="set CHAINRULE_MNIST"):
+        monkeypatch.delenv("CHAINRULE_MNIST", raising=False)
+        load_mnist()
+    with pytest.raises(FileNotFoundError, match=r"train-images-idx3-ubyte\(\.gz\) is missing"):
+        load_mnist(tmp_path)
+    train, test = rng.integers(0, 256, (5, 28, 28)), rng.integers(0, 256, (2, 28, 28))
+    _idx(tmp_path / "train-images-idx3-ubyte.gz", train, gz=True)
+    _idx(tmp_path / "train-labels-idx1-ubyte", np.arange(5), gz=False)
+    _idx(tmp_path / "t10k-images-idx3-ubyte", test, gz=False)
+    _idx(tmp_path / "t10k-labels-idx1-ubyte.gz", np.array([7, 9]), gz=True)
+    monkeypatch.setenv("CHAINRULE_MNIST", str(tmp_path))
+    X, y = load_dataset("mnist")
+    assert X.shape == (7, 784) and X.dtype == np.float32 and y.tolist() == [0, 1, 2, 3, 4, 7, 9]
+    np.testing.assert_allclose(X[5], test[0].reshape(-1) / 255, rtol=1e-6)
+    assert MODELS["cnn2d"](784, 10)(cr.tensor(X)).shape == (7, 10)
