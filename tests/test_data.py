@@ -70,7 +70,7 @@ def test_bad_input_is_named():
     with pytest.raises(ValueError, match=r"share their first dimension.*\(3, 2\).*\(4,\)"):
         TensorDataset(np.zeros((3, 2)), np.zeros(4))
     with pytest.raises(ValueError, match="choose from digits, moons, spirals"):
-        load_dataset("mnist")
+        load_dataset("cifar10")
 
 
 def test_digits_are_bundled():

@@ -171,7 +171,7 @@ def test_step_and_cosine_schedules():
     for _ in range(6):
         lrs.append(sched.get_last_lr()[0])
         sched.step()
-    want = [0.1 + 0.9 * (1 + math.cos(math.pi * min(t, 4) / 4)) / 2 for t in range(6)]
+    want = [0.1 + 0.9 * (1 + math.cos(math.pi * t / 4)) / 2 for t in range(6)]
     np.testing.assert_allclose(lrs, want)
     state = sched.state_dict()
     fresh = CosineAnnealingLR(SGD([_param([1.0])], lr=1.0), T_max=4, eta_min=0.1)
@@ -190,3 +190,131 @@ def test_clip_grad_norm():
     q.grad = cr.tensor(np.array([np.inf]))
     with pytest.raises(FloatingPointError, match="norm is inf"):
         clip_grad_norm_([p, q], 1.0, error_if_nonfinite=True)
+
+
+def test_cosine_schedule_cycles_past_t_max_as_torch():
+    torch = pytest.importorskip("torch")
+    opt = SGD([_param([1.0])], lr=0.5)
+    sched = CosineAnnealingLR(opt, T_max=3, eta_min=0.05)
+    topt = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=0.5)
+    tsched = torch.optim.lr_scheduler.CosineAnnealingLR(topt, T_max=3, eta_min=0.05)
+    ours, theirs = [], []
+    for _ in range(13):  # two full periods of 2 T_max, and one more step
+        ours.append(sched.get_last_lr()[0])
+        theirs.append(tsched.get_last_lr()[0])
+        topt.step()
+        sched.step()
+        tsched.step()
+    np.testing.assert_allclose(ours, theirs, rtol=1e-12)
+    assert max(ours[4:]) == pytest.approx(0.5)  # back up to the base rate at epoch 6
+
+
+def test_duplicate_parameters_warn_within_a_group_and_are_refused_across_groups():
+    p, q = _param([1.0]), _param([2.0])
+    with pytest.warns(UserWarning, match="lists 1 parameter\\(s\\) more than once"):
+        opt = SGD([p, q, p], lr=0.1)
+    p.grad = cr.tensor(np.array([1.0]))
+    opt.step()
+    np.testing.assert_allclose(p.data, [0.9])  # stepped once, not twice
+    with pytest.raises(ValueError, match="a parameter appears in two groups"):
+        SGD([{"params": [p]}, {"params": [q, p]}], lr=0.1)
+
+
+@pytest.mark.parametrize(
+    ("name", "kw"),
+    [
+        ("RMSprop", {}),
+        ("RMSprop", {"lr": 0.05, "alpha": 0.9, "momentum": 0.8, "weight_decay": 0.1}),
+        ("RMSprop", {"centered": True, "eps": 1e-3}),
+        ("RMSprop", {"centered": True, "momentum": 0.5}),
+        ("Adagrad", {}),
+        ("Adagrad", {"lr": 0.3, "lr_decay": 0.1, "weight_decay": 0.05}),
+        ("Adagrad", {"initial_accumulator_value": 0.5, "eps": 1e-4}),
+    ],
+)
+def test_adaptive_optimizers_match_torch(name, kw, rng):
+    torch = pytest.importorskip("torch")
+    from chainrule import optim
+
+    p0 = rng.standard_normal((3, 2))
+    p, tp = _param(p0), torch.tensor(p0, requires_grad=True)
+    opt, topt = getattr(optim, name)([p], **kw), getattr(torch.optim, name)([tp], **kw)
+    for _ in range(6):
+        g = rng.standard_normal((3, 2))
+        p.grad, tp.grad = cr.tensor(g), torch.tensor(g)
+        opt.step()
+        topt.step()
+        np.testing.assert_allclose(p.data, tp.detach().numpy(), rtol=1e-12, atol=1e-14)
+
+
+@pytest.mark.parametrize(
+    ("name", "kw"),
+    [
+        ("ExponentialLR", {"gamma": 0.8}),
+        ("LinearLR", {}),
+        ("LinearLR", {"start_factor": 1.0, "end_factor": 0.1, "total_iters": 4}),
+        ("LambdaLR", {"lr_lambda": lambda e: 1 / (1 + e)}),
+    ],
+)
+def test_more_schedules_match_torch(name, kw):
+    torch = pytest.importorskip("torch")
+    from chainrule import optim
+
+    opt = SGD([_param([1.0])], lr=0.3)
+    topt = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=0.3)
+    sched = getattr(optim, name)(opt, **kw)
+    tsched = getattr(torch.optim.lr_scheduler, name)(topt, **kw)
+    for _ in range(8):
+        assert sched.get_last_lr()[0] == pytest.approx(tsched.get_last_lr()[0], rel=1e-12)
+        topt.step()
+        sched.step()
+        tsched.step()
+
+
+@pytest.mark.parametrize(
+    ("opt_name", "kw"),
+    [
+        ("SGD", {"max_lr": 0.5, "total_steps": 20}),
+        ("Adam", {"max_lr": 0.1, "total_steps": 15, "anneal_strategy": "linear", "pct_start": 0.4}),
+        ("SGD", {"max_lr": 1.0, "epochs": 3, "steps_per_epoch": 7, "three_phase": True}),
+        ("Adam", {"max_lr": 0.2, "total_steps": 12, "cycle_momentum": False, "div_factor": 5.0}),
+    ],
+)
+def test_one_cycle_matches_torch(opt_name, kw):
+    torch = pytest.importorskip("torch")
+    from chainrule import optim
+
+    extra = {"momentum": 0.9} if opt_name == "SGD" else {}
+    opt = getattr(optim, opt_name)([_param([1.0])], lr=0.01, **extra)
+    topt = getattr(torch.optim, opt_name)([torch.zeros(1, requires_grad=True)], lr=0.01, **extra)
+    sched = optim.OneCycleLR(opt, **kw)
+    tsched = torch.optim.lr_scheduler.OneCycleLR(topt, **kw)
+    key = "momentum" if opt_name == "SGD" else "betas"
+    for _ in range(sched.total_steps):
+        assert sched.get_last_lr()[0] == pytest.approx(tsched.get_last_lr()[0], rel=1e-12)
+        assert opt.param_groups[0][key] == pytest.approx(topt.param_groups[0][key], rel=1e-12)
+        topt.step()
+        sched.step()
+        tsched.step()
+
+
+@pytest.mark.parametrize(
+    "kw",
+    [
+        {"patience": 2},
+        {"mode": "max", "factor": 0.5, "patience": 1, "cooldown": 2, "threshold_mode": "abs"},
+        {"patience": 0, "min_lr": 0.05, "threshold": 0.1},
+    ],
+)
+def test_reduce_on_plateau_matches_torch(kw, rng):
+    torch = pytest.importorskip("torch")
+    from chainrule import optim
+
+    opt = SGD([_param([1.0])], lr=1.0)
+    topt = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=1.0)
+    sched = optim.ReduceLROnPlateau(opt, **kw)
+    tsched = torch.optim.lr_scheduler.ReduceLROnPlateau(topt, **kw)
+    for metric in np.concatenate([np.linspace(1, 0.5, 4), rng.uniform(0.4, 0.6, 16)]):
+        sched.step(metric)
+        tsched.step(metric)
+        assert sched.get_last_lr()[0] == pytest.approx(topt.param_groups[0]["lr"], rel=1e-12)

@@ -171,6 +171,8 @@ OPS_WITHOUT_TWIN = {
     "getitem": "moves elements only",
     "scatter_add": "moves elements only",
     "concatenate": "moves elements only",
+    "conv": "compared with torch's conv1d/conv2d per option in tests/nn",
+    "gru_cell": "compared with torch's GRU and GRUCell in tests/nn",
 }
 SETTINGS = settings(max_examples=30, deadline=None)  # per op
 

@@ -1341,3 +1341,210 @@ _NUMPY_HELPERS: dict[str, Callable[..., Any]] = {
 NUMPY_NS = SimpleNamespace(**{n: _NUMPY_HELPERS.get(n) or getattr(np, n) for n in NAMESPACE})
 # Filled by composite.py with the same names, as differentiable chainrule functions.
 TENSOR_NS = SimpleNamespace()
+
+# --------------------------------------------------------------------------- convolution
+# One N-d primitive serves conv1d and conv2d. Both vjps are written with the same `conv` (and
+# getitem, scatter_add, reshape, transpose) through `xp`, so the backward pass of a convolution
+# is itself a convolution (seed form: the delta of a conv is a full correlation with the
+# flipped kernel), and higher derivatives come for free.
+
+_Pads = tuple[tuple[int, int], ...]
+
+
+def _conv(
+    x: np.ndarray,
+    w: np.ndarray,
+    b: np.ndarray | None = None,
+    *,
+    stride: tuple[int, ...],
+    padding: _Pads,
+    dilation: tuple[int, ...],
+    groups: int = 1,
+) -> np.ndarray:
+    """y[n, o, p] = sum_{c, k} w[o, c, k] xpad[n, c, p * stride + k * dilation] (+ b[o]).
+
+    im2col on GEMM: the windows are a strided view of the padded input, gathered once into a
+    (groups, N * positions, C/groups * taps) matrix and multiplied by the kernel matrix.
+    """
+    nd, (n, _), (o, cg), k = x.ndim - 2, x.shape[:2], w.shape[:2], w.shape[2:]
+    if any(lo or hi for lo, hi in padding):
+        x = np.pad(x, ((0, 0), (0, 0), *padding))
+    span = tuple(d * (kk - 1) + 1 for d, kk in zip(dilation, k))
+    win = np.lib.stride_tricks.sliding_window_view(x, span, axis=tuple(range(2, 2 + nd)))
+    steps: tuple[Any, ...] = (Ellipsis, *(slice(None, None, s) for s in (*stride, *dilation)))
+    win = win[steps]
+    pos = win.shape[2 : 2 + nd]
+    # (N, G, Cg, *pos, *k) -> (G, N, *pos, Cg, *k): channels and taps last, contracted by GEMM
+    win = win.reshape(n, groups, cg, *pos, *k)
+    cols = win.transpose(1, 0, *range(3, 3 + nd), 2, *range(3 + nd, 3 + 2 * nd))
+    y = cols.reshape(groups, -1, cg * math.prod(k)) @ np.swapaxes(
+        w.reshape(groups, o // groups, -1), 1, 2
+    )
+    y = y.reshape(groups, n, *pos, o // groups).transpose(1, 0, 2 + nd, *range(2, 2 + nd))
+    y = np.ascontiguousarray(y).reshape(n, o, *pos)
+    if b is not None:
+        y += np.reshape(b, (o,) + (1,) * nd)  # y is a fresh array
+    return y
+
+
+def _conv_transpose(
+    g: Any,
+    w: Any,
+    xp: Any,
+    size: tuple[int, ...],
+    stride: tuple[int, ...],
+    padding: _Pads,
+    dilation: tuple[int, ...],
+    groups: int,
+) -> Any:
+    """The adjoint of `_conv` in x: g with stride-1 zeros between its entries, fully correlated
+    with the flipped kernel (in and out channels swapped per group), cropped to x's `size`."""
+    nd, (n, o), (cg, *k) = len(size), g.shape[:2], w.shape[1:]
+    every = (slice(None), slice(None))
+    if any(s > 1 for s in stride):
+        spread = tuple((p - 1) * s + 1 for p, s in zip(g.shape[2:], stride))
+        g = xp.scatter_add(g, every + tuple(slice(None, None, s) for s in stride), (n, o, *spread))
+    wt = xp.transpose(xp.reshape(w, (groups, o // groups, cg, *k)), (0, 2, 1, *range(3, 3 + nd)))
+    wt = xp.getitem(
+        xp.reshape(wt, (groups * cg, o // groups, *k)), every + (slice(None, None, -1),) * nd
+    )
+    full = tuple((d * (kk - 1), d * (kk - 1)) for d, kk in zip(dilation, k))
+    gx = xp.conv(g, wt, stride=(1,) * nd, padding=full, dilation=dilation, groups=groups)
+    # gx covers the padded input from 0 to its length; inputs no window reached get zeros
+    # (ops.py shadows the builtin min)
+    ends = [r if r < lo + s else lo + s for r, (lo, _), s in zip(gx.shape[2:], padding, size)]
+    gx = xp.getitem(gx, every + tuple(slice(lo, e) for (lo, _), e in zip(padding, ends)))
+    if gx.shape[2:] != tuple(size):
+        gx = xp.scatter_add(
+            gx, every + tuple(slice(0, m) for m in gx.shape[2:]), (n, groups * cg, *size)
+        )
+    return gx
+
+
+# The vjps take `*rest` = (b, xp) or (xp,): the bias is an optional third input.
+def _conv_vjp_w(
+    g: Any,
+    out: Any,
+    x: Any,
+    w: Any,
+    *rest: Any,
+    stride: tuple[int, ...],
+    padding: _Pads,
+    dilation: tuple[int, ...],
+    groups: int = 1,
+) -> Any:
+    """dL/dw[o, c, k] = sum_{n, p} g[n, o, p] xpad[n, c, p s + k d]: a conv of x (batch and
+    channels swapped) with g as the kernel, stride and dilation exchanged, cropped to the taps."""
+    (n, _, *size), (cg, *k), nd, xp = x.shape, w.shape[1:], w.ndim - 2, rest[-1]
+    xin = xp.transpose(xp.reshape(x, (n, groups, cg, *size)), (2, 1, 0, *range(3, 3 + nd)))
+    gk = xp.transpose(g, (1, 0, *range(2, 2 + nd)))
+    gw = xp.conv(
+        xp.reshape(xin, (cg, groups * n, *size)),
+        gk,
+        stride=dilation,
+        padding=padding,
+        dilation=stride,
+        groups=groups,
+    )
+    gw = xp.getitem(gw, (slice(None), slice(None), *(slice(0, kk) for kk in k)))
+    return xp.transpose(gw, (1, 0, *range(2, 2 + nd)))
+
+
+def _conv_cases(rng: np.random.Generator, dtype: Any, op: OpDef) -> list[Case]:
+    def s(*shape: int) -> np.ndarray:
+        return op.domain.sample(rng, shape, dtype)
+
+    def p(nd: int, stride: int = 1, pad: int = 0, dil: int = 1, groups: int = 1) -> dict[str, Any]:
+        return {
+            "stride": (stride,) * nd,
+            "padding": ((pad, pad),) * nd,
+            "dilation": (dil,) * nd,
+            "groups": groups,
+        }
+
+    return [
+        ((s(2, 2, 7), s(3, 2, 3), s(3)), p(1, stride=2, pad=1)),
+        ((s(1, 4, 5, 4), s(4, 2, 2, 3)), p(2, stride=1, pad=1, dil=1, groups=2)),
+        ((s(2, 3, 9), s(2, 3, 2)), p(1, stride=3, dil=2)),
+        ((s(2, 2, 6, 5), s(3, 2, 3, 2)), {**p(2, stride=2, dil=2), "padding": ((1, 2), (0, 1))}),
+        ((s(1, 6, 8), s(3, 2, 3), s(3)), p(1, stride=2, pad=2, groups=3)),
+    ]
+
+
+def _conv_vjp_b(g: Any, out: Any, x: Any, w: Any, b: Any, xp: Any, **params: Any) -> Any:
+    """dL/db[o] = g summed over the batch and every position."""
+    o = g.shape[1]
+    return xp.reshape(xp.sum_to(g, (1, o) + (1,) * (g.ndim - 2)), (o,))
+
+
+conv = defop(
+    "conv",
+    _conv,
+    lambda g, out, x, w, *rest, stride, padding, dilation, groups=1: _conv_transpose(
+        g, w, rest[-1], x.shape[2:], stride, padding, dilation, groups
+    ),
+    _conv_vjp_w,
+    _conv_vjp_b,
+    cases=_conv_cases,
+    nosym="sums over windows",
+    doc="d conv(x, w) = conv(dx, w) + conv(x, dw) + db; dx = full correlation of g with flipped w",
+    local=("conv_transpose(g, w)", "correlate(x, g)", "sum(g)"),
+)
+NUMPY_NS.conv = _conv
+TENSOR_NS.conv = lambda *xs, **params: apply(conv, *xs, **params)
+
+# --------------------------------------------------------------------------- recurrent cells
+NUMPY_NS.tanh = np.tanh
+NUMPY_NS.concatenate = lambda xs, axis=0: np.concatenate(xs, axis=axis)
+TENSOR_NS.tanh = lambda x: apply(tanh, x)
+TENSOR_NS.concatenate = lambda xs, axis=0: apply(concatenate, *xs, axis=axis)
+
+
+def _gru_parts(gi: Any, gh: Any, xp: Any) -> tuple[Any, Any, Any, Any]:
+    """PyTorch's GRU gates from gi = x W_ih^T + b_ih and gh = h W_hh^T + b_hh: r, z, n, gh_n."""
+    size = gi.shape[-1] // 3
+    # r and z in one call; s(x) = (1 + tanh(x/2)) / 2 is exact, stable and 3 NumPy calls
+    rz = 0.5 + 0.5 * xp.tanh(0.5 * (gi[..., : 2 * size] + gh[..., : 2 * size]))
+    r, z, ghn = rz[..., :size], rz[..., size:], gh[..., 2 * size :]
+    return r, z, xp.tanh(gi[..., 2 * size :] + r * ghn), ghn
+
+
+def _gru_cell(gi: np.ndarray, gh: np.ndarray, h: np.ndarray) -> np.ndarray:
+    _, z, n, _ = _gru_parts(gi, gh, NUMPY_NS)
+    return n + z * (h - n)
+
+
+def _gru_deltas(g: Any, gi: Any, gh: Any, h: Any, xp: Any, argnum: int) -> Any:
+    """dL/dgi (argnum 0), dL/dgh (1), dL/dh (2) by the chain rule through the three gates."""
+    r, z, n, ghn = _gru_parts(gi, gh, xp)
+    if argnum == 2:
+        return g * z  # h's other paths run through gh, whose own op carries them to h
+    dn = g * (1 - z) * (1 - n * n)
+    dr = dn * ghn * r * (1 - r)
+    dz = g * (h - n) * z * (1 - z)
+    return xp.concatenate([dr, dz, dn if argnum == 0 else dn * r], axis=-1)
+
+
+def _gru_cases(rng: np.random.Generator, dtype: Any, op: OpDef) -> list[Case]:
+    def s(*shape: int) -> np.ndarray:
+        return op.domain.sample(rng, shape, dtype)
+
+    return [((s(2, 9), s(2, 9), s(2, 3)), {}), ((s(6), s(6), s(2)), {})]
+
+
+# One GRU step h' = n + z (h - n) from the two projections, a primitive for speed: composed it
+# is about 17 ops per time step (slices, sigmoids, tanh, products), and a bidirectional GRU
+# over 40 steps spent its time in the engine's per-op overhead (MNIST-1D: ~60 ms a training
+# step); fused, a step is three ops (this, gi[t] and the linear gh). The vjps recompute the
+# gates from the inputs, so they stay differentiable (order 2).
+gru_cell = defop(
+    "gru_cell",
+    _gru_cell,
+    lambda g, out, gi, gh, h, xp: _gru_deltas(g, gi, gh, h, xp, 0),
+    lambda g, out, gi, gh, h, xp: _gru_deltas(g, gi, gh, h, xp, 1),
+    lambda g, out, gi, gh, h, xp: _gru_deltas(g, gi, gh, h, xp, 2),
+    cases=_gru_cases,
+    nosym="a vector recurrence",
+    local=("g * dh'/dgi", "g * dh'/dgh", "g * z"),
+    doc="h' = n + z(h - n): dn = g(1 - z)(1 - n^2), dz = g(h - n)z(1 - z), dr = dn gh_n r(1 - r)",
+)

@@ -51,8 +51,13 @@ def run(args: argparse.Namespace) -> int:
         print(json.dumps(result))
     else:
         arch = "-".join(str(n) for n in [X.shape[1], *config.hidden, int(y.max()) + 1])
+        model = (
+            f"MLP {arch} ({config.activation})"
+            if config.model == "mlp"
+            else f"{config.model} ({model_run.model.num_parameters()} parameters)"
+        )
         print(
-            f"{args.checkpoint}: MLP {arch} ({config.activation}) on {config.dataset}, "
+            f"{args.checkpoint}: {model} on {config.dataset}, "
             f"epoch {model_run.epoch}\n{args.split} accuracy {accuracy:.2%} on {len(y)} "
             f"samples, loss {loss:.4f}"
         )

@@ -51,11 +51,17 @@ def _positive(kind: type) -> Any:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     from chainrule.data import DATASETS
+    from chainrule.models import MODELS
     from chainrule.training import ACTIVATIONS, OPTIMIZERS, SCHEDULES, TrainConfig
 
     d = TrainConfig()
     parser.add_argument(
         "--dataset", choices=list(DATASETS), help=f"training data (default {d.dataset})"
+    )
+    parser.add_argument(
+        "--model",
+        choices=list(MODELS),
+        help=f"model family (default {d.model}; mnist1d: the MNIST-1D paper's models and recipe)",
     )
     parser.add_argument(
         "--hidden",
@@ -95,6 +101,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 _CONFIG_ARGS = (
     "dataset",
+    "model",
     "hidden",
     "activation",
     "optimizer",
@@ -113,7 +120,7 @@ def resolve(args: argparse.Namespace) -> tuple[Any, dict[str, Any] | None, Path]
     from chainrule.training import TrainConfig, load_checkpoint
 
     state = load_checkpoint(args.resume) if args.resume else None
-    base = TrainConfig.from_dict(state["config"]) if state else TrainConfig()
+    base = TrainConfig.from_dict(state["config"]) if state else TrainConfig.preset(args.dataset)
     given = {k: getattr(args, k) for k in _CONFIG_ARGS if getattr(args, k) is not None}
     config = TrainConfig.from_dict({**base.to_dict(), **given})
     config.validate()

@@ -2,8 +2,11 @@
 
 from chainrule.data.datasets import (
     DATASETS,
+    TRAIN_SIZES,
     load_dataset,
     load_digits,
+    load_mnist,
+    load_mnist1d,
     make_circles,
     make_moons,
     make_spirals,
@@ -13,12 +16,15 @@ from chainrule.data.loader import DataLoader, Dataset, TensorDataset, default_co
 
 __all__ = [
     "DATASETS",
+    "TRAIN_SIZES",
     "DataLoader",
     "Dataset",
     "TensorDataset",
     "default_collate",
     "load_dataset",
     "load_digits",
+    "load_mnist",
+    "load_mnist1d",
     "make_circles",
     "make_moons",
     "make_spirals",

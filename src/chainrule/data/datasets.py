@@ -6,14 +6,19 @@ Every loader returns (X float32 of shape (n, features), y int64 of shape (n,)).
 from __future__ import annotations
 
 import gzip
+import os
 from importlib import resources
+from pathlib import Path
 
 import numpy as np
 
 __all__ = [
     "DATASETS",
+    "TRAIN_SIZES",
     "load_dataset",
     "load_digits",
+    "load_mnist",
+    "load_mnist1d",
     "make_circles",
     "make_moons",
     "make_spirals",
@@ -37,6 +42,83 @@ def load_digits() -> tuple[np.ndarray, np.ndarray]:
     blob = resources.files("chainrule.datasets").joinpath("digits.csv.gz").read_bytes()
     table = np.loadtxt(gzip.decompress(blob).decode().splitlines(), delimiter=",", dtype=np.float32)
     return table[:, :-1] / np.float32(16.0), table[:, -1].astype(np.int64)
+
+
+def load_mnist1d() -> tuple[np.ndarray, np.ndarray]:
+    """MNIST-1D (Greydanus 2020): 5,000 signals of length 40, 10 classes; training part first.
+
+    The paper's default data (`mnist1d.data.make_dataset()` of the mnist1d package with its
+    default arguments, seed 42), generated once and bundled (see `chainrule/datasets/README.md`):
+    the first 4,000 rows are its training part, the last 1,000 its test part (`TRAIN_SIZES`).
+
+    Examples
+    --------
+    >>> from chainrule.data import load_mnist1d
+    >>> X, y = load_mnist1d()
+    >>> X.shape, y.shape, int(y.max())
+    ((5000, 40), (5000,), 9)
+    """
+    with resources.files("chainrule.datasets").joinpath("mnist1d.npz").open("rb") as f:
+        d = np.load(f)
+        X = np.concatenate([d["x"], d["x_test"]]).astype(np.float32)
+        y = np.concatenate([d["y"], d["y_test"]]).astype(np.int64)
+    return X, y
+
+
+MNIST_FILES = (
+    "train-images-idx3-ubyte",
+    "train-labels-idx1-ubyte",
+    "t10k-images-idx3-ubyte",
+    "t10k-labels-idx1-ubyte",
+)
+
+
+def _read_idx(path: Path) -> np.ndarray:
+    """An IDX file (LeCun's MNIST format, optionally gzipped) as a uint8 array."""
+    raw = path.read_bytes()
+    if raw[:2] == b"\x1f\x8b":
+        raw = gzip.decompress(raw)
+    if len(raw) < 4 or raw[:2] != b"\x00\x00" or raw[2] != 0x08:
+        raise ValueError(f"{path}: not an IDX file of unsigned bytes")
+    ndim = raw[3]
+    dims = tuple(int.from_bytes(raw[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
+    data = np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * ndim)
+    if data.size != int(np.prod(dims)):
+        raise ValueError(f"{path}: header says {dims}, the file holds {data.size} values")
+    return data.reshape(dims)
+
+
+def load_mnist(root: str | os.PathLike[str] | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """MNIST from the user's own copy (never downloaded): 70,000 images of 28x28, 10 classes.
+
+    `root` (default: the CHAINRULE_MNIST environment variable) is a directory holding the four
+    IDX files (`train-images-idx3-ubyte` ... `t10k-labels-idx1-ubyte`, gzipped or not).
+    Pixels are scaled to [0, 1] and flattened to 784 features; the 60,000 training images come
+    first (`TRAIN_SIZES["mnist"]`), then the 10,000 test images.
+
+    Raises
+    ------
+    FileNotFoundError
+        Naming the directory and the missing file, if the copy is not there.
+    """
+    where = root if root is not None else os.environ.get("CHAINRULE_MNIST")
+    if not where:
+        raise FileNotFoundError(
+            "MNIST is not bundled and never downloaded: put its four IDX files in a directory "
+            "and set CHAINRULE_MNIST to it (or pass root=)"
+        )
+    parts = []
+    for name in MNIST_FILES:
+        found = [p for p in (Path(where) / name, Path(where) / f"{name}.gz") if p.is_file()]
+        if not found:
+            raise FileNotFoundError(f"MNIST: {name}(.gz) is missing from {where}")
+        parts.append(_read_idx(found[0]))
+    images = np.concatenate([parts[0], parts[2]])
+    labels = np.concatenate([parts[1], parts[3]])
+    if len(images) != len(labels):
+        raise ValueError(f"MNIST: {len(images)} images but {len(labels)} labels in {where}")
+    X = images.reshape(len(images), -1).astype(np.float32) / np.float32(255)
+    return X, labels.astype(np.int64)
 
 
 def make_moons(
@@ -134,7 +216,11 @@ DATASETS = {
     "moons": make_moons,
     "spirals": make_spirals,
     "circles": make_circles,
+    "mnist1d": load_mnist1d,
+    "mnist": load_mnist,
 }
+# Datasets with a published train/test split: the first n samples are the training part.
+TRAIN_SIZES = {"mnist1d": 4000, "mnist": 60000}
 
 
 def load_dataset(name: str) -> tuple[np.ndarray, np.ndarray]:

@@ -24,20 +24,61 @@ from chainrule.composite import (
     softplus,
     tanh,
 )
+from chainrule.nn.attention import scaled_dot_product_attention
+from chainrule.nn.conv import conv1d, conv2d, conv_transpose1d, conv_transpose2d
+from chainrule.nn.loss_functions import (
+    bce_with_logits_general,
+    binary_cross_entropy,
+    cross_entropy_general,
+    huber_loss,
+    kl_div,
+    l1_loss,
+    nll_loss,
+    smooth_l1_loss,
+)
+from chainrule.nn.pooling import (
+    adaptive_avg_pool1d,
+    adaptive_avg_pool2d,
+    avg_pool1d,
+    avg_pool2d,
+    interpolate,
+    max_pool1d,
+    max_pool2d,
+)
+from chainrule.nn.rnn import embedding
 from chainrule.tensor import Tensor
 
 __all__ = [
+    "adaptive_avg_pool1d",
+    "adaptive_avg_pool2d",
+    "avg_pool1d",
+    "avg_pool2d",
+    "binary_cross_entropy",
     "binary_cross_entropy_with_logits",
+    "conv1d",
+    "conv2d",
+    "conv_transpose1d",
+    "conv_transpose2d",
     "cross_entropy",
+    "embedding",
     "gelu",
+    "huber_loss",
+    "interpolate",
+    "kl_div",
+    "l1_loss",
     "leaky_relu",
     "linear",
     "log_softmax",
     "logsumexp",
+    "max_pool1d",
+    "max_pool2d",
     "mse_loss",
+    "nll_loss",
     "relu",
+    "scaled_dot_product_attention",
     "sigmoid",
     "silu",
+    "smooth_l1_loss",
     "softmax",
     "softplus",
     "tanh",
@@ -80,13 +121,22 @@ def mse_loss(input: Any, target: Any, reduction: str = "mean") -> Tensor:
     return _reduce(d * d, reduction, "mse_loss")
 
 
-def cross_entropy(logits: Any, target: Any, reduction: str = "mean") -> Tensor:
+def cross_entropy(
+    logits: Any,
+    target: Any,
+    weight: Any = None,
+    *,
+    ignore_index: int = -100,
+    reduction: str = "mean",
+    label_smoothing: float = 0.0,
+) -> Tensor:
     """Softmax cross-entropy from raw logits, stable for any logit size.
 
     Parameters
     ----------
-    logits : Tensor, shape (N, C) or (C,)
+    logits : Tensor, shape (N, C) or (C,), or (N, C, d1, ...) (the class axis is 1)
     target : integer class labels, shape (N,) or (); or probabilities/one-hot, shape (N, C)
+    weight, ignore_index, label_smoothing : PyTorch's options (`loss_functions.py`)
     reduction : 'mean' | 'sum' | 'none'
 
     Its gradient with respect to the logits is softmax(logits) - onehot(target) (divided by N
@@ -103,9 +153,20 @@ def cross_entropy(logits: Any, target: Any, reduction: str = "mean") -> Tensor:
     True
     """
     z = C._t(logits)
+    t = target.data if isinstance(target, Tensor) else np.asarray(target)
+    if (
+        weight is not None
+        or label_smoothing
+        or z.ndim > 2
+        or (
+            t.dtype.kind in "iu"
+            and t.size
+            and (t.min() < 0 or (ignore_index >= 0 and bool((t == ignore_index).any())))
+        )
+    ):  # the options the fused op lacks; a negative label is ignored or reported there
+        return cross_entropy_general(z, t, weight, ignore_index, reduction, label_smoothing)
     if z.ndim not in (1, 2):
         raise ValueError(f"cross_entropy: logits must have shape (N, C) or (C,), got {z.shape}")
-    t = target.data if isinstance(target, Tensor) else np.asarray(target)
     if t.dtype.kind in "iub":
         if reduction == "mean" and t.size:  # the mean fused into the same op
             return _ce_labels(z, t, mean=True)
@@ -140,11 +201,21 @@ def _ce_labels(z: Tensor, t: np.ndarray, mean: bool = False) -> Tensor:
     return C.softmax_cross_entropy(z, t.astype(np.intp, copy=False), mean=mean)
 
 
-def binary_cross_entropy_with_logits(logits: Any, target: Any, reduction: str = "mean") -> Tensor:
+def binary_cross_entropy_with_logits(
+    logits: Any,
+    target: Any,
+    weight: Any = None,
+    *,
+    reduction: str = "mean",
+    pos_weight: Any = None,
+) -> Tensor:
     """-[t log s(x) + (1 - t) log(1 - s(x))] computed as softplus(x) - t x (never overflows).
 
-    Its gradient is sigmoid(x) - t.
+    Its gradient is sigmoid(x) - t. `weight` scales each element and `pos_weight` the
+    positive term, as PyTorch's.
     """
+    if weight is not None or pos_weight is not None:
+        return bce_with_logits_general(logits, target, weight, pos_weight, reduction)
     x = C._t(logits)
     _same_shape(x, target, "binary_cross_entropy_with_logits")
     return _reduce(softplus(x) - x * target, reduction, "binary_cross_entropy_with_logits")

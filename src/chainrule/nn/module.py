@@ -6,6 +6,7 @@ mismatching keys and shapes) and the PyTorch-style repr. Layers live in `layers.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -106,8 +107,56 @@ class Module:
     def forward(self, *args: Any, **kwargs: Any) -> Any:
         raise NotImplementedError(f"{type(self).__name__} must define forward()")
 
+    _hooks: _Hooks | None = None  # set per instance by the first register_*_hook
+
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        return self.forward(*args, **kwargs)
+        if self._hooks is None:  # the common case costs one attribute lookup
+            return self.forward(*args, **kwargs)
+        for pre in list(self._hooks.pre.values()):
+            changed = pre(self, args)
+            if changed is not None:
+                args = changed if isinstance(changed, tuple) else (changed,)
+        out = self.forward(*args, **kwargs)
+        for hook in list(self._hooks.post.values()):
+            changed = hook(self, args, out)
+            if changed is not None:
+                out = changed
+        return out
+
+    def register_forward_pre_hook(self, hook: Callable[..., Any]) -> RemovableHandle:
+        """hook(module, args) runs before forward; a non-None result replaces the args."""
+        return self._add_hook("pre", hook)
+
+    def register_forward_hook(self, hook: Callable[..., Any]) -> RemovableHandle:
+        """hook(module, args, output) runs after forward; a non-None result replaces output.
+
+        Examples
+        --------
+        >>> import chainrule as cr
+        >>> from chainrule import nn
+        >>> seen = []
+        >>> layer = nn.ReLU()
+        >>> handle = layer.register_forward_hook(lambda m, args, out: seen.append(out.shape))
+        >>> _ = layer(cr.ones(2, 3)); handle.remove(); _ = layer(cr.ones(4))
+        >>> seen
+        [(2, 3)]
+        """
+        return self._add_hook("post", hook)
+
+    def _add_hook(self, kind: str, hook: Callable[..., Any]) -> RemovableHandle:
+        if self._hooks is None:
+            object.__setattr__(self, "_hooks", _Hooks())
+        assert self._hooks is not None  # set just above
+        table = getattr(self._hooks, kind)
+        key = next(_hook_ids)
+        table[key] = hook
+        return RemovableHandle(table, key)
+
+    def requires_grad_(self, requires_grad: bool = True) -> Module:
+        """Turn gradients on or off for every parameter (freezing a part of a model)."""
+        for p in self.parameters():
+            p.requires_grad = bool(requires_grad)
+        return self
 
     # -- traversal ----------------------------------------------------------------------
     def named_modules(self, prefix: str = "") -> Iterator[tuple[str, Module]]:
@@ -252,6 +301,27 @@ class Module:
             return f"{type(self).__name__}({extra})"
         head = f"{type(self).__name__}({extra}" if extra else f"{type(self).__name__}("
         return head + "\n" + "\n".join(lines) + "\n)"
+
+
+_hook_ids = itertools.count()
+
+
+class _Hooks:
+    """A module's forward hooks, in registration order."""
+
+    def __init__(self) -> None:
+        self.pre: dict[int, Callable[..., Any]] = {}
+        self.post: dict[int, Callable[..., Any]] = {}
+
+
+class RemovableHandle:
+    """What register_*_hook returns: `remove()` unregisters the hook (twice is harmless)."""
+
+    def __init__(self, table: dict[int, Any], key: int) -> None:
+        self.table, self.key = table, key
+
+    def remove(self) -> None:
+        self.table.pop(self.key, None)
 
 
 def _describe_keys(owner: str, missing: list[str], unexpected: list[str]) -> str:

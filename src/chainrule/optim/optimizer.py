@@ -7,6 +7,7 @@ step refuses to backpropagate through stale values instead of giving a wrong gra
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Iterable
 from typing import Any
 
@@ -47,6 +48,15 @@ class Optimizer:
         seen = {id(p) for g in self.param_groups for p in g["params"]}
         if any(id(p) in seen for p in params):
             raise ValueError(f"{type(self).__name__}: a parameter appears in two groups")
+        unique = list({id(p): p for p in params}.values())
+        if len(unique) < len(params):  # PyTorch warns too; stepping a parameter twice is a bug
+            warnings.warn(
+                f"{type(self).__name__}: a parameter group lists {len(params) - len(unique)} "
+                "parameter(s) more than once; each is kept once and stepped once",
+                UserWarning,
+                stacklevel=3,
+            )
+            params = unique
         full = {**self.defaults, **group, "params": params}
         self._check_hyper(full)
         self.param_groups.append(full)

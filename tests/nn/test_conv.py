@@ -1,0 +1,85 @@
+"""Convolution layers against PyTorch, one case per option combination, and the functional
+forms (conv_transpose is composed from the `conv` primitive) gradchecked to order 2."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import chainrule as cr
+from chainrule import nn
+from chainrule.nn import functional as F
+
+# (name, constructor arguments, input shape); the same arguments build torch's layer
+CASES = [
+    ("Conv1d", (2, 3, 3), {}, (2, 2, 9)),
+    ("Conv1d", (2, 4, 3), {"stride": 2, "padding": 1, "bias": False}, (3, 2, 10)),
+    ("Conv1d", (4, 6, 3), {"groups": 2, "dilation": 2, "padding": "same"}, (2, 4, 11)),
+    ("Conv1d", (3, 3, 4), {"padding": "same", "groups": 3}, (1, 3, 7)),
+    ("Conv1d", (1, 25, 5), {"stride": 2, "padding": 1}, (4, 1, 40)),
+    ("Conv1d", (2, 2, 2), {"padding": "valid", "stride": 3}, (2, 8)),  # unbatched
+    ("Conv2d", (2, 3, 3), {}, (2, 2, 6, 5)),
+    ("Conv2d", (2, 4, (2, 3)), {"stride": (2, 1), "padding": (1, 2)}, (2, 2, 7, 6)),
+    ("Conv2d", (4, 4, 3), {"groups": 4, "dilation": (2, 1), "padding": "same"}, (1, 4, 7, 7)),
+    ("Conv2d", (3, 2, 2), {"stride": 2, "bias": False}, (3, 5, 5)),  # unbatched
+    ("ConvTranspose1d", (2, 3, 4), {"stride": 2, "padding": 1}, (2, 2, 5)),
+    ("ConvTranspose1d", (4, 2, 3), {"stride": 3, "output_padding": 2, "groups": 2}, (1, 4, 4)),
+    ("ConvTranspose1d", (2, 2, 3), {"dilation": 2, "padding": 2, "bias": False}, (2, 2, 6)),
+    ("ConvTranspose2d", (2, 3, 3), {"stride": 2, "padding": 1, "output_padding": 1}, (2, 2, 4, 3)),
+    ("ConvTranspose2d", (4, 2, (2, 3)), {"groups": 2, "stride": (1, 2)}, (1, 4, 3, 3)),
+]
+
+
+# torch warns that it copies the input for an even kernel with padding='same'
+@pytest.mark.filterwarnings("ignore:Using padding='same' with even kernel")
+@pytest.mark.parametrize(("name", "args", "kwargs", "shape"), CASES, ids=lambda v: str(v))
+def test_conv_layer_matches_torch(name, args, kwargs, shape, rng, same_as_torch) -> None:
+    torch = pytest.importorskip("torch")
+    layer = getattr(nn, name)(*args, **kwargs, dtype=np.float64)
+    same_as_torch(layer, getattr(torch.nn, name)(*args, **kwargs), rng.standard_normal(shape))
+
+
+def test_conv_initialisation_matches_torch_bounds() -> None:
+    """kaiming_uniform_(a=sqrt(5)): |w| <= 1/sqrt(fan_in), and the bias the same bound."""
+    layer = nn.Conv2d(6, 8, (3, 2), groups=2)
+    bound = 1 / np.sqrt(3 * 3 * 2)
+    assert np.abs(layer.weight.data).max() <= bound and np.abs(layer.bias.data).max() <= bound
+    assert np.abs(layer.weight.data).max() > 0.8 * bound  # drawn from the whole range
+
+
+FUNCTIONAL = [
+    (F.conv1d, (2, 2, 7), (3, 2, 3), {"stride": 2, "padding": "valid"}),
+    (F.conv2d, (1, 2, 5, 4), (2, 1, 2, 2), {"groups": 2, "padding": "same", "dilation": 2}),
+    (F.conv_transpose1d, (2, 2, 4), (2, 3, 3), {"stride": 2, "output_padding": 1}),
+    (F.conv_transpose2d, (1, 2, 3, 3), (2, 1, 2, 2), {"stride": 2, "padding": 1}),
+]
+
+
+@pytest.mark.parametrize(
+    ("f", "xs", "ws", "kw"), FUNCTIONAL, ids=lambda v: getattr(v, "__name__", "")
+)
+def test_functional_conv_gradcheck_order_2(f, xs, ws, kw, rng) -> None:
+    x, w, b = rng.standard_normal(xs), rng.standard_normal(ws), rng.standard_normal(3)
+    bias = b[: (ws[1] * kw.get("groups", 1) if "transpose" in f.__name__ else ws[0])]
+    assert cr.gradcheck(lambda x, w, b: f(x, w, b, **kw), [x, w, bias], order=2)
+
+
+@pytest.mark.parametrize(
+    ("call", "message"),
+    [
+        (lambda: F.conv1d(cr.ones(2, 3, 5), cr.ones(4, 2, 3)), "3 channels .* groups=1"),
+        (lambda: F.conv1d(cr.ones(2, 2, 2), cr.ones(4, 2, 3)), "smaller than the kernel"),
+        (lambda: F.conv2d(cr.ones(2, 5), cr.ones(4, 2, 3, 3)), "4-D .* got shape \\(2, 5\\)"),
+        (
+            lambda: F.conv1d(cr.ones(1, 1, 5), cr.ones(1, 1, 3), stride=2, padding="same"),
+            "stride 1",
+        ),
+        (lambda: F.conv1d(cr.ones(1, 1, 5), cr.ones(1, 1, 3), padding="full"), "'valid', 'same'"),
+        (lambda: nn.Conv1d(3, 4, 3, groups=2), "divisible by groups 2"),
+        (lambda: nn.Conv2d(1, 1, 0), "kernel_size must be an int >= 1"),
+        (lambda: nn.Conv1d(1, 1, 3, padding_mode="reflect"), "padding_mode='zeros'"),
+    ],
+)
+def test_bad_conv_arguments_are_named(call, message) -> None:
+    with pytest.raises(ValueError, match=message):
+        call()

@@ -1,0 +1,107 @@
+"""Pooling and resampling layers against PyTorch, one case per option combination, and the
+functional forms gradchecked to order 2 (all are composed from op-table primitives)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import chainrule as cr
+from chainrule import nn
+from chainrule.nn import functional as F
+
+# (layer name, constructor arguments, input shape); the same arguments build torch's layer
+CASES = [
+    ("MaxPool1d", (2,), {}, (2, 3, 9)),
+    ("MaxPool1d", (3,), {"stride": 2, "padding": 1, "dilation": 1}, (2, 2, 10)),
+    ("MaxPool1d", (3,), {"stride": 2, "dilation": 2, "ceil_mode": True}, (1, 2, 12)),
+    ("MaxPool1d", (2,), {"stride": 1}, (3, 7)),  # unbatched
+    ("MaxPool2d", (2,), {}, (2, 3, 6, 7)),
+    ("MaxPool2d", ((3, 2),), {"stride": (2, 1), "padding": (1, 1)}, (1, 2, 7, 5)),
+    ("MaxPool2d", (3,), {"stride": 2, "ceil_mode": True, "dilation": (1, 2)}, (2, 1, 8, 9)),
+    ("AvgPool1d", (2,), {}, (2, 3, 9)),
+    ("AvgPool1d", (3,), {"stride": 2, "padding": 1}, (2, 2, 10)),
+    ("AvgPool1d", (3,), {"stride": 2, "padding": 1, "count_include_pad": False}, (1, 2, 8)),
+    ("AvgPool1d", (4,), {"stride": 3, "padding": 2, "ceil_mode": True}, (2, 1, 11)),
+    ("AvgPool2d", (2,), {}, (2, 3, 6, 7)),
+    ("AvgPool2d", (3,), {"stride": 2, "padding": 1, "ceil_mode": True}, (1, 2, 8, 7)),
+    ("AvgPool2d", ((2, 3),), {"padding": (1, 1), "count_include_pad": False}, (2, 1, 5, 6)),
+    ("AvgPool2d", (2,), {"divisor_override": 3}, (2, 5, 5)),  # unbatched
+    ("AdaptiveAvgPool1d", (4,), {}, (2, 3, 10)),
+    ("AdaptiveAvgPool1d", (7,), {}, (1, 2, 5)),
+    ("AdaptiveAvgPool2d", ((3, 2),), {}, (2, 2, 7, 5)),
+    ("AdaptiveAvgPool2d", (1,), {}, (2, 4, 3, 3)),
+    ("AdaptiveAvgPool2d", ((None, 3),), {}, (2, 5, 4)),  # unbatched, None keeps H
+    ("Upsample", (), {"scale_factor": 2}, (2, 3, 5)),
+    ("Upsample", (), {"size": 7}, (1, 2, 5)),
+    ("Upsample", (), {"size": 3}, (1, 2, 8)),
+    ("Upsample", (), {"scale_factor": 2.5, "mode": "linear"}, (2, 2, 4)),
+    ("Upsample", (), {"size": 9, "mode": "linear", "align_corners": True}, (1, 2, 5)),
+    ("Upsample", (), {"size": 3, "mode": "linear"}, (1, 1, 8)),
+    ("Upsample", (), {"scale_factor": (2, 3)}, (1, 2, 3, 2)),
+    ("Upsample", (), {"size": (5, 4), "mode": "bilinear"}, (2, 1, 3, 3)),
+    (
+        "Upsample",
+        (),
+        {"scale_factor": 1.5, "mode": "bilinear", "align_corners": True},
+        (1, 2, 4, 4),
+    ),
+]
+
+
+@pytest.mark.parametrize(("name", "args", "kwargs", "shape"), CASES, ids=lambda v: str(v))
+def test_pooling_layer_matches_torch(name, args, kwargs, shape, rng, same_as_torch) -> None:
+    torch = pytest.importorskip("torch")
+    layer = getattr(nn, name)(*args, **kwargs)
+    same_as_torch(layer, getattr(torch.nn, name)(*args, **kwargs), rng.standard_normal(shape))
+
+
+def test_max_pool_indices_match_torch(rng) -> None:
+    torch = pytest.importorskip("torch")
+    x = rng.standard_normal((2, 3, 7, 6))
+    y, idx = F.max_pool2d(cr.tensor(x), 3, stride=2, padding=1, return_indices=True)
+    ty, tidx = torch.nn.functional.max_pool2d(
+        torch.tensor(x), 3, stride=2, padding=1, return_indices=True
+    )
+    np.testing.assert_array_equal(idx.data, tidx.numpy())
+    np.testing.assert_array_equal(y.data, ty.numpy())
+
+
+def test_max_pool_tie_gives_the_gradient_to_the_first_maximum() -> None:
+    x = cr.tensor([[[2.0, 2.0, 1.0, 1.0]]], requires_grad=True)
+    F.max_pool1d(x, 2).sum().backward()
+    assert x.grad.tolist() == [[[1.0, 0.0, 1.0, 0.0]]]  # torch's rule: one winner per window
+
+
+FUNCTIONAL = [
+    (lambda x: F.max_pool1d(x, 3, stride=2, padding=1), (2, 2, 9)),
+    (lambda x: F.max_pool2d(x, 2, ceil_mode=True), (1, 2, 5, 5)),
+    (lambda x: F.avg_pool1d(x, 3, stride=2, padding=1, count_include_pad=False), (2, 2, 9)),
+    (lambda x: F.avg_pool2d(x, (2, 3), ceil_mode=True), (1, 2, 5, 5)),
+    (lambda x: F.adaptive_avg_pool1d(x, 3), (2, 2, 7)),
+    (lambda x: F.adaptive_avg_pool2d(x, (2, 3)), (1, 2, 5, 4)),
+    (lambda x: F.interpolate(x, size=7, mode="linear"), (2, 2, 4)),
+    (lambda x: F.interpolate(x, scale_factor=2, mode="bilinear"), (1, 1, 3, 3)),
+    (lambda x: F.interpolate(x, scale_factor=(2, 1)), (1, 1, 3, 3)),
+]
+
+
+@pytest.mark.parametrize(("f", "shape"), FUNCTIONAL)
+def test_functional_pooling_gradcheck_order_2(f, shape, rng) -> None:
+    assert cr.gradcheck(f, [rng.standard_normal(shape)], order=2)
+
+
+@pytest.mark.parametrize(
+    ("call", "message"),
+    [
+        (lambda: F.max_pool1d(cr.ones(1, 1, 5), 2, padding=2), "at most half the kernel"),
+        (lambda: F.avg_pool2d(cr.ones(1, 1, 2, 2), 3), "smaller than kernel"),
+        (lambda: F.max_pool2d(cr.ones(5), 2), "4-D .* or 3-D unbatched"),
+        (lambda: F.interpolate(cr.ones(1, 1, 4), size=3, mode="bilinear"), "'bilinear' for 4-D"),
+        (lambda: F.interpolate(cr.ones(1, 1, 4)), "exactly one of size and scale_factor"),
+        (lambda: F.adaptive_avg_pool1d(cr.ones(1, 1, 4), 0), "positive ints"),
+    ],
+)
+def test_bad_pooling_arguments_are_named(call, message) -> None:
+    with pytest.raises(ValueError, match=message):
+        call()
