@@ -175,3 +175,12 @@ def test_mnist_is_read_from_the_users_own_idx_files(tmp_path, monkeypatch, rng) 
     assert X.shape == (7, 784) and X.dtype == np.float32 and y.tolist() == [0, 1, 2, 3, 4, 7, 9]
     np.testing.assert_allclose(X[5], test[0].reshape(-1) / 255, rtol=1e-6)
     assert MODELS["cnn2d"](784, 10)(cr.tensor(X)).shape == (7, 10)
+
+
+def test_train_without_the_users_mnist_fails_with_one_line(tmp_path, monkeypatch, capsys) -> None:
+    monkeypatch.delenv("CHAINRULE_MNIST", raising=False)
+    out = tmp_path / "run"
+    assert main(["train", "--dataset", "mnist", "--quiet", "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("chainrule train: error: MNIST is not bundled") and "\n" not in err
+    assert not out.exists()  # nothing written for a run that could not start

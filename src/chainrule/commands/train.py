@@ -148,11 +148,15 @@ def run(args: argparse.Namespace) -> int:
     start = time.perf_counter()
     try:
         config, state, out = resolve(args)
-        out.mkdir(parents=True, exist_ok=True)
+        bar = _progress(config, state, args.quiet)  # loads the data: a missing set fails here
     except (ValueError, OSError, CheckpointError) as exc:
         return _fail(exc)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        bar.close()
+        return _fail(exc)
     checkpoint = out / CHECKPOINT_NAME
-    bar = _progress(config, state, args.quiet)
     try:
         result = fit(config, checkpoint, resume=state, on_step=bar.step, on_epoch=bar.epoch)
     except TrainingDiverged as exc:
