@@ -245,3 +245,17 @@ def test_vmap_of_a_reduction_along_any_axis(shape: list[int], data: Any, seed: i
     got = cr.vmap(f, in_axes=axis)(x)
     want = np.stack([f(cr.tensor(np.take(x, b, axis=axis))).data for b in range(shape[axis])])
     np.testing.assert_allclose(got.data, want, rtol=1e-12)
+
+
+def test_the_vmap_page_examples_run() -> None:
+    """docs/vmap.md's `>>>` examples print what the page says."""
+    import doctest
+    from pathlib import Path
+
+    page = Path(__file__).resolve().parent.parent / "docs" / "vmap.md"
+    result = doctest.testfile(
+        str(page),
+        module_relative=False,
+        optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE,
+    )
+    assert result.attempted > 10 and result.failed == 0, f"{result} in docs/vmap.md"
