@@ -198,6 +198,23 @@ def test_grad_of_vmap_and_vmap_of_second_derivative(rng) -> None:
     np.testing.assert_allclose(d2.data, 2 * np.cos(x) - x * np.sin(x), rtol=1e-12)
 
 
+def test_second_order_compositions_agree(rng) -> None:
+    """grad of a jacobian, jacfwd of jacrev and jacfwd of grad against hessian."""
+    x = rng.standard_normal(3)
+    f = lambda v: cr.sin(v) * cr.sum(v**2)
+    h = cr.hessian(lambda v: cr.sum(f(v)))(x).data
+    g = cr.grad(lambda v: cr.sum(cr.jacobian(f)(v)))(x).data
+    np.testing.assert_allclose(g, h.sum(axis=0), rtol=1e-12)
+    np.testing.assert_allclose(cr.jacfwd(cr.jacrev(lambda v: cr.sum(f(v))))(x).data, h)
+    np.testing.assert_allclose(cr.jacfwd(cr.grad(lambda v: cr.sum(f(v))))(x).data, h)
+
+
+def test_keyword_arguments_are_batched_along_axis_0(rng) -> None:
+    a, b = rng.standard_normal((4, 2)), rng.standard_normal((4, 2))
+    got = cr.vmap(lambda x, *, y: cr.sum(x * y))(a, y=b)
+    np.testing.assert_allclose(got.data, (a * b).sum(axis=1), rtol=1e-12)
+
+
 def test_jacfwd_equals_jacrev(rng) -> None:
     a, b = rng.standard_normal((2, 3)), rng.standard_normal(3)
     f = lambda a, b: cr.tanh(a @ b) * cr.sum(a)

@@ -328,8 +328,9 @@ def vmap(f: Fn, in_axes: Any = 0, out_axes: Any = 0) -> Fn:
     f : callable
         A function of one example: Tensors (or nested tuples, lists, dicts of them) in and out.
     in_axes : int, None or a tuple/list/dict matching the arguments
-        The batch axis of each argument (None: the same value for every example); a prefix of
-        the arguments' structure, as JAX's (`(None, 0)`, `({"w": None}, 0)`).
+        The batch axis of each positional argument (None: the same value for every example); a
+        prefix of the arguments' structure, as JAX's (`(None, 0)`, `({"w": None}, 0)`).
+        Keyword arguments are batched along axis 0, as in JAX.
     out_axes : int, None or a structure matching f's output
         Where each output's batch axis goes; None for an output that does not depend on it.
 
@@ -358,7 +359,7 @@ def vmap(f: Fn, in_axes: Any = 0, out_axes: Any = 0) -> Fn:
             [110., 132.]])
     """
 
-    def batched(*args: Any) -> Any:
+    def batched(*args: Any, **kwargs: Any) -> Any:
         axes = in_axes if isinstance(in_axes, (tuple, list)) else (in_axes,) * len(args)
         if isinstance(in_axes, (tuple, list)) and len(in_axes) != len(args):
             raise ValueError(
@@ -378,6 +379,7 @@ def vmap(f: Fn, in_axes: Any = 0, out_axes: Any = 0) -> Fn:
             return _moveaxis(t, ax % t.ndim, 0)
 
         moved = [_map(move_in, a, x, "in_axes") for a, x in zip(axes, args)]
+        moved_kw = {k: _map(move_in, 0, v, "keyword") for k, v in kwargs.items()}  # as JAX
         if not sizes:
             raise ValueError("vmap: in_axes batches no argument (every axis is None)")
         if len({n for n, _ in sizes}) > 1:
@@ -391,10 +393,11 @@ def vmap(f: Fn, in_axes: Any = 0, out_axes: Any = 0) -> Fn:
             _map(lambda x, ax: x if ax is None else _bt(x, level), a, m, "in_axes")
             for a, m in zip(axes, moved)
         ]
+        wrapped_kw = {k: _map(lambda x, ax: _bt(x, level), 0, v, "") for k, v in moved_kw.items()}
         saved = _state.levels
         _state.levels = (*saved, (level, size))
         try:
-            out = f(*wrapped)
+            out = f(*wrapped, **wrapped_kw)
         finally:
             _state.levels = saved
 
