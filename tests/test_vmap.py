@@ -31,7 +31,8 @@ def _why(op: OpDef) -> str:
     if op.batch is None:
         return (
             f"op {op.name!r} has no batching rule (OpDef.batch) and is not elementwise, so "
-            "vmap's generic rule batches it wrongly: give its table entry batch="
+            "vmap's generic rule batches it wrongly: give its table entry batch= (a rule of "
+            "its own, or ops.batch_loop, correct for any op and as slow as a loop)"
         )
     return f"op {op.name!r}: its batching rule disagrees with a loop over the examples"
 
@@ -114,6 +115,21 @@ def test_an_op_without_a_rule_that_is_not_elementwise_is_caught(rng) -> None:
     )
     with pytest.raises(AssertionError, match="'sum_without_rule' has no batching rule"):
         _check_vmap_grad(forgot, rng)
+
+
+def test_the_loop_rule_batches_any_op(rng) -> None:
+    """ops.batch_loop, the rule that fits every op, passes the same check."""
+    from dataclasses import replace
+
+    from chainrule.ops import batch_loop
+
+    looped = replace(OPS["max"], name="max_by_loop", batch=batch_loop)
+    _check_vmap_grad(looped, rng)
+    xent = replace(OPS["softmax_cross_entropy"], name="xent_by_loop", batch=batch_loop)
+    z, y = rng.standard_normal((4, 2, 3)), np.array([[0, 2], [1, 1], [2, 2], [0, 1]])
+    got = cr.vmap(lambda z, y: xent(z, labels=y))(z, y)  # a batched parameter too
+    want = [OPS["softmax_cross_entropy"](z[b], labels=y[b]).data for b in range(4)]
+    np.testing.assert_allclose(got.data, want, rtol=1e-12)
 
 
 # --------------------------------------------------------------------------- composition

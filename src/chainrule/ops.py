@@ -218,6 +218,19 @@ def _moveaxis(x: Any, src: int, dst: int) -> Any:
     return transpose(x, axes=tuple(perm))
 
 
+def batch_loop(b: Any) -> Any:
+    """A batching rule for any op: the op once per example, the results stacked. Correct for
+    every op and as slow as a Python loop; the rule to start from for an op vmap cannot batch
+    otherwise (a dedicated rule calls the op once)."""
+    rows = []
+    for i in range(b.size):
+        args = (a[i] if batched else a for a, batched in zip(b.args, b.batched))
+        params = {k: (v[i] if k in b.bparams else v) for k, v in b.params.items()}
+        r = b.op(*args, **params)
+        rows.append(reshape(r, shape=(1, *r.shape)))
+    return concatenate(*rows, axis=0)
+
+
 def _np_scatter_add(g: np.ndarray, index: Any, shape: tuple[int, ...]) -> np.ndarray:
     z = np.zeros(shape, dtype=g.dtype)
     if _is_basic(index):
