@@ -1050,17 +1050,20 @@ def _shape_cases(**params: Any) -> Callable[..., list[Case]]:
 
 
 def _reshape_batch(b: Any) -> Any:
+    """vmap of reshape: the batch axis is kept in front of the new shape."""
     shape = b.params["shape"]
     return reshape(b.args[0], shape=(b.size, *((shape,) if isinstance(shape, int) else shape)))
 
 
 def _transpose_batch(b: Any) -> Any:
+    """vmap of transpose: the permutation shifted past the batch axis, which stays first."""
     r, axes = b.rank(0), b.params.get("axes")
     perm = range(r, 0, -1) if axes is None else (a % r + 1 for a in axes)
     return transpose(b.args[0], axes=(0, *perm))
 
 
 def _broadcast_batch(b: Any) -> Any:
+    """vmap of broadcast_to: singleton axes after the batch axis, then the batched shape."""
     shape = tuple(b.params["shape"])
     return broadcast_to(_pad(b.args[0], len(shape)), shape=(b.size, *shape))
 
@@ -1079,18 +1082,22 @@ def _batch_index(index: Any) -> tuple[Any, int]:
 
 
 def _getitem_batch(b: Any) -> Any:
+    """vmap of x[i]: a full slice for the batch axis, moved back to the front when advanced
+    indices split by a slice put their axes first."""
     index, moved = _batch_index(b.params["index"])
     out = getitem(b.args[0], index=index)
     return _moveaxis(out, moved, 0) if moved else out
 
 
 def _scatter_batch(b: Any) -> Any:
+    """vmap of scatter_add: getitem's index, into zeros with the batch axis in front."""
     index, moved = _batch_index(b.params["index"])
     x = _moveaxis(b.args[0], 0, moved) if moved else b.args[0]
     return scatter_add(x, index=index, shape=(b.size, *b.params["shape"]))
 
 
 def _concat_batch(b: Any) -> Any:
+    """vmap of concatenate: shared inputs repeated per example, the axis shifted by one."""
     axis = b.params.get("axis", 0) % builtins.max(b.rank(0), 1) + 1
     return concatenate(*(b.value(i) for i in range(len(b.args))), axis=axis)
 
