@@ -231,6 +231,19 @@ def test_keyword_arguments_are_batched_along_axis_0(rng) -> None:
     np.testing.assert_allclose(got.data, (a * b).sum(axis=1), rtol=1e-12)
 
 
+@pytest.mark.parametrize("chunk_size", [1, 2, 5])
+def test_jacobians_in_chunks_are_the_same(rng, chunk_size: int) -> None:
+    a, b = rng.standard_normal((2, 3)), rng.standard_normal(3)
+    f = lambda a, b: cr.tanh(a @ b) * cr.sum(a)
+    for jac in (cr.jacrev, cr.jacfwd):
+        whole = jac(f, argnums=(0, 1))(a, b)
+        parts = jac(f, argnums=(0, 1), chunk_size=chunk_size)(a, b)
+        for w, p in zip(whole, parts):
+            np.testing.assert_allclose(p.data, w.data, rtol=1e-12)
+    with pytest.raises(ValueError, match="chunk_size must be a positive int"):
+        cr.jacobian(f, chunk_size=0)(a, b)
+
+
 def test_jacfwd_equals_jacrev(rng) -> None:
     a, b = rng.standard_normal((2, 3)), rng.standard_normal(3)
     f = lambda a, b: cr.tanh(a @ b) * cr.sum(a)

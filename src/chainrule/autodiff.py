@@ -249,11 +249,13 @@ def jvp(f: Fn, primals: Sequence[Any], tangents: Sequence[Any]) -> tuple[Tensor,
     return rewrap(value, levels), rewrap(_detached_unless_needed(tangent_out, [*xs, u]), levels)
 
 
-def jacobian(f: Fn, argnums: int | Sequence[int] = 0) -> Fn:
+def jacobian(f: Fn, argnums: int | Sequence[int] = 0, chunk_size: int | None = None) -> Fn:
     """Return a function computing the Jacobian, shape out.shape + arg.shape (reverse mode).
 
-    One vjp per output element, batched by vmap over the rows of the identity: f runs once
-    on inputs repeated out.size times instead of once per row in a Python loop.
+    One vjp per output element, batched by vmap over the rows of the identity: f runs on
+    inputs repeated out.size times (plus once for the output's shape) instead of once per
+    row in a Python loop. That holds out.size copies of f's intermediates at once;
+    `chunk_size` (as torch.func.jacrev's) bounds it to that many rows per batch.
 
     Examples
     --------
@@ -272,7 +274,7 @@ def jacobian(f: Fn, argnums: int | Sequence[int] = 0) -> Fn:
         if basis.shape[0] == 0:
             jacs = [C.zeros((*out.shape, *np.shape(p)), dtype=out.dtype) for p in primals]
         else:
-            rows = vmap(lambda ct: vjp(g, *primals)[1](ct))(basis)
+            rows = _vmap_rows(lambda ct: vjp(g, *primals)[1](ct), basis, chunk_size, "jacobian")
             jacs = [C.reshape(r, (*out.shape, *np.shape(p))) for r, p in zip(rows, primals)]
         return jacs[0] if single else tuple(jacs)
 
@@ -282,11 +284,12 @@ def jacobian(f: Fn, argnums: int | Sequence[int] = 0) -> Fn:
 jacrev = jacobian
 
 
-def jacfwd(f: Fn, argnums: int | Sequence[int] = 0) -> Fn:
+def jacfwd(f: Fn, argnums: int | Sequence[int] = 0, chunk_size: int | None = None) -> Fn:
     """Return a function computing the Jacobian, shape out.shape + arg.shape (forward mode).
 
     vmap of jvp over the basis of each input: one batched evaluation per input, cheaper than
-    jacobian (reverse mode) when the output is larger than the input.
+    jacobian (reverse mode) when the output is larger than the input. `chunk_size` bounds
+    the columns per batch, as in `jacobian`.
 
     Examples
     --------
@@ -308,13 +311,29 @@ def jacfwd(f: Fn, argnums: int | Sequence[int] = 0) -> Fn:
                 tangents = [t if i == k else C.zeros_like(q) for i, q in enumerate(primals)]
                 return jvp(g, primals, tangents)[1]
 
-            cols = vmap(column)(basis)  # (arg.size, *out.shape)
+            cols = _vmap_rows(column, basis, chunk_size, "jacfwd")  # (arg.size, *out.shape)
             out_shape = cols.shape[1:]
             moved = C.transpose(cols, (*range(1, cols.ndim), 0)) if cols.ndim > 1 else cols
             jacs.append(C.reshape(moved, (*out_shape, *p.shape)))
         return jacs[0] if single else tuple(jacs)
 
     return jac
+
+
+def _vmap_rows(fn: Fn, basis: Tensor, chunk_size: int | None, where: str) -> Any:
+    """vmap(fn)(basis), at most `chunk_size` rows at a time, the pieces joined along axis 0."""
+    n = basis.shape[0]
+    if chunk_size is None or chunk_size >= n:
+        return vmap(fn)(basis)
+    if not isinstance(chunk_size, int) or chunk_size < 1:
+        raise ValueError(f"{where}: chunk_size must be a positive int or None, got {chunk_size!r}")
+    parts = [
+        vmap(fn)(Tensor._leaf(basis.data[i : i + chunk_size], False))
+        for i in range(0, n, chunk_size)
+    ]
+    if isinstance(parts[0], tuple):
+        return tuple(C.concatenate(list(p), axis=0) for p in zip(*parts))
+    return C.concatenate(parts, axis=0)
 
 
 def _restrict(f: Fn, args: Sequence[Any], nums: tuple[int, ...]) -> Fn:
