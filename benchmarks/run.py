@@ -25,7 +25,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-KEYS = ["W1", "W2", "W3", "W4", "W5", "W6"]
+KEYS = ["W1", "W2", "W3", "W4", "W5", "W6", "W7"]
 
 
 def parse(argv: list[str] | None) -> argparse.Namespace:

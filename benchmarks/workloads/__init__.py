@@ -7,6 +7,15 @@ from benchmarks.workloads import (
     w4_scalar_mlp,
     w5_hessian,
     w6_train_digits,
+    w7_vmap_grad,
 )
 
-ALL = [w1_mlp_large, w2_mlp_small, w3_op_overhead, w4_scalar_mlp, w5_hessian, w6_train_digits]
+ALL = [
+    w1_mlp_large,
+    w2_mlp_small,
+    w3_op_overhead,
+    w4_scalar_mlp,
+    w5_hessian,
+    w6_train_digits,
+    w7_vmap_grad,
+]

@@ -8,7 +8,17 @@ from __future__ import annotations
 
 from typing import Any
 
-from chainrule.autodiff import grad, hessian, jacobian, jvp, value_and_grad, vjp
+from chainrule.autodiff import (
+    grad,
+    hessian,
+    jacfwd,
+    jacobian,
+    jacrev,
+    jvp,
+    value_and_grad,
+    vjp,
+)
+from chainrule.batching import vmap
 from chainrule.compile import compile
 from chainrule.composite import (
     abs,

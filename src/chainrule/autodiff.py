@@ -1,8 +1,10 @@
-"""Functional transforms with JAX's signatures: grad, value_and_grad, vjp, jvp, jacobian, hessian.
+"""Functional transforms with JAX's signatures: grad, value_and_grad, vjp, jvp, jacobian
+(jacrev), jacfwd, hessian.
 
 They compose to any order: each wraps its inputs as tensors connected to any enclosing graph,
-and the engine records a backward pass only when an enclosing transform needs it.
-Imports NumPy, `tensor` and `composite` only.
+and the engine records a backward pass only when an enclosing transform needs it. Inside vmap
+they work on the physical (batched) tensors (see `batching.py`); jacobian and jacfwd are vmaps
+of vjp and jvp over the basis. Imports NumPy, `tensor`, `composite` and `batching` only.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import numpy as np
 from chainrule import composite as C
 from chainrule import ops
 from chainrule.backward import _depends_outside, _relevant_order, backprop
+from chainrule.batching import physical, rewrap, vmap
 from chainrule.mode import _GradMode, _state
 from chainrule.tensor import Tensor, _as_array
 
@@ -32,8 +35,15 @@ def _argnums(argnums: int | Sequence[int], nargs: int, where: str) -> tuple[tupl
     return tuple(i % nargs for i in nums), single
 
 
-def _wrap(a: Any, i: int, where: str) -> Tensor:
-    """A tensor to differentiate with respect to, still connected to any enclosing graph."""
+def _wrap(a: Any, i: int, where: str) -> tuple[Tensor, Tensor]:
+    """A tensor to differentiate with respect to, still connected to any enclosing graph, and
+    the view f sees (the same tensor, or inside vmap a BatchTensor over it)."""
+    a, levels = physical(a) if _state.levels else (a, ())
+    x = _wrap_physical(a, i, where)
+    return x, rewrap(x, levels)
+
+
+def _wrap_physical(a: Any, i: int, where: str) -> Tensor:
     arr = a.data if isinstance(a, Tensor) else _as_array(a)
     if arr.dtype.kind not in "fc":
         raise TypeError(
@@ -51,11 +61,11 @@ def _call(
     outer = _state.grad_enabled
     with _GradMode(True):
         with _GradMode(outer):
-            xs = [_wrap(args[i], i, where) for i in nums]
+            pairs = [_wrap(args[i], i, where) for i in nums]
         full = list(args)
-        for i, x in zip(nums, xs):
-            full[i] = x
-        return f(*full, **kwargs), xs
+        for i, (_, view) in zip(nums, pairs):
+            full[i] = view
+        return f(*full, **kwargs), [x for x, _ in pairs]
 
 
 def _as_tensor_output(out: Any, where: str) -> Tensor:
@@ -118,13 +128,15 @@ def value_and_grad(f: Fn, argnums: int | Sequence[int] = 0, has_aux: bool = Fals
                 f"grad: f must return a real scalar, got {out.dtype}; differentiate its real "
                 "and imaginary parts separately, or use vjp with a complex cotangent"
             )
-        if out.data.size != 1:
+        if out.size != 1:
             raise ValueError(
                 f"grad: f must return a scalar, got shape {out.shape}; use jacobian, vjp or "
                 "jvp for a vector output"
             )
-        value = _detached_unless_needed(out, xs)
-        gs = _pullback(out, np.ones_like(out.data), xs, retain=False)
+        # inside vmap: one scalar per example, all seeded at once (examples never mix)
+        out, levels = physical(out) if _state.levels else (out, ())
+        value = rewrap(_detached_unless_needed(out, xs), levels)
+        gs = [rewrap(g, levels) for g in _pullback(out, np.ones_like(out.data), xs, False)]
         out = value
         g = gs[0] if single else tuple(gs)
         return ((out, aux), g) if has_aux else (out, g)
@@ -177,15 +189,18 @@ def vjp(f: Fn, *primals: Any, has_aux: bool = False) -> tuple[Any, ...]:
     nums = tuple(range(len(primals)))
     res, xs = _call(f, primals, nums, "vjp", {})
     out, aux = _split_aux(res, has_aux, "vjp")
-    out = _as_tensor_output(out, "vjp")
+    shown = _as_tensor_output(out, "vjp")
+    out, levels = physical(shown) if _state.levels else (shown, ())
 
     def vjp_fn(cotangent: Any) -> tuple[Tensor, ...]:
         ct = cotangent if isinstance(cotangent, Tensor) else _as_array(cotangent, out.dtype)
-        if ct.shape != out.shape:
-            raise ValueError(f"vjp: cotangent has shape {ct.shape}, the output has {out.shape}")
-        return tuple(_pullback(out, ct, xs, retain=True))
+        if ct.shape != shown.shape:
+            raise ValueError(f"vjp: cotangent has shape {ct.shape}, the output has {shown.shape}")
+        if levels:
+            ct, _ = physical(ct)
+        return tuple(rewrap(g, levels) for g in _pullback(out, ct, xs, retain=True))
 
-    value = _detached_unless_needed(out, xs)
+    value = rewrap(_detached_unless_needed(out, xs), levels)
     return (value, vjp_fn, aux) if has_aux else (value, vjp_fn)
 
 
@@ -205,17 +220,20 @@ def jvp(f: Fn, primals: Sequence[Any], tangents: Sequence[Any]) -> tuple[Tensor,
     if len(primals) != len(tangents):
         raise ValueError(f"jvp: {len(primals)} primals but {len(tangents)} tangents")
     nums = tuple(range(len(primals)))
-    out, xs = _call(f, primals, nums, "jvp", {})
-    out = _as_tensor_output(out, "jvp")
+    shown, xs = _call(f, primals, nums, "jvp", {})
+    shown = _as_tensor_output(shown, "jvp")
     ts = [
         t if isinstance(t, Tensor) else Tensor._leaf(_as_array(t, x.dtype), False)
         for t, x in zip(tangents, xs)
     ]
-    for i, (t, x) in enumerate(zip(ts, xs)):
-        if t.shape != x.shape:
-            raise ValueError(f"jvp: tangent {i} has shape {t.shape}, primal has {x.shape}")
+    for i, (t, p) in enumerate(zip(ts, primals)):
+        if t.shape != np.shape(p):
+            raise ValueError(f"jvp: tangent {i} has shape {t.shape}, primal has {np.shape(p)}")
+    out, levels = physical(shown) if _state.levels else (shown, ())
+    if levels:  # inside vmap: tangents batched like the primals
+        ts = [physical(t)[0] for t in ts]
     if not out.requires_grad:
-        return out, C.zeros_like(out)
+        return shown, rewrap(C.zeros_like(out), levels)
     u = Tensor._leaf(np.zeros_like(out.data), True)
     with _GradMode(True):
         gs = backprop([out], [u], retain_graph=True, create_graph=True, accumulate=False, inputs=xs)
@@ -225,14 +243,19 @@ def jvp(f: Fn, primals: Sequence[Any], tangents: Sequence[Any]) -> tuple[Tensor,
                 term = C.sum(gs[id(x)] * t)
                 s = term if s is None else s + term
     if s is None or not s.requires_grad:
-        return out, C.zeros_like(out)
+        return shown, rewrap(C.zeros_like(out), levels)
     value = _detached_unless_needed(out, xs)
     (tangent_out,) = _pullback(s, np.ones_like(s.data), [u], retain=False)
-    return value, _detached_unless_needed(tangent_out, [*xs, u])
+    return rewrap(value, levels), rewrap(_detached_unless_needed(tangent_out, [*xs, u]), levels)
 
 
-def jacobian(f: Fn, argnums: int | Sequence[int] = 0) -> Fn:
+def jacobian(f: Fn, argnums: int | Sequence[int] = 0, chunk_size: int | None = None) -> Fn:
     """Return a function computing the Jacobian, shape out.shape + arg.shape (reverse mode).
+
+    One vjp per output element, batched by vmap over the rows of the identity: f runs on
+    inputs repeated out.size times (plus once for the output's shape) instead of once per
+    row in a Python loop. That holds out.size copies of f's intermediates at once;
+    `chunk_size` (as torch.func.jacrev's) bounds it to that many rows per batch.
 
     Examples
     --------
@@ -244,27 +267,91 @@ def jacobian(f: Fn, argnums: int | Sequence[int] = 0) -> Fn:
 
     def jac(*args: Any) -> Any:
         nums, single = _argnums(argnums, len(args), "jacobian")
-        res, xs = _call(f, args, nums, "jacobian", {})
-        out = _as_tensor_output(res, "jacobian")
-        rows: list[list[Tensor]] = [[] for _ in xs]
-        for k in range(out.data.size):
-            e = np.zeros(out.data.size, dtype=out.dtype)
-            e[k] = 1
-            for i, g in enumerate(_pullback(out, e.reshape(out.shape), xs, retain=True)):
-                rows[i].append(g)
-        jacs = [_stack_rows(r, out.shape, x) for r, x in zip(rows, xs)]
+        g = _restrict(f, args, nums)
+        primals = [args[i] for i in nums]
+        out = _as_tensor_output(g(*primals), "jacobian")  # for the output's shape only
+        basis = _basis(out.shape, out.dtype)
+        if basis.shape[0] == 0:
+            jacs = [C.zeros((*out.shape, *np.shape(p)), dtype=out.dtype) for p in primals]
+        else:
+            rows = _vmap_rows(lambda ct: vjp(g, *primals)[1](ct), basis, chunk_size, "jacobian")
+            jacs = [C.reshape(r, (*out.shape, *np.shape(p))) for r, p in zip(rows, primals)]
         return jacs[0] if single else tuple(jacs)
 
     return jac
 
 
-def _stack_rows(rows: list[Tensor], out_shape: tuple[int, ...], x: Tensor) -> Tensor:
-    shape = (*out_shape, *x.shape)
-    if not rows:
-        return C.zeros(shape, dtype=x.dtype)
-    if any(r.requires_grad for r in rows):
-        return C.reshape(C.stack(rows), shape)
-    return Tensor._leaf(np.stack([r.data for r in rows]).reshape(shape), False)
+jacrev = jacobian
+
+
+def jacfwd(f: Fn, argnums: int | Sequence[int] = 0, chunk_size: int | None = None) -> Fn:
+    """Return a function computing the Jacobian, shape out.shape + arg.shape (forward mode).
+
+    vmap of jvp over the basis of each input: one batched evaluation per input, cheaper than
+    jacobian (reverse mode) when the output is larger than the input. `chunk_size` bounds
+    the columns per batch, as in `jacobian`.
+
+    Examples
+    --------
+    >>> import chainrule as cr
+    >>> cr.jacfwd(lambda x: x ** 2)(cr.tensor([1.0, 3.0]))
+    tensor([[2., 0.],
+            [0., 6.]])
+    """
+
+    def jac(*args: Any) -> Any:
+        nums, single = _argnums(argnums, len(args), "jacfwd")
+        g = _restrict(f, args, nums)
+        primals = [C.tensor(args[i]) if not isinstance(args[i], Tensor) else args[i] for i in nums]
+        jacs = []
+        for k, p in enumerate(primals):
+            basis = _basis(p.shape, p.dtype)
+
+            def column(t: Tensor, k: int = k) -> Tensor:
+                tangents = [t if i == k else C.zeros_like(q) for i, q in enumerate(primals)]
+                return jvp(g, primals, tangents)[1]
+
+            cols = _vmap_rows(column, basis, chunk_size, "jacfwd")  # (arg.size, *out.shape)
+            out_shape = cols.shape[1:]
+            moved = C.transpose(cols, (*range(1, cols.ndim), 0)) if cols.ndim > 1 else cols
+            jacs.append(C.reshape(moved, (*out_shape, *p.shape)))
+        return jacs[0] if single else tuple(jacs)
+
+    return jac
+
+
+def _vmap_rows(fn: Fn, basis: Tensor, chunk_size: int | None, where: str) -> Any:
+    """vmap(fn)(basis), at most `chunk_size` rows at a time, the pieces joined along axis 0."""
+    n = basis.shape[0]
+    if chunk_size is None or chunk_size >= n:
+        return vmap(fn)(basis)
+    if not isinstance(chunk_size, int) or chunk_size < 1:
+        raise ValueError(f"{where}: chunk_size must be a positive int or None, got {chunk_size!r}")
+    parts = [
+        vmap(fn)(Tensor._leaf(basis.data[i : i + chunk_size], False))
+        for i in range(0, n, chunk_size)
+    ]
+    if isinstance(parts[0], tuple):
+        return tuple(C.concatenate(list(p), axis=0) for p in zip(*parts))
+    return C.concatenate(parts, axis=0)
+
+
+def _restrict(f: Fn, args: Sequence[Any], nums: tuple[int, ...]) -> Fn:
+    """f as a function of the arguments in `nums` only, the others fixed."""
+
+    def g(*xs: Any) -> Any:
+        full = list(args)
+        for i, x in zip(nums, xs):
+            full[i] = x
+        return f(*full)
+
+    return g
+
+
+def _basis(shape: tuple[int, ...], dtype: Any) -> Tensor:
+    """The rows of the identity, each shaped like one element of a tensor of `shape`."""
+    n = int(np.prod(shape))
+    return Tensor._leaf(np.eye(n, dtype=dtype).reshape(n, *shape), False)
 
 
 def hessian(f: Fn, argnums: int = 0) -> Fn:

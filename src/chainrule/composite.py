@@ -54,6 +54,8 @@ def tensor(
     >>> cr.tensor(0.5, requires_grad=True, name="w1")
     tensor(0.5, requires_grad=True, name='w1')
     """
+    if _batched(data):  # inside vmap: a copy is the batched tensor itself (never mutated)
+        return data if dtype is None else astype(data, dtype)
     if isinstance(data, Tensor) and data.requires_grad and is_grad_enabled():
         # a copy that stays connected, as autograd's np.array(x); x.detach() makes a new leaf
         t = ops.astype(data, dtype=np.dtype(dtype or data.dtype))
@@ -101,10 +103,14 @@ def ones(*shape: Any, dtype: Any = np.float32, requires_grad: bool = False) -> T
 
 
 def zeros_like(x: ArrayLike, requires_grad: bool = False) -> Tensor:
+    if _batched(x):  # inside vmap: the same zeros for every example
+        return Tensor(np.zeros(x.shape, x.dtype), requires_grad=requires_grad)
     return Tensor(np.zeros_like(_data(x)), requires_grad=requires_grad)
 
 
 def ones_like(x: ArrayLike, requires_grad: bool = False) -> Tensor:
+    if _batched(x):
+        return Tensor(np.ones(x.shape, x.dtype), requires_grad=requires_grad)
     return Tensor(np.ones_like(_data(x)), requires_grad=requires_grad)
 
 
@@ -125,7 +131,13 @@ def _shape_arg(shape: tuple[Any, ...]) -> tuple[int, ...]:
 
 
 def _data(x: Any) -> Any:
-    return x.data if isinstance(x, Tensor) else x
+    # a vmap BatchTensor stays itself: its per-example values exist only inside ops
+    return x.data if isinstance(x, Tensor) and not _batched(x) else x
+
+
+def _batched(x: Any) -> bool:
+    """Whether x is a vmap BatchTensor (batching.py), whose values only ops may read."""
+    return bool(getattr(x, "_level", 0))
 
 
 def _t(x: Any) -> Tensor:
@@ -292,6 +304,9 @@ def log_softmax(x: ArrayLike, axis: int = -1) -> Tensor:
     directly loses the result's digits for large x (1e10 - (1e10 + ln 2) is off by 2e-7).
     """
     x = _t(x)
+    if _batched(x):  # inside vmap the shift is a batched constant too (no -inf guard)
+        s = x - ops.max(x.detach(), axis=axis, keepdims=True)
+        return s - ops.logsumexp(s, axis=axis, keepdims=True)
     m = np.max(x.data, axis=axis, keepdims=True, initial=-np.inf)
     # an all -inf (or empty) slice is not shifted; a +inf makes its slice NaN, as in torch
     s = x - np.where(m == -np.inf, 0, m).astype(x.dtype)
@@ -320,7 +335,7 @@ def softmax_cross_entropy(logits: ArrayLike, labels: Any, mean: bool = False) ->
     >>> round(loss.item(), 4)
     0.2395
     """
-    labels = np.asarray(_data(labels))
+    labels = labels if _batched(labels) else np.asarray(_data(labels))
     if mean:
         return ops.softmax_cross_entropy(_t(logits), labels=labels, mean=True)
     return ops.softmax_cross_entropy(_t(logits), labels=labels)
@@ -397,6 +412,8 @@ def std(x: ArrayLike, axis: Any = None, ddof: int = 0, keepdims: bool = False) -
     sqrt is taken of 1 where the variance is 0, which keeps that branch finite.
     """
     v = var(x, axis, ddof, keepdims)
+    if _batched(v):  # inside vmap: per-example values decide, so both branches are batched
+        return where(v == 0, 0.0, ops.sqrt(where(v == 0, 1.0, v)))
     zero = v.data == 0
     if not zero.any():
         return ops.sqrt(v)

@@ -54,6 +54,20 @@ def ops_markdown() -> str:
         for note in (op.kink, op.differs):
             if note:
                 lines.append(f"| `{op.name}` | {note} |")
+    lines += [
+        "",
+        "## Batching rules (vmap)",
+        "",
+        "Every op not listed here is elementwise: vmap moves its batch axes to the front and",
+        "broadcasting does the rest. These carry a rule of their own (the table's `batch` field).",
+        "",
+        "| op | batching rule |",
+        "|---|---|",
+    ]
+    for op in ops:
+        if op.batch is not None:
+            doc = " ".join((op.batch.__doc__ or "").split())
+            lines.append(f"| `{op.name}` | {doc} |")
     return "\n".join(lines) + "\n"
 
 

@@ -17,7 +17,9 @@ class _State(threading.local):
     grad_enabled = True
     _anomaly = False
     _recorder: Any = None
-    # anomaly or recorder is set: `apply` reads this one flag to leave its fast path.
+    _levels: tuple[tuple[int, int], ...] = ()
+    # anomaly, recorder or a vmap level is set: `apply` reads this one flag to leave its fast
+    # path.
     hooked = False
 
     @property
@@ -28,7 +30,7 @@ class _State(threading.local):
     @anomaly.setter
     def anomaly(self, on: bool) -> None:
         self._anomaly = on
-        self.hooked = on or self._recorder is not None
+        self._rehook()
 
     @property
     def recorder(self) -> Any:
@@ -39,7 +41,20 @@ class _State(threading.local):
     @recorder.setter
     def recorder(self, rec: Any) -> None:
         self._recorder = rec
-        self.hooked = rec is not None or self._anomaly
+        self._rehook()
+
+    @property
+    def levels(self) -> tuple[tuple[int, int], ...]:
+        """The vmaps running in this thread, outermost first: (level, batch size) each."""
+        return self._levels
+
+    @levels.setter
+    def levels(self, levels: tuple[tuple[int, int], ...]) -> None:
+        self._levels = levels
+        self._rehook()
+
+    def _rehook(self) -> None:
+        self.hooked = self._anomaly or self._recorder is not None or bool(self._levels)
 
 
 _state = _State()

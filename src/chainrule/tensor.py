@@ -368,12 +368,17 @@ def apply(op: Any, *args: Any, **params: Any) -> Tensor:
     benchmarks/ measures it): one pass over `args`, no helper calls unless anomaly mode is on.
     """
     state = _state
-    if state.hooked:  # this thread is tracing for chainrule.compile, or detecting anomalies
+    if state.hooked:  # tracing for chainrule.compile, detecting anomalies, or inside vmap
+        if state.levels and _batched(args, params):
+            from chainrule.batching import batch_apply
+
+            return batch_apply(op, args, params)
         if state.recorder is not None:
             if any((type(a) is list or type(a) is tuple) and _holds_grad(a) for a in args):
                 args = tuple(_stacked(args))  # the stacking is traced too
             return state.recorder.apply(op, args, params)
-        return _apply_checked(op, args, params)
+        if state.anomaly:
+            return _apply_checked(op, args, params)
     arrays = [a.data if isinstance(a, Tensor) else a for a in args]
     try:
         out = op.forward(*arrays, **params)
@@ -412,6 +417,13 @@ def apply(op: Any, *args: Any, **params: Any) -> Tensor:
 
 
 _new_tensor = object.__new__
+
+
+def _batched(args: Sequence[Any], params: dict[str, Any]) -> bool:
+    """Whether an argument or parameter is a vmap BatchTensor (see batching.py)."""
+    return any(getattr(a, "_level", 0) for a in args) or any(
+        getattr(p, "_level", 0) for p in params.values()
+    )
 
 
 def _holds_grad(data: Any) -> bool:
