@@ -1625,6 +1625,17 @@ def _conv_vjp_b(g: Any, out: Any, x: Any, w: Any, b: Any, xp: Any, **params: Any
     return xp.reshape(xp.sum_to(g, (1, o) + (1,) * (g.ndim - 2)), (o,))
 
 
+def _conv_batch(b: Any) -> Any:
+    """vmap of conv: a batch of inputs under shared weights folds into conv's own batch axis
+    (one call); batched weights or bias run per example (ops.batch_loop)."""
+    if not b.batched[0] or any(b.batched[1:]) or b.bparams:
+        return batch_loop(b)
+    x = b.args[0]
+    n = x.shape[1]
+    out = b.op(reshape(x, shape=(b.size * n, *x.shape[2:])), *b.args[1:], **b.params)
+    return reshape(out, shape=(b.size, n, *out.shape[1:]))
+
+
 conv = defop(
     "conv",
     _conv,
@@ -1637,6 +1648,7 @@ conv = defop(
     nosym="sums over windows",
     doc="d conv(x, w) = conv(dx, w) + conv(x, dw) + db; dx = full correlation of g with flipped w",
     local=("conv_transpose(g, w)", "correlate(x, g)", "sum(g)"),
+    batch=_conv_batch,
 )
 NUMPY_NS.conv = _conv
 TENSOR_NS.conv = lambda *xs, **params: apply(conv, *xs, **params)
