@@ -94,6 +94,9 @@ TEMPLATES: dict[tuple[str, str], str] = {
     ("sigmoid", "zh"): "因为 {s} = {sdef}，且 {t} = {tdef}，所以 {eq}",
     ("substitute", "en"): "Substitute back {subs}: {eq}",
     ("substitute", "zh"): "代回 {subs}：{eq}",
+    ("shortened", "en"): "... {omitted} steps left out: the derivation has {total} lines, "
+    "more than the limit max_steps = {limit}",
+    ("shortened", "zh"): "…… 省略 {omitted} 步：推导共 {total} 行，超过上限 max_steps = {limit}",
     ("result", "en"): "*Result*: {eq}",
     ("result", "zh"): "*结果*：{eq}",
 }
@@ -392,12 +395,20 @@ def _fill(template: str, math: Mapping[str, Math], printer: TextMath, fmt: str) 
                 out.append(_prose(chunk, bold=i % 2 == 1, printer=printer, fmt=fmt))
         if field_name is not None:
             piece = math[field_name](printer)
+            if fmt == "markdown":  # HTML sees Markdown math too: no raw <, > or & reach it
+                piece = piece.translate(_MARKDOWN_MATH)
             out.append({"markdown": f"${piece}$", "latex": f" {piece} "}.get(fmt, piece))
     return "".join(out).strip()
 
 
+# What Markdown (and the HTML it becomes) would read as markup, escaped in prose and in math.
+_MARKDOWN_PROSE = str.maketrans({c: "\\" + c for c in "\\`*_[]<>#|"})
+_MARKDOWN_MATH = str.maketrans({"<": r"\lt ", ">": r"\gt ", "&": r"\&"})
+
+
 def _prose(chunk: str, *, bold: bool, printer: TextMath, fmt: str) -> str:
     if fmt == "markdown":
+        chunk = chunk.translate(_MARKDOWN_PROSE)
         return f"**{chunk}**" if bold else chunk
     if fmt == "latex":
         return printer.bold(chunk) if bold else printer.text(chunk)
