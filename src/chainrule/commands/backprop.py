@@ -105,7 +105,7 @@ def build(expr: str, at: dict[str, float]) -> Any:
                 return program_to_engine(program, env)[program.output.name]
             assert program.tree is not None  # parse_program keeps the tree of what was typed
             return tree_to_engine(program.tree, env, name="f")
-    except NotImplementedError as exc:
+    except (NotImplementedError, ValueError) as exc:  # no engine op; (-2)^x
         raise InputError(str(exc)) from None
     except FloatingPointError as exc:
         why = str(exc).split(" (output shape")[0]

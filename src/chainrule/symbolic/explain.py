@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 import sympy as sp
 
-from chainrule.limits import LimitError, Limits, active, applied
+from chainrule.limits import LimitError, Limits, active, applied, check_time
 from chainrule.symbolic import render as V
 from chainrule.symbolic.forms import keep_coefficient
 from chainrule.symbolic.functions import sigmoid
@@ -287,6 +287,7 @@ def learner_form(e: sp.Expr, source: sp.Expr | None = None) -> sp.Expr:
     """
     if e.is_Mul and not any(f.is_Pow and f.exp.is_negative and f.base.is_Add for f in e.args):
         return e
+    check_time("simplifying the answer")
     ops = sp.count_ops(e)
     factored = sp.factor(e) if ops <= _FACTOR_MAX_OPS else sp.factor_terms(e)
     candidates = [e, _merge_monomials(factored)]

@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
 import sympy as sp
@@ -499,12 +499,38 @@ class Program:
         (x*y + x + y)**2
         """
         expr = self.expr if expr is None else expr
-        for _ in range(len(self.definitions) + 1):
-            new = expr.xreplace(self.definitions)
-            if new == expr:
-                return new
-            expr = new
-        raise ValueError("definitions are cyclic")  # excluded by parse_program
+        return expr.xreplace(inline_definitions(self.definitions))
+
+
+def inline_definitions(defs: Mapping[sp.Symbol, sp.Expr]) -> dict[sp.Symbol, sp.Expr]:
+    """Each definition in the leaves only: substituted once each, in dependency order.
+
+    Substituting all definitions into everything until nothing changes costs one pass per
+    level of the program (a chain of n statements: n passes over ever larger expressions, each
+    rebuilding every σ); in dependency order each definition is rebuilt once. Raises
+    ValueError on a cycle (which parse_program excludes).
+
+    >>> u, v, x = sp.symbols("u v x")
+    >>> inline_definitions({u: v + 1, v: 2 * x})
+    {u: 2*x + 1, v: 2*x}
+    """
+    done: dict[sp.Symbol, sp.Expr] = {}
+    for name in defs:
+        stack: list[tuple[sp.Symbol, frozenset[sp.Symbol]]] = [(name, frozenset())]
+        while stack:  # iterative post-order: a name is inlined after the names it uses
+            top, path = stack[-1]
+            if top in done:
+                stack.pop()
+                continue
+            pending = [s for s in defs[top].free_symbols if s in defs and s not in done]
+            if not pending:
+                done[top] = defs[top].xreplace(done)
+                stack.pop()
+                continue
+            if top in path:
+                raise ValueError("definitions are cyclic")
+            stack += [(s, path | {top}) for s in pending]
+    return {name: done[name] for name in defs}  # in the definitions' order
 
 
 def parse_program(text: str, *, names: Iterable[str] = ()) -> Program:

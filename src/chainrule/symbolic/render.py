@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 import sympy as sp
 
+from chainrule.limits import check_time
 from chainrule.symbolic import rules as R
 from chainrule.symbolic.forms import keep_coefficient
 from chainrule.symbolic.functions import sigmoid
@@ -157,12 +158,27 @@ def _partial(e: sp.Expr, x: sp.Symbol) -> bool:
     return bool(e.free_symbols - {x})
 
 
+def _leaves(e: sp.Expr, definitions: Mapping[sp.Symbol, sp.Expr]) -> set[sp.Symbol]:
+    """The symbols e depends on once every definition is substituted (an iterative walk)."""
+    leaves, seen, stack = set(), set(), list(e.free_symbols)
+    while stack:
+        s = stack.pop()
+        if s in seen:
+            continue
+        seen.add(s)
+        if s in definitions:
+            stack.extend(definitions[s].free_symbols)
+        else:
+            leaves.add(s)
+    return leaves
+
+
 def lhs(rule: R.Rule, name: sp.Symbol | None) -> Math:
     """dy/dx when the expression has a name, else d/dx(expression)."""
-    e = rule.expr
-    if isinstance(rule, R.MultivariableChainRule):
-        e = rule.inlined()
-    partial = _partial(e, rule.wrt)
+    if isinstance(rule, R.MultivariableChainRule):  # the leaves, without building the inlined
+        partial = bool(_leaves(rule.expr, rule.definitions) - {rule.wrt})  # expression: linear
+    else:
+        partial = _partial(rule.expr, rule.wrt)
     if name is not None:
         return lambda p: p.deriv(name, rule.wrt, partial)
     return lambda p: p.d_of(rule.expr, rule.wrt, partial)
@@ -422,7 +438,10 @@ def render(lines: Sequence[Line], *, lang: str = "en", fmt: str = "text") -> str
     if fmt not in FORMATS:
         raise ValueError(f"render: fmt must be one of {FORMATS}, got {fmt!r}")
     printer = TextMath() if fmt == "text" else LatexMath()
-    filled = [(ln.depth, _fill(TEMPLATES[ln.key, lang], ln.math, printer, fmt)) for ln in lines]
+    filled = []
+    for ln in lines:
+        check_time("rendering the derivation")
+        filled.append((ln.depth, _fill(TEMPLATES[ln.key, lang], ln.math, printer, fmt)))
     if fmt == "text":
         return "\n".join("  " * d + s for d, s in filled)
     if fmt == "markdown":

@@ -12,7 +12,8 @@ from dataclasses import dataclass, field
 
 import sympy as sp
 
-from chainrule.symbolic.parse import Program
+from chainrule.limits import check_time
+from chainrule.symbolic.parse import Program, inline_definitions
 from chainrule.symbolic.rules import (
     ELEMENTARY,
     ChainLink,
@@ -84,14 +85,8 @@ def _names_in(expr: sp.Expr) -> set[str]:
 
 
 def _inliner(defs: dict[sp.Symbol, sp.Expr]) -> Callable[[sp.Expr], sp.Expr]:
-    def inline(expr: sp.Expr) -> sp.Expr:
-        for _ in range(len(defs) + 1):
-            expr, before = expr.xreplace(defs), expr
-            if expr == before:
-                break
-        return expr
-
-    return inline
+    inlined = inline_definitions(defs)
+    return lambda expr: expr.xreplace(inlined)
 
 
 def _log_base(expr: sp.Expr, x: sp.Symbol) -> tuple[sp.Expr, sp.Expr, sp.Expr] | None:
@@ -147,6 +142,7 @@ class _Builder:
         return sp.Symbol(name, real=True) if stands_for.is_real else sp.Symbol(name)
 
     def build(self, expr: sp.Expr, x: sp.Symbol) -> Rule:
+        check_time("building the derivation")
         if not expr.has(x):
             return ConstantRule(expr=expr, wrt=x)
         if expr == x:

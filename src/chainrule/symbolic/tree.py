@@ -171,7 +171,7 @@ def _expr(value: Any) -> sp.Expr:
 def _digits(n: sp.Expr) -> float:
     """About how many decimal digits SymPy writes out for the exact number n (0: kept symbolic)."""
     if n.is_Rational:
-        return max(abs(n.p), abs(n.q), 1).bit_length() * math.log10(2)
+        return math.log10(max(abs(n.p), abs(n.q), 1))
     if n.is_Pow and n.exp.is_Rational:
         return _digits(n.base) * abs(float(n.exp))
     if n.is_Mul:
