@@ -128,6 +128,13 @@ def test_each_limit_is_enforced_and_named(limits, text, limit):
         explain(text, limits=limits)
 
 
+@pytest.mark.parametrize("command", [["explain", "-x^2"], ["backprop", "-x^2", "--at", "x=1"]])
+def test_a_formula_starting_with_minus_is_not_an_option(command):
+    code, out, err = cli(*command)
+    assert code == 0, err
+    assert "2" in out
+
+
 def test_numbers_within_the_limit_are_exact():
     assert parse("2^100 x") == 2**100 * x
     assert parse("1e-5 x") == x / 100000
@@ -213,3 +220,22 @@ def test_former_blowups_finish(text, wrt):
     d = explain(text, wrt=wrt, limits=Limits(max_chars=100_000, seconds=60))
     d.to_text()
     assert time.monotonic() - start < 30
+
+
+def test_graph_and_trace_escape_any_tensor_name():
+    """Through the Python API a tensor's name is any string: SVG, DOT, Markdown and LaTeX
+    escape it for their format, so it is never markup."""
+    import chainrule as cr
+    from chainrule import viz
+
+    name = r"<script>alert(1)</script>\input{/etc/passwd}&%|`"
+    x = cr.tensor(2.0, requires_grad=True, name=name)
+    y = cr.sin(x) * x
+    drawing, trace = viz.graph(y, backward=True), viz.trace(y)
+    assert "<script" not in drawing.to_svg() and "&lt;script&gt;" in drawing.to_svg()
+    dot = drawing.to_dot()  # HTML-like labels escaped; tooltips are quoted DOT strings
+    assert "&lt;script&gt;" in dot and 'tooltip="<script>' in dot
+    latex = trace.to_latex()
+    assert r"\input" not in latex and r"\backslash{}input\{/etc/passwd\}\&\%" in latex
+    markdown = trace.to_markdown()  # inside code spans, with the table's | and ` escaped
+    assert r"\|" in markdown and "`<script>" in markdown

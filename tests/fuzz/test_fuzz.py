@@ -112,7 +112,7 @@ def assert_one_line_failure(code: int, err: str, allowed: tuple[int, ...]) -> No
 @given(trees(max_leaves=8), st.sampled_from(["-2", "-1", "0", "0.5", "1", "3", "1e308"]))
 def test_explain_cli_at_a_point(text, value):
     with bounded(text):
-        code, _, err = cli(["explain", "--at", f"x={value},y=2,w1=0.5", "--", text])
+        code, _, err = cli(["explain", text, "--at", f"x={value},y=2,w1=0.5"])
     # 1: the three values disagree (a kink, or the point is on a domain's edge)
     assert_one_line_failure(code, err, (0, 1, 2))
 
@@ -122,7 +122,7 @@ def test_explain_cli_at_a_point(text, value):
 def test_backprop_program_traces_or_says_why(case):
     expr, at = case
     with bounded(expr):
-        code, out, err = cli(["backprop", "--at", at, "--", expr])
+        code, out, err = cli(["backprop", expr, "--at", at])
     assert_one_line_failure(code, err, (0, 2))
     if code == 0:  # a finite output; never "nan" printed as the loss
         assert "L = nan" not in out, out
