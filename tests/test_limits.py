@@ -239,3 +239,16 @@ def test_graph_and_trace_escape_any_tensor_name():
     assert r"\input" not in latex and r"\backslash{}input\{/etc/passwd\}\&\%" in latex
     markdown = trace.to_markdown()  # inside code spans, with the table's | and ` escaped
     assert r"\|" in markdown and "`<script>" in markdown
+
+
+def test_a_sympy_input_meets_the_same_limits():
+    with pytest.raises(LimitError, match="max_digits"):
+        explain(sp.Integer(10) ** 5000 * x)
+    with pytest.raises(ParseError, match="found '<'"):
+        explain(sp.Symbol("<b>") ** 2, wrt="<b>")
+
+
+@pytest.mark.parametrize(("text", "at"), [("sqrt(x)", 0), ("cbrt(x)", -8), ("exp(exp(exp(x)))", 30)])
+def test_evaluate_says_when_there_is_no_value(text, at):
+    with pytest.raises(ValueError, match=f"no real float value at x = {at}"):
+        explain(text).evaluate(x=at)

@@ -124,6 +124,10 @@ def run(args: argparse.Namespace) -> int:
     except (RecursionError, MemoryError):
         print("chainrule backprop: error: EXPR is too large to trace", file=sys.stderr)
         return 2
+    except Exception as exc:  # a bug, still one line (the fuzz suite fails on this message)
+        name = type(exc).__name__
+        print(f"chainrule backprop: internal error: {name}: {exc}", file=sys.stderr)
+        return 2
 
 
 def _run(args: argparse.Namespace) -> int:

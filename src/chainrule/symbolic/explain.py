@@ -7,15 +7,17 @@ Imports parse, steps and render; never the autodiff engine (see evaluate.py).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+import numpy as np
 import sympy as sp
 
 from chainrule.limits import LimitError, Limits, active, applied, check_time
 from chainrule.symbolic import render as V
 from chainrule.symbolic.forms import keep_coefficient
-from chainrule.symbolic.functions import sigmoid
+from chainrule.symbolic.functions import lambdify, sigmoid
 from chainrule.symbolic.parse import Program, check_name, parse_program
 from chainrule.symbolic.rules import Rule
 from chainrule.symbolic.steps import diff_program, diff_steps
@@ -90,8 +92,22 @@ class Derivation:
         symbols = {s.name: s for s in self.result.free_symbols}
         if missing := sorted(set(symbols) - set(values)):
             raise ValueError(f"evaluate: no value for {', '.join(missing)}")
-        value = self.result.evalf(subs={symbols[k]: v for k, v in values.items() if k in symbols})
-        return float(value)
+        point = ", ".join(f"{k} = {v:g}" for k, v in sorted(values.items()))
+        names = sorted(symbols)
+        # float64 through NumPy, never evalf: mpmath raises where there is no value, and raises
+        # its precision without bound on a tower such as exp(exp(exp(x))) at 30 (minutes)
+        f = lambdify([symbols[k] for k in names], self.result)
+        try:
+            with np.errstate(all="ignore"):
+                value = complex(f(*(np.float64(values[k]) for k in names)))
+        except (ArithmeticError, TypeError, ValueError):
+            value = complex(math.nan)
+        if value.imag != 0 or not math.isfinite(value.real):
+            raise ValueError(
+                f"evaluate: the derivative has no real float value at {point} "
+                "(undefined, complex or too large)"
+            )
+        return value.real
 
 
 def explain(
@@ -157,9 +173,14 @@ def _explain(expr: str | sp.Expr, wrt: str | sp.Symbol, lang: str) -> Derivation
     wrt_name = check_name(wrt if isinstance(wrt, str) else wrt.name, "wrt")
     if isinstance(wrt, str):
         wrt = wrt_name
-    if not isinstance(expr, str):
-        for s in sp.sympify(expr, strict=True).free_symbols:
+    if not isinstance(expr, str):  # a SymPy input meets the same limits as typed math
+        given = sp.sympify(expr, strict=True)
+        for s in given.free_symbols:
             check_name(s.name)
+        digits = active().max_digits
+        bits = max((max(abs(n.p), n.q).bit_length() for n in given.atoms(sp.Rational)), default=0)
+        if bits * 0.30103 > digits:  # log10(2): digits from bits, without printing the number
+            raise LimitError("max_digits", f"a number in the expression has over {digits} digits")
     program = parse_program(expr, names={wrt_name}) if isinstance(expr, str) else None
     if program is not None and program.definitions:
         return _explain_program(program, _symbol(wrt, program.inline()), lang)
