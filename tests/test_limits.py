@@ -248,7 +248,10 @@ def test_a_sympy_input_meets_the_same_limits():
         explain(sp.Symbol("<b>") ** 2, wrt="<b>")
 
 
-@pytest.mark.parametrize(("text", "at"), [("sqrt(x)", 0), ("cbrt(x)", -8), ("exp(exp(exp(x)))", 30)])
+NO_VALUE = [("sqrt(x)", 0), ("cbrt(x)", -8), ("exp(exp(exp(x)))", 30)]
+
+
+@pytest.mark.parametrize(("text", "at"), NO_VALUE)
 def test_evaluate_says_when_there_is_no_value(text, at):
     with pytest.raises(ValueError, match=f"no real float value at x = {at}"):
         explain(text).evaluate(x=at)
