@@ -42,9 +42,22 @@ def build_parser() -> argparse.ArgumentParser:
 EXTRAS = {"sympy": "derivations", "mpmath": "derivations", "matplotlib": "plots", "tqdm": "bars"}
 
 
+# Commands that take typed math: "-x^2" there is a formula, not an unknown option.
+_MATH_COMMANDS = ("explain", "backprop")
+
+
+def _math_not_options(argv: list[str]) -> list[str]:
+    """A leading space makes argparse read "-x^2" as a positional (the parser skips spaces);
+    "--" options and "-h" stay options."""
+    if not argv or argv[0] not in _MATH_COMMANDS:
+        return argv
+    dash = [a.startswith("-") and not a.startswith("--") and a != "-h" for a in argv]
+    return [" " + a if d else a for a, d in zip(argv, dash)]
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parser.parse_args(_math_not_options(sys.argv[1:] if argv is None else argv))
     if not hasattr(args, "_run"):
         parser.print_help()
         return 2

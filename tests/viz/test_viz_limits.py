@@ -132,7 +132,8 @@ def test_cli_still_prints_the_trace_when_the_drawing_is_refused(tmp_path, capsys
     n = 200  # x feeds every statement: about 80,000 layout points, past the limit
     expr = "; ".join(["z1 = w1*x"] + [f"z{i} = z{i - 1}*w{i} + x" for i in range(2, n + 1)])
     at = ",".join(["x=0.5"] + [f"w{i}=0.9" for i in range(1, n + 1)])
-    rc = main(["backprop", expr, "--at", at, "--graph", str(tmp_path / "g.svg")])
+    big = "max_chars=10000,max_statements=300"  # past the typed-input defaults, within these
+    rc = main(["backprop", expr, "--at", at, "--limit", big, "--graph", str(tmp_path / "g.svg")])
     out, err = capsys.readouterr()
     assert rc == 2 and "Gradients" in out and f"dz{n}/dx" in out
     assert err.startswith("chainrule backprop: error: --graph ") and err.count("\n") == 1

@@ -10,8 +10,11 @@ is one subtraction, operands keep their order), in float64.
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 from typing import Any
+
+from chainrule import limits as L
 
 HELP = "trace backpropagation through a formula: every chain-rule product, with numbers"
 FORMATS = ("text", "markdown", "latex")
@@ -36,6 +39,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--format", choices=FORMATS, default="text", help="trace format (default text)"
     )
     parser.add_argument("--digits", type=int, default=3, help="decimals printed (default 3)")
+    L.add_arguments(parser)
 
 
 class InputError(ValueError):
@@ -43,17 +47,25 @@ class InputError(ValueError):
 
 
 def parse_at(text: str) -> dict[str, float]:
-    """`"x=1, w1=0.5"` -> `{"x": 1.0, "w1": 0.5}`; InputError names the bad item."""
+    """`"x=1, w1=0.5"` -> `{"x": 1.0, "w1": 0.5}`; InputError names the bad item.
+
+    A name is what the parser reads as one variable (a letter, then letters, digits or `_`),
+    so nothing printed for it can be markup.
+    """
+    from chainrule.symbolic.parse import _NAME, normalize
+
     values: dict[str, float] = {}
     for item in filter(None, (s.strip() for s in text.split(","))):
         name, sep, value = item.partition("=")
-        name = name.strip()
-        if not sep or not name.isidentifier():
+        name = normalize(name.strip())
+        if not sep or not _NAME.fullmatch(name):
             raise InputError(f"--at: expected NAME=VALUE, got {item!r}")
         try:
             values[name] = float(value)
         except ValueError:
             raise InputError(f"--at: {name} = {value.strip()!r} is not a number") from None
+        if not math.isfinite(values[name]):
+            raise InputError(f"--at: {name} = {value.strip()} is not a finite number")
         if name in list(values)[:-1]:
             raise InputError(f"--at: {name} is given twice")
     if not values:
@@ -74,6 +86,8 @@ def build(expr: str, at: dict[str, float]) -> Any:
         program = parse_program(expr, names=at)
     except ParseError as exc:
         raise InputError(f"cannot read EXPR: {exc.message} at column {exc.position + 1}") from None
+    except L.LimitError as exc:
+        raise InputError(f"cannot read EXPR: {exc}") from None
     defined = {s.name for s in program.definitions}
     trees = [t for t in (program.tree, *program.trees.values()) if t is not None]
     needed = set().union(*map(symbols, trees)) - defined  # as typed: x - x still reads x
@@ -84,16 +98,39 @@ def build(expr: str, at: dict[str, float]) -> Any:
     if extra := sorted(set(at) - needed):
         raise InputError(f"--at gives {', '.join(extra)}, which EXPR does not use")
     env = {k: cr.tensor(v, dtype=np.float64, requires_grad=True, name=k) for k, v in at.items()}
-    try:
-        if program.output is not None:
-            return program_to_engine(program, env)[program.output.name]
-        assert program.tree is not None  # parse_program keeps the tree of what was typed
-        return tree_to_engine(program.tree, env, name="f")
-    except NotImplementedError as exc:
+    point = ", ".join(f"{k} = {v:g}" for k, v in at.items())
+    try:  # a NaN/inf is named at the op that made it, never printed beside finite gradients
+        with cr.detect_anomaly():
+            if program.output is not None:
+                return program_to_engine(program, env)[program.output.name]
+            assert program.tree is not None  # parse_program keeps the tree of what was typed
+            return tree_to_engine(program.tree, env, name="f")
+    except (NotImplementedError, ValueError) as exc:  # no engine op; (-2)^x
         raise InputError(str(exc)) from None
+    except FloatingPointError as exc:
+        why = str(exc).split(" (output shape")[0]
+        raise InputError(f"EXPR has no finite value at {point}: {why}") from None
 
 
 def run(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    try:
+        with L.applied(L.from_args(args)), np.errstate(all="ignore"):
+            return _run(args)
+    except (InputError, L.LimitError) as exc:
+        print(f"chainrule backprop: error: {exc}", file=sys.stderr)
+        return 2
+    except (RecursionError, MemoryError):
+        print("chainrule backprop: error: EXPR is too large to trace", file=sys.stderr)
+        return 2
+    except Exception as exc:  # a bug, still one line (the fuzz suite fails on this message)
+        name = type(exc).__name__
+        print(f"chainrule backprop: internal error: {name}: {exc}", file=sys.stderr)
+        return 2
+
+
+def _run(args: argparse.Namespace) -> int:
     from chainrule import viz
 
     try:

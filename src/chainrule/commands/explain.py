@@ -1,7 +1,10 @@
 """`chainrule explain`: a step-by-step derivation, optionally checked numerically at a point.
 
 `--at x=2` compares the derivation's value with central differences and with chainrule's own
-autodiff. SymPy and the engine are imported inside `run`, so `chainrule --help` stays fast.
+autodiff; a point where the function or its derivative is undefined, complex or beyond float64
+is reported as such (exit 2), with the one-sided limits of the derivative where SymPy finds them.
+Every failure is one line on stderr, exit 2; exit 1 means only "the --at check disagrees".
+SymPy and the engine are imported inside `run`, so `chainrule --help` stays fast.
 """
 
 from __future__ import annotations
@@ -9,6 +12,8 @@ from __future__ import annotations
 import argparse
 import math
 import sys
+
+from chainrule import limits as L
 
 HELP = "Explain a derivative step by step (chain rule and friends), in English or Chinese."
 
@@ -37,26 +42,38 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="evaluate there and check against central differences and autodiff "
         "(repeat or comma-separate for several variables: --at x=2,y=3)",
     )
+    L.add_arguments(parser)
 
 
 def run(args: argparse.Namespace) -> int:
-    from chainrule.symbolic import ParseError, explain
-
     try:
-        point = _parse_point(args.at)
-        derivation = explain(args.expr, wrt=args.wrt, lang=args.lang)
-    except (ParseError, ValueError) as exc:
+        limits = L.from_args(args)
+        with L.applied(limits):
+            return _run(args)
+    except (ValueError, ArithmeticError) as exc:  # ParseError, LimitError, bad --at: one line
         print(f"chainrule explain: {exc}", file=sys.stderr)
         return 2
+    except (RecursionError, MemoryError):
+        print("chainrule explain: the formula is too large to explain", file=sys.stderr)
+        return 2
+    except Exception as exc:  # a bug, still one line (the fuzz suite fails on this message)
+        print(f"chainrule explain: internal error: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 2
+
+
+def _run(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from chainrule.symbolic import explain
+
+    point = _parse_point(args.at)
+    derivation = explain(args.expr, wrt=args.wrt, lang=args.lang)
     render = {"text": derivation.to_text, "markdown": derivation.to_markdown}
     print(render.get(args.fmt, derivation.to_latex)())
     if not point:
         return 0
-    try:
-        return _check(derivation, point, args.lang)
-    except (KeyError, ValueError) as exc:
-        print(f"chainrule explain: {exc}", file=sys.stderr)
-        return 2
+    with np.errstate(all="ignore"):  # a domain error is diagnosed below, never a raw warning
+        return _check(derivation, point, args.lang, args.expr)
 
 
 def _parse_point(items: list[str]) -> dict[str, float]:
@@ -69,11 +86,16 @@ def _parse_point(items: list[str]) -> dict[str, float]:
             point[name.strip()] = float(value)
         except ValueError:
             raise ValueError(f"--at expects NAME=VALUE, got {item!r}") from None
+        if not math.isfinite(point[name.strip()]):
+            raise ValueError(f"--at {name.strip()} = {value.strip()} is not a finite number")
     return point
 
 
-def _check(derivation, point: dict[str, float], lang: str) -> int:
-    """Print the derivative three ways; exit status 0 when they agree, 1 when not."""
+def _check(derivation, point: dict[str, float], lang: str, typed: str) -> int:
+    """Print the derivative three ways; exit status 0 when they agree, 1 when not.
+
+    Raises PointError when the function or its derivative has no real float64 value there.
+    """
     from chainrule.symbolic.parse import Program
 
     full = Program(definitions=dict(derivation.definitions), expr=derivation.expr).inline()
@@ -81,7 +103,10 @@ def _check(derivation, point: dict[str, float], lang: str) -> int:
     if missing := sorted(names - set(point)):
         raise ValueError(f"--at needs a value for {', '.join(missing)}")
     values = {k: point[k] for k in names}
-    symbolic = derivation.evaluate(**values)
+    shown_f = str(derivation.name) if derivation.definitions else typed.strip()
+    where = ", ".join(f"{k} = {v:g}" for k, v in sorted(values.items()))
+    _real_value(full, values, f"{shown_f} at {where}")
+    symbolic = _derivative_value(derivation, values, shown_f, where)
     central = _central_difference(full, derivation.wrt.name, values)
     engine = _autodiff(full, derivation.wrt.name, values)
     agree = _close(symbolic, engine, 1e-8) and _close(symbolic, central, 1e-5)
@@ -94,11 +119,96 @@ def _check(derivation, point: dict[str, float], lang: str) -> int:
     return 0 if agree else 1
 
 
+class PointError(ValueError):
+    """The function or its derivative has no real float64 value at the --at point."""
+
+
+def _exact(expr, values: dict[str, float], skip=None):
+    """expr with the point's values substituted as exact rationals (SymPy decides what it is)."""
+    import sympy as sp
+
+    return expr.xreplace({s: sp.Rational(values[s.name]) for s in expr.free_symbols if s != skip})
+
+
+def _real_value(expr, values: dict[str, float], what: str) -> float:
+    """expr at the point as a float; PointError says why there is none (undefined, complex,
+    beyond float64's range)."""
+    from chainrule.symbolic.functions import lambdify
+
+    symbols = sorted(expr.free_symbols, key=lambda s: s.name)
+    try:
+        value = complex(lambdify(symbols, expr)(*(values[s.name] for s in symbols)))
+    except (ArithmeticError, ValueError, TypeError):
+        value = complex("nan")
+    if value.imag == 0 and math.isfinite(value.real):
+        return value.real
+    import sympy as sp
+
+    exact = _exact(expr, values)
+    if exact.has(sp.zoo, sp.nan, sp.oo, -sp.oo):
+        raise PointError(f"{what} is undefined")
+    if exact.is_extended_real is False:
+        raise PointError(f"{what} is not a real number")
+    if exact.is_finite:
+        raise PointError(f"{what} is beyond the float64 range (about 1.8e308)")
+    raise PointError(f"{what} is not finite")
+
+
+def _derivative_value(derivation, values: dict[str, float], shown_f: str, where: str) -> float:
+    """The derivation's answer at the point; when it has none, PointError names the point and
+    gives the one-sided limits of the derivative where SymPy finds them."""
+    import sympy as sp
+
+    x = derivation.wrt
+    try:
+        return _real_value(derivation.result, values, "the derivative")
+    except PointError as exc:
+        reason = str(exc).removeprefix("the derivative ")
+        if "float64" in reason:
+            raise PointError(f"the derivative of {shown_f} at {where} {reason}") from None
+    at = _exact(derivation.result, values, skip=x)
+    sides = []
+    if sp.count_ops(at) <= 40:  # sympy.limit is quick on small answers, unbounded on large ones
+        for direction, side in (("-", "left"), ("+", "right")):
+            if not _real_beside(at, x, values[x.name], -1 if direction == "-" else 1):
+                continue  # the function is not real on that side (x^x left of 0)
+            try:
+                limit = sp.limit(at, x, sp.Rational(values[x.name]), direction)
+            except Exception:  # SymPy's limit raises many types; the limit is only a hint
+                continue
+            if limit.is_extended_real:
+                sides.append(f"from the {side} it tends to {_show_limit(limit)}")
+    hint = f" ({'; '.join(sides)})" if sides else ""
+    raise PointError(f"{shown_f} is not differentiable at {where}{hint}")
+
+
+def _real_beside(expr, x, x0: float, sign: int) -> bool:
+    """Whether expr (in x only) is real just beside x0 on one side (a float64 evaluation)."""
+    from chainrule.symbolic.functions import lambdify
+
+    beside = x0 + sign * 1e-7 * max(1.0, abs(x0))
+    try:
+        value = complex(lambdify([x], expr)(beside))
+    except (ArithmeticError, ValueError, TypeError):
+        return False
+    return value.imag == 0 and not math.isnan(value.real)
+
+
+def _show_limit(limit) -> str:
+    import sympy as sp
+
+    if limit in (sp.oo, -sp.oo):
+        return "+∞" if limit == sp.oo else "-∞"
+    return f"{float(limit):.12g}"
+
+
 def _close(a: float, b: float, rtol: float) -> bool:
     return math.isclose(a, b, rel_tol=rtol, abs_tol=rtol)
 
 
 def _central_difference(expr, wrt: str, values: dict[str, float]) -> float:
+    import numpy as np
+
     from chainrule.symbolic.functions import lambdify
 
     symbols = sorted(expr.free_symbols, key=lambda s: s.name)
@@ -106,7 +216,12 @@ def _central_difference(expr, wrt: str, values: dict[str, float]) -> float:
     h = 1e-6 * max(1.0, abs(values[wrt]))
 
     def at(delta: float) -> float:
-        return float(f(*(values[s.name] + (delta if s.name == wrt else 0.0) for s in symbols)))
+        # float64 arguments: an overflow is inf and a domain error nan, never an exception
+        args = (np.float64(values[s.name] + (delta if s.name == wrt else 0.0)) for s in symbols)
+        try:
+            return float(f(*args))
+        except (TypeError, ArithmeticError):  # a complex value: no real difference quotient
+            return math.nan
 
     return (at(h) - at(-h)) / (2 * h)
 

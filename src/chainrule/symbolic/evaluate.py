@@ -47,6 +47,9 @@ def _pow(base: Tensor, exponent: Tensor, node: sp.Pow) -> Tensor:
     if e.is_number:
         return base ** float(e)
     if node.base.is_number:  # a^g = e^(g·ln a): the engine's ** wants a tensor base
+        if not node.base.is_positive:  # (-2)^x, 0^x: ln a is not real (or -oo)
+            a = f"({node.base})" if node.base.is_negative else str(node.base)
+            raise ValueError(f"{a}^g is not real for a variable g (ln {a} is not a real number)")
         return cr.exp(exponent * float(sp.log(node.base)))
     return base**exponent
 

@@ -7,21 +7,28 @@ Imports parse, steps and render; never the autodiff engine (see evaluate.py).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+import numpy as np
 import sympy as sp
 
+from chainrule.limits import LimitError, Limits, active, applied, check_time
 from chainrule.symbolic import render as V
 from chainrule.symbolic.forms import keep_coefficient
-from chainrule.symbolic.functions import sigmoid
-from chainrule.symbolic.parse import Program, parse_program
+from chainrule.symbolic.functions import lambdify, sigmoid
+from chainrule.symbolic.parse import Program, check_name, parse_program
 from chainrule.symbolic.rules import IdentityRule, Rule
 from chainrule.symbolic.steps import diff_program, diff_steps
 
 __all__ = ["Derivation", "explain", "learner_form"]
 
 _SIMPLIFY_MAX_OPS = 30  # sympy.simplify is tried only on small answers: it can take seconds
+# sympy.factor is a multivariate polynomial factorisation, exponential in the number of distinct
+# functions (the derivative of a product of 10 sin(kx): 2.6 s, 12: 14 s); past this size only
+# the common factors of the terms are taken out (factor_terms: linear, 0.03 s for 10 factors).
+_FACTOR_MAX_OPS = 80
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -90,12 +97,30 @@ class Derivation:
         symbols = {s.name: s for s in self.result.free_symbols}
         if missing := sorted(set(symbols) - set(values)):
             raise ValueError(f"evaluate: no value for {', '.join(missing)}")
-        value = self.result.evalf(subs={symbols[k]: v for k, v in values.items() if k in symbols})
-        return float(value)
+        point = ", ".join(f"{k} = {v:g}" for k, v in sorted(values.items()))
+        names = sorted(symbols)
+        # float64 through NumPy, never evalf: mpmath raises where there is no value, and raises
+        # its precision without bound on a tower such as exp(exp(exp(x))) at 30 (minutes)
+        f = lambdify([symbols[k] for k in names], self.result)
+        try:
+            with np.errstate(all="ignore"):
+                value = complex(f(*(np.float64(values[k]) for k in names)))
+        except (ArithmeticError, TypeError, ValueError):
+            value = complex(math.nan)
+        if value.imag != 0 or not math.isfinite(value.real):
+            raise ValueError(
+                f"evaluate: the derivative has no real float value at {point} "
+                "(undefined, complex or too large)"
+            )
+        return value.real
 
 
 def explain(
-    expr: str | sp.Expr, wrt: str | sp.Symbol | None = None, lang: str = "en"
+    expr: str | sp.Expr,
+    wrt: str | sp.Symbol | None = None,
+    lang: str = "en",
+    *,
+    limits: Limits | None = None,
 ) -> Derivation:
     """Differentiate step by step, naming every rule (chain rule with u = g(x), ...).
 
@@ -109,6 +134,9 @@ def explain(
         else ``x``. With several variables this gives partial derivatives.
     lang : {"en", "zh"}
         Language of the renderings (English or Simplified Chinese).
+    limits : chainrule.limits.Limits, optional
+        Size and time limits of this request (default: the active ones, ``limits.DEFAULT``).
+        A derivation longer than ``max_steps`` lines is shortened, with the reason said.
 
     Returns
     -------
@@ -117,7 +145,10 @@ def explain(
     Raises
     ------
     chainrule.symbolic.ParseError
-        When ``expr`` is malformed text (the message points at the character).
+        When ``expr`` is malformed text or ``wrt`` is not a variable name (the message points at
+        the character).
+    chainrule.limits.LimitError
+        When the request goes past a limit (the message names it).
 
     Examples
     --------
@@ -137,7 +168,26 @@ def explain(
     """
     if lang not in V.LANGUAGES:
         raise ValueError(f"explain: lang must be one of {V.LANGUAGES}, got {lang!r}")
-    wrt_name = "x" if wrt is None else wrt if isinstance(wrt, str) else wrt.name
+    with applied(limits):
+        try:
+            return _explain(expr, wrt, lang)
+        except RecursionError:  # SymPy recurses on deep expressions; the parser bounds depth
+            raise LimitError("max_depth", "the formula is nested too deeply to explain") from None
+
+
+def _explain(expr: str | sp.Expr, wrt: str | sp.Symbol | None, lang: str) -> Derivation:
+    given_name = "x" if wrt is None else wrt if isinstance(wrt, str) else wrt.name
+    wrt_name = check_name(given_name, "wrt")
+    if isinstance(wrt, str):
+        wrt = wrt_name
+    if not isinstance(expr, str):  # a SymPy input meets the same limits as typed math
+        given = sp.sympify(expr, strict=True)
+        for s in given.free_symbols:
+            check_name(s.name)
+        digits = active().max_digits
+        bits = max((max(abs(n.p), n.q).bit_length() for n in given.atoms(sp.Rational)), default=0)
+        if bits * 0.30103 > digits:  # log10(2): digits from bits, without printing the number
+            raise LimitError("max_digits", f"a number in the expression has over {digits} digits")
     program = parse_program(expr, names={wrt_name}) if isinstance(expr, str) else None
     if wrt is None:
         wrt = wrt_name if program is None or program.wrt is None else program.wrt
@@ -229,6 +279,7 @@ def _lines(steps, name, x, result, *, given, expr, defs=None, inner=None) -> tup
         else V.Line("given", 0, {"eq": given, "x": V.expr(x)})
     )
     lines = [head, *V.layout(steps, 0, name)]
+    tree_end = len(lines)
     raw = keep_coefficient(steps.eval(), expr)  # as the chain line ends: 6(3x + 2)
     tidy = inner if defs is not None else result
     as_sigmoid = _as_sigmoid(full, result)
@@ -240,7 +291,23 @@ def _lines(steps, name, x, result, *, given, expr, defs=None, inner=None) -> tup
         subs = V.listing([V.eq(V.expr(k), V.expr(v)) for k, v in defs.items() if k != name])
         lines.append(V.Line("substitute", 0, {"subs": subs, "eq": V.eq(top, V.expr(result))}))
     lines.append(V.Line("result", 0, {"eq": V.eq(top, V.expr(as_sigmoid or result))}))
-    return tuple(lines)
+    return _shorten(lines, tree_end, active().max_steps)
+
+
+def _shorten(lines: list[V.Line], tree_end: int, max_steps: int) -> tuple[V.Line, ...]:
+    """At most ``max_steps`` lines: the first steps, a line saying how many were left out and
+    why, then the closing lines (simplify, substitute, result), so the answer is always given."""
+    if len(lines) <= max_steps:
+        return tuple(lines)
+    tail = lines[tree_end:]
+    keep = max(1, max_steps - len(tail) - 1)
+    omitted, total = len(lines) - keep - len(tail), len(lines)
+    math: dict[str, V.Math] = {
+        "omitted": lambda p: str(omitted),
+        "total": lambda p: str(total),
+        "limit": lambda p: str(max_steps),
+    }
+    return (*lines[:keep], V.Line("shortened", 0, math), *tail)
 
 
 def learner_form(e: sp.Expr, source: sp.Expr | None = None) -> sp.Expr:
@@ -264,8 +331,11 @@ def learner_form(e: sp.Expr, source: sp.Expr | None = None) -> sp.Expr:
     """
     if e.is_Mul and not any(f.is_Pow and f.exp.is_negative and f.base.is_Add for f in e.args):
         return e
-    candidates = [e, _merge_monomials(sp.factor(e))]
-    if sp.count_ops(e) <= _SIMPLIFY_MAX_OPS:
+    check_time("simplifying the answer")
+    ops = sp.count_ops(e)
+    factored = sp.factor(e) if ops <= _FACTOR_MAX_OPS else sp.factor_terms(e)
+    candidates = [e, _merge_monomials(factored)]
+    if ops <= _SIMPLIFY_MAX_OPS:
         candidates.append(_merge_monomials(sp.simplify(e)))
     return keep_coefficient(min(candidates, key=sp.count_ops), source)
 

@@ -16,6 +16,7 @@ from sympy.printing.latex import LatexPrinter
 from sympy.printing.precedence import PRECEDENCE
 from sympy.printing.str import StrPrinter
 
+ORDERED_TERMS_MAX = 100  # see steps.ORDERED_TERMS_MAX: longer sums print in SymPy's stored order
 _SUPER_CHARS = "0123456789-+nixyuvt"
 _SUPER = str.maketrans(_SUPER_CHARS, "⁰¹²³⁴⁵⁶⁷⁸⁹⁻⁺ⁿⁱˣʸᵘᵛᵗ")
 _NUMBER_END = re.compile(r"(?:^|[^\w.])\d+(?:\.\d+)?$")
@@ -47,6 +48,8 @@ class _SumsLast(_Printer):
     def _print_Add(self, expr, **kwargs):
         current = self._settings["order"]
         self._settings["order"] = getattr(self, "_saved_order", current)
+        if len(expr.args) > ORDERED_TERMS_MAX:
+            self._settings["order"] = "none"
         try:
             return super()._print_Add(expr, **kwargs)
         finally:

@@ -22,21 +22,27 @@ Reading rules (also in docs/explain.md):
 - ``e`` and ``π``/``pi`` are the constants; ``log(x)`` and ``ln(x)`` are natural logarithms,
   ``log(x, b)`` is base ``b``; ``√x``, ``x²``, ``|x|``, ``·``, ``×``, ``÷`` and ``−`` work;
   ``σ``/``sigma`` is the sigmoid. ``1e-3`` is scientific notation (write ``e - 3`` for ``e-3``).
+- Input is NFKC-normalised first (fullwidth ``ｘ２`` is ``x2``; superscripts stay exponents);
+  digits are ASCII only, Greek letters that look like Latin ones (``Χ``, ``ο``) are refused, a
+  number has one decimal point (``1..2`` is an error), ``[`` closes with ``]`` and ``(`` with ``)``.
+- Sizes are bounded by ``chainrule.limits`` (characters, nesting depth, digits of any exact
+  number, statements); a constant that is undefined (``1/0``, ``log(0)``) is an error.
 """
 
 from __future__ import annotations
 
 import difflib
 import re
-from collections.abc import Callable, Iterable
+import unicodedata
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from fractions import Fraction
 
 import sympy as sp
 
 from chainrule import ops
+from chainrule.limits import LimitError, active, check_time
 from chainrule.symbolic.functions import OpTable, sympy_function
-from chainrule.symbolic.tree import Tree, to_sympy
+from chainrule.symbolic.tree import Tree, UndefinedError, to_sympy
 
 __all__ = ["FUNCTIONS", "ParseError", "Program", "parse", "parse_program"]
 
@@ -70,14 +76,19 @@ _GREEK = "alpha beta gamma delta epsilon zeta eta theta iota kappa lambda mu nu 
 GREEK = {*_GREEK.split(), "tau", "upsilon", "phi", "chi", "psi", "omega"}
 
 _SUPERSCRIPTS = str.maketrans("⁰¹²³⁴⁵⁶⁷⁸⁹⁻⁺", "0123456789-+")
-_OPERATORS = {"**": "^", "×": "*", "·": "*", "⋅": "*", "÷": "/", "−": "-", "[": "(", "]": ")"}
+_OPERATORS = {"**": "^", "×": "*", "·": "*", "⋅": "*", "÷": "/", "−": "-"}
 _TOKEN = re.compile(
     r"(?P<ws>[ \t\r]+)"
-    r"|(?P<num>(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?)"
+    r"|(?P<num>(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?)"
     r"|(?P<ident>[A-Za-z][A-Za-z0-9_]*|[α-ωΑ-Ω][0-9_]*)"
     r"|(?P<sup>[⁰¹²³⁴⁵⁶⁷⁸⁹⁻⁺]+)"
     r"|(?P<op>\*\*|[-+*/^()\[\],=;|√×·⋅÷−\n])"
 )
+_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]*|[α-ωΑ-Ω][0-9_]*")
+_CLOSING = {"(": ")", "[": "]"}
+# Greek letters drawn like Latin ones: beside a Latin x, a Greek Χ would be a second variable
+# that prints the same, so they are refused (the spelled-out name, ``chi``, stays available).
+_LOOKALIKES = dict(zip("ΑΒΕΖΗΙΚΜΝΟΡΤΥΧο", "ABEZHIKMNOPTYXo"))
 
 
 @dataclass(frozen=True)
@@ -87,16 +98,44 @@ class Token:
     pos: int
 
 
+def normalize(text: str) -> str:
+    """NFKC, character by character, except the superscripts (``x²`` must stay a power).
+
+    >>> normalize("ｘ２ + x²")
+    'x2 + x²'
+    """
+    keep = "⁰¹²³⁴⁵⁶⁷⁸⁹⁻⁺"
+    if text.isascii():
+        return text
+    return "".join(c if c in keep else unicodedata.normalize("NFKC", c) for c in text)
+
+
+def _unexpected(text: str, pos: int) -> ParseError:
+    c = text[pos]
+    name = "" if c.isascii() else f" ({unicodedata.name(c, f'U+{ord(c):04X}')})"
+    return ParseError(f"unexpected character {c!r}{name}", text, pos)
+
+
 def tokenize(text: str) -> list[Token]:
-    """Split ``text`` into tokens; raise ParseError at the first character that fits none."""
+    """Split ``text`` into tokens; raise ParseError at the first character that fits none.
+
+    ``text`` is expected NFKC-normalised (``normalize``); a number is followed by neither a
+    digit nor a point (``1..2``, ``1.2.3``), an identifier has no Latin look-alike letter.
+    """
     tokens: list[Token] = []
     pos = 0
     while pos < len(text):
         m = _TOKEN.match(text, pos)
         if m is None:
-            raise ParseError(f"unexpected character {text[pos]!r}", text, pos)
+            raise _unexpected(text, pos)
         kind = m.lastgroup
         assert kind is not None  # every alternative in _TOKEN is a named group
+        if kind == "num" and m.end() < len(text) and text[m.end()] in ".0123456789":
+            end = re.match(r"[0-9.eE]*", text[m.end() :])
+            bad = text[pos : m.end() + (end.end() if end else 0)]
+            raise ParseError(f"malformed number {bad!r}", text, pos)
+        if kind == "ident":
+            _refuse_lookalikes(text, m.group(), pos)
         if kind != "ws":
             word = m.group()
             word = ";" if word == "\n" else _OPERATORS.get(word, word)
@@ -104,6 +143,41 @@ def tokenize(text: str) -> list[Token]:
         pos = m.end()
     tokens.append(Token("end", "", len(text)))
     return tokens
+
+
+def _refuse_lookalikes(text: str, word: str, pos: int) -> None:
+    for i, c in enumerate(word):
+        if c in _LOOKALIKES:
+            greek = unicodedata.name(c).lower().replace("greek ", "Greek ")
+            raise ParseError(
+                f"{c!r} is the {greek}, which looks like the Latin {_LOOKALIKES[c]!r}: "
+                f"type {_LOOKALIKES[c]!r}, or spell the Greek name",
+                text,
+                pos + i,
+            )
+
+
+def check_name(name: str, what: str = "a variable name") -> str:
+    """``name`` as the parser reads it (NFKC), if it is one variable name; else ParseError.
+
+    A name is a letter, then letters, digits or ``_`` (``x``, ``w1``, ``b_2``, ``θ``), so
+    nothing a renderer prints for it can be markup (``<img ...>``, ``\\input{...}``).
+
+    >>> check_name("w_1")
+    'w_1'
+    """
+    norm = normalize(name)
+    m = _NAME.match(norm)
+    if m is None or m.end() != len(norm):
+        pos = m.end() if m else 0
+        found = f"{norm[pos]!r}" if pos < len(norm) else "nothing"
+        raise ParseError(
+            f"{what} must be a letter followed by letters, digits or '_'; found {found}",
+            norm,
+            pos,
+        )
+    _refuse_lookalikes(norm, norm, 0)
+    return norm
 
 
 def _split_word(tok: Token, names: set[str]) -> list[Token]:
@@ -173,6 +247,8 @@ class _Parser:
     tokens: list[Token]
     i: int = 0
     abs_depth: int = 0
+    depth: int = 0  # nesting of primaries and signs, bounded by Limits.max_depth
+    max_depth: int = field(default_factory=lambda: active().max_depth)
 
     @property
     def tok(self) -> Token:
@@ -193,42 +269,54 @@ class _Parser:
     def at(self, *texts: str) -> bool:
         return self.tok.kind in ("op", "end") and self.tok.text in texts
 
+    def nest(self) -> None:
+        """One level deeper; the parser recurses, so depth is bounded before Python's stack."""
+        self.depth += 1
+        if self.depth > self.max_depth:
+            raise self.error(f"nested more than {self.max_depth} deep (limit max_depth)")
+
     def expr(self) -> Tree:
         value = self.term()
         while self.at("+", "-"):
-            op = "add" if self.take().text == "+" else "sub"
-            value = Tree(op, (value, self.term()))
+            tok = self.take()
+            value = Tree("add" if tok.text == "+" else "sub", (value, self.term()), pos=tok.pos)
         return value
 
     def starts_factor(self) -> bool:
         tok = self.tok
         if tok.kind in ("num", "sym", "const", "func"):
             return True
-        return tok.kind == "op" and (tok.text in "(√" or (tok.text == "|" and not self.abs_depth))
+        return tok.kind == "op" and (tok.text in "([√" or (tok.text == "|" and not self.abs_depth))
 
     def term(self) -> Tree:
         value = self.signed()
         while True:
             if self.at("*", "/"):
-                op = "mul" if self.take().text == "*" else "div"
-                value = Tree(op, (value, self.signed()))
+                tok = self.take()
+                op = "mul" if tok.text == "*" else "div"
+                value = Tree(op, (value, self.signed()), pos=tok.pos)
             elif self.starts_factor():
-                value = Tree("mul", (value, self.power()))
+                value = Tree("mul", (value, self.power()), pos=self.tok.pos)
             else:
                 return value
 
     def signed(self) -> Tree:
-        if self.at("-", "+"):
-            return Tree("neg", (self.signed(),)) if self.take().text == "-" else self.signed()
-        return self.power()
+        if not self.at("-", "+"):
+            return self.power()
+        tok = self.take()
+        self.nest()
+        value = self.signed()
+        self.depth -= 1
+        return Tree("neg", (value,), pos=tok.pos) if tok.text == "-" else value
 
     def power(self) -> Tree:
         base = self.primary()
         if self.at("^"):
-            self.take()
-            return Tree("call", (base, self.signed()), sp.Pow)
+            tok = self.take()
+            return Tree("call", (base, self.signed()), sp.Pow, pos=tok.pos)
         if self.tok.kind == "sup":
-            return Tree("call", (base, self.superscript()), sp.Pow)
+            pos = self.tok.pos
+            return Tree("call", (base, self.superscript()), sp.Pow, pos=pos)
         return base
 
     def superscript(self) -> Tree:
@@ -236,47 +324,62 @@ class _Parser:
         digits = tok.text.translate(_SUPERSCRIPTS)
         if not re.fullmatch(r"[-+]?\d+", digits):
             raise self.error("malformed superscript exponent {what}", tok)
-        return Tree("num", value=sp.Integer(int(digits)))
+        if len(digits) > 12:
+            raise self.error("superscript exponent {what} is too long", tok)
+        return Tree("num", value=sp.Integer(int(digits)), pos=tok.pos)
 
     def primary(self) -> Tree:
+        self.nest()
+        value = self.primary_inner()
+        self.depth -= 1
+        return value
+
+    def primary_inner(self) -> Tree:
+        check_time("parsing")
         tok = self.tok
         handler = {
             "num": self.number,
-            "sym": lambda: Tree("sym", value=self.take().text),
-            "const": lambda: Tree("num", value=CONSTANTS[self.take().text]),
+            "sym": lambda: Tree("sym", value=self.take().text, pos=tok.pos),
+            "const": lambda: Tree("num", value=CONSTANTS[self.take().text], pos=tok.pos),
             "func": self.call,
         }.get(tok.kind)
         if handler is not None:
             return handler()
-        if self.at("("):
+        if self.at("(", "["):
             return self.group()
         if self.at("√"):
             self.take()
-            return Tree("call", (self.power(),), sp.sqrt)
+            return Tree("call", (self.power(),), sp.sqrt, pos=tok.pos)
         if self.at("|") and not self.abs_depth:
             return self.absolute()
         raise self.error("expected a number, a name or '(', found {what}")
 
     def number(self) -> Tree:
-        frac = Fraction(self.take().text)
-        return Tree("num", value=sp.Rational(frac.numerator, frac.denominator))
+        tok = self.take()
+        try:
+            value = exact_number(tok.text, active().max_digits)
+        except LimitError as exc:
+            raise self.error(str(exc), tok) from None
+        return Tree("num", value=value, pos=tok.pos)
 
     def group(self) -> Tree:
-        opening = self.take("(")
+        opening = self.take()
+        closing = _CLOSING[opening.text]
         inner = self.expr()
-        if not self.at(")"):
+        if not self.at(closing):
             col = opening.pos + 1
-            raise self.error(f"expected ')' to close the '(' at column {col}, found {{what}}")
+            opened = f"{closing!r} to close the {opening.text!r} at column {col}"
+            raise self.error(f"expected {opened}, found {{what}}")
         self.take()
         return inner
 
     def absolute(self) -> Tree:
-        self.take("|")
+        tok = self.take("|")
         self.abs_depth += 1
         inner = self.expr()
         self.abs_depth -= 1
         self.take("|")
-        return Tree("call", (inner,), sp.Abs)
+        return Tree("call", (inner,), sp.Abs, pos=tok.pos)
 
     def call(self) -> Tree:
         tok = self.take()
@@ -291,8 +394,8 @@ class _Parser:
         if len(args) not in arities:
             n = " or ".join(map(str, arities))
             raise self.error(f"{tok.text} takes {n} argument(s), got {len(args)}", tok)
-        value = Tree("call", tuple(args), fn)
-        return value if exponent is None else Tree("call", (value, exponent), sp.Pow)
+        value = Tree("call", tuple(args), fn, pos=tok.pos)
+        return value if exponent is None else Tree("call", (value, exponent), sp.Pow, pos=tok.pos)
 
     def arguments(self) -> list[Tree]:
         self.take("(")
@@ -307,8 +410,33 @@ class _Parser:
         """``sin 2x`` -> sin(2x): implicit products up to the next operator or function name."""
         value = self.signed()
         while self.starts_factor() and self.tok.kind != "func":
-            value = Tree("mul", (value, self.power()))
+            value = Tree("mul", (value, self.power()), pos=self.tok.pos)
         return value
+
+
+_NUMBER = re.compile(r"([0-9]*)\.?([0-9]*)(?:[eE]([+-]?[0-9]+))?")
+
+
+def exact_number(text: str, max_digits: int) -> sp.Rational:
+    """A typed decimal as an exact Rational; LimitError, before computing it, when its numerator
+    or denominator would have more than ``max_digits`` digits (``1e999999999``).
+
+    >>> exact_number("1.5e3", 1000), exact_number("0.25", 1000)
+    (1500, 1/4)
+    """
+    m = _NUMBER.fullmatch(text)
+    if m is None:
+        raise ValueError(f"not a decimal number: {text!r}")
+    whole, frac, exp = m.groups()
+    mantissa = (whole + frac).lstrip("0")
+    if not mantissa:
+        return sp.Integer(0)
+    shift = (int(exp) if exp and len(exp) <= 12 else 0) - len(frac)
+    if (exp and len(exp) > 12) or len(mantissa) + abs(shift) > max_digits:
+        shown = text if len(text) <= 24 else text[:20] + "..."
+        raise LimitError("max_digits", f"the number {shown} has more than {max_digits} digits")
+    n = int(mantissa)
+    return sp.Integer(n * 10**shift) if shift >= 0 else sp.Rational(n, 10**-shift)
 
 
 def _parse_tokens(text: str, tokens: list[Token], end: int) -> Tree:
@@ -357,6 +485,7 @@ def parse(text: str, *, names: Iterable[str] = ()) -> sp.Expr:
           ^
     """
     program = parse_program(text, names=names)
+    text = normalize(text)
     if program.definitions:
         name = next(iter(program.definitions))
         raise ParseError(
@@ -391,12 +520,38 @@ class Program:
         (x*y + x + y)**2
         """
         expr = self.expr if expr is None else expr
-        for _ in range(len(self.definitions) + 1):
-            new = expr.xreplace(self.definitions)
-            if new == expr:
-                return new
-            expr = new
-        raise ValueError("definitions are cyclic")  # excluded by parse_program
+        return expr.xreplace(inline_definitions(self.definitions))
+
+
+def inline_definitions(defs: Mapping[sp.Symbol, sp.Expr]) -> dict[sp.Symbol, sp.Expr]:
+    """Each definition in the leaves only: substituted once each, in dependency order.
+
+    Substituting all definitions into everything until nothing changes costs one pass per
+    level of the program (a chain of n statements: n passes over ever larger expressions, each
+    rebuilding every σ); in dependency order each definition is rebuilt once. Raises
+    ValueError on a cycle (which parse_program excludes).
+
+    >>> u, v, x = sp.symbols("u v x")
+    >>> inline_definitions({u: v + 1, v: 2 * x})
+    {u: 2*x + 1, v: 2*x}
+    """
+    done: dict[sp.Symbol, sp.Expr] = {}
+    for name in defs:
+        stack: list[tuple[sp.Symbol, frozenset[sp.Symbol]]] = [(name, frozenset())]
+        while stack:  # iterative post-order: a name is inlined after the names it uses
+            top, path = stack[-1]
+            if top in done:
+                stack.pop()
+                continue
+            pending = [s for s in defs[top].free_symbols if s in defs and s not in done]
+            if not pending:
+                done[top] = defs[top].xreplace(done)
+                stack.pop()
+                continue
+            if top in path:
+                raise ValueError("definitions are cyclic")
+            stack += [(s, path | {top}) for s in pending]
+    return {name: done[name] for name in defs}  # in the definitions' order
 
 
 def parse_program(text: str, *, names: Iterable[str] = ()) -> Program:
@@ -410,10 +565,22 @@ def parse_program(text: str, *, names: Iterable[str] = ()) -> Program:
     >>> parse_program("L = 0.5*(sigmoid(w2*sigmoid(w1*x+b1)+b2) - t)^2").expr
     (-t + sigmoid(b2 + w2*sigmoid(b1 + w1*x)))**2/2
     """
+    limits = active()
+    if len(text) > limits.max_chars:
+        raise LimitError("max_chars", f"the input has {len(text):,} characters")
+    text = normalize(text)
     tokens, wrt = _derivative_request(text, tokenize(text))
+    if wrt is not None:
+        check_name(wrt, "the variable of d/dx or diff()")
     statements = _split_statements(text, tokens)
+    if len(statements) > limits.max_statements:
+        raise ParseError(
+            f"more than {limits.max_statements} statements (limit max_statements)",
+            text,
+            statements[limits.max_statements][0][0].pos,
+        )
     lhs = [s[0] for s, _ in statements if len(s) > 1 and s[1].text == "=" and s[1].kind == "op"]
-    declared = set(names) | {t.text for t in lhs} | ({wrt} if wrt else set())
+    declared = {check_name(n) for n in names} | {t.text for t in lhs} | ({wrt} if wrt else set())
     for tok in lhs:
         if tok.kind != "ident" or tok.text in FUNCTIONS or tok.text in CONSTANTS:
             raise ParseError(f"cannot assign to {tok.text!r}", text, tok.pos)
@@ -422,7 +589,7 @@ def parse_program(text: str, *, names: Iterable[str] = ()) -> Program:
             raise ParseError("expected one expression", text, statements[1][0][0].pos)
         stmt, end = statements[0]
         tree = _parse_tokens(text, _resolve(stmt, declared, text), end)
-        return Program(expr=to_sympy(tree), tree=tree, wrt=wrt)
+        return Program(expr=_to_sympy(tree, text), tree=tree, wrt=wrt)
     trees: dict[sp.Symbol, Tree] = {}
     for stmt, end in statements:
         if len(stmt) < 2 or stmt[1].text != "=":
@@ -431,7 +598,7 @@ def parse_program(text: str, *, names: Iterable[str] = ()) -> Program:
         if symbol in trees:
             raise ParseError(f"{symbol} is defined twice", text, stmt[0].pos)
         trees[symbol] = _parse_tokens(text, _resolve(stmt[2:], declared, text), end)
-    definitions = {k: to_sympy(t) for k, t in trees.items()}
+    definitions = {k: _to_sympy(t, text) for k, t in trees.items()}
     output = _find_output(definitions, text, lhs)
     return Program(definitions, output, definitions[output], trees, trees[output], wrt)
 
@@ -461,6 +628,13 @@ def _closes(tokens: list[Token]) -> bool:
         if depth == 0:
             return k == len(tokens) - 1
     return False
+
+
+def _to_sympy(tree: Tree, text: str) -> sp.Expr:
+    try:
+        return to_sympy(tree)
+    except UndefinedError as exc:
+        raise ParseError(exc.message, text, max(exc.position, 0)) from None
 
 
 def _split_statements(text: str, tokens: list[Token]) -> list[tuple[list[Token], int]]:

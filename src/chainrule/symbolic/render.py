@@ -13,6 +13,7 @@ from dataclasses import dataclass, field, replace
 
 import sympy as sp
 
+from chainrule.limits import check_time
 from chainrule.symbolic import rules as R
 from chainrule.symbolic.forms import keep_coefficient
 from chainrule.symbolic.functions import sigmoid
@@ -99,6 +100,9 @@ TEMPLATES: dict[tuple[str, str], str] = {
     ("sigmoid", "zh"): "因为 {s} = {sdef}，且 {t} = {tdef}，所以 {eq}",
     ("substitute", "en"): "Substitute back {subs}: {eq}",
     ("substitute", "zh"): "代回 {subs}：{eq}",
+    ("shortened", "en"): "... {omitted} steps left out: the derivation has {total} lines, "
+    "more than the limit max_steps = {limit}",
+    ("shortened", "zh"): "…… 省略 {omitted} 步：推导共 {total} 行，超过上限 max_steps = {limit}",
     ("result", "en"): "*Result*: {eq}",
     ("result", "zh"): "*结果*：{eq}",
 }
@@ -160,12 +164,27 @@ def _partial(e: sp.Expr, x: sp.Symbol) -> bool:
     return bool(e.free_symbols - {x})
 
 
+def _leaves(e: sp.Expr, definitions: Mapping[sp.Symbol, sp.Expr]) -> set[sp.Symbol]:
+    """The symbols e depends on once every definition is substituted (an iterative walk)."""
+    leaves, seen, stack = set(), set(), list(e.free_symbols)
+    while stack:
+        s = stack.pop()
+        if s in seen:
+            continue
+        seen.add(s)
+        if s in definitions:
+            stack.extend(definitions[s].free_symbols)
+        else:
+            leaves.add(s)
+    return leaves
+
+
 def lhs(rule: R.Rule, name: sp.Symbol | None) -> Math:
     """dy/dx when the expression has a name, else d/dx(expression)."""
-    e = rule.expr
-    if isinstance(rule, R.MultivariableChainRule):
-        e = rule.inlined()
-    partial = _partial(e, rule.wrt)
+    if isinstance(rule, R.MultivariableChainRule):  # the leaves, without building the inlined
+        partial = bool(_leaves(rule.expr, rule.definitions) - {rule.wrt})  # expression: linear
+    else:
+        partial = _partial(rule.expr, rule.wrt)
     if name is not None:
         return lambda p: p.deriv(name, rule.wrt, partial)
     return lambda p: p.d_of(rule.expr, rule.wrt, partial)
@@ -415,12 +434,20 @@ def _fill(template: str, math: Mapping[str, Math], printer: TextMath, fmt: str) 
                 out.append(_prose(chunk, bold=i % 2 == 1, printer=printer, fmt=fmt))
         if field_name is not None:
             piece = math[field_name](printer)
+            if fmt == "markdown":  # HTML sees Markdown math too: no raw <, > or & reach it
+                piece = piece.translate(_MARKDOWN_MATH)
             out.append({"markdown": f"${piece}$", "latex": f" {piece} "}.get(fmt, piece))
     return "".join(out).strip()
 
 
+# What Markdown (and the HTML it becomes) would read as markup, escaped in prose and in math.
+_MARKDOWN_PROSE = str.maketrans({c: "\\" + c for c in "\\`*_[]<>#|"})
+_MARKDOWN_MATH = str.maketrans({"<": r"\lt ", ">": r"\gt ", "&": r"\&"})
+
+
 def _prose(chunk: str, *, bold: bool, printer: TextMath, fmt: str) -> str:
     if fmt == "markdown":
+        chunk = chunk.translate(_MARKDOWN_PROSE)
         return f"**{chunk}**" if bold else chunk
     if fmt == "latex":
         return printer.bold(chunk) if bold else printer.text(chunk)
@@ -442,7 +469,10 @@ def render(lines: Sequence[Line], *, lang: str = "en", fmt: str = "text") -> str
     if fmt not in FORMATS:
         raise ValueError(f"render: fmt must be one of {FORMATS}, got {fmt!r}")
     printer = TextMath() if fmt == "text" else LatexMath()
-    filled = [(ln.depth, _fill(_words(ln, lang), ln.math, printer, fmt)) for ln in lines]
+    filled = []
+    for ln in lines:
+        check_time("rendering the derivation")
+        filled.append((ln.depth, _fill(_words(ln, lang), ln.math, printer, fmt)))
     if fmt == "text":
         return "\n".join("  " * d + s for d, s in filled)
     if fmt == "markdown":

@@ -18,6 +18,7 @@ import sympy as sp
 
 from chainrule.ops import NAMES
 from chainrule.symbolic.functions import OpTable, derivative, op_of, sympy_function
+from chainrule.symbolic.parse import inline_definitions
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -354,11 +355,7 @@ class MultivariableChainRule(Rule):
     def inlined(self, e: sp.Expr | None = None) -> sp.Expr:
         """``e`` (default: ``expr``) with the intermediates substituted until only leaves remain."""
         e = self.expr if e is None else e
-        for _ in range(len(self.definitions) + 1):
-            e, before = e.xreplace(self.definitions), e
-            if e == before:
-                break
-        return e
+        return e.xreplace(inline_definitions(self.definitions))
 
     def eval(self):
         total = sp.Add(*(t.partial.eval() * t.total.eval() for t in self.terms))

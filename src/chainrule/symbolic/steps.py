@@ -12,7 +12,8 @@ from dataclasses import dataclass, field
 
 import sympy as sp
 
-from chainrule.symbolic.parse import Program
+from chainrule.limits import check_time
+from chainrule.symbolic.parse import Program, inline_definitions
 from chainrule.symbolic.rules import (
     ELEMENTARY,
     ChainLink,
@@ -37,6 +38,10 @@ from chainrule.symbolic.rules import (
 __all__ = ["diff_program", "diff_steps"]
 
 _NAMES = ("u", "v", "w", "p", "q", "r", "s", "t")
+# SymPy's as_ordered_terms is quadratic in the number of terms (a monomial key over every
+# symbol of the sum: 8,000 terms take 20 s); a longer sum keeps SymPy's stored order, which is
+# also the order the printers use past this size (mathprint.ORDERED_TERMS_MAX).
+ORDERED_TERMS_MAX = 100
 
 
 def diff_steps(expr: sp.Expr, wrt: sp.Symbol) -> Rule:
@@ -81,14 +86,8 @@ def _names_in(expr: sp.Expr) -> set[str]:
 
 
 def _inliner(defs: dict[sp.Symbol, sp.Expr]) -> Callable[[sp.Expr], sp.Expr]:
-    def inline(expr: sp.Expr) -> sp.Expr:
-        for _ in range(len(defs) + 1):
-            expr, before = expr.xreplace(defs), expr
-            if expr == before:
-                break
-        return expr
-
-    return inline
+    inlined = inline_definitions(defs)
+    return lambda expr: expr.xreplace(inlined)
 
 
 def _log_base(expr: sp.Expr, x: sp.Symbol) -> tuple[sp.Expr, sp.Expr, sp.Expr] | None:
@@ -144,6 +143,7 @@ class _Builder:
         return sp.Symbol(name, real=True) if stands_for.is_real else sp.Symbol(name)
 
     def build(self, expr: sp.Expr, x: sp.Symbol) -> Rule:
+        check_time("building the derivation")
         if not expr.has(x):
             return ConstantRule(expr=expr, wrt=x)
         if expr == x:
@@ -168,7 +168,8 @@ class _Builder:
         return ChainRule(expr=expr, wrt=x, links=tuple(links), inner=self.build(current, x))
 
     def add(self, expr: sp.Expr, x: sp.Symbol) -> Rule:
-        terms = tuple(self.build(t, x) for t in expr.as_ordered_terms())
+        ordered = expr.as_ordered_terms() if len(expr.args) <= ORDERED_TERMS_MAX else expr.args
+        terms = tuple(self.build(t, x) for t in ordered)
         return SumRule(expr=expr, wrt=x, terms=terms)
 
     def mul(self, expr: sp.Expr, x: sp.Symbol) -> Rule:

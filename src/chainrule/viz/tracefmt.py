@@ -48,8 +48,16 @@ _TEX_WORDS = {
 }
 
 
+# LaTeX's specials in a label (a tensor's name is any string): escaped, so a name is never markup
+_TEX_SPECIALS = str.maketrans(
+    {"\\": r"\backslash{}", "{": r"\{", "}": r"\}", "&": r"\&", "%": r"\%", "#": r"\#",
+     "$": r"\$", "~": r"\sim{}"}
+)  # fmt: skip
+
+
 def tex_label(s: str) -> str:
     """`w2*a1` -> `w_{2} \\cdot a_{1}`, `sigmoid(z)` -> `\\sigma(z)`, `W^T` -> `W^{\\top}`."""
+    s = s.translate(_TEX_SPECIALS)
     s = s.replace("^T", r"^{\top}").replace("*", r" \cdot ").replace("@", " ")
     s = re.sub(r"\b([A-Za-z]+)(\d+)\b", lambda m: f"{m[1]}_{{{m[2]}}}", s)
     s = re.sub(r"\b(sigmoid|log|exp|sin|cos|tanh|sqrt)\b", lambda m: _TEX_WORDS[m[1]], s)
