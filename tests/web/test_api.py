@@ -95,6 +95,13 @@ def test_an_oversized_body_is_refused_before_it_is_read(client) -> None:
         (json.dumps({"expr": "x^2", "wrt": "x y"}), "wrt: 'x y' is not a variable name"),
         (json.dumps({"expr": "x^2", "lang": "fr"}), "lang: choose one of en, zh"),
         (json.dumps({"expr": "x^", "lang": "en"}), "found end of input at column 3"),
+        # the library's own limits apply inside the worker, named in the line
+        (
+            json.dumps({"expr": "(" * 120 + "x" + ")" * 120}),
+            "nested more than 100 deep (limit max_depth)",
+        ),
+        (json.dumps({"expr": "9^9^9*x"}), "(limit max_digits ="),
+        (json.dumps({"expr": "x^2", "wrt": "Χ"}), "Greek"),
     ],
 )
 def test_bad_input_is_one_friendly_line(client, body, message) -> None:

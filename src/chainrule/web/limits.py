@@ -1,16 +1,17 @@
 """Input limits and time budgets of the playground, in one place.
 
-The server checks every typed field here before any work is queued. ``LIBRARY_CHECKS`` is the
-adapter point for the library's own input limits (the parser's and explainer's, built under the
-hostile-input issue): each is a callable ``check(field, text)`` that raises ``ValueError`` with a
-one-line message; they run after the web's own length cap. Until they exist the web enforces the
-cap below and the server-side timeout (``worker.WorkerPool``) on its own.
+The server checks every typed field here before any work is queued (sizes, types, ranges). The
+parser's and explainer's own limits (``chainrule.limits``: depth, digits, statements, steps)
+then apply inside the worker, as ``LIBRARY_LIMITS``, whose cooperative deadline ends a long
+derivation with a one-line answer before ``worker.WorkerPool`` has to kill the process.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
+
+from chainrule.limits import DEFAULT
 
 MAX_BODY_BYTES = 16 * 1024  # a request body larger than this is refused before it is read
 MAX_TEXT_CHARS = 300  # an expression, a program or an answer
@@ -18,7 +19,9 @@ MAX_NAME_CHARS = 16  # a variable name
 TIME_BUDGET_S = 4.0  # a worker that has not answered by then is killed and replaced
 SLIDER_RANGE = 10.0  # |value| of a graph input
 
-LIBRARY_CHECKS: list[Callable[[str, str], None]] = []
+# The library's limits for one request: typed text is already capped above, and the
+# cooperative deadline falls before the hard one, so the learner reads which limit was hit.
+LIBRARY_LIMITS = DEFAULT.with_(max_chars=MAX_TEXT_CHARS, seconds=0.8 * TIME_BUDGET_S)
 
 
 class InputError(ValueError):
@@ -37,8 +40,6 @@ def text(body: Mapping[str, Any], field: str, *, default: str | None = None) -> 
         raise InputError(f"{field}: {len(value)} characters is over the limit of {MAX_TEXT_CHARS}")
     if any(ord(c) < 32 for c in value):
         raise InputError(f"{field}: control characters are not allowed")
-    for check in LIBRARY_CHECKS:
-        check(field, value)
     return value
 
 

@@ -15,7 +15,8 @@ from collections.abc import Callable, Mapping
 from multiprocessing.connection import Connection
 from typing import Any
 
-from chainrule.web.limits import TIME_BUDGET_S
+from chainrule.limits import applied
+from chainrule.web.limits import LIBRARY_LIMITS, TIME_BUDGET_S
 
 _PRELOAD = ["chainrule.web.views"]
 MEMORY_GB = 2  # more address space a worker may take: a runaway expansion fails, not swaps
@@ -63,7 +64,8 @@ def _serve(conn: Connection) -> None:
 def answer(table: Mapping[str, Callable[..., Any]], name: str, kwargs: dict[str, Any]) -> Any:
     """("ok", result), or ("input", one line) for the learner's error, or ("bug", one line)."""
     try:
-        return ("ok", table[name](**kwargs))
+        with applied(LIBRARY_LIMITS):
+            return ("ok", table[name](**kwargs))
     except MemoryError:
         return ("input", f"this needs more than the {MEMORY_GB} GB a derivation may use")
     except ValueError as exc:  # ParseError, InputError, the library's own ValueErrors
