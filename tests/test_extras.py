@@ -62,14 +62,18 @@ def test_train_without_tqdm_quiet_prints_nothing(tmp_path, capsys, monkeypatch) 
 
 @pytest.mark.parametrize(
     "argv",
-    [["explain", "(x^2+1)^3"], ["explain", "sin(x)", "--at", "x=1"]],
+    [
+        ["explain", "(x^2+1)^3"],
+        ["explain", "sin(x)", "--at", "x=1"],
+        ["backprop", "L = (w*x - t)^2", "--at", "w=1,x=2,t=0"],
+    ],
 )
 def test_explain_without_sympy_says_which_extra_to_install(argv, capsys, monkeypatch) -> None:
     _without(monkeypatch, "sympy")
     assert main(argv) == 2
     err = capsys.readouterr().err
     assert err.strip().splitlines() == [
-        "chainrule explain: derivations need sympy, which is not installed: "
+        f"chainrule {argv[0]}: derivations need sympy, which is not installed: "
         "pip install 'chainrule[all]'"
     ]
 

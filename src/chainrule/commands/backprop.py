@@ -124,6 +124,8 @@ def run(args: argparse.Namespace) -> int:
     except (RecursionError, MemoryError):
         print("chainrule backprop: error: EXPR is too large to trace", file=sys.stderr)
         return 2
+    except ModuleNotFoundError:  # a missing extra: cli.main names the one to install
+        raise
     except Exception as exc:  # a bug, still one line (the fuzz suite fails on this message)
         name = type(exc).__name__
         print(f"chainrule backprop: internal error: {name}: {exc}", file=sys.stderr)
@@ -154,8 +156,10 @@ def _run(args: argparse.Namespace) -> int:
     except ValueError as exc:  # an unknown --graph extension
         print(f"chainrule backprop: error: {exc}", file=sys.stderr)
         return 2
-    except ImportError as exc:  # sympy (the parser) or matplotlib (PNG) missing
-        print(f"chainrule backprop: error: {exc}; pip install 'chainrule[all]'", file=sys.stderr)
+    except ModuleNotFoundError:  # sympy missing: cli.main names the extra to install
+        raise
+    except ImportError as exc:  # viz.png's own message names the extra (matplotlib for PNG)
+        print(f"chainrule backprop: error: {exc}", file=sys.stderr)
         return 2
     print(_report(trace, args.format, args.digits, order=list(at)))
     if too_large is not None:

@@ -56,6 +56,8 @@ def run(args: argparse.Namespace) -> int:
     except (RecursionError, MemoryError):
         print("chainrule explain: the formula is too large to explain", file=sys.stderr)
         return 2
+    except ModuleNotFoundError:  # a missing extra: cli.main names the one to install
+        raise
     except Exception as exc:  # a bug, still one line (the fuzz suite fails on this message)
         print(f"chainrule explain: internal error: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 2
