@@ -855,10 +855,22 @@ def _matmul_cases(rng: np.random.Generator, dtype: Any, op: OpDef) -> list[Case]
 
 
 def _matmul(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    _same_dtype("matmul", x, y)
     try:
         return np.matmul(x, y)
     except ValueError:  # diagnose only on failure: the hot path is one NumPy call
         raise ValueError(_matmul_mismatch(np.shape(x), np.shape(y))) from None
+
+
+def _same_dtype(name: str, x: Any, y: Any) -> None:
+    """Matrix products refuse mixed dtypes, as PyTorch's do: float64 data fed into float32
+    weights would otherwise make every later activation and gradient float64, silently."""
+    dx, dy = getattr(x, "dtype", None), getattr(y, "dtype", None)
+    if dx is not None and dy is not None and dx != dy and "f" in (dx.kind, dy.kind):
+        raise TypeError(
+            f"dtypes {dx} and {dy} differ; cast one first (x.float(), x.double(), "
+            f"x.astype(...)): {name} does not promote, as in PyTorch"
+        )
 
 
 def _matmul_mismatch(xs: tuple[int, ...], ys: tuple[int, ...]) -> str:
@@ -889,12 +901,14 @@ def _linear(x: np.ndarray, w: np.ndarray, b: Any = None) -> np.ndarray:
             f"shapes {np.shape(x)} and {np.shape(w)}: linear needs x of at least 1-D and a "
             "weight of shape (out_features, in_features)"
         )
+    _same_dtype("linear", x, w)
     y = _matmul(x, w.T)
     if b is None:
         return y
     if type(b) is np.ndarray and b.shape == y.shape[-1:] and b.dtype == y.dtype:
         y += b  # y is a fresh array: adding in place saves an allocation per call
         return y
+    _same_dtype("linear", y, b)
     return y + b
 
 
