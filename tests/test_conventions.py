@@ -13,6 +13,7 @@ import pytest
 import chainrule as cr
 from chainrule import composite, nn
 from chainrule.nn import functional as F
+from chainrule.ops import OPS
 
 # Every public function of composite.py that takes an axis: each must take PyTorch's dim too.
 AXIS_FUNCTIONS = [
@@ -76,6 +77,32 @@ def test_both_spellings_at_once_are_refused(f) -> None:
     if "keepdims" in inspect.signature(f).parameters:
         with pytest.raises(TypeError, match="both keepdims= and keepdim="):
             _call(f, x, keepdims=True, keepdim=True)
+
+
+def _axis_cases(op):
+    rng = np.random.default_rng(0)
+    cases = op.cases(rng, np.float64, op) if op.cases else []
+    return [(inputs, params) for inputs, params in cases if params.get("axis") is not None]
+
+
+# The table's entries that reduce or act along an axis, found from their own test cases.
+AXIS_OPS = [op for op in OPS.values() if not op.user and _axis_cases(op)]
+
+
+def test_the_axis_entries_were_found() -> None:
+    assert {"sum", "max", "logsumexp"} <= {op.name for op in AXIS_OPS}
+
+
+@pytest.mark.parametrize("op", AXIS_OPS, ids=lambda op: op.name)
+def test_table_entries_take_dim_too(op) -> None:
+    for inputs, params in _axis_cases(op):
+        torch_params = {
+            "dim" if k == "axis" else "keepdim" if k == "keepdims" else k: v
+            for k, v in params.items()
+        }
+        np.testing.assert_array_equal(op(*inputs, **torch_params).data, op(*inputs, **params).data)
+        with pytest.raises(TypeError, match=f"{op.name}: got both axis= and dim="):
+            op(*inputs, **params, dim=0)
 
 
 @pytest.mark.parametrize("name", ["max", "min"])
@@ -182,6 +209,17 @@ def test_inplace_change_of_a_saved_tensor_is_caught() -> None:
     y.add_(1)
     with pytest.raises(RuntimeError, match="modified in place after the op ran"):
         z.sum().backward()
+
+
+def test_inplace_on_a_view_in_the_graph_is_refused() -> None:
+    w = cr.tensor([1.0, 2.0], requires_grad=True)
+    a = w * 2
+    _ = a * a  # saves a: a change through a view would make its gradient silently wrong
+    with pytest.raises(RuntimeError, match="add_: this tensor shares memory with another"):
+        a.view(-1).add_(1)
+    z = cr.zeros(2, 3)
+    z[0].fill_(1.0)  # outside the graph a view writes through, as in PyTorch
+    assert z.tolist() == [[1.0, 1.0, 1.0], [0.0, 0.0, 0.0]]
 
 
 def test_inplace_on_a_leaf_that_requires_grad() -> None:

@@ -7,7 +7,9 @@ Calling conventions: every function with an axis takes NumPy's `axis=`/`keepdims
 PyTorch's `dim=`/`keepdim=` (keyword-only, after the NumPy ones) and resolves them with
 `_dims` (one line: `axis, keepdims = _dims("cumsum", axis, keepdims, dim, keepdim)`), which
 refuses both spellings at once. A new function with an `axis` parameter does the same;
-`tests/test_conventions.py` checks every public function here for it.
+`tests/test_conventions.py` checks every public function here for it. Table entries called
+directly (`ops.cumsum(x, dim=1)`) rename dim=/keepdim= in `OpDef.__call__`, so an entry's
+forward and vjps only ever see NumPy's names.
 """
 
 from __future__ import annotations

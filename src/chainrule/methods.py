@@ -60,6 +60,11 @@ def numel(x: Tensor) -> int:
     return int(x.data.size)
 
 
+def clamp(x: Any, min: Any = None, max: Any = None) -> Tensor:
+    """PyTorch's name for `clip` (bounds included; the gradient passes at the bounds)."""
+    return _c.clip(x, min, max)
+
+
 # --------------------------------------------------------------------------- dtypes
 
 
@@ -110,7 +115,9 @@ def _inplace(x: Tensor, name: str, f: Callable[..., Tensor], *others: Any) -> Te
     The old x lives on as a copy (the node the new one reads), so the graph before the change
     stays right; tensors computed from the old x notice the change through the version checks
     backward() already makes. A leaf that requires grad may change only under no_grad (an
-    optimizer's update), as in PyTorch.
+    optimizer's update), as in PyTorch. A view (memory shared with another tensor) may change
+    in place only outside the graph: it writes through to the other tensor, as in PyTorch, but
+    without bumping that tensor's version.
     """
     record = is_grad_enabled() and (
         x.requires_grad or any(isinstance(o, Tensor) and o.requires_grad for o in others)
@@ -119,6 +126,13 @@ def _inplace(x: Tensor, name: str, f: Callable[..., Tensor], *others: Any) -> Te
         raise RuntimeError(
             f"{name}: a leaf tensor that requires grad cannot change in place while gradients "
             "are recorded; use the out-of-place op, or change it under chainrule.no_grad()"
+        )
+    if record and x.data.base is not None:
+        # the array is a view of another tensor's (view, reshape, T, basic indexing), whose
+        # version counter would not see the change: its saved values would go silently wrong
+        raise RuntimeError(
+            f"{name}: this tensor shares memory with another (a view made by view, reshape, "
+            "T or indexing) and the change would not be tracked; clone() it first"
         )
     if record:
         old = Tensor._leaf(x.data.copy(), x.requires_grad)

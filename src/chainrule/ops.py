@@ -115,6 +115,8 @@ class OpDef:
         return self.args or ("x", "y", "z", "w")[: builtins.max(self.arity, 1)]
 
     def __call__(self, *args: Any, **params: Any) -> Tensor:
+        if "dim" in params or "keepdim" in params:  # PyTorch's spellings of axis/keepdims
+            params = _numpy_axis_names(self.name, params)
         if self.compose is not None:
             return self.compose(
                 *(a if isinstance(a, Tensor) else Tensor(a) for a in args), **params
@@ -124,6 +126,17 @@ class OpDef:
     def __repr__(self) -> str:
         kind = "op" if self.primitive else "composite"
         return f"<{kind} {self.name}: {self.doc}>"
+
+
+def _numpy_axis_names(name: str, params: dict[str, Any]) -> dict[str, Any]:
+    """params with dim=/keepdim= renamed axis=/keepdims=; both spellings at once is an error."""
+    params = dict(params)
+    for torch_name, numpy_name in (("dim", "axis"), ("keepdim", "keepdims")):
+        if torch_name in params:
+            if numpy_name in params:
+                raise TypeError(f"{name}: got both {numpy_name}= and {torch_name}=; give one")
+            params[numpy_name] = params.pop(torch_name)
+    return params
 
 
 OPS: dict[str, OpDef] = {}

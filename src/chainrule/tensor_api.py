@@ -109,6 +109,7 @@ class TensorMethods:
     sum_to = _c.sum_to
 
     # PyTorch's names for shapes, conversions and in-place updates (chainrule.methods).
+    clamp = _m.clamp
     view = _m.view
     permute = _m.permute
     t = _m.t
