@@ -235,7 +235,7 @@ def test_inplace_errors_name_shapes_and_dtypes() -> None:
     x = cr.zeros(3)
     with pytest.raises(ValueError, match=r"mul_: the result has shape \(2, 3\).*shape \(3,\)"):
         x.mul_(cr.ones(2, 3))
-    with pytest.raises(TypeError, match="add_: a float64 result cannot be stored in a int64"):
+    with pytest.raises(TypeError, match="add_: a float32 result cannot be stored in a int64"):
         cr.tensor([1, 2]).add_(0.5)
 
 
@@ -320,6 +320,10 @@ def test_matrix_products_refuse_mixed_dtypes(product) -> None:
 def test_elementwise_ops_promote_as_numpy() -> None:
     x32, x64 = cr.ones(2), cr.tensor(np.ones(2))
     assert (x32 + x64).dtype == np.float64 and (x32 * 2.5).dtype == np.float32
+    i = cr.tensor([1, 2])
+    # an integer tensor with a Python float: the default float dtype, as PyTorch
+    assert (i * 0.5).dtype == (0.5 - i).dtype == (i / 2.0).dtype == np.float32
+    assert (i * 2).dtype == np.int64
 
 
 def test_arange_follows_the_default_float_dtype() -> None:

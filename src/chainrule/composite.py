@@ -883,9 +883,23 @@ def _cmp(f: Callable[[Any, Any], Any]) -> Callable[[Tensor, Any], Tensor]:
 
 
 def _binary(op: ops.OpDef, reflected: bool = False) -> Callable[[Tensor, Any], Tensor]:
+    # An integer or bool tensor meeting a Python float gives the default float dtype, float32,
+    # as in PyTorch (NumPy would give float64). One type check per operator call.
     if reflected:
-        return lambda s, o: apply(op, o, s)
-    return lambda s, o: apply(op, s, o)
+
+        def rop(s: Tensor, o: Any) -> Tensor:
+            if type(o) is float and s.data.dtype.kind in "biu":
+                s = Tensor(s.data.astype(np.float32))  # integers never require grad
+            return apply(op, o, s)
+
+        return rop
+
+    def fop(s: Tensor, o: Any) -> Tensor:
+        if type(o) is float and s.data.dtype.kind in "biu":
+            s = Tensor(s.data.astype(np.float32))
+        return apply(op, s, o)
+
+    return fop
 
 
 def _attach() -> None:
