@@ -166,7 +166,11 @@ def test_jax_row(row: dict[str, str]) -> None:
     import jax
     import jax.numpy as jnp
 
+    before = jax.config.jax_enable_x64
     jax.config.update("jax_enable_x64", True)  # float64 inputs stay float64, as in chainrule
-    env: dict[str, Any] = {"jax": jax, "jnp": jnp, "np": np}
-    env.update({k: jnp.asarray(a) for k, a in _inputs().items()})
-    _check_row(row, "JAX", env)
+    try:
+        env: dict[str, Any] = {"jax": jax, "jnp": jnp, "np": np}
+        env.update({k: jnp.asarray(a) for k, a in _inputs().items()})
+        _check_row(row, "JAX", env)
+    finally:
+        jax.config.update("jax_enable_x64", before)
