@@ -461,7 +461,8 @@ def max(
     """Largest element over `axis`; tied maxima share the gradient.
 
     Called PyTorch's way, with `dim=`, it returns `(values, indices)` as torch.max does, and
-    the gradient goes to the one element `indices` names (the first of tied maxima).
+    the gradient goes to the one element `indices` names (the first of tied maxima). With a
+    tensor in place of the axis, `x.max(y)` is `maximum(x, y)`, as torch.max(x, other).
 
     Examples
     --------
@@ -474,6 +475,8 @@ def max(
     """
     if dim is not None:
         return _extremum_at(x, "max", np.argmax, axis, keepdims, dim, keepdim)
+    if isinstance(axis, Tensor):  # torch.max(x, other): the elementwise maximum
+        return maximum(x, axis)
     axis, keepdims = _dims("max", axis, keepdims, None, keepdim)
     x = _t(x)
     _check_nonempty(x, axis, "max")
@@ -500,6 +503,8 @@ def min(
     """
     if dim is not None:
         return _extremum_at(x, "min", np.argmin, axis, keepdims, dim, keepdim)
+    if isinstance(axis, Tensor):  # torch.min(x, other): the elementwise minimum
+        return minimum(x, axis)
     axis, keepdims = _dims("min", axis, keepdims, None, keepdim)
     x = _t(x)
     _check_nonempty(x, axis, "min")
