@@ -326,6 +326,13 @@ def test_elementwise_ops_promote_as_numpy() -> None:
     assert (i * 2).dtype == np.int64
 
 
+@pytest.mark.parametrize("f", [cr.add, cr.subtract, cr.multiply, cr.divide, cr.maximum, cr.minimum])
+def test_functions_keep_a_python_number_weak(f) -> None:
+    x = cr.ones(2)
+    assert f(3, x).dtype == f(x, 3).dtype == f(2.5, x).dtype == np.float32
+    assert f(3, x).tolist() == getattr(np, f.__name__)(3, np.ones(2, np.float32)).tolist()
+
+
 def test_arange_follows_the_default_float_dtype() -> None:
     assert cr.arange(0, 1, 0.25).dtype == np.float32 and cr.arange(0.0, 2).dtype == np.float32
     assert cr.arange(3).dtype == np.arange(3).dtype

@@ -151,6 +151,13 @@ def _t(x: Any) -> Tensor:
     return x if isinstance(x, Tensor) else tensor(x)
 
 
+def _pair(x: Any, y: Any) -> tuple[Any, Any]:
+    """Both operands, x wrapped only when neither is a Tensor: a Python number beside a tensor
+    stays a number, which NumPy lets the tensor's dtype absorb (3 / float32 is float32); as
+    a 0-d array it would promote (an int64 0-d array / float32 is float64)."""
+    return (x, y) if isinstance(x, Tensor) or isinstance(y, Tensor) else (tensor(x), y)
+
+
 def _dims(
     name: str,
     axis: Any,
@@ -183,19 +190,19 @@ def _dims(
 
 def add(x: ArrayLike, y: ArrayLike) -> Tensor:
     """x + y with broadcasting."""
-    return ops.add(_t(x), y)
+    return ops.add(*_pair(x, y))
 
 
 def subtract(x: ArrayLike, y: ArrayLike) -> Tensor:
-    return ops.sub(_t(x), y)
+    return ops.sub(*_pair(x, y))
 
 
 def multiply(x: ArrayLike, y: ArrayLike) -> Tensor:
-    return ops.mul(_t(x), y)
+    return ops.mul(*_pair(x, y))
 
 
 def divide(x: ArrayLike, y: ArrayLike) -> Tensor:
-    return ops.div(_t(x), y)
+    return ops.div(*_pair(x, y))
 
 
 def power(x: ArrayLike, y: ArrayLike) -> Tensor:
@@ -263,12 +270,12 @@ negative = _unary(ops.neg)
 
 def maximum(x: ArrayLike, y: ArrayLike) -> Tensor:
     """Elementwise max; at ties each input gets half the gradient (as PyTorch)."""
-    return ops.maximum(_t(x), y)
+    return ops.maximum(*_pair(x, y))
 
 
 def minimum(x: ArrayLike, y: ArrayLike) -> Tensor:
     """Elementwise min; at ties each input gets half the gradient (as PyTorch)."""
-    return ops.minimum(_t(x), y)
+    return ops.minimum(*_pair(x, y))
 
 
 def clip(x: ArrayLike, a_min: Any = None, a_max: Any = None) -> Tensor:
