@@ -101,6 +101,7 @@ from chainrule.composite import (
 )
 from chainrule.custom import defop
 from chainrule.gradcheck import GradcheckError, gradcheck
+from chainrule.methods import clamp, floor_divide, permute, remainder
 from chainrule.random import manual_seed
 from chainrule.serialization import load, save
 from chainrule.tensor import Tensor, detect_anomaly, enable_grad, is_grad_enabled, no_grad

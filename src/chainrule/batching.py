@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 
 from chainrule.mode import _state
-from chainrule.tensor import Tensor, _as_array
+from chainrule.tensor import Size, Tensor, _as_array
 
 Fn = Callable[..., Any]
 
@@ -71,8 +71,8 @@ class BatchTensor(Tensor):
         return self._value.ndim - 1
 
     @property
-    def size(self) -> int:
-        return int(np.prod(self.shape))
+    def size(self) -> Size:
+        return Size(self.shape)
 
     def __len__(self) -> int:
         if not self.shape:

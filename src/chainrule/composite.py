@@ -2,6 +2,14 @@
 
 Also attaches operators and methods to Tensor and fills `ops.TENSOR_NS`, the namespace the
 vjps use when the backward pass is recorded. Imports NumPy, `tensor` and `ops` only.
+
+Calling conventions: every function with an axis takes NumPy's `axis=`/`keepdims=` and
+PyTorch's `dim=`/`keepdim=` (keyword-only, after the NumPy ones) and resolves them with
+`_dims` (one line: `axis, keepdims = _dims("cumsum", axis, keepdims, dim, keepdim)`), which
+refuses both spellings at once. A new function with an `axis` parameter does the same;
+`tests/test_conventions.py` checks every public function here for it. Table entries called
+directly (`ops.cumsum(x, dim=1)`) rename dim=/keepdim= in `OpDef.__call__`, so an entry's
+forward and vjps only ever see NumPy's names.
 """
 
 from __future__ import annotations
@@ -10,7 +18,7 @@ import builtins
 import itertools
 import math
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, NamedTuple, overload
 
 import numpy as np
 
@@ -119,6 +127,16 @@ def full(shape: Any, value: float, dtype: Any = np.float32) -> Tensor:
 
 
 def arange(*args: Any, dtype: Any = None) -> Tensor:
+    """NumPy's arange; float bounds or step give float32 (the default float dtype, as torch).
+
+    Examples
+    --------
+    >>> import chainrule as cr
+    >>> cr.arange(0, 1, 0.25).dtype, cr.arange(3).dtype
+    (dtype('float32'), dtype('int64'))
+    """
+    if dtype is None and builtins.any(isinstance(a, float) for a in args):
+        dtype = np.float32
     return Tensor(np.arange(*args, dtype=dtype))
 
 
@@ -145,24 +163,58 @@ def _t(x: Any) -> Tensor:
     return x if isinstance(x, Tensor) else tensor(x)
 
 
+def _pair(x: Any, y: Any) -> tuple[Any, Any]:
+    """Both operands, x wrapped only when neither is a Tensor: a Python number beside a tensor
+    stays a number, which NumPy lets the tensor's dtype absorb (3 / float32 is float32); as
+    a 0-d array it would promote (an int64 0-d array / float32 is float64)."""
+    return (x, y) if isinstance(x, Tensor) or isinstance(y, Tensor) else (tensor(x), y)
+
+
+def _dims(
+    name: str,
+    axis: Any,
+    keepdims: bool,
+    dim: Any,
+    keepdim: bool | None = None,
+    default: Any = None,
+) -> tuple[Any, bool]:
+    """NumPy's (axis, keepdims) from either spelling: PyTorch's dim=/keepdim= or NumPy's.
+
+    Raises
+    ------
+    TypeError
+        If both spellings of one argument are given (`axis=` and `dim=`). `default` is the
+        function's own default axis (softmax's -1), which does not count as given.
+    """
+    if dim is not None:
+        if axis is not default and axis != default:
+            raise TypeError(f"{name}: got both axis={axis!r} and dim={dim!r}; give one")
+        axis = dim
+    if keepdim is not None:
+        if keepdims:
+            raise TypeError(f"{name}: got both keepdims= and keepdim=; give one")
+        keepdims = keepdim
+    return _axis(axis), bool(keepdims)
+
+
 # --------------------------------------------------------------------------- elementwise
 
 
 def add(x: ArrayLike, y: ArrayLike) -> Tensor:
     """x + y with broadcasting."""
-    return ops.add(_t(x), y)
+    return ops.add(*_pair(x, y))
 
 
 def subtract(x: ArrayLike, y: ArrayLike) -> Tensor:
-    return ops.sub(_t(x), y)
+    return ops.sub(*_pair(x, y))
 
 
 def multiply(x: ArrayLike, y: ArrayLike) -> Tensor:
-    return ops.mul(_t(x), y)
+    return ops.mul(*_pair(x, y))
 
 
 def divide(x: ArrayLike, y: ArrayLike) -> Tensor:
-    return ops.div(_t(x), y)
+    return ops.div(*_pair(x, y))
 
 
 def power(x: ArrayLike, y: ArrayLike) -> Tensor:
@@ -230,12 +282,12 @@ negative = _unary(ops.neg)
 
 def maximum(x: ArrayLike, y: ArrayLike) -> Tensor:
     """Elementwise max; at ties each input gets half the gradient (as PyTorch)."""
-    return ops.maximum(_t(x), y)
+    return ops.maximum(*_pair(x, y))
 
 
 def minimum(x: ArrayLike, y: ArrayLike) -> Tensor:
     """Elementwise min; at ties each input gets half the gradient (as PyTorch)."""
-    return ops.minimum(_t(x), y)
+    return ops.minimum(*_pair(x, y))
 
 
 def clip(x: ArrayLike, a_min: Any = None, a_max: Any = None) -> Tensor:
@@ -291,18 +343,27 @@ def gelu(x: ArrayLike, approximate: str = "none") -> Tensor:
     return ops.gelu(x)
 
 
-def logsumexp(x: ArrayLike, axis: Any = None, keepdims: bool = False) -> Tensor:
+def logsumexp(
+    x: ArrayLike,
+    axis: Any = None,
+    keepdims: bool = False,
+    *,
+    dim: Any = None,
+    keepdim: bool | None = None,
+) -> Tensor:
     """log(sum(exp(x))) computed stably (shifted by the max)."""
+    axis, keepdims = _dims("logsumexp", axis, keepdims, dim, keepdim)
     return ops.logsumexp(_t(x), axis=axis, keepdims=keepdims)
 
 
-def log_softmax(x: ArrayLike, axis: int = -1) -> Tensor:
+def log_softmax(x: ArrayLike, axis: int = -1, *, dim: int | None = None) -> Tensor:
     """x - logsumexp(x): finite even for huge logits.
 
     Computed as s - logsumexp(s) with s = x - max(x), the max taken as a constant (a constant
     shift changes neither the value nor any derivative): subtracting logsumexp(x) from x
     directly loses the result's digits for large x (1e10 - (1e10 + ln 2) is off by 2e-7).
     """
+    axis = _dims("log_softmax", axis, False, dim, default=-1)[0]
     x = _t(x)
     if _batched(x):  # inside vmap the shift is a batched constant too (no -inf guard)
         s = x - ops.max(x.detach(), axis=axis, keepdims=True)
@@ -313,9 +374,9 @@ def log_softmax(x: ArrayLike, axis: int = -1) -> Tensor:
     return s - ops.logsumexp(s, axis=axis, keepdims=True)
 
 
-def softmax(x: ArrayLike, axis: int = -1) -> Tensor:
+def softmax(x: ArrayLike, axis: int = -1, *, dim: int | None = None) -> Tensor:
     """exp(x_i) / sum_j exp(x_j), computed as exp(log_softmax(x)) so it never overflows."""
-    return ops.exp(log_softmax(x, axis))
+    return ops.exp(log_softmax(x, _dims("softmax", axis, False, dim, default=-1)[0]))
 
 
 def softmax_cross_entropy(logits: ArrayLike, labels: Any, mean: bool = False) -> Tensor:
@@ -344,17 +405,40 @@ def softmax_cross_entropy(logits: ArrayLike, labels: Any, mean: bool = False) ->
 # --------------------------------------------------------------------------- reductions
 
 
-def sum(x: ArrayLike, axis: Any = None, keepdims: bool = False) -> Tensor:
-    """Sum over `axis` (all axes by default)."""
-    return ops.sum(_t(x), axis=_axis(axis), keepdims=keepdims)
+def sum(
+    x: ArrayLike,
+    axis: Any = None,
+    keepdims: bool = False,
+    *,
+    dim: Any = None,
+    keepdim: bool | None = None,
+) -> Tensor:
+    """Sum over `axis` (all axes by default); `dim`/`keepdim` are PyTorch's spellings.
+
+    Examples
+    --------
+    >>> import chainrule as cr
+    >>> cr.tensor([[1.0, 2.0], [3.0, 4.0]]).sum(dim=1).tolist()
+    [3.0, 7.0]
+    """
+    axis, keepdims = _dims("sum", axis, keepdims, dim, keepdim)
+    return ops.sum(_t(x), axis=axis, keepdims=keepdims)
 
 
-def mean(x: ArrayLike, axis: Any = None, keepdims: bool = False) -> Tensor:
+def mean(
+    x: ArrayLike,
+    axis: Any = None,
+    keepdims: bool = False,
+    *,
+    dim: Any = None,
+    keepdim: bool | None = None,
+) -> Tensor:
     """Arithmetic mean over `axis`; NaN over an empty axis, as NumPy and PyTorch.
 
     float16 is summed in float32 (as NumPy and PyTorch do): 70,000 ones would overflow
     float16's largest value, 65,504, and the mean would be inf instead of 1.
     """
+    axis, keepdims = _dims("mean", axis, keepdims, dim, keepdim)
     x = _t(x)
     n = _count(x.shape, axis)
     wide = _accumulator(x)
@@ -375,26 +459,132 @@ def _nan_sum(x: Tensor, axis: Any, keepdims: bool) -> Tensor:
     return ops.sum(x, axis=_axis(axis), keepdims=keepdims) * np.nan
 
 
-def max(x: ArrayLike, axis: Any = None, keepdims: bool = False) -> Tensor:
-    """Largest element over `axis`; tied maxima share the gradient."""
+class ValuesIndices(NamedTuple):
+    """What `max`/`min` return when called PyTorch's way (`dim=` given): torch.return_types."""
+
+    values: Tensor
+    indices: Tensor
+
+
+@overload
+def max(x: ArrayLike, axis: Any = None, keepdims: bool = False) -> Tensor: ...
+@overload
+def max(
+    x: ArrayLike, axis: Any = None, keepdims: bool = False, *, dim: int, keepdim: bool = False
+) -> ValuesIndices: ...
+def max(
+    x: ArrayLike,
+    axis: Any = None,
+    keepdims: bool = False,
+    *,
+    dim: int | None = None,
+    keepdim: bool | None = None,
+) -> Tensor | ValuesIndices:
+    """Largest element over `axis`; tied maxima share the gradient.
+
+    Called PyTorch's way, with `dim=`, it returns `(values, indices)` as torch.max does, and
+    the gradient goes to the one element `indices` names (the first of tied maxima). With a
+    tensor in place of the axis, `x.max(y)` is `maximum(x, y)`, as torch.max(x, other).
+
+    Examples
+    --------
+    >>> import chainrule as cr
+    >>> x = cr.tensor([[1.0, 5.0, 2.0]])
+    >>> x.max(axis=1).tolist()
+    [5.0]
+    >>> x.max(dim=1).indices.tolist()
+    [1]
+    """
+    if dim is not None:
+        return _extremum_at(x, "max", np.argmax, axis, keepdims, dim, keepdim)
+    if isinstance(axis, Tensor):  # torch.max(x, other): the elementwise maximum
+        return maximum(x, axis)
+    axis, keepdims = _dims("max", axis, keepdims, None, keepdim)
     x = _t(x)
     _check_nonempty(x, axis, "max")
     return ops.max(x, axis=_axis(axis), keepdims=keepdims)
 
 
-def min(x: ArrayLike, axis: Any = None, keepdims: bool = False) -> Tensor:
-    """Smallest element over `axis`; tied minima share the gradient."""
+@overload
+def min(x: ArrayLike, axis: Any = None, keepdims: bool = False) -> Tensor: ...
+@overload
+def min(
+    x: ArrayLike, axis: Any = None, keepdims: bool = False, *, dim: int, keepdim: bool = False
+) -> ValuesIndices: ...
+def min(
+    x: ArrayLike,
+    axis: Any = None,
+    keepdims: bool = False,
+    *,
+    dim: int | None = None,
+    keepdim: bool | None = None,
+) -> Tensor | ValuesIndices:
+    """Smallest element over `axis`; tied minima share the gradient.
+
+    With `dim=` it returns `(values, indices)`, as torch.min does (see `max`).
+    """
+    if dim is not None:
+        return _extremum_at(x, "min", np.argmin, axis, keepdims, dim, keepdim)
+    if isinstance(axis, Tensor):  # torch.min(x, other): the elementwise minimum
+        return minimum(x, axis)
+    axis, keepdims = _dims("min", axis, keepdims, None, keepdim)
     x = _t(x)
     _check_nonempty(x, axis, "min")
     return ops.min(x, axis=_axis(axis), keepdims=keepdims)
 
 
-def var(x: ArrayLike, axis: Any = None, ddof: int = 0, keepdims: bool = False) -> Tensor:
-    """Variance (NumPy's ddof=0 by default; PyTorch's default is ddof=1).
+def _extremum_at(
+    x: ArrayLike,
+    name: str,
+    arg: Callable[..., Any],
+    axis: Any,
+    keepdims: bool,
+    dim: int,
+    keepdim: bool | None,
+) -> ValuesIndices:
+    """torch.max(x, dim): the values picked by index, so the gradient reaches that element
+    only (torch's rule), not every tied one as the reduction's does."""
+    d, keep = _dims(name, axis, keepdims, dim, keepdim)
+    x = _t(x)
+    if not isinstance(d, int):
+        raise TypeError(f"{name}: dim must be one integer, got {d!r}")
+    if x.ndim and x.shape[d % x.ndim] == 0:
+        raise ValueError(f"{name}: reduction over dim {d} of size 0 (shape {x.shape})")
+    d = d % x.ndim if x.ndim else 0
+    idx = arg(x.data, axis=d, keepdims=True) if x.ndim else np.zeros((), np.int64)
+    index = tuple(
+        idx if i == d else np.arange(n).reshape([-1 if j == i else 1 for j in range(x.ndim)])
+        for i, n in enumerate(x.shape)
+    )
+    values = getitem(x, index) if x.ndim else x + 0
+    if not keep and x.ndim:
+        values, idx = squeeze(values, d), np.squeeze(idx, d)
+    return ValuesIndices(values, Tensor(idx))
 
-    With ddof >= the number of elements it is inf (0/0 = NaN for equal elements), never
-    negative, and NaN over an empty axis, as NumPy and PyTorch (without NumPy's warning).
+
+def var(
+    x: ArrayLike,
+    axis: Any = None,
+    ddof: int | None = None,
+    keepdims: bool = False,
+    *,
+    dim: Any = None,
+    keepdim: bool | None = None,
+    correction: int | None = None,
+) -> Tensor:
+    """Variance with NumPy's default ddof=0 (PyTorch's default is correction=1).
+
+    `ddof` (NumPy) and `correction` (PyTorch) are the same number: the divisor is the count
+    minus it. With ddof >= the number of elements it is inf (0/0 = NaN for equal elements),
+    never negative, and NaN over an empty axis, as NumPy and PyTorch (without NumPy's warning).
+
+    Raises
+    ------
+    TypeError
+        If both `ddof` and `correction` (or both `axis` and `dim`) are given.
     """
+    axis, keepdims = _dims("var", axis, keepdims, dim, keepdim)
+    ddof = _ddof("var", ddof, correction)
     x = _t(x)
     wide = _accumulator(x)
     d = wide - mean(wide, axis, keepdims=True)
@@ -405,13 +595,30 @@ def var(x: ArrayLike, axis: Any = None, ddof: int = 0, keepdims: bool = False) -
     return v if wide is x else astype(v, x.dtype)
 
 
-def std(x: ArrayLike, axis: Any = None, ddof: int = 0, keepdims: bool = False) -> Tensor:
-    """Standard deviation, sqrt(var); its gradient is 0 where the variance is 0, as PyTorch.
+def _ddof(name: str, ddof: int | None, correction: int | None) -> int:
+    if ddof is not None and correction is not None:
+        raise TypeError(f"{name}: got both ddof={ddof} and correction={correction}; give one")
+    return int(ddof if ddof is not None else correction if correction is not None else 0)
 
-    sqrt'(0) is inf and the variance's gradient there is 0, so the chain would give NaN;
-    sqrt is taken of 1 where the variance is 0, which keeps that branch finite.
+
+def std(
+    x: ArrayLike,
+    axis: Any = None,
+    ddof: int | None = None,
+    keepdims: bool = False,
+    *,
+    dim: Any = None,
+    keepdim: bool | None = None,
+    correction: int | None = None,
+) -> Tensor:
+    """Standard deviation, sqrt(var) (NumPy's default ddof=0; PyTorch's is correction=1).
+
+    Its gradient is 0 where the variance is 0, as PyTorch: sqrt'(0) is inf and the variance's
+    gradient there is 0, so the chain would give NaN; sqrt is taken of 1 where the variance
+    is 0, which keeps that branch finite.
     """
-    v = var(x, axis, ddof, keepdims)
+    axis, keepdims = _dims("std", axis, keepdims, dim, keepdim)
+    v = var(x, axis, _ddof("std", ddof, correction), keepdims)
     if _batched(v):  # inside vmap: per-example values decide, so both branches are batched
         return where(v == 0, 0.0, ops.sqrt(where(v == 0, 1.0, v)))
     zero = v.data == 0
@@ -420,12 +627,30 @@ def std(x: ArrayLike, axis: Any = None, ddof: int = 0, keepdims: bool = False) -
     return where(zero, 0.0, ops.sqrt(where(zero, 1.0, v)))
 
 
-def argmax(x: ArrayLike, axis: int | None = None) -> Tensor:
-    return Tensor(np.argmax(_data(x), axis=axis))
+def argmax(
+    x: ArrayLike,
+    axis: int | None = None,
+    keepdims: bool = False,
+    *,
+    dim: int | None = None,
+    keepdim: bool | None = None,
+) -> Tensor:
+    """Index of the largest element (flat index without an axis); NaN counts as largest."""
+    axis, keepdims = _dims("argmax", axis, keepdims, dim, keepdim)
+    return Tensor(np.argmax(_data(x), axis=axis, keepdims=keepdims))
 
 
-def argmin(x: ArrayLike, axis: int | None = None) -> Tensor:
-    return Tensor(np.argmin(_data(x), axis=axis))
+def argmin(
+    x: ArrayLike,
+    axis: int | None = None,
+    keepdims: bool = False,
+    *,
+    dim: int | None = None,
+    keepdim: bool | None = None,
+) -> Tensor:
+    """Index of the smallest element (flat index without an axis)."""
+    axis, keepdims = _dims("argmin", axis, keepdims, dim, keepdim)
+    return Tensor(np.argmin(_data(x), axis=axis, keepdims=keepdims))
 
 
 def _axis(axis: Any) -> Any:
@@ -553,7 +778,11 @@ def expand(x: ArrayLike, *shape: Any) -> Tensor:
     return ops.broadcast_to(x, shape=full_shape)
 
 
-def expand_dims(x: ArrayLike, axis: int) -> Tensor:
+def expand_dims(x: ArrayLike, axis: int | None = None, *, dim: int | None = None) -> Tensor:
+    """A new axis of size 1 at `axis` (PyTorch: `unsqueeze(dim)`)."""
+    axis = _dims("expand_dims", axis, False, dim)[0]
+    if axis is None:
+        raise TypeError("expand_dims: give the new axis (axis= or dim=)")
     x = _t(x)
     return ops.reshape(x, shape=np.expand_dims(np.empty(x.shape, bool), axis).shape)
 
@@ -561,18 +790,28 @@ def expand_dims(x: ArrayLike, axis: int) -> Tensor:
 unsqueeze = expand_dims
 
 
-def squeeze(x: ArrayLike, axis: Any = None) -> Tensor:
+def squeeze(x: ArrayLike, axis: Any = None, *, dim: Any = None) -> Tensor:
+    """Remove axes of size 1 (all of them, or those in `axis`)."""
+    axis = _dims("squeeze", axis, False, dim)[0]
     x = _t(x)
     return ops.reshape(x, shape=np.squeeze(np.empty(x.shape, bool), axis).shape)
 
 
-def flatten(x: ArrayLike, start_dim: int = 0) -> Tensor:
+def flatten(x: ArrayLike, start_dim: int = 0, end_dim: int = -1) -> Tensor:
+    """Merge the axes start_dim..end_dim (inclusive, as torch.flatten) into one."""
     x = _t(x)
-    return ops.reshape(x, shape=(*x.shape[:start_dim], -1))
+    if x.ndim == 0:
+        return ops.reshape(x, shape=(1,))
+    start, end = start_dim % x.ndim, end_dim % x.ndim
+    if start > end:
+        raise ValueError(f"flatten: start_dim {start_dim} comes after end_dim {end_dim}")
+    merged = math.prod(x.shape[start : end + 1])
+    return ops.reshape(x, shape=(*x.shape[:start], merged, *x.shape[end + 1 :]))
 
 
-def concatenate(xs: Sequence[ArrayLike], axis: int = 0) -> Tensor:
-    """Join tensors along an existing axis."""
+def concatenate(xs: Sequence[ArrayLike], axis: int = 0, *, dim: int | None = None) -> Tensor:
+    """Join tensors along an existing axis (PyTorch: `cat(xs, dim)`)."""
+    axis = _dims("concatenate", axis, False, dim, default=0)[0]
     if len(xs) == 0:
         raise ValueError("concatenate: need at least one tensor")
     xs = [_t(x) for x in xs]
@@ -582,8 +821,9 @@ def concatenate(xs: Sequence[ArrayLike], axis: int = 0) -> Tensor:
 cat = concatenate
 
 
-def stack(xs: Sequence[ArrayLike], axis: int = 0) -> Tensor:
+def stack(xs: Sequence[ArrayLike], axis: int = 0, *, dim: int | None = None) -> Tensor:
     """Join tensors along a new axis."""
+    axis = _dims("stack", axis, False, dim, default=0)[0]
     if len(xs) == 0:
         raise ValueError("stack: need at least one tensor")
     shapes = {_t(x).shape for x in xs}
@@ -592,8 +832,15 @@ def stack(xs: Sequence[ArrayLike], axis: int = 0) -> Tensor:
     return concatenate([expand_dims(x, axis) for x in xs], axis=axis)
 
 
-def split(x: ArrayLike, indices_or_sections: Any, axis: int = 0) -> list[Tensor]:
-    """NumPy's split: into n equal parts, or at the given indices."""
+def split(
+    x: ArrayLike, indices_or_sections: Any, axis: int = 0, *, dim: int | None = None
+) -> list[Tensor]:
+    """NumPy's split: into n equal parts, or at the given indices.
+
+    PyTorch's `split(size, dim)` means pieces of that size: `x.split(2, dim=0)` here gives two
+    parts; the porting pages say so.
+    """
+    axis = _dims("split", axis, False, dim, default=0)[0]
     x = _t(x)
     ax = axis % x.ndim
     n = x.shape[ax]
@@ -665,9 +912,23 @@ def _cmp(f: Callable[[Any, Any], Any]) -> Callable[[Tensor, Any], Tensor]:
 
 
 def _binary(op: ops.OpDef, reflected: bool = False) -> Callable[[Tensor, Any], Tensor]:
+    # An integer or bool tensor meeting a Python float gives the default float dtype, float32,
+    # as in PyTorch (NumPy would give float64). One type check per operator call.
     if reflected:
-        return lambda s, o: apply(op, o, s)
-    return lambda s, o: apply(op, s, o)
+
+        def rop(s: Tensor, o: Any) -> Tensor:
+            if type(o) is float and s.dtype.kind in "biu":  # dtype, not .data: vmap
+                s = Tensor(s.data.astype(np.float32))  # integers never require grad
+            return apply(op, o, s)
+
+        return rop
+
+    def fop(s: Tensor, o: Any) -> Tensor:
+        if type(o) is float and s.dtype.kind in "biu":  # dtype, not .data: vmap
+            s = Tensor(s.data.astype(np.float32))
+        return apply(op, s, o)
+
+    return fop
 
 
 def _attach() -> None:
@@ -683,6 +944,8 @@ def _attach() -> None:
     ]:
         setattr(T, f"__{name}__", _binary(op))
         setattr(T, f"__r{name}__", _binary(op, reflected=True))
+    from chainrule import methods
+
     transpose_property = property(lambda s: ops.transpose(s) if s.ndim > 1 else s)
     # setattr, not `T.x = ...`: tensor_api.py declares these for mypy, which forbids
     # assigning to a declared method.
@@ -692,6 +955,8 @@ def _attach() -> None:
         ("__pos__", lambda s: s),
         ("__getitem__", getitem),
         ("T", transpose_property),
+        ("mT", methods.mT),
+        *methods.OPERATORS.items(),
     ]:
         setattr(T, name, method)
     for name, f in [

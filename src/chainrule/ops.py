@@ -119,6 +119,8 @@ class OpDef:
         return self.args or ("x", "y", "z", "w")[: builtins.max(self.arity, 1)]
 
     def __call__(self, *args: Any, **params: Any) -> Tensor:
+        if "dim" in params or "keepdim" in params:  # PyTorch's spellings of axis/keepdims
+            params = _numpy_axis_names(self.name, params)
         if self.compose is not None:
             ts = tuple(a if isinstance(a, Tensor) else Tensor(a) for a in args)
             if _state.levels and _batched(ts, params):  # inside vmap: see batching.py
@@ -131,6 +133,17 @@ class OpDef:
     def __repr__(self) -> str:
         kind = "op" if self.primitive else "composite"
         return f"<{kind} {self.name}: {self.doc}>"
+
+
+def _numpy_axis_names(name: str, params: dict[str, Any]) -> dict[str, Any]:
+    """params with dim=/keepdim= renamed axis=/keepdims=; both spellings at once is an error."""
+    params = dict(params)
+    for torch_name, numpy_name in (("dim", "axis"), ("keepdim", "keepdims")):
+        if torch_name in params:
+            if numpy_name in params:
+                raise TypeError(f"{name}: got both {numpy_name}= and {torch_name}=; give one")
+            params[numpy_name] = params.pop(torch_name)
+    return params
 
 
 OPS: dict[str, OpDef] = {}
@@ -915,10 +928,22 @@ def _matmul_cases(rng: np.random.Generator, dtype: Any, op: OpDef) -> list[Case]
 
 
 def _matmul(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    _same_dtype("matmul", x, y)
     try:
         return np.matmul(x, y)
     except ValueError:  # diagnose only on failure: the hot path is one NumPy call
         raise ValueError(_matmul_mismatch(np.shape(x), np.shape(y))) from None
+
+
+def _same_dtype(name: str, x: Any, y: Any) -> None:
+    """Matrix products refuse mixed dtypes, as PyTorch's do: float64 data fed into float32
+    weights would otherwise make every later activation and gradient float64, silently."""
+    dx, dy = getattr(x, "dtype", None), getattr(y, "dtype", None)
+    if dx is not None and dy is not None and dx != dy and "f" in (dx.kind, dy.kind):
+        raise TypeError(
+            f"dtypes {dx} and {dy} differ; cast one first (x.float(), x.double(), "
+            f"x.astype(...)): {name} does not promote, as in PyTorch"
+        )
 
 
 def _matmul_mismatch(xs: tuple[int, ...], ys: tuple[int, ...]) -> str:
@@ -965,12 +990,14 @@ def _linear(x: np.ndarray, w: np.ndarray, b: Any = None) -> np.ndarray:
             f"shapes {np.shape(x)} and {np.shape(w)}: linear needs x of at least 1-D and a "
             "weight of shape (out_features, in_features)"
         )
+    _same_dtype("linear", x, w)
     y = _matmul(x, w.T)
     if b is None:
         return y
     if type(b) is np.ndarray and b.shape == y.shape[-1:] and b.dtype == y.dtype:
         y += b  # y is a fresh array: adding in place saves an allocation per call
         return y
+    _same_dtype("linear", y, b)
     return y + b
 
 

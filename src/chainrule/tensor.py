@@ -91,6 +91,25 @@ def _check_float(arr: np.ndarray, what: str) -> None:
 # --------------------------------------------------------------------------- Tensor
 
 
+class Size(int):
+    """An element count that is also PyTorch's `size` method: `x.size == 6` as in NumPy,
+    `x.size()` the shape and `x.size(0)` one dimension, as in PyTorch."""
+
+    shape: tuple[int, ...]
+
+    def __new__(cls, shape: tuple[int, ...]) -> Size:
+        n = super().__new__(cls, int(np.prod(shape, dtype=np.int64)))
+        n.shape = shape
+        return n
+
+    def __call__(self, dim: int | None = None) -> Any:
+        if dim is None:
+            return self.shape
+        if not -len(self.shape) <= dim < len(self.shape):
+            raise IndexError(f"size: dim {dim} is out of range for shape {self.shape}")
+        return self.shape[dim]
+
+
 class Tensor(_Methods):
     """An n-dimensional array that remembers how it was computed.
 
@@ -154,8 +173,9 @@ class Tensor(_Methods):
         return self.data.ndim
 
     @property
-    def size(self) -> int:
-        return self.data.size
+    def size(self) -> Size:
+        """The number of elements, as NumPy's `size`; called, PyTorch's `size()`/`size(dim)`."""
+        return Size(self.data.shape)
 
     @property
     def is_leaf(self) -> bool:
@@ -442,7 +462,7 @@ def _stacked(args: tuple[Any, ...]) -> list[Any]:
 
 
 def _forward_error(op: Any, arrays: Sequence[Any], exc: Exception) -> Exception:
-    if str(exc).startswith("shapes"):
+    if str(exc).startswith(("shapes", "dtypes")):
         return type(exc)(f"{op.name}: {exc}")
     shapes = ", ".join(str(np.shape(a)) for a in arrays)
     return type(exc)(f"{op.name}: inputs of shapes {shapes}: {exc}")

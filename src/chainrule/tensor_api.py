@@ -15,6 +15,7 @@ from __future__ import annotations
 from typing import Any
 
 from chainrule import composite as _c
+from chainrule import methods as _m
 from chainrule.tensor import Tensor
 
 
@@ -38,6 +39,20 @@ class TensorMethods:
     def __rmatmul__(self, other: Any) -> Tensor: ...
     def __pos__(self) -> Tensor: ...
 
+    # Bitwise operators on bool and integer tensors, and Python's integer division
+    # (chainrule.methods.OPERATORS).
+    def __and__(self, other: Any) -> Tensor: ...
+    def __or__(self, other: Any) -> Tensor: ...
+    def __xor__(self, other: Any) -> Tensor: ...
+    def __rand__(self, other: Any) -> Tensor: ...
+    def __ror__(self, other: Any) -> Tensor: ...
+    def __rxor__(self, other: Any) -> Tensor: ...
+    def __invert__(self) -> Tensor: ...
+    def __floordiv__(self, other: Any) -> Tensor: ...
+    def __rfloordiv__(self, other: Any) -> Tensor: ...
+    def __mod__(self, other: Any) -> Tensor: ...
+    def __rmod__(self, other: Any) -> Tensor: ...
+
     # Comparisons are elementwise and return bool tensors (no gradient), as in NumPy; the
     # ignore is for object.__eq__/__ne__, which typeshed declares as returning bool.
     def __eq__(self, other: object) -> Tensor: ...  # type: ignore[override]
@@ -50,6 +65,10 @@ class TensorMethods:
     @property
     def T(self) -> Tensor:
         """The transpose (reversed axes); a 0-d or 1-d tensor is returned unchanged."""
+
+    @property
+    def mT(self) -> Tensor:
+        """The last two axes swapped (chainrule.methods.mT)."""
 
     exp = _c.exp
     log = _c.log
@@ -88,3 +107,27 @@ class TensorMethods:
     gelu = _c.gelu
     silu = _c.silu
     sum_to = _c.sum_to
+
+    # PyTorch's names for shapes, conversions and in-place updates (chainrule.methods).
+    clamp = _m.clamp
+    view = _m.view
+    permute = _m.permute
+    t = _m.t
+    contiguous = _m.contiguous
+    dim = _m.dim
+    numel = _m.numel
+    to = _m.to
+    double = _m.double
+    half = _m.half
+    clone = _m.clone
+    add_ = _m.add_
+    sub_ = _m.sub_
+    mul_ = _m.mul_
+    div_ = _m.div_
+    copy_ = _m.copy_
+    fill_ = _m.fill_
+    zero_ = _m.zero_
+    floor_divide = _m.floor_divide
+    remainder = _m.remainder
+    # Last: inside this class body the name `float` is the method from here on.
+    float = _m.float_

@@ -42,6 +42,6 @@ def mlp(rng: np.random.Generator):
     from chainrule.nn import functional as F
 
     model = nn.Sequential(nn.Linear(4, 8), nn.Tanh(), nn.Linear(8, 8), nn.ReLU(), nn.Linear(8, 3))
-    x = cr.tensor(rng.normal(size=(16, 4)), name="X")
+    x = cr.tensor(rng.normal(size=(16, 4)).astype(np.float32), name="X")  # as the weights
     y = cr.tensor(rng.integers(0, 3, size=16), name="y")
     return model, x, y, F.cross_entropy
