@@ -255,3 +255,12 @@ NO_VALUE = [("sqrt(x)", 0), ("cbrt(x)", -8), ("exp(exp(exp(x)))", 30)]
 def test_evaluate_says_when_there_is_no_value(text, at):
     with pytest.raises(ValueError, match=f"no real float value at x = {at}"):
         explain(text).evaluate(x=at)
+
+
+def test_a_long_program_never_ends_in_recursion_error():
+    """100 statements (within max_statements) compose 300 deep: SymPy's printers recurse."""
+    program = ";".join(["a1=σ(w*x+b)"] + [f"a{i}=σ(w*a{i - 1}+b)" for i in range(2, 101)])
+    with pytest.raises(LimitError, match="max_depth"):
+        explain(program).to_text()
+    code, _, err = cli("explain", program)
+    assert code == 2 and "nested too deeply" in err

@@ -64,15 +64,21 @@ class Derivation:
 
     def to_text(self, lang: str | None = None) -> str:
         """The derivation as indented lines of Unicode math."""
-        return V.render(self.lines, lang=lang or self.lang, fmt="text")
+        return self._render(lang, "text")
 
     def to_markdown(self, lang: str | None = None) -> str:
         """The derivation as a nested Markdown list with ``$...$`` math."""
-        return V.render(self.lines, lang=lang or self.lang, fmt="markdown")
+        return self._render(lang, "markdown")
 
     def to_latex(self, lang: str | None = None) -> str:
         """The derivation as a LaTeX ``array`` (prose in ``\\text{}``)."""
-        return V.render(self.lines, lang=lang or self.lang, fmt="latex")
+        return self._render(lang, "latex")
+
+    def _render(self, lang: str | None, fmt: str) -> str:
+        try:
+            return V.render(self.lines, lang=lang or self.lang, fmt=fmt)
+        except RecursionError:  # SymPy's printers recurse: a long program composes deeply
+            raise LimitError("max_depth", "the derivation is nested too deeply to print") from None
 
     def _repr_markdown_(self) -> str:
         return self.to_markdown()
