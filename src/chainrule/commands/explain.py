@@ -2,7 +2,7 @@
 
 `--at x=2` compares the derivation's value with central differences and with chainrule's own
 autodiff; a point where the function or its derivative is undefined, complex or beyond float64
-is reported as such (exit 2), with the one-sided limits of the derivative where SymPy finds them.
+is reported as such (exit 2), with the one-sided limits of the derivative where they are clear.
 Every failure is one line on stderr, exit 2; exit 1 means only "the --at check disagrees".
 SymPy and the engine are imported inside `run`, so `chainrule --help` stays fast.
 """
