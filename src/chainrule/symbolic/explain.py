@@ -318,7 +318,7 @@ def learner_form(e: sp.Expr, source: sp.Expr | None = None) -> sp.Expr:
     ops = sp.count_ops(e)
     factored = sp.factor(e) if ops <= _FACTOR_MAX_OPS else sp.factor_terms(e)
     candidates = [e, _merge_monomials(factored)]
-    if ops <= _SIMPLIFY_MAX_OPS:
+    if ops <= _SIMPLIFY_MAX_OPS and not e.has(sp.Piecewise):  # piecewise_simplify: minutes
         candidates.append(_merge_monomials(sp.simplify(e)))
     return keep_coefficient(min(candidates, key=sp.count_ops), source)
 
