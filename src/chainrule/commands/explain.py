@@ -218,10 +218,11 @@ def _central_difference(expr, wrt: str, values: dict[str, float]) -> float:
     def at(delta: float) -> float:
         # float64 arguments: an overflow is inf and a domain error nan, never an exception
         args = (np.float64(values[s.name] + (delta if s.name == wrt else 0.0)) for s in symbols)
-        try:
-            return float(f(*args))
-        except (TypeError, ArithmeticError):  # a complex value: no real difference quotient
+        try:  # complex(): NumPy may hand back a complex128 with a zero imaginary part
+            value = complex(f(*args))
+        except (TypeError, ArithmeticError, ValueError):
             return math.nan
+        return value.real if value.imag == 0 else math.nan  # complex: no real quotient
 
     return (at(h) - at(-h)) / (2 * h)
 
