@@ -56,6 +56,7 @@ FAILURES = [
     (["explain", "x^2", "--at", "x=1e308"], "x^2 at x = 1e+308 is beyond the float64 range"),
     (["explain", "exp(exp(exp(exp(x))))", "--at", "x=10"], "is beyond the float64 range"),
     (["explain", "1/x", "--at", "x=0"], "1/x at x = 0 is undefined"),
+    (["explain", "|-((0)^(x))|", "--at", "x=0"], "is not differentiable at x = 0"),
     (["explain", "x", "--at", "x=nan"], "x = nan is not a finite number"),
     (["explain", "softplus(sigmoid(log(0)))*x"], "log(0) is undefined (complex infinity)"),
     (["explain", "1/0"], "1/0 is undefined (complex infinity)"),

@@ -137,7 +137,7 @@ def _real_value(expr, values: dict[str, float], what: str) -> float:
     symbols = sorted(expr.free_symbols, key=lambda s: s.name)
     try:
         value = complex(lambdify(symbols, expr)(*(values[s.name] for s in symbols)))
-    except (ArithmeticError, ValueError, TypeError):
+    except (ArithmeticError, ValueError, TypeError, KeyError):  # KeyError: lambdify of zoo
         value = complex("nan")
     if value.imag == 0 and math.isfinite(value.real):
         return value.real
@@ -165,7 +165,10 @@ def _derivative_value(derivation, values: dict[str, float], shown_f: str, where:
         reason = str(exc).removeprefix("the derivative ")
         if "float64" in reason:
             raise PointError(f"the derivative of {shown_f} at {where} {reason}") from None
-    f = lambdify([x], _exact(derivation.result, values, skip=x))
+    try:
+        f = lambdify([x], _exact(derivation.result, values, skip=x))
+    except KeyError:  # NumPy has no name for SymPy's zoo or nan: no hint
+        raise PointError(f"{shown_f} is not differentiable at {where}") from None
     x0 = values[x.name]
     sides = [
         f"from the {side} it tends to {limit}"
@@ -212,7 +215,10 @@ def _central_difference(expr, wrt: str, values: dict[str, float]) -> float:
     from chainrule.symbolic.functions import lambdify
 
     symbols = sorted(expr.free_symbols, key=lambda s: s.name)
-    f = lambdify(symbols, expr)
+    try:
+        f = lambdify(symbols, expr)
+    except KeyError:  # NumPy has no name for SymPy's zoo or nan
+        return math.nan
     h = 1e-6 * max(1.0, abs(values[wrt]))
 
     def at(delta: float) -> float:
