@@ -122,6 +122,11 @@ class PointError(ValueError):
     """The function or its derivative has no real float64 value at the --at point."""
 
 
+# Exact substitution lets SymPy say why there is no value, but SymPy then computes exact powers:
+# x^x at 1e308 never ends. Past this size the error only says there is no finite real value.
+_EXACT_MAX = 1e3
+
+
 def _exact(expr, values: dict[str, float], skip=None):
     """expr with the point's values substituted as exact rationals (SymPy decides what it is)."""
     import sympy as sp
@@ -143,6 +148,8 @@ def _real_value(expr, values: dict[str, float], what: str) -> float:
         return value.real
     import sympy as sp
 
+    if max(map(abs, values.values())) > _EXACT_MAX:
+        raise PointError(f"{what} is not a finite real float64 number (overflow, pole or complex)")
     exact = _exact(expr, values)
     if exact.has(sp.zoo, sp.nan, sp.oo, -sp.oo):
         raise PointError(f"{what} is undefined")
@@ -166,6 +173,8 @@ def _derivative_value(derivation, values: dict[str, float], shown_f: str, where:
         if "float64" in reason:
             raise PointError(f"the derivative of {shown_f} at {where} {reason}") from None
     try:
+        if max(map(abs, values.values())) > _EXACT_MAX:
+            raise KeyError  # no exact substitution of large values (see _EXACT_MAX): no hint
         f = lambdify([x], _exact(derivation.result, values, skip=x))
     except KeyError:  # NumPy has no name for SymPy's zoo or nan: no hint
         raise PointError(f"{shown_f} is not differentiable at {where}") from None
