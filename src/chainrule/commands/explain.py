@@ -2,7 +2,7 @@
 
 `--at x=2` compares the derivation's value with central differences and with chainrule's own
 autodiff; a point where the function or its derivative is undefined, complex or beyond float64
-is reported as such (exit 2), with the one-sided limits of the derivative where SymPy finds them.
+is reported as such (exit 2), with the one-sided limits of the derivative where they are clear.
 Every failure is one line on stderr, exit 2; exit 1 means only "the --at check disagrees".
 SymPy and the engine are imported inside `run`, so `chainrule --help` stays fast.
 """
@@ -10,6 +10,7 @@ SymPy and the engine are imported inside `run`, so `chainrule --help` stays fast
 from __future__ import annotations
 
 import argparse
+import itertools
 import math
 import sys
 
@@ -125,6 +126,11 @@ class PointError(ValueError):
     """The function or its derivative has no real float64 value at the --at point."""
 
 
+# Exact substitution lets SymPy say why there is no value, but SymPy then computes exact powers:
+# x^x at 1e308 never ends. Past this size the error only says there is no finite real value.
+_EXACT_MAX = 1e3
+
+
 def _exact(expr, values: dict[str, float], skip=None):
     """expr with the point's values substituted as exact rationals (SymPy decides what it is)."""
     import sympy as sp
@@ -140,12 +146,14 @@ def _real_value(expr, values: dict[str, float], what: str) -> float:
     symbols = sorted(expr.free_symbols, key=lambda s: s.name)
     try:
         value = complex(lambdify(symbols, expr)(*(values[s.name] for s in symbols)))
-    except (ArithmeticError, ValueError, TypeError):
+    except (ArithmeticError, ValueError, TypeError, KeyError):  # KeyError: lambdify of zoo
         value = complex("nan")
     if value.imag == 0 and math.isfinite(value.real):
         return value.real
     import sympy as sp
 
+    if max(map(abs, values.values())) > _EXACT_MAX:
+        raise PointError(f"{what} is not a finite real float64 number (overflow, pole or complex)")
     exact = _exact(expr, values)
     if exact.has(sp.zoo, sp.nan, sp.oo, -sp.oo):
         raise PointError(f"{what} is undefined")
@@ -158,8 +166,8 @@ def _real_value(expr, values: dict[str, float], what: str) -> float:
 
 def _derivative_value(derivation, values: dict[str, float], shown_f: str, where: str) -> float:
     """The derivation's answer at the point; when it has none, PointError names the point and
-    gives the one-sided limits of the derivative where SymPy finds them."""
-    import sympy as sp
+    gives the one-sided limits of the derivative where they are clear numerically."""
+    from chainrule.symbolic.functions import lambdify
 
     x = derivation.wrt
     try:
@@ -168,40 +176,46 @@ def _derivative_value(derivation, values: dict[str, float], shown_f: str, where:
         reason = str(exc).removeprefix("the derivative ")
         if "float64" in reason:
             raise PointError(f"the derivative of {shown_f} at {where} {reason}") from None
-    at = _exact(derivation.result, values, skip=x)
-    sides = []
-    if sp.count_ops(at) <= 40:  # sympy.limit is quick on small answers, unbounded on large ones
-        for direction, side in (("-", "left"), ("+", "right")):
-            if not _real_beside(at, x, values[x.name], -1 if direction == "-" else 1):
-                continue  # the function is not real on that side (x^x left of 0)
-            try:
-                limit = sp.limit(at, x, sp.Rational(values[x.name]), direction)
-            except Exception:  # SymPy's limit raises many types; the limit is only a hint
-                continue
-            if limit.is_extended_real:
-                sides.append(f"from the {side} it tends to {_show_limit(limit)}")
+    try:
+        if max(map(abs, values.values())) > _EXACT_MAX:
+            raise KeyError  # no exact substitution of large values (see _EXACT_MAX): no hint
+        f = lambdify([x], _exact(derivation.result, values, skip=x))
+    except KeyError:  # NumPy has no name for SymPy's zoo or nan: no hint
+        raise PointError(f"{shown_f} is not differentiable at {where}") from None
+    x0 = values[x.name]
+    sides = [
+        f"from the {side} it tends to {limit}"
+        for side, sign in (("left", -1), ("right", 1))
+        if (limit := _one_sided_limit(f, x0, sign)) is not None
+    ]
     hint = f" ({'; '.join(sides)})" if sides else ""
     raise PointError(f"{shown_f} is not differentiable at {where}{hint}")
 
 
-def _real_beside(expr, x, x0: float, sign: int) -> bool:
-    """Whether expr (in x only) is real just beside x0 on one side (a float64 evaluation)."""
-    from chainrule.symbolic.functions import lambdify
+def _one_sided_limit(f, x0: float, sign: int) -> str | None:
+    """The limit of f at x0 from one side, read off f at x0 ± 10^-3 ... 10^-9 (float64): "+∞" or
+    "-∞" when |f| keeps growing at least as fast as log(1/h), a number when f settles, None when
+    f is not real there or the values say neither. Numeric on purpose: sympy.limit can run for
+    minutes on a small expression, and the limit is only a hint in an error message."""
+    import numpy as np
 
-    beside = x0 + sign * 1e-7 * max(1.0, abs(x0))
+    scale = max(1.0, abs(x0))
     try:
-        value = complex(lambdify([x], expr)(beside))
+        with np.errstate(all="ignore"):
+            vals = [complex(f(np.float64(x0 + sign * h * scale))) for h in (1e-3, 1e-5, 1e-7, 1e-9)]
     except (ArithmeticError, ValueError, TypeError):
-        return False
-    return value.imag == 0 and not math.isnan(value.real)
-
-
-def _show_limit(limit) -> str:
-    import sympy as sp
-
-    if limit in (sp.oo, -sp.oo):
-        return "+∞" if limit == sp.oo else "-∞"
-    return f"{float(limit):.12g}"
+        return None
+    if any(v.imag != 0 or not math.isfinite(v.real) for v in vals):
+        return None
+    v = [c.real for c in vals]
+    size = [abs(a) for a in v]
+    steps = [b - a for a, b in itertools.pairwise(size)]
+    same_sign = all(a > 0 for a in v) or all(a < 0 for a in v)
+    if same_sign and all(d > 0 for d in steps) and steps[-1] >= 0.5 * steps[0]:
+        return "+∞" if v[-1] > 0 else "-∞"
+    if abs(v[-1] - v[-2]) <= 1e-6 * max(1.0, abs(v[-1])):
+        return f"{v[-1]:.6g}"
+    return None
 
 
 def _close(a: float, b: float, rtol: float) -> bool:
@@ -214,16 +228,20 @@ def _central_difference(expr, wrt: str, values: dict[str, float]) -> float:
     from chainrule.symbolic.functions import lambdify
 
     symbols = sorted(expr.free_symbols, key=lambda s: s.name)
-    f = lambdify(symbols, expr)
+    try:
+        f = lambdify(symbols, expr)
+    except KeyError:  # NumPy has no name for SymPy's zoo or nan
+        return math.nan
     h = 1e-6 * max(1.0, abs(values[wrt]))
 
     def at(delta: float) -> float:
         # float64 arguments: an overflow is inf and a domain error nan, never an exception
         args = (np.float64(values[s.name] + (delta if s.name == wrt else 0.0)) for s in symbols)
-        try:
-            return float(f(*args))
-        except (TypeError, ArithmeticError):  # a complex value: no real difference quotient
+        try:  # complex(): NumPy may hand back a complex128 with a zero imaginary part
+            value = complex(f(*args))
+        except (TypeError, ArithmeticError, ValueError):
             return math.nan
+        return value.real if value.imag == 0 else math.nan  # complex: no real quotient
 
     return (at(h) - at(-h)) / (2 * h)
 

@@ -64,15 +64,21 @@ class Derivation:
 
     def to_text(self, lang: str | None = None) -> str:
         """The derivation as indented lines of Unicode math."""
-        return V.render(self.lines, lang=lang or self.lang, fmt="text")
+        return self._render(lang, "text")
 
     def to_markdown(self, lang: str | None = None) -> str:
         """The derivation as a nested Markdown list with ``$...$`` math."""
-        return V.render(self.lines, lang=lang or self.lang, fmt="markdown")
+        return self._render(lang, "markdown")
 
     def to_latex(self, lang: str | None = None) -> str:
         """The derivation as a LaTeX ``array`` (prose in ``\\text{}``)."""
-        return V.render(self.lines, lang=lang or self.lang, fmt="latex")
+        return self._render(lang, "latex")
+
+    def _render(self, lang: str | None, fmt: str) -> str:
+        try:
+            return V.render(self.lines, lang=lang or self.lang, fmt=fmt)
+        except RecursionError:  # SymPy's printers recurse: a long program composes deeply
+            raise LimitError("max_depth", "the derivation is nested too deeply to print") from None
 
     def _repr_markdown_(self) -> str:
         return self.to_markdown()
@@ -335,7 +341,7 @@ def learner_form(e: sp.Expr, source: sp.Expr | None = None) -> sp.Expr:
     ops = sp.count_ops(e)
     factored = sp.factor(e) if ops <= _FACTOR_MAX_OPS else sp.factor_terms(e)
     candidates = [e, _merge_monomials(factored)]
-    if ops <= _SIMPLIFY_MAX_OPS:
+    if ops <= _SIMPLIFY_MAX_OPS and not e.has(sp.Piecewise):  # piecewise_simplify: minutes
         candidates.append(_merge_monomials(sp.simplify(e)))
     return keep_coefficient(min(candidates, key=sp.count_ops), source)
 

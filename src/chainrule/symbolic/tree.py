@@ -155,7 +155,11 @@ def to_sympy(tree: Tree) -> sp.Expr:
         if node.op == "call":
             if node.value is sp.Pow:
                 _check_power(values[0], values[1], max_digits)
-            value = node.value(*values)
+            try:
+                value = node.value(*values)
+            except (TypeError, ValueError, ArithmeticError, AttributeError):  # asin(sin(10^999)):
+                what = f"{_typed(node, values)} cannot be evaluated"  # SymPy cannot compare it
+                raise UndefinedError(what, node.pos) from None
         else:
             value = INFIX[node.op](*values)
         _check_value(node, values, value, max_digits)
