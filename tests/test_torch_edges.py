@@ -151,6 +151,53 @@ TWINS: dict[str, Twin] = {
     "floor": Twin(cr.floor, torch.floor),
     "ceil": Twin(cr.ceil, torch.ceil),
     "sign": Twin(cr.sign, torch.sign, differs=_nan_in, why="sign(NaN) is NaN (NumPy); torch 0"),
+    # issue 11's elementwise functions and activations
+    "log1p": Twin(cr.log1p, torch.log1p),
+    "expm1": Twin(cr.expm1, torch.expm1),
+    "exp2": Twin(cr.exp2, torch.exp2),
+    "erfc": Twin(cr.erfc, torch.erfc),
+    "sinc": Twin(cr.sinc, torch.sinc),
+    "round": Twin(cr.round, torch.round),
+    "round(decimals=1)": Twin(lambda x: cr.round(x, 1), lambda x: torch.round(x, decimals=1)),
+    "trunc": Twin(cr.trunc, torch.trunc),
+    "reciprocal": Twin(cr.reciprocal, torch.reciprocal),
+    "rsqrt": Twin(cr.rsqrt, torch.rsqrt),
+    "square": Twin(cr.square, torch.square),
+    "logaddexp": Twin(cr.logaddexp, torch.logaddexp, 2),
+    "hypot": Twin(cr.hypot, torch.hypot, 2),
+    "arctan2": Twin(cr.arctan2, torch.atan2, 2),
+    "lerp": Twin(cr.lerp, torch.lerp, 3),
+    "fmax": Twin(cr.fmax, torch.fmax, 2),
+    "fmin": Twin(cr.fmin, torch.fmin, 2),
+    "copysign": Twin(cr.copysign, torch.copysign, 2),
+    "nan_to_num": Twin(cr.nan_to_num, torch.nan_to_num),
+    "nan_to_num(1, 2, 3)": Twin(
+        lambda x: cr.nan_to_num(x, 1.0, 2.0, -3.0),
+        lambda x: torch.nan_to_num(x, 1.0, 2.0, -3.0),
+    ),
+    "selu": Twin(cr.selu, TF.selu, differs=_nan_in, why="as elu"),
+    "celu": Twin(cr.celu, TF.celu, differs=_nan_in, why="as elu"),
+    "celu(alpha=0.5)": Twin(
+        lambda x: cr.celu(x, 0.5), lambda x: TF.celu(x, 0.5), differs=_nan_in, why="as elu"
+    ),
+    "relu6": Twin(cr.relu6, TF.relu6),
+    "hardtanh": Twin(cr.hardtanh, TF.hardtanh),
+    "hardtanh(-2, 0.5)": Twin(
+        lambda x: cr.hardtanh(x, -2.0, 0.5), lambda x: TF.hardtanh(x, -2.0, 0.5)
+    ),
+    "hardsigmoid": Twin(cr.hardsigmoid, TF.hardsigmoid),
+    "hardswish": Twin(
+        cr.hardswish,
+        TF.hardswish,
+        differs=lambda x: bool(np.isneginf(x).any()),
+        why="hardswish(-inf) is 0, the limit; torch computes -inf * 0 = NaN",
+    ),
+    "mish": Twin(cr.mish, TF.mish),
+    "softsign": Twin(cr.softsign, TF.softsign),
+    "logsigmoid": Twin(cr.logsigmoid, TF.logsigmoid),
+    "softplus(beta=2, threshold=5)": Twin(
+        lambda x: cr.softplus(x, 2.0, 5.0), lambda x: TF.softplus(x, 2.0, 5.0)
+    ),
 }
 OPS_WITHOUT_TWIN = {
     "cbrt": "torch has no real cube root (torch.pow(x, 1/3) is NaN for x < 0)",

@@ -209,7 +209,6 @@ arctanh = _unary(ops.arctanh)
 cosh = _unary(ops.cosh)
 tanh = _unary(ops.tanh)
 sigmoid = _unary(ops.sigmoid)
-softplus = _unary(ops.softplus)
 relu = _unary(ops.relu)
 erf = _unary(ops.erf)
 abs = _unary(ops.abs)
@@ -635,6 +634,142 @@ def sum_to(x: ArrayLike, shape: Sequence[int]) -> Tensor:
 def scatter_add(x: ArrayLike, index: Any, shape: Sequence[int]) -> Tensor:
     """Zeros of `shape` with x added at `index` (duplicates accumulate)."""
     return ops.scatter_add(_t(x), index=_index(index), shape=tuple(shape))
+
+
+# --------------------------------------------------------------------------- more elementwise
+
+log1p = _unary(ops.log1p)
+expm1 = _unary(ops.expm1)
+exp2 = _unary(ops.exp2)
+erfc = _unary(ops.erfc)
+sinc = _unary(ops.sinc)
+trunc = _unary(ops.trunc)
+reciprocal = _unary(ops.reciprocal)
+rsqrt = _unary(ops.rsqrt)
+square = _unary(ops.square)
+
+
+# NumPy's other name for round: a module global named `round` would replace the builtin in
+# this module's doctests; chainrule exports it as `round` too.
+def around(x: ArrayLike, decimals: int = 0) -> Tensor:
+    """Round half to even (as NumPy and PyTorch) to `decimals` places; the gradient is 0."""
+    return ops.round(_t(x), decimals=decimals)
+
+
+def _binary_fn(op: ops.OpDef, doc: str) -> Callable[[ArrayLike, ArrayLike], Tensor]:
+    def f(x: ArrayLike, y: ArrayLike) -> Tensor:
+        return op(_t(x), y) if not isinstance(y, Tensor) else op(x, y)
+
+    f.__name__ = f.__qualname__ = op.name
+    f.__doc__ = doc
+    return f
+
+
+logaddexp = _binary_fn(ops.logaddexp, "log(e^x + e^y), without overflow.")
+hypot = _binary_fn(ops.hypot, "sqrt(x^2 + y^2), without overflow.")
+arctan2 = _binary_fn(ops.arctan2, "The angle of the point (x, y): arctan2(y, x), in (-pi, pi].")
+atan2 = arctan2
+fmax = _binary_fn(ops.fmax, "Elementwise max that ignores NaN (NaN only where both are).")
+fmin = _binary_fn(ops.fmin, "Elementwise min that ignores NaN (NaN only where both are).")
+copysign = _binary_fn(ops.copysign, "|x| with the sign of y; y gets no gradient.")
+
+
+def lerp(x: ArrayLike, end: ArrayLike, weight: ArrayLike) -> Tensor:
+    """x + weight * (end - x), exact at weight 0 and 1; all three inputs are differentiable.
+
+    Examples
+    --------
+    >>> import chainrule as cr
+    >>> cr.lerp(cr.tensor([0.0, 10.0]), cr.tensor([1.0, 20.0]), 0.25).tolist()
+    [0.25, 12.5]
+    """
+    return ops.lerp(_t(x), end, weight)
+
+
+def nan_to_num(
+    x: ArrayLike, nan: float = 0.0, posinf: float | None = None, neginf: float | None = None
+) -> Tensor:
+    """NaN, +inf and -inf replaced by numbers (by default 0 and the dtype's extremes); the
+    gradient passes where x is finite and is 0 where a value was replaced."""
+    return ops.nan_to_num(_t(x), nan=nan, posinf=posinf, neginf=neginf)
+
+
+# Predicates: boolean results, with no gradient (as comparisons), so no table entries.
+def isnan(x: ArrayLike) -> Tensor:
+    return Tensor(np.isnan(_data(x)))
+
+
+def isinf(x: ArrayLike) -> Tensor:
+    return Tensor(np.isinf(_data(x)))
+
+
+def isfinite(x: ArrayLike) -> Tensor:
+    return Tensor(np.isfinite(_data(x)))
+
+
+def isclose(
+    x: ArrayLike, y: ArrayLike, rtol: float = 1e-05, atol: float = 1e-08, equal_nan: bool = False
+) -> Tensor:
+    """|x - y| <= atol + rtol * |y| elementwise (NumPy's and PyTorch's defaults)."""
+    return Tensor(np.isclose(_data(x), _data(y), rtol=rtol, atol=atol, equal_nan=equal_nan))
+
+
+def allclose(
+    x: ArrayLike, y: ArrayLike, rtol: float = 1e-05, atol: float = 1e-08, equal_nan: bool = False
+) -> bool:
+    """Whether every element is close (`isclose`); a Python bool, as NumPy and PyTorch.
+
+    Examples
+    --------
+    >>> import chainrule as cr
+    >>> cr.allclose(cr.tensor([1.0, 2.0]), [1.0, 2.0 + 1e-9])
+    True
+    """
+    return bool(np.allclose(_data(x), _data(y), rtol=rtol, atol=atol, equal_nan=equal_nan))
+
+
+# --------------------------------------------------------------------------- more activations
+
+selu = _unary(ops.selu)
+relu6 = _unary(ops.relu6)
+hardsigmoid = _unary(ops.hardsigmoid)
+hardswish = _unary(ops.hardswish)
+mish = _unary(ops.mish)
+softsign = _unary(ops.softsign)
+logsigmoid = _unary(ops.logsigmoid)
+
+
+def celu(x: ArrayLike, alpha: float = 1.0) -> Tensor:
+    """max(0, x) + min(0, alpha (e^(x/alpha) - 1)); slope e^(x/alpha) at x <= 0."""
+    if alpha == 0:
+        raise ValueError("celu: alpha must not be 0 (it divides x)")
+    return ops.celu(_t(x), alpha=alpha)
+
+
+def hardtanh(x: ArrayLike, min_val: float = -1.0, max_val: float = 1.0) -> Tensor:
+    """x clipped to [min_val, max_val]; the gradient is 1 strictly inside, 0 at the bounds."""
+    if min_val > max_val:
+        raise ValueError(f"hardtanh: min_val {min_val} is greater than max_val {max_val}")
+    return ops.hardtanh(_t(x), min_val=min_val, max_val=max_val)
+
+
+def softplus(x: ArrayLike, beta: float = 1.0, threshold: float = 20.0) -> Tensor:
+    """log(1 + e^(beta x)) / beta, computed stably; x itself where beta x > threshold (as
+    PyTorch: there the two agree to float precision, and the gradient is 1).
+
+    Examples
+    --------
+    >>> import chainrule as cr
+    >>> cr.softplus(cr.tensor([-200.0, 30.0]), beta=2.0).tolist()
+    [0.0, 30.0]
+    """
+    x = _t(x)
+    if beta == 0:
+        raise ValueError("softplus: beta must not be 0 (it divides the result)")
+    bx = x if beta == 1 else x * beta
+    y = ops.softplus(bx) if beta == 1 else ops.softplus(bx) / beta
+    linear = bx.data > threshold
+    return where(linear, x, y) if linear.any() else y
 
 
 # --------------------------------------------------------------------------- Tensor methods

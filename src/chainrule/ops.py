@@ -525,7 +525,7 @@ softplus = defop(
     rule="SoftplusRule",
     dsym=lambda sp, F, u: F.sigmoid(u),
     local=("sigmoid(x)",),
-    differs="no beta or threshold arguments (PyTorch's softplus has both)",
+    differs="the parser and the explainer use beta = 1 (cr.softplus takes beta and threshold)",
 )
 sqrt = defop(
     "sqrt",
@@ -1298,6 +1298,393 @@ elu = defcomposite(
     rule="ELU",
     dsym=lambda sp, F, u: sp.Piecewise((1, u > 0), (sp.exp(u), True)),
     differs="the parser and the explainer use alpha = 1; elu'(NaN) is 0 (torch passes g)",
+)
+
+
+# --------------------------------------------------------------------------- more elementwise
+# Functions a NumPy or PyTorch user reaches for (issue 11). Primitives where NumPy has a more
+# accurate forward than the formula (log1p, expm1, exp2, erfc, logaddexp, hypot) or the
+# derivative has a convention of its own (sinc at 0, fmax's NaNs, copysign, lerp's two forms);
+# composites where the function is a formula of the entries above and a learner may type it.
+
+
+def _erfc(x: np.ndarray) -> np.ndarray:
+    try:
+        from scipy.special import erfc
+    except ImportError:  # as _erf: math.erfc per element, exact but slower
+        return np.vectorize(math.erfc, otypes=[np.asarray(x).dtype])(x)
+    return erfc(x)
+
+
+# log1p and expm1: log(1 + 1e-17) is 0 and exp(1e-17) - 1 is 0; NumPy's own keep every digit.
+log1p = defop(
+    "log1p",
+    np.log1p,
+    lambda g, out, x, xp: g / (1 + x),
+    sym=lambda sp, x: sp.log(1 + x),
+    domain=Domain(-0.5, 2.0, 0.0),
+    cases=UNARY,
+    doc="d ln(1 + x) = dx / (1 + x)",
+    names=("log1p",),
+    expand=True,
+    local=("1/(1 + x)",),
+)
+expm1 = defop(
+    "expm1",
+    np.expm1,
+    lambda g, out, x, xp: g * (out + 1),
+    sym=lambda sp, x: sp.exp(x) - 1,
+    cases=UNARY,
+    doc="d (e^x - 1) = e^x dx",
+    names=("expm1",),
+    expand=True,
+    local=("out + 1",),
+)
+# exp2, not exp(x ln 2): 2^10 is 1024 exactly, and the output serves the vjp.
+exp2 = defop(
+    "exp2",
+    np.exp2,
+    lambda g, out, x, xp: g * out * math.log(2),
+    sym=lambda sp, x: 2**x,
+    cases=UNARY,
+    doc="d 2^x = 2^x ln 2 dx",
+    names=("exp2",),
+    expand=True,
+    local=("out*log(2)",),
+)
+# erfc, not 1 - erf: erfc(5) = 1.5e-12 and 1 - erf(5) keeps none of its digits.
+erfc = defop(
+    "erfc",
+    _erfc,
+    lambda g, out, x, xp: -g * (2 / math.sqrt(math.pi)) * xp.exp(-x * x),
+    sym=lambda sp, x: sp.erfc(x),
+    cases=UNARY,
+    doc="d erfc x = -2/sqrt(pi) e^(-x^2) dx",
+    local=("-2/sqrt(pi)*exp(-x^2)",),
+    differs="without SciPy the forward runs math.erfc per element (exact, slower)",
+)
+
+
+def _sinc_vjp(g: Any, out: Any, x: Any, xp: Any) -> Any:
+    """d sinc x = (cos(pi x) - sinc x) / x, and 0 at x = 0 (the limit), as torch."""
+    zero = _np(x) == 0
+    if not zero.any():
+        return g * (xp.cos(math.pi * x) - out) / x
+    safe = xp.where(zero, 1.0, x)  # 0/0 never computed; the value there is masked
+    return xp.where(zero, 0.0, g * (xp.cos(math.pi * safe) - out) / safe)
+
+
+sinc = defop(
+    "sinc",
+    np.sinc,
+    _sinc_vjp,
+    # SymPy's sinc is sin(x)/x; a parser name "sinc" would print as SymPy's (so it has none)
+    sym=lambda sp, x: sp.sin(sp.pi * x) / (sp.pi * x),
+    cases=UNARY,
+    doc="d sin(pi x)/(pi x) = (cos(pi x) - sinc x) / x dx, 0 at x = 0",
+    local=("(cos(pi*x) - out)/x",),
+)
+round = defop(
+    "round",
+    lambda x, decimals=0: np.round(x, decimals),
+    lambda g, out, x, xp, decimals=0: g * 0,
+    nosym="rounds half to even (SymPy has no such function)",
+    cases=UNARY,
+    doc="d round(x) = 0 between the jumps (half to even, as NumPy and torch)",
+    local=("0",),
+)
+trunc = defop(
+    "trunc",
+    np.trunc,
+    _zero_vjp,
+    nosym="floor for x >= 0, ceil below: a step function of two pieces",
+    cases=UNARY,
+    doc="d trunc(x) = 0 between the integers",
+    local=("0",),
+)
+reciprocal = defcomposite(
+    "reciprocal",
+    lambda x: div(1.0, x),
+    sym=lambda sp, x: 1 / x,
+    domain=POSITIVE,
+    cases=UNARY,
+    doc="d (1/x) = -dx / x^2",
+    names=("reciprocal",),
+    expand=True,
+)
+rsqrt = defcomposite(
+    "rsqrt",
+    lambda x: div(1.0, sqrt(x)),
+    sym=lambda sp, x: 1 / sp.sqrt(x),
+    domain=POSITIVE,
+    cases=UNARY,
+    doc="d x^(-1/2) = -dx / (2 x^(3/2))",
+    names=("rsqrt",),
+    expand=True,
+)
+square = defcomposite(
+    "square",
+    lambda x: mul(x, x),
+    sym=lambda sp, x: x**2,
+    cases=UNARY,
+    doc="d x^2 = 2x dx",
+    names=("square",),
+    expand=True,
+)
+# logaddexp: log(e^x + e^y) overflows at x = 710; NumPy's shifts by the larger input first.
+logaddexp = defop(
+    "logaddexp",
+    np.logaddexp,
+    lambda g, out, x, y, xp: g * xp.sigmoid(x - y),
+    lambda g, out, x, y, xp: g * xp.sigmoid(y - x),
+    sym=lambda sp, x, y: sp.log(sp.exp(x) + sp.exp(y)),
+    cases=BINARY,
+    doc="d ln(e^x + e^y) = s(x - y) dx + s(y - x) dy",
+    local=("sigmoid(x - y)", "sigmoid(y - x)"),
+)
+# hypot: sqrt(x^2 + y^2) overflows at x = 1e200; NumPy's scales first.
+hypot = defop(
+    "hypot",
+    np.hypot,
+    lambda g, out, x, y, xp: g * x / out,
+    lambda g, out, x, y, xp: g * y / out,
+    sym=lambda sp, x, y: sp.sqrt(x**2 + y**2),
+    cases=BINARY,
+    doc="d sqrt(x^2 + y^2) = (x dx + y dy) / sqrt(x^2 + y^2)",
+    local=("x/out", "y/out"),
+)
+
+
+def _over_norm2(g: Any, y: Any, x: Any, xp: Any) -> Any:
+    """g / (x^2 + y^2), and 0 at the origin, where atan2 has no derivative (torch's choice)."""
+    n2 = x * x + y * y
+    zero = np.asarray(_np(n2)) == 0
+    return xp.where(zero, 0.0, g / xp.where(zero, 1.0, n2)) if zero.any() else g / n2
+
+
+arctan2 = defop(
+    "arctan2",
+    np.arctan2,
+    lambda g, out, y, x, xp: _over_norm2(g, y, x, xp) * x,
+    lambda g, out, y, x, xp: -_over_norm2(g, y, x, xp) * y,
+    sym=lambda sp, y, x: sp.atan2(y, x),
+    cases=BINARY,
+    doc="d atan2(y, x) = (x dy - y dx) / (x^2 + y^2)",
+    args=("y", "x"),
+    local=("x/(x^2 + y^2)", "-y/(x^2 + y^2)"),
+)
+
+
+def _lerp(x: np.ndarray, y: np.ndarray, w: Any) -> np.ndarray:
+    # torch's two forms: exact at w = 0 (x) and at w = 1 (y), even when y - x overflows
+    return np.where(np.abs(w) < 0.5, x + w * (y - x), y - (y - x) * (1 - w))
+
+
+lerp = defop(
+    "lerp",
+    _lerp,
+    lambda g, out, x, y, w, xp: g * (1 - w),
+    lambda g, out, x, y, w, xp: g * w,
+    lambda g, out, x, y, w, xp: g * (y - x),
+    sym=lambda sp, x, y, w: x + w * (y - x),
+    cases=_cases(((2, 3), (2, 3), (2, 3)), ((3,), (2, 3), ())),
+    doc="d lerp(x, y, w) = (1 - w) dx + w dy + (y - x) dw",
+    args=("x", "y", "w"),
+    local=("1 - w", "w", "y - x"),
+)
+
+
+def _fext_wins(x: Any, y: Any, g: Any, sign: int) -> np.ndarray:
+    """x's share of g in fmax (sign 1) or fmin (-1), as torch: all of it where x wins or ties,
+    or where y is NaN (then x is the result); none elsewhere."""
+    xa, ya = _np(x), _np(y)
+    wins = (xa >= ya if sign > 0 else xa <= ya) | np.isnan(ya)
+    return wins.astype(g.dtype)
+
+
+fmax = defop(
+    "fmax",
+    np.fmax,
+    lambda g, out, x, y, xp: g * _fext_wins(x, y, g, 1),
+    lambda g, out, x, y, xp: g * (1 - _fext_wins(x, y, g, 1)),
+    sym=lambda sp, x, y: sp.Max(x, y),
+    cases=BINARY,
+    doc="d fmax(x, y) = [x >= y] dx + [x < y] dy; NaN loses",
+    local=("[x >= y]", "1 - [x >= y]"),
+    differs="a tie sends the whole gradient to x (as torch.fmax; maximum splits it)",
+)
+fmin = defop(
+    "fmin",
+    np.fmin,
+    lambda g, out, x, y, xp: g * _fext_wins(x, y, g, -1),
+    lambda g, out, x, y, xp: g * (1 - _fext_wins(x, y, g, -1)),
+    sym=lambda sp, x, y: sp.Min(x, y),
+    cases=BINARY,
+    doc="d fmin(x, y) = [x <= y] dx + [x > y] dy; NaN loses",
+    local=("[x <= y]", "1 - [x <= y]"),
+    differs="a tie sends the whole gradient to x (as torch.fmin; minimum splits it)",
+)
+
+
+def _copysign_vjp(g: Any, out: Any, x: Any, y: Any, xp: Any) -> Any:
+    """d copysign(x, y)/dx = out / x (+1 or -1), and 0 at x = 0, as torch."""
+    xa = _np(x)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = np.where(xa == 0, 0, _np(out) / xa)
+    return g * ratio.astype(g.dtype)
+
+
+copysign = defop(
+    "copysign",
+    np.copysign,
+    _copysign_vjp,
+    lambda g, out, x, y, xp: g * 0,
+    nosym="the sign of y is a step function",
+    cases=BINARY,
+    doc="d copysign(x, y) = sign(x) sign(y) dx",
+    local=("out/x", "0"),
+)
+nan_to_num = defop(
+    "nan_to_num",
+    lambda x, nan=0.0, posinf=None, neginf=None: np.nan_to_num(
+        x, nan=nan, posinf=posinf, neginf=neginf
+    ),
+    lambda g, out, x, xp, nan=0.0, posinf=None, neginf=None: g * np.isfinite(_np(x)),
+    nosym="replaces NaN and infinities by numbers",
+    cases=UNARY,
+    doc="d nan_to_num(x) = dx where x is finite, 0 where it is replaced",
+    local=("where(isfinite(x), g, 0)",),
+)
+
+# --------------------------------------------------------------------------- more activations
+# Composites: each is a formula of the entries above. The hard ones (hardtanh, relu6,
+# hardsigmoid, hardswish) select between their middle piece and constants by masks chosen to
+# match PyTorch's gradient at the joints and at NaN (clip would pass it at the bounds).
+
+_SELU_ALPHA = 1.6732632423543772848170429916717
+_SELU_SCALE = 1.0507009873554804934193349852946
+
+
+def _hard(x: Tensor, inside: Any, middle: Callable[[Any], Any], lo: float, hi: float) -> Tensor:
+    """middle(x) where `inside`, else the constant clip(middle(x), lo, hi)."""
+    return where(inside, middle(x), np.clip(middle(_np(x)), lo, hi))
+
+
+def _hardtanh(x: Tensor, min_val: float = -1.0, max_val: float = 1.0) -> Tensor:
+    # torch's mask: the gradient is 0 at the bounds and passes at NaN
+    xa = _np(x)
+    return _hard(x, ~((xa <= min_val) | (xa >= max_val)), lambda v: v, min_val, max_val)
+
+
+def _celu(x: Tensor, alpha: float = 1.0) -> Tensor:
+    # clip, not minimum: the gradient passes at the bound, so celu'(0) = 1, as torch
+    return where(_np(x) > 0, x, mul(sub(exp(div(clip(x, a_max=0.0), alpha)), 1.0), alpha))
+
+
+def _hardswish(x: Tensor) -> Tensor:
+    # torch's slopes at the joints: 0 at x = -3 and 1 at x = 3 (the outer pieces'), 1 at NaN;
+    # the middle piece sees 0 outside (-3, 3), so inf there cannot make its gradient NaN
+    xa = _np(x)
+    mid = (xa > -3) & (xa < 3)
+    xs = where(mid, x, 0.0)
+    return where(~(mid | (xa <= -3)), x, where(mid, div(mul(xs, add(xs, 3.0)), 6.0), 0.0))
+
+
+selu = defcomposite(
+    "selu",
+    lambda x: mul(elu(x, alpha=_SELU_ALPHA), _SELU_SCALE),
+    sym=lambda sp, x: _SELU_SCALE * sp.Piecewise((x, x > 0), (_SELU_ALPHA * (sp.exp(x) - 1), True)),
+    cases=UNARY,
+    doc="d selu(x) = scale ([x > 0] + alpha e^x [x <= 0]) dx",
+    names=("selu", "SELU"),
+    rule="SELU",
+    differs="selu'(NaN) is 0 (torch passes g), as elu",
+)
+celu = defcomposite(
+    "celu",
+    _celu,
+    sym=lambda sp, x: sp.Piecewise((x, x > 0), (sp.exp(x) - 1, True)),
+    cases=UNARY,
+    doc="d celu(x) = [x > 0] dx + e^(x/alpha) [x <= 0] dx",
+    names=("celu", "CELU"),
+    rule="CELU",
+    differs="the parser and the explainer use alpha = 1; celu'(NaN) is 0 (torch passes g)",
+)
+hardtanh = defcomposite(
+    "hardtanh",
+    _hardtanh,
+    sym=lambda sp, x: sp.Piecewise((-1, x <= -1), (x, x < 1), (1, True)),
+    cases=UNARY,
+    doc="d hardtanh(x) = [-1 < x < 1] dx",
+    names=("hardtanh", "Hardtanh"),
+    rule="Hardtanh",
+    kink="at x = -1 and x = 1 hardtanh has no derivative; chainrule uses 0, as PyTorch",
+    differs="the parser and the explainer use the bounds -1 and 1",
+)
+relu6 = defcomposite(
+    "relu6",
+    lambda x: _hardtanh(x, 0.0, 6.0),
+    sym=lambda sp, x: sp.Piecewise((0, x <= 0), (x, x < 6), (6, True)),
+    domain=Domain(-2.0, 8.0, 0.1),
+    cases=UNARY,
+    doc="d min(max(0, x), 6) = [0 < x < 6] dx",
+    names=("relu6", "ReLU6"),
+    rule="ReLU6",
+    kink="at x = 0 and x = 6 relu6 has no derivative; chainrule uses 0, as PyTorch",
+)
+hardsigmoid = defcomposite(
+    "hardsigmoid",
+    # torch's mask here is strict: 0 at the bounds and at NaN
+    lambda x: _hard(x, (_np(x) > -3) & (_np(x) < 3), lambda v: v / 6 + 0.5, 0.0, 1.0),
+    sym=lambda sp, x: sp.Piecewise((0, x <= -3), (x / 6 + sp.Rational(1, 2), x < 3), (1, True)),
+    domain=Domain(-4.0, 4.0, 0.1),
+    cases=UNARY,
+    doc="d hardsigmoid(x) = [-3 < x < 3] dx / 6",
+    names=("hardsigmoid", "Hardsigmoid"),
+    rule="Hard sigmoid",
+    kink="at x = -3 and x = 3 hardsigmoid has no derivative; chainrule uses 0, as PyTorch",
+)
+hardswish = defcomposite(
+    "hardswish",
+    _hardswish,
+    sym=lambda sp, x: sp.Piecewise((0, x <= -3), (x * (x + 3) / 6, x < 3), (x, True)),
+    domain=Domain(-4.0, 4.0, 0.1),
+    cases=UNARY,
+    doc="d hardswish(x) = ([-3 < x < 3] (2x + 3)/6 + [x >= 3]) dx",
+    names=("hardswish", "Hardswish"),
+    rule="Hard swish",
+    kink="at x = -3 and x = 3 hardswish's slope jumps; chainrule uses the outer pieces' "
+    "(0 and 1), as PyTorch",
+    differs="hardswish(-inf) is 0, the limit (PyTorch computes -inf * 0 = NaN)",
+)
+mish = defcomposite(
+    "mish",
+    lambda x: mul(x, tanh(softplus(x))),
+    sym=lambda sp, x: x * sp.tanh(sp.log(1 + sp.exp(x))),
+    cases=UNARY,
+    doc="d x tanh(softplus x) = (tanh(sp) + x s(x)(1 - tanh^2(sp))) dx, sp = softplus x",
+    names=("mish", "Mish"),
+    rule="Mish",
+)
+softsign = defcomposite(
+    "softsign",
+    lambda x: div(x, add(abs(x), 1.0)),
+    sym=lambda sp, x: x / (1 + sp.Abs(x)),
+    cases=UNARY,
+    doc="d x/(1 + |x|) = dx / (1 + |x|)^2",
+    names=("softsign", "Softsign"),
+    rule="Softsign",
+    dsym=lambda sp, F, u: 1 / (1 + sp.Abs(u)) ** 2,
+)
+logsigmoid = defcomposite(
+    "logsigmoid",
+    lambda x: neg(softplus(neg(x))),
+    sym=lambda sp, x: -sp.log(1 + sp.exp(-x)),
+    cases=UNARY,
+    doc="d ln s(x) = (1 - s(x)) dx",
+    names=("logsigmoid", "log_sigmoid"),
+    rule="Log-sigmoid",
+    dsym=lambda sp, F, u: 1 - F.sigmoid(u),
 )
 
 

@@ -88,3 +88,27 @@ class TensorMethods:
     gelu = _c.gelu
     silu = _c.silu
     sum_to = _c.sum_to
+    # issue 11's elementwise functions, with PyTorch's method names
+    log1p = _c.log1p
+    expm1 = _c.expm1
+    exp2 = _c.exp2
+    erfc = _c.erfc
+    sinc = _c.sinc
+    round = _c.around
+    trunc = _c.trunc
+    reciprocal = _c.reciprocal
+    rsqrt = _c.rsqrt
+    square = _c.square
+    logaddexp = _c.logaddexp
+    hypot = _c.hypot
+    atan2 = arctan2 = _c.arctan2
+    fmax = _c.fmax
+    fmin = _c.fmin
+    copysign = _c.copysign
+    lerp = _c.lerp
+    nan_to_num = _c.nan_to_num
+    isnan = _c.isnan
+    isinf = _c.isinf
+    isfinite = _c.isfinite
+    isclose = _c.isclose
+    allclose = _c.allclose
