@@ -114,6 +114,17 @@ TWINS: dict[str, Twin] = {
     "logsumexp": Twin(cr.logsumexp, _t(torch.logsumexp), reduction=True),
     # composites
     "mean": Twin(cr.mean, _t(torch.mean), reduction=True),
+    "prod": Twin(
+        cr.prod,
+        lambda x, axis, keepdims: (
+            torch.prod(x).reshape([1] * x.ndim if keepdims else [])
+            if axis is None
+            else torch.prod(x, axis, keepdim=keepdims)
+        ),
+        reduction=True,
+        differs=lambda x, axis: not np.isfinite(x).all(),
+        why="an inf or NaN: ours is the product of the others, torch's out / x is NaN",
+    ),
     **{
         f"{name}(ddof={d})": Twin(
             lambda x, axis, keepdims, _f=ours, _d=d: _f(x, axis, _d, keepdims),
@@ -222,9 +233,77 @@ OPS_WITHOUT_TWIN = {
 SETTINGS = settings(max_examples=30, deadline=None)  # per op
 
 
+# Scans and sorts, called as f(x, axis) with an int axis; the value is a Tensor (sort's and
+# topk's values; their indices are compared in test_indices_match_torch).
+SCANS: dict[str, Twin] = {
+    "cumsum": Twin(lambda x, a: cr.cumsum(x, a), lambda x, a: torch.cumsum(x, a)),
+    "cumprod": Twin(
+        lambda x, a: cr.cumprod(x, dim=a),
+        lambda x, a: torch.cumprod(x, a),
+        differs=lambda x: not np.isfinite(x).all(),
+        why="as prod",
+    ),
+    "logcumsumexp": Twin(cr.logcumsumexp, torch.logcumsumexp),
+    "cummax": Twin(lambda x, a: cr.cummax(x, a).values, lambda x, a: torch.cummax(x, a).values),
+    "sort": Twin(lambda x, a: cr.sort(x, a), lambda x, a: torch.sort(x, dim=a, stable=True).values),
+    "sort(descending)": Twin(
+        lambda x, a: cr.sort(x, dim=a, descending=True).values,
+        lambda x, a: torch.sort(x, dim=a, descending=True, stable=True).values,
+    ),
+    "topk": Twin(
+        lambda x, a: cr.topk(x, min(2, x.shape[a]), a).values,
+        lambda x, a: torch.topk(x, min(2, x.shape[a]), a).values,
+        # which of tied elements torch.topk picks is unspecified: the gradient may go to another
+        differs=lambda x: len(np.unique(x)) < x.size,
+        why="ties",
+    ),
+    "topk(smallest)": Twin(
+        lambda x, a: cr.topk(x, min(2, x.shape[a]), a, largest=False).values,
+        lambda x, a: torch.topk(x, min(2, x.shape[a]), a, largest=False).values,
+        differs=lambda x: len(np.unique(x)) < x.size,
+        why="ties",
+    ),
+    "diff": Twin(lambda x, a: cr.diff(x, axis=a), lambda x, a: torch.diff(x, dim=a)),
+    "diff(n=2)": Twin(lambda x, a: cr.diff(x, 2, a), lambda x, a: torch.diff(x, 2, a)),
+}
+
+
+@pytest.mark.parametrize("name", list(SCANS))
+@SETTINGS
+@given(data=st.data())
+def test_scan_edges_match_torch(name: str, data: Any) -> None:
+    twin = SCANS[name]
+    x = data.draw(
+        _arrays(hnp.array_shapes(min_dims=1, max_dims=2, min_side=0, max_side=4), SPECIAL_SUMMABLE)
+    )
+    axis = data.draw(st.integers(-x.ndim, x.ndim - 1))
+    assume(twin.differs is None or not twin.differs(x))
+    _run(twin, [x], 0.5, axis=axis)
+
+
+@pytest.mark.parametrize("name", ["sort", "sort(descending)", "cummax"])
+@SETTINGS
+@given(data=st.data())
+def test_indices_match_torch(name: str, data: Any) -> None:
+    x = data.draw(
+        _arrays(hnp.array_shapes(min_dims=1, max_dims=2, min_side=0, max_side=4), SPECIAL)
+    )
+    axis = data.draw(st.integers(-x.ndim, x.ndim - 1))
+    t = torch.tensor(x)
+    if name == "cummax":
+        ours, theirs = cr.cummax(x, dim=axis), torch.cummax(t, axis)
+    else:
+        down = name != "sort"
+        ours = cr.sort(x, dim=axis, descending=down)
+        theirs = torch.sort(t, dim=axis, descending=down, stable=True)
+    np.testing.assert_array_equal(ours.indices.data, theirs.indices.numpy())
+    np.testing.assert_array_equal(ours.values.data, theirs.values.numpy())
+
+
 def test_every_op_has_a_twin_or_a_reason() -> None:
     # ops a user (or a doctest) defined through chainrule.defop are theirs to compare
-    missing = {n for n, op in OPS.items() if not op.user} - set(TWINS) - set(OPS_WITHOUT_TWIN)
+    ours = {n for n, op in OPS.items() if not op.user}
+    missing = ours - set(TWINS) - set(SCANS) - set(OPS_WITHOUT_TWIN)
     assert not missing, f"ops with neither a torch twin nor a reason for none: {sorted(missing)}"
 
 

@@ -10,7 +10,7 @@ import builtins
 import itertools
 import math
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -770,6 +770,212 @@ def softplus(x: ArrayLike, beta: float = 1.0, threshold: float = 20.0) -> Tensor
     y = ops.softplus(bx) if beta == 1 else ops.softplus(bx) / beta
     linear = bx.data > threshold
     return where(linear, x, y) if linear.any() else y
+
+
+# --------------------------------------------------------------------------- scans and sorting
+
+
+def _axis_or_dim(name: str, axis: Any, dim: Any) -> Any:
+    """NumPy's axis= or PyTorch's dim=, whichever was given (both only if they agree).
+
+    A local helper for issue 11's new functions; the api branch is building the shared one.
+    """
+    if dim is None:
+        return _axis(axis)
+    if axis is not None and _axis(axis) != _axis(dim):
+        raise TypeError(f"{name}: axis={axis!r} and dim={dim!r} disagree; give one of them")
+    return _axis(dim)
+
+
+def _one_axis(name: str, x: Tensor, axis: Any) -> int:
+    """`axis` as an int within x's dimensions, or a one-line error naming the limit."""
+    if not isinstance(axis, (int, np.integer)):
+        raise TypeError(f"{name}: axis must be an int, got {axis!r}")
+    if not -builtins.max(x.ndim, 1) <= axis < builtins.max(x.ndim, 1):
+        raise ValueError(f"{name}: axis {axis} is out of range for {x.ndim}-d input {x.shape}")
+    return int(axis)
+
+
+class ValuesIndices(NamedTuple):
+    """`(values, indices)`, as PyTorch's sort, topk and cummax return them."""
+
+    values: Tensor
+    indices: Tensor
+
+
+def prod(
+    x: ArrayLike,
+    axis: Any = None,
+    keepdims: bool = False,
+    *,
+    dim: Any = None,
+    keepdim: bool | None = None,
+) -> Tensor:
+    """Product over `axis` (every axis by default); the gradient is exact where x has zeros
+    (the product of the others, never out / 0), as PyTorch.
+
+    Examples
+    --------
+    >>> import chainrule as cr
+    >>> x = cr.tensor([2.0, 0.0, 3.0], requires_grad=True)
+    >>> cr.prod(x).backward(); x.grad.tolist()
+    [0.0, 6.0, 0.0]
+    """
+    keep = keepdims if keepdim is None else keepdim
+    return ops.prod(_t(x), axis=_axis_or_dim("prod", axis, dim), keepdims=keep)
+
+
+def cumsum(x: ArrayLike, axis: int | None = None, *, dim: int | None = None) -> Tensor:
+    """Running sum along `axis` (NumPy flattens first when axis is None)."""
+    x = _t(x)
+    axis = _axis_or_dim("cumsum", axis, dim)
+    return ops.cumsum(x, axis=None if axis is None else _one_axis("cumsum", x, axis))
+
+
+def cumprod(x: ArrayLike, axis: int | None = None, *, dim: int | None = None) -> Tensor:
+    """Running product along `axis`; its gradient is exact where x has zeros, as PyTorch."""
+    x = _t(x)
+    axis = _axis_or_dim("cumprod", axis, dim)
+    return ops.cumprod(x, axis=None if axis is None else _one_axis("cumprod", x, axis))
+
+
+def logcumsumexp(x: ArrayLike, axis: int | None = None, *, dim: int | None = None) -> Tensor:
+    """log(cumsum(exp(x))) along `axis` (required, as PyTorch's dim), without overflow."""
+    x = _t(x)
+    axis = _axis_or_dim("logcumsumexp", axis, dim)
+    if axis is None:
+        raise TypeError("logcumsumexp: give axis= (or dim=), as torch.logcumsumexp")
+    return ops.logcumsumexp(x, axis=_one_axis("logcumsumexp", x, axis))
+
+
+def cummax(x: ArrayLike, axis: int | None = None, *, dim: int | None = None) -> ValuesIndices:
+    """The running max along `axis` and where it was taken (the latest of tied values; a NaN
+    once one is seen), as torch.cummax; the gradient goes to those positions.
+
+    Examples
+    --------
+    >>> import chainrule as cr
+    >>> cr.cummax(cr.tensor([1.0, 3.0, 2.0, 3.0]), dim=0).indices.tolist()
+    [0, 1, 1, 3]
+    """
+    x = _t(x)
+    axis = _axis_or_dim("cummax", axis, dim)
+    if axis is None:
+        raise TypeError("cummax: give axis= (or dim=), as torch.cummax")
+    axis = _one_axis("cummax", x, axis) % builtins.max(x.ndim, 1)
+    if x.ndim == 0:
+        return ValuesIndices(x * 1, Tensor(np.array(0)))
+    return ValuesIndices(ops.cummax(x, axis=axis), Tensor(ops._cummax_indices(x.data, axis)))
+
+
+def diff(x: ArrayLike, n: int = 1, axis: int = -1, *, dim: int | None = None) -> Tensor:
+    """The n-th difference along `axis`: x[1:] - x[:-1], n times."""
+    x = _t(x)
+    if x.ndim == 0:
+        raise ValueError("diff: needs at least a 1-d input, got a 0-d tensor")
+    if n < 0:
+        raise ValueError(f"diff: order n must be non-negative, got {n}")
+    axis = _one_axis("diff", x, _axis_or_dim("diff", axis, dim))
+    return ops.diff(x, n=n, axis=axis) if n else x
+
+
+def _sort_order(x: Tensor, axis: int, descending: bool) -> np.ndarray:
+    return ops._argsort(x.data, axis, descending) if x.ndim else np.array(0)
+
+
+def sort(
+    x: ArrayLike, axis: int | None = None, descending: bool | None = None, *, dim: int | None = None
+) -> Any:
+    """Sorted along `axis` (stable; NaN last, or first when descending, as PyTorch).
+
+    The axis is the last by default. Called the NumPy way, `sort(x, axis)` returns the
+    values, as `np.sort`; called the PyTorch way (with `dim=` or `descending=`), it returns
+    `(values, indices)`, as `torch.sort`. The gradient goes back to each element's own
+    position.
+
+    Examples
+    --------
+    >>> import chainrule as cr
+    >>> x = cr.tensor([3.0, 1.0, 2.0])
+    >>> cr.sort(x).tolist(), cr.sort(x, dim=0, descending=True).indices.tolist()
+    ([1.0, 2.0, 3.0], [0, 2, 1])
+    """
+    x = _t(x)
+    torch_way = dim is not None or descending is not None
+    given = _axis_or_dim("sort", axis, dim)
+    ax = _one_axis("sort", x, -1 if given is None else given)
+    if x.ndim == 0:
+        return ValuesIndices(x * 1, Tensor(np.array(0))) if torch_way else x * 1
+    values = ops.sort(x, axis=ax, descending=bool(descending))
+    if not torch_way:
+        return values
+    return ValuesIndices(values, Tensor(_sort_order(x, ax, bool(descending))))
+
+
+def argsort(
+    x: ArrayLike, axis: int | None = None, descending: bool = False, *, dim: int | None = None
+) -> Tensor:
+    """The indices that sort `x` along `axis` (the last by default; stable); integers, no
+    gradient."""
+    x = _t(x)
+    given = _axis_or_dim("argsort", axis, dim)
+    ax = _one_axis("argsort", x, -1 if given is None else given)
+    return Tensor(_sort_order(x, ax, descending))
+
+
+def topk(
+    x: ArrayLike,
+    k: int,
+    dim: int = -1,
+    largest: bool = True,
+    sorted: bool = True,
+    *,
+    axis: int | None = None,
+) -> ValuesIndices:
+    """The `k` largest (or smallest) elements along `dim` and their indices, as torch.topk
+    (always in sorted order); the gradient goes back to those elements.
+
+    Examples
+    --------
+    >>> import chainrule as cr
+    >>> cr.topk(cr.tensor([1.0, 5.0, 3.0, 4.0]), 2).values.tolist()
+    [5.0, 4.0]
+    """
+    x = _t(x)
+    ax = _one_axis("topk", x, _axis_or_dim("topk", axis, dim))
+    size = x.shape[ax] if x.ndim else 1
+    if not 0 <= k <= size:
+        raise ValueError(f"topk: k={k} is out of range for a dimension of size {size}")
+    if x.ndim == 0:
+        return ValuesIndices(x * 1, Tensor(np.array(0)))
+    order = ops._topk_indices(x.data, k, ax, largest)
+    return ValuesIndices(ops.topk(x, k=k, axis=ax, largest=largest), Tensor(order))
+
+
+def any(
+    x: ArrayLike,
+    axis: Any = None,
+    keepdims: bool = False,
+    *,
+    dim: Any = None,
+    keepdim: bool | None = None,
+) -> Tensor:
+    """Whether any element over `axis` is nonzero; a boolean, no gradient."""
+    keep = keepdims if keepdim is None else keepdim
+    return Tensor(np.any(_data(x), axis=_axis_or_dim("any", axis, dim), keepdims=keep))
+
+
+def all(
+    x: ArrayLike,
+    axis: Any = None,
+    keepdims: bool = False,
+    *,
+    dim: Any = None,
+    keepdim: bool | None = None,
+) -> Tensor:
+    """Whether every element over `axis` is nonzero; a boolean, no gradient."""
+    keep = keepdims if keepdim is None else keepdim
+    return Tensor(np.all(_data(x), axis=_axis_or_dim("all", axis, dim), keepdims=keep))
 
 
 # --------------------------------------------------------------------------- Tensor methods

@@ -1688,6 +1688,249 @@ logsigmoid = defcomposite(
 )
 
 
+# --------------------------------------------------------------------------- reductions, scans
+# prod, cumsum, cumprod and logcumsumexp are primitives: their vjps need formulas of their own
+# (exact with zeros; no overflow). sort, topk, cummax and diff are composites of getitem and
+# sub, whose gradients (a scatter of g, differences) are already right at every order.
+
+
+def _last(x: Any, axis: Any, xp: Any) -> tuple[Any, tuple[int, ...]]:
+    """x with the `axis` (an int, a tuple or None: every axis) moved last and flattened into
+    one, and the permutation that did it (undo it with `_unlast`)."""
+    axes = _axes(x.ndim, axis)
+    perm = (*(i for i in range(x.ndim) if i not in axes), *axes)
+    xt = xp.transpose(x, perm)
+    n = math.prod(x.shape[a] for a in axes)
+    return xp.reshape(xt, (*xt.shape[: x.ndim - len(axes)], n)), perm
+
+
+def _unlast(a: Any, x: Any, perm: tuple[int, ...], xp: Any) -> Any:
+    """`_last` undone: `a` (shaped as _last's result) back to x's shape and axis order."""
+    moved = tuple(x.shape[p] for p in perm)
+    return xp.transpose(xp.reshape(a, moved), tuple(np.argsort(perm)))
+
+
+def _flip(a: Any, axis: int, xp: Any) -> Any:
+    return xp.getitem(a, (slice(None),) * (axis % a.ndim) + (slice(None, None, -1),))
+
+
+def _others_product(x: Any, axis: Any, xp: Any) -> Any:
+    """For each element, the product of the other elements of its slice, without dividing
+    (exact with zeros): row i of an (n, n) matrix holds the slice with x_i set to 1."""
+    xm, perm = _last(x, axis, xp)
+    n = xm.shape[-1]
+    rows = xp.where(np.eye(n, dtype=bool), 1.0, xp.reshape(xm, (*xm.shape[:-1], 1, n)))
+    return _unlast(xp.prod(rows, axis=-1), x, perm, xp)
+
+
+def _divisible(out: Any) -> bool:
+    """Whether out / x_i is the product of the others: every product finite and nonzero (so no
+    x_i is 0 or inf, and nothing overflowed or underflowed)."""
+    o = _np(out)
+    return bool(np.isfinite(o).all() and (o != 0).all())
+
+
+def _prod_vjp(g: Any, out: Any, x: Any, xp: Any, axis: Any = None, keepdims: bool = False) -> Any:
+    """g times the product of the others: out / x where that is exact, else computed directly
+    (0/0 at a zero, inf/inf at an inf), as torch."""
+    gk = _expand(g, x.shape, axis, xp)
+    if x.size == 0 or _divisible(out):
+        return gk * _expand(out, x.shape, axis, xp) / x
+    return gk * _others_product(x, axis, xp)
+
+
+def _scan_cases(*values: Any, axes: tuple[Any, ...] = (1, 0, None)) -> Callable[..., list[Case]]:
+    """A (3, 4) input scanned along each of `axes`; `values` (with zeros) replace its first
+    elements in the first cases, so that the exact-zero paths are gradchecked too."""
+
+    def make(rng: np.random.Generator, dtype: Any, op: OpDef) -> list[Case]:
+        cases = []
+        for i, axis in enumerate(axes):
+            x = op.domain.sample(rng, (3, 4), dtype)
+            if i < len(values):
+                x.reshape(-1)[: len(values[i])] = values[i]
+            cases.append(((x,), {"axis": axis}))
+        return cases
+
+    return make
+
+
+def _reduce_zero_cases(rng: np.random.Generator, dtype: Any, op: OpDef) -> list[Case]:
+    x = op.domain.sample(rng, (3, 4), dtype)
+    z1, z2 = x.copy(), x.copy()
+    z1[1, 2] = 0  # one zero in row 1 and in column 2
+    z2[0, 1] = z2[0, 3] = 0  # two zeros in row 0
+    return [
+        ((z1,), {"axis": 1, "keepdims": False}),
+        ((z2,), {"axis": None, "keepdims": False}),
+        ((x,), {"axis": (0, 1), "keepdims": True}),
+        ((z2,), {"axis": 1, "keepdims": True}),
+        ((z1,), {"axis": 0, "keepdims": False}),
+    ]
+
+
+prod = defop(
+    "prod",
+    lambda x, axis=None, keepdims=False: np.prod(x, axis=axis, keepdims=keepdims),
+    _prod_vjp,
+    cases=_reduce_zero_cases,
+    nosym="a reduction",
+    doc="d prod(x) = sum_i (prod_{j != i} x_j) dx_i",
+    differs="an inf or NaN in x: the gradient is the product of the others (torch: NaN)",
+    local=("g * prod of the others",),
+)
+
+
+def _cumsum_vjp(g: Any, out: Any, x: Any, xp: Any, axis: Any = None) -> Any:
+    """Each x_i feeds every out_k with k >= i: g summed from the end."""
+    if axis is None:  # NumPy's flattened scan
+        return xp.reshape(_flip(xp.cumsum(_flip(g, 0, xp), 0), 0, xp), x.shape)
+    return _flip(xp.cumsum(_flip(g, axis, xp), axis), axis, xp)
+
+
+cumsum = defop(
+    "cumsum",
+    lambda x, axis=None: np.cumsum(x, axis),
+    _cumsum_vjp,
+    cases=_scan_cases(),
+    nosym="a scan",
+    doc="d cumsum(x)_k = sum_{i <= k} dx_i",
+    local=("reverse cumsum of g",),
+)
+
+
+def _cumprod_vjp(g: Any, out: Any, x: Any, xp: Any, axis: Any = None) -> Any:
+    """d out_k / d x_i = prod_{j <= k, j != i} x_j: out_k / x_i summed from the end where that
+    is exact; else those products directly (row i of a matrix has x_i set to 1)."""
+    if axis is None:
+        return xp.reshape(_cumprod_vjp(g, out, xp.reshape(x, (-1,)), xp, 0), x.shape)
+    if x.size == 0 or _divisible(out):
+        return _cumsum_vjp(g * out, out, x, xp, axis) / x
+    xm, perm = _last(x, axis, xp)
+    gm, _ = _last(g, axis, xp)
+    n = xm.shape[-1]
+    rows = xp.where(np.eye(n, dtype=bool), 1.0, xp.reshape(xm, (*xm.shape[:-1], 1, n)))
+    # where, not a product with the mask: inf * 0 would be NaN
+    partial = xp.where(np.triu(np.ones((n, n), dtype=bool)), xp.cumprod(rows, -1), 0.0)
+    return _unlast(xp.matmul(partial, xp.reshape(gm, (*gm.shape, 1))), x, perm, xp)
+
+
+cumprod = defop(
+    "cumprod",
+    lambda x, axis=None: np.cumprod(x, axis),
+    _cumprod_vjp,
+    cases=_scan_cases([0.0], [0.0, 1.5, 0.0]),
+    nosym="a scan",
+    doc="d cumprod(x)_k = sum_{i <= k} (prod_{j <= k, j != i} x_j) dx_i",
+    differs="an inf or NaN in x: the gradient is the product of the others (torch: NaN)",
+    local=("g * products of the others",),
+)
+
+
+def _logcumsumexp_vjp(g: Any, out: Any, x: Any, xp: Any, axis: int) -> Any:
+    """dL/dx_i = sum_{k >= i} g_k e^(x_i - out_k); every such term is at most 1 (out_k >= x_i),
+    so a matrix of them never overflows, where e^x_i sum g_k e^-out_k would."""
+    xm, perm = _last(x, axis, xp)
+    om, _ = _last(out, axis, xp)
+    gm, _ = _last(g, axis, xp)
+    n = xm.shape[-1]
+    later = np.tril(np.ones((n, n), dtype=bool))  # [k, i]: i <= k
+    d = xp.reshape(xm, (*xm.shape[:-1], 1, n)) - xp.reshape(om, (*om.shape, 1))
+    weights = xp.where(later, xp.exp(xp.where(later, d, 0.0)), 0.0)
+    gi = xp.matmul(xp.reshape(gm, (*gm.shape[:-1], 1, n)), weights)
+    return _unlast(gi, x, perm, xp)
+
+
+logcumsumexp = defop(
+    "logcumsumexp",
+    lambda x, axis: np.logaddexp.accumulate(x, axis=axis),
+    _logcumsumexp_vjp,
+    cases=_scan_cases(axes=(1, 0, -1)),
+    nosym="a scan",
+    doc="d lcse(x)_k = sum_{i <= k} e^(x_i - lcse(x)_k) dx_i",
+    local=("g * exp(x - out) summed from the end",),
+)
+
+
+def _along(indices: np.ndarray, axis: int) -> tuple[np.ndarray, ...]:
+    """The getitem index that picks x's elements at `indices` along `axis` (NumPy's
+    take_along_axis), so that the gradient is getitem's scatter of g."""
+    index = list(np.ix_(*(np.arange(n) for n in indices.shape)))
+    index[axis] = indices
+    return tuple(index)
+
+
+def _argsort(x: np.ndarray, axis: int, descending: bool = False) -> np.ndarray:
+    """Stable, NaN last (ascending) or first (descending), as torch.sort(stable=True)."""
+    if not descending:
+        return np.argsort(x, axis=axis, kind="stable")
+    return np.lexsort((-x, ~np.isnan(x)), axis=axis)
+
+
+def _cummax_indices(x: np.ndarray, axis: int) -> np.ndarray:
+    """Where each running max was taken, as torch: the latest tie, and a NaN once one is seen
+    (a later NaN moves the index to itself)."""
+    out = np.maximum.accumulate(x, axis=axis)
+    shape = [1] * x.ndim
+    shape[axis] = x.shape[axis]
+    position = np.arange(x.shape[axis]).reshape(shape)
+    return np.maximum.accumulate(np.where((x == out) | np.isnan(x), position, 0), axis=axis)
+
+
+def _pick(x: Tensor, indices: np.ndarray, axis: int) -> Tensor:
+    return getitem(x, index=_along(indices, axis % x.ndim))
+
+
+def _topk_indices(x: np.ndarray, k: int, axis: int, largest: bool) -> np.ndarray:
+    order = _argsort(x, axis, descending=largest)
+    return np.take(order, np.arange(k), axis=axis)
+
+
+def _diff(x: Tensor, n: int = 1, axis: int = -1) -> Tensor:
+    ax = axis % x.ndim
+    pre = (slice(None),) * ax
+    for _ in range(n):
+        x = sub(getitem(x, index=(*pre, slice(1, None))), getitem(x, index=(*pre, slice(None, -1))))
+    return x
+
+
+def _cases_3x4(*params: dict[str, Any]) -> Callable[..., list[Case]]:
+    def make(rng: np.random.Generator, dtype: Any, op: OpDef) -> list[Case]:
+        return [((op.domain.sample(rng, (3, 4), dtype),), dict(p)) for p in params]
+
+    return make
+
+
+sort = defcomposite(
+    "sort",
+    lambda x, axis=-1, descending=False: _pick(x, _argsort(_np(x), axis, descending), axis),
+    nosym="rearranges elements",
+    cases=_cases_3x4({"axis": -1}, {"axis": 0, "descending": True}),
+    doc="d sort(x) = dx in sorted order (each element keeps its own gradient)",
+)
+topk = defcomposite(
+    "topk",
+    lambda x, k, axis=-1, largest=True: _pick(x, _topk_indices(_np(x), k, axis, largest), axis),
+    nosym="selects elements",
+    cases=_cases_3x4({"k": 2}, {"k": 2, "axis": 0, "largest": False}),
+    doc="d topk(x) = dx at the k largest (or smallest) elements",
+)
+cummax = defcomposite(
+    "cummax",
+    lambda x, axis: _pick(x, _cummax_indices(_np(x), axis), axis),
+    nosym="a scan",
+    cases=_cases_3x4({"axis": 1}, {"axis": 0}),
+    doc="d cummax(x)_k = dx at the running argmax (the latest tie)",
+)
+diff = defcomposite(
+    "diff",
+    _diff,
+    nosym="differences of neighbours",
+    cases=_cases_3x4({}, {"n": 2, "axis": 0}),
+    doc="d (x_(i+1) - x_i) = dx_(i+1) - dx_i",
+)
+
+
 # --------------------------------------------------------------------------- namespaces
 
 
@@ -1716,6 +1959,9 @@ NAMESPACE = (
     "scatter_add",
     "getitem",
     "astype",
+    "prod",
+    "cumsum",
+    "cumprod",
 )
 _NUMPY_HELPERS: dict[str, Callable[..., Any]] = {
     "sigmoid": _sigmoid,

@@ -112,3 +112,14 @@ class TensorMethods:
     isfinite = _c.isfinite
     isclose = _c.isclose
     allclose = _c.allclose
+    prod = _c.prod
+    cumsum = _c.cumsum
+    cumprod = _c.cumprod
+    logcumsumexp = _c.logcumsumexp
+    cummax = _c.cummax
+    diff = _c.diff
+    sort = _c.sort
+    argsort = _c.argsort
+    topk = _c.topk
+    any = _c.any
+    all = _c.all
