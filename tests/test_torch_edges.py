@@ -300,10 +300,54 @@ def test_indices_match_torch(name: str, data: Any) -> None:
     np.testing.assert_array_equal(ours.values.data, theirs.values.numpy())
 
 
+# Linear algebra on given shapes (the values drawn): (twin, shapes of its inputs).
+LINALG: dict[str, tuple[Twin, tuple[tuple[int, ...], ...]]] = {
+    "einsum": (
+        Twin(
+            lambda a, b: cr.einsum("bij,bjk->bik", a, b),
+            lambda a, b: torch.einsum("bij,bjk->bik", a, b),
+        ),
+        ((2, 2, 3), (2, 3, 2)),
+    ),
+    "einsum(sum)": (
+        Twin(lambda a: cr.einsum("ij->", a), lambda a: torch.einsum("ij->", a)),
+        ((2, 3),),
+    ),
+    "tensordot": (
+        Twin(lambda a, b: cr.tensordot(a, b, 2), lambda a, b: torch.tensordot(a, b, 2)),
+        ((2, 3, 2), (3, 2, 2)),
+    ),
+    "outer": (Twin(cr.outer, torch.outer), ((3,), (2,))),
+    "inner": (Twin(cr.inner, torch.inner), ((2, 3), (2, 3))),
+    "kron": (Twin(cr.kron, torch.kron), ((2, 2), (2, 3))),
+    "diagonal": (
+        Twin(lambda a: cr.diagonal(a, 1, dim1=1, dim2=2), lambda a: torch.diagonal(a, 1, 1, 2)),
+        ((2, 3, 4),),
+    ),
+    "diag": (Twin(lambda a: cr.diag(a, -1), lambda a: torch.diag(a, -1)), ((3,),)),
+    "diag(matrix)": (Twin(lambda a: cr.diag(a, 1), lambda a: torch.diag(a, 1)), ((3, 4),)),
+    "trace": (Twin(cr.trace, torch.trace), ((3, 3),)),
+    "tril": (Twin(lambda a: cr.tril(a, -1), lambda a: torch.tril(a, -1)), ((2, 3, 4),)),
+    "triu": (Twin(lambda a: cr.triu(a, 1), lambda a: torch.triu(a, 1)), ((3, 4),)),
+}
+
+
+@pytest.mark.parametrize("name", list(LINALG))
+@SETTINGS
+@given(data=st.data(), g=st.sampled_from([1.0, -0.75]))
+def test_linear_algebra_matches_torch(name: str, data: Any, g: float) -> None:
+    twin, shapes = LINALG[name]
+    pool = list(
+        SPECIAL_SUMMABLE if name in ("diagonal", "diag", "tril", "triu") else FINITE_SUMMABLE
+    )
+    _run(twin, [data.draw(_arrays(s, pool)) for s in shapes], g)
+
+
 def test_every_op_has_a_twin_or_a_reason() -> None:
     # ops a user (or a doctest) defined through chainrule.defop are theirs to compare
     ours = {n for n, op in OPS.items() if not op.user}
-    missing = ours - set(TWINS) - set(SCANS) - set(OPS_WITHOUT_TWIN)
+    names = set(TWINS) | set(SCANS) | {n.split("(")[0] for n in LINALG}
+    missing = ours - names - set(OPS_WITHOUT_TWIN)
     assert not missing, f"ops with neither a torch twin nor a reason for none: {sorted(missing)}"
 
 

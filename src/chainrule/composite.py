@@ -978,6 +978,122 @@ def all(
     return Tensor(np.all(_data(x), axis=_axis_or_dim("all", axis, dim), keepdims=keep))
 
 
+# --------------------------------------------------------------------------- more linear algebra
+
+
+def einsum(subscripts: str, *operands: ArrayLike) -> Tensor:
+    """NumPy's einsum with explicit or implicit output ('ij,jk->ik', 'ij,jk'); every operand
+    is differentiable, and each gradient is itself an einsum.
+
+    Raises
+    ------
+    ValueError
+        For '...', an index repeated within one operand, or a wrong number of operands.
+
+    Examples
+    --------
+    >>> import chainrule as cr
+    >>> a = cr.tensor([[1.0, 2.0], [3.0, 4.0]], requires_grad=True)
+    >>> cr.einsum("ij,j->i", a, cr.tensor([1.0, 1.0])).tolist()
+    [3.0, 7.0]
+    """
+    if not isinstance(subscripts, str):
+        raise TypeError("einsum: the first argument is the subscripts string ('ij,jk->ik')")
+    xs = [_t(x) for x in operands]
+    ops._einsum_parts(subscripts, len(xs))
+    return ops.einsum(*xs, subscripts=subscripts)
+
+
+def tensordot(a: ArrayLike, b: ArrayLike, axes: Any = 2, *, dims: Any = None) -> Tensor:
+    """Sum of products over `axes` (the last n of a with the first n of b, or two lists)."""
+    a, b = _t(a), _t(b)
+    axes = axes if dims is None else dims
+    if isinstance(axes, int):
+        if axes > builtins.min(a.ndim, b.ndim) or a.shape[a.ndim - axes :] != b.shape[:axes]:
+            raise ValueError(
+                f"tensordot: shapes {a.shape} and {b.shape} do not align for axes={axes}"
+            )
+    else:
+        pa = [axes[0]] if isinstance(axes[0], int) else list(axes[0])
+        pb = [axes[1]] if isinstance(axes[1], int) else list(axes[1])
+        if [a.shape[i] for i in pa] != [b.shape[j] for j in pb]:
+            raise ValueError(
+                f"tensordot: shapes {a.shape} and {b.shape} do not align on axes {axes}"
+            )
+        axes = (pa, pb)
+    return ops.tensordot(a, b, axes=axes)
+
+
+def outer(a: ArrayLike, b: ArrayLike) -> Tensor:
+    """a_i b_j for every pair (inputs flattened, as NumPy)."""
+    return ops.outer(_t(a), _t(b))
+
+
+def inner(a: ArrayLike, b: ArrayLike) -> Tensor:
+    """Sum of products over the last axes of a and b (a product for a 0-d input)."""
+    a, b = _t(a), _t(b)
+    if a.ndim and b.ndim and a.shape[-1] != b.shape[-1]:
+        raise ValueError(f"inner: last dimensions differ: shapes {a.shape} and {b.shape}")
+    return ops.inner(a, b)
+
+
+def kron(a: ArrayLike, b: ArrayLike) -> Tensor:
+    """The Kronecker product: a block of a_ij * b for every element of a."""
+    return ops.kron(_t(a), _t(b))
+
+
+def diagonal(
+    x: ArrayLike,
+    offset: int = 0,
+    axis1: int = 0,
+    axis2: int = 1,
+    *,
+    dim1: int | None = None,
+    dim2: int | None = None,
+) -> Tensor:
+    """The `offset` diagonal of the (axis1, axis2) planes, as a last axis (NumPy and PyTorch)."""
+    x = _t(x)
+    if x.ndim < 2:
+        raise ValueError(f"diagonal: needs at least a 2-d input, got shape {x.shape}")
+    a1 = _one_axis("diagonal", x, axis1 if dim1 is None else dim1)
+    a2 = _one_axis("diagonal", x, axis2 if dim2 is None else dim2)
+    if a1 % x.ndim == a2 % x.ndim:
+        raise ValueError(f"diagonal: axis1 and axis2 are the same axis ({a1})")
+    return ops.diagonal(x, offset=offset, axis1=a1, axis2=a2)
+
+
+def diag(x: ArrayLike, k: int = 0) -> Tensor:
+    """A 1-d input placed on the k-th diagonal of a square matrix, or a matrix's k-th diagonal."""
+    x = _t(x)
+    if x.ndim not in (1, 2):
+        raise ValueError(f"diag: needs a 1-d or 2-d input, got shape {x.shape}")
+    return ops.diag(x, k=k)
+
+
+def trace(x: ArrayLike, offset: int = 0) -> Tensor:
+    """Sum of the `offset` diagonal of a matrix (of the first two axes for N-d, as NumPy)."""
+    x = _t(x)
+    if x.ndim < 2:
+        raise ValueError(f"trace: needs at least a 2-d input, got shape {x.shape}")
+    return ops.trace(x, offset=offset)
+
+
+def tril(x: ArrayLike, k: int = 0, *, diagonal: int | None = None) -> Tensor:
+    """The lower triangle (at and below the k-th diagonal) of the last two axes; 0 above."""
+    x = _t(x)
+    if x.ndim < 2:
+        raise ValueError(f"tril: needs at least a 2-d input, got shape {x.shape}")
+    return ops.tril(x, k=k if diagonal is None else diagonal)
+
+
+def triu(x: ArrayLike, k: int = 0, *, diagonal: int | None = None) -> Tensor:
+    """The upper triangle (at and above the k-th diagonal) of the last two axes; 0 below."""
+    x = _t(x)
+    if x.ndim < 2:
+        raise ValueError(f"triu: needs at least a 2-d input, got shape {x.shape}")
+    return ops.triu(x, k=k if diagonal is None else diagonal)
+
+
 # --------------------------------------------------------------------------- Tensor methods
 
 

@@ -1931,6 +1931,224 @@ diff = defcomposite(
 )
 
 
+# --------------------------------------------------------------------------- more linear algebra
+# einsum is the primitive: each input's vjp is itself an einsum (of g with the other inputs),
+# so it serves both speeds and every order. tensordot, outer, inner and kron are einsums;
+# diagonal, diag, trace, tril and triu select elements (getitem, scatter_add, where).
+
+
+def _einsum_parts(subscripts: str, count: int) -> tuple[list[str], str]:
+    """The operands' subscripts and the output's, with NumPy's implicit output (the letters
+    that occur once, sorted) when there is no '->'."""
+    spec = subscripts.replace(" ", "")
+    if "." in spec:
+        raise ValueError(f"einsum: '...' is not supported, write the axes out: {subscripts!r}")
+    lhs, arrow, out = spec.partition("->")
+    ins = lhs.split(",")
+    if len(ins) != count:
+        raise ValueError(f"einsum: {subscripts!r} names {len(ins)} operands, got {count}")
+    if not arrow:
+        out = "".join(sorted(c for c in set(lhs) if c.isalpha() and lhs.count(c) == 1))
+    for s in ins:
+        if len(set(s)) != len(s):
+            raise ValueError(
+                f"einsum: a repeated index within one operand ({s!r}) is not "
+                "supported; use diagonal or trace"
+            )
+    return ins, out
+
+
+def _einsum(*xs: np.ndarray, subscripts: str) -> np.ndarray:
+    _einsum_parts(subscripts, len(xs))
+    return np.einsum(subscripts, *xs)
+
+
+def _einsum_vjp(g: Any, out: Any, *args: Any, argnum: int, subscripts: str) -> Any:
+    """Input i's gradient: the einsum of g with the other inputs into input i's subscripts;
+    an index only input i has (summed away) gets a vector of ones of its size."""
+    *xs, xp = args
+    ins, res = _einsum_parts(subscripts, len(xs))
+    mine = ins[argnum]
+    others = [(s, x) for k, (s, x) in enumerate(zip(ins, xs)) if k != argnum]
+    seen = set(res).union(*(s for s, _ in others))
+    alone = [(c, mine.index(c)) for c in mine if c not in seen]
+    ones = [np.ones(xs[argnum].shape[i], dtype=_np(g).dtype) for _, i in alone]
+    spec = ",".join([res, *(s for s, _ in others), *(c for c, _ in alone)]) + "->" + mine
+    return xp.einsum(spec, g, *(x for _, x in others), *ones)
+
+
+def _einsum_cases(rng: np.random.Generator, dtype: Any, op: OpDef) -> list[Case]:
+    def s(*shape: int) -> np.ndarray:
+        return op.domain.sample(rng, shape, dtype)
+
+    return [
+        ((s(2, 3), s(3, 4)), {"subscripts": "ij,jk->ik"}),
+        ((s(2, 3, 4), s(2, 4)), {"subscripts": "bij,bj->bi"}),
+        ((s(3, 4),), {"subscripts": "ij->"}),
+        ((s(2, 3), s(3), s(3, 2)), {"subscripts": "ij,j,jk"}),
+        ((s(3, 2),), {"subscripts": "ij->ji"}),
+    ]
+
+
+einsum = defop(
+    "einsum",
+    _einsum,
+    _einsum_vjp,
+    variadic=True,
+    arity=-1,
+    cases=_einsum_cases,
+    nosym="a sum of products over named indices",
+    doc="d einsum(x, y) = einsum(dx, y) + einsum(x, dy); each vjp is an einsum",
+    local=("einsum(g, the other inputs)",),
+)
+
+
+def _letters(n: int, start: int = 0) -> str:
+    return "abcdefghijklmnopqrstuvwxyz"[start : start + n]
+
+
+def _tensordot(a: Tensor, b: Tensor, axes: Any = 2) -> Tensor:
+    if isinstance(axes, int):
+        axes = (list(range(a.ndim - axes, a.ndim)), list(range(axes)))
+    xa, xb = (
+        [axes[0]] if isinstance(axes[0], int) else list(axes[0]),
+        [axes[1]] if isinstance(axes[1], int) else list(axes[1]),
+    )
+    sa, sb = list(_letters(a.ndim)), list(_letters(b.ndim, a.ndim))
+    for i, j in zip(xa, xb):
+        sb[j % b.ndim] = sa[i % a.ndim]
+    summed = {sa[i % a.ndim] for i in xa}
+    res = [c for c in sa if c not in summed] + [c for c in sb if c not in summed]
+    return einsum(a, b, subscripts=f"{''.join(sa)},{''.join(sb)}->{''.join(res)}")
+
+
+def _inner(a: Tensor, b: Tensor) -> Tensor:
+    if a.ndim == 0 or b.ndim == 0:
+        return mul(a, b)
+    sa, sb = _letters(a.ndim - 1) + "z", _letters(b.ndim - 1, a.ndim - 1) + "z"
+    return einsum(a, b, subscripts=f"{sa},{sb}->{sa[:-1]}{sb[:-1]}")
+
+
+def _kron(a: Tensor, b: Tensor) -> Tensor:
+    n = builtins.max(a.ndim, b.ndim)
+    a = reshape(a, shape=(1,) * (n - a.ndim) + a.shape)
+    b = reshape(b, shape=(1,) * (n - b.ndim) + b.shape)
+    sa, sb = _letters(n), _letters(n, n)
+    pairs = "".join(p + q for p, q in zip(sa, sb))
+    product = einsum(a, b, subscripts=f"{sa},{sb}->{pairs}")
+    return reshape(product, shape=tuple(p * q for p, q in zip(a.shape, b.shape)))
+
+
+def _diagonal(x: Tensor, offset: int = 0, axis1: int = 0, axis2: int = 1) -> Tensor:
+    """The diagonal of the (axis1, axis2) planes, last, as np.diagonal."""
+    a1, a2 = axis1 % x.ndim, axis2 % x.ndim
+    rest = [i for i in range(x.ndim) if i not in (a1, a2)]
+    moved = transpose(x, axes=(*rest, a1, a2))
+    n1, n2 = x.shape[a1], x.shape[a2]
+    k = builtins.max(0, builtins.min(n1 + builtins.min(offset, 0), n2 - builtins.max(offset, 0)))
+    rows = np.arange(k) - builtins.min(offset, 0)
+    return getitem(moved, index=(Ellipsis, rows, rows + offset))
+
+
+def _diag(x: Tensor, k: int = 0) -> Tensor:
+    if x.ndim == 2:
+        return _diagonal(x, k)
+    n = x.shape[0] + builtins.abs(k)
+    rows = np.arange(x.shape[0]) + builtins.max(-k, 0)
+    return scatter_add(x, index=(rows, rows + k), shape=(n, n))
+
+
+def _triangle(x: Tensor, k: int, lower: bool) -> Tensor:
+    # where, not a product with the mask: inf * 0 would be NaN where torch gives 0
+    n, m = x.shape[-2], x.shape[-1]
+    mask = np.tri(n, m, k=k, dtype=bool) if lower else ~np.tri(n, m, k=k - 1, dtype=bool)
+    return where(mask, x, 0.0)
+
+
+def _pair_cases(
+    *pairs: tuple[tuple[int, ...], tuple[int, ...], dict[str, Any]],
+) -> Callable[..., list[Case]]:
+    def make(rng: np.random.Generator, dtype: Any, op: OpDef) -> list[Case]:
+        return [
+            ((op.domain.sample(rng, a, dtype), op.domain.sample(rng, b, dtype)), dict(p))
+            for a, b, p in pairs
+        ]
+
+    return make
+
+
+def _one_cases(*shapes: tuple[tuple[int, ...], dict[str, Any]]) -> Callable[..., list[Case]]:
+    def make(rng: np.random.Generator, dtype: Any, op: OpDef) -> list[Case]:
+        return [((op.domain.sample(rng, s, dtype),), dict(p)) for s, p in shapes]
+
+    return make
+
+
+tensordot = defcomposite(
+    "tensordot",
+    _tensordot,
+    nosym="a sum of products",
+    cases=_pair_cases(((2, 3, 4), (3, 4, 2), {}), ((2, 3), (4, 3), {"axes": ([1], [1])})),
+    doc="d tensordot(x, y) = tensordot(dx, y) + tensordot(x, dy) (an einsum)",
+)
+outer = defcomposite(
+    "outer",
+    lambda a, b: einsum(reshape(a, shape=(-1,)), reshape(b, shape=(-1,)), subscripts="i,j->ij"),
+    nosym="a product of every pair",
+    cases=_pair_cases(((3,), (4,), {}), ((2, 2), (3,), {})),
+    doc="d (x y^T) = dx y^T + x dy^T",
+)
+inner = defcomposite(
+    "inner",
+    _inner,
+    nosym="a sum of products",
+    cases=_pair_cases(((3,), (3,), {}), ((2, 3), (4, 3), {})),
+    doc="d <x, y> = <dx, y> + <x, dy> over the last axes",
+)
+kron = defcomposite(
+    "kron",
+    _kron,
+    nosym="a product of every pair, in blocks",
+    cases=_pair_cases(((2, 3), (2, 2), {}), ((3,), (2,), {})),
+    doc="d kron(x, y) = kron(dx, y) + kron(x, dy)",
+)
+diagonal = defcomposite(
+    "diagonal",
+    _diagonal,
+    nosym="selects elements",
+    cases=_one_cases(((3, 4), {}), ((2, 3, 4), {"offset": 1, "axis1": 1, "axis2": 2})),
+    doc="d diagonal(x) = diagonal(dx)",
+)
+diag = defcomposite(
+    "diag",
+    _diag,
+    nosym="places or selects elements",
+    cases=_one_cases(((3,), {}), ((3, 4), {"k": -1}), ((2,), {"k": 1})),
+    doc="d diag(v) = diag(dv): the diagonal of g for a vector v, a placed g for a matrix",
+)
+trace = defcomposite(
+    "trace",
+    lambda x, offset=0: sum(_diagonal(x, offset), axis=-1),
+    nosym="a sum of selected elements",
+    cases=_one_cases(((3, 3), {}), ((3, 4), {"offset": 1})),
+    doc="d tr(X) = tr(dX)",
+)
+tril = defcomposite(
+    "tril",
+    lambda x, k=0: _triangle(x, k, lower=True),
+    nosym="selects elements",
+    cases=_one_cases(((3, 4), {}), ((2, 3, 3), {"k": -1})),
+    doc="d tril(X) = tril(dX)",
+)
+triu = defcomposite(
+    "triu",
+    lambda x, k=0: _triangle(x, k, lower=False),
+    nosym="selects elements",
+    cases=_one_cases(((3, 4), {}), ((2, 3, 3), {"k": 1})),
+    doc="d triu(X) = triu(dX)",
+)
+
+
 # --------------------------------------------------------------------------- namespaces
 
 
@@ -1962,6 +2180,7 @@ NAMESPACE = (
     "prod",
     "cumsum",
     "cumprod",
+    "einsum",
 )
 _NUMPY_HELPERS: dict[str, Callable[..., Any]] = {
     "sigmoid": _sigmoid,

@@ -123,3 +123,12 @@ class TensorMethods:
     topk = _c.topk
     any = _c.any
     all = _c.all
+    tensordot = _c.tensordot
+    outer = _c.outer
+    inner = _c.inner
+    kron = _c.kron
+    diagonal = _c.diagonal
+    diag = _c.diag
+    trace = _c.trace
+    tril = _c.tril
+    triu = _c.triu
