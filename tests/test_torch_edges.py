@@ -330,6 +330,84 @@ LINALG: dict[str, tuple[Twin, tuple[tuple[int, ...], ...]]] = {
     "tril": (Twin(lambda a: cr.tril(a, -1), lambda a: torch.tril(a, -1)), ((2, 3, 4),)),
     "triu": (Twin(lambda a: cr.triu(a, 1), lambda a: torch.triu(a, 1)), ((3, 4),)),
 }
+_IDX = np.array([[0, 2], [1, 1], [2, 0]])
+# Indexing and shape functions (moving elements only: any values, NaN and inf included).
+LINALG.update(
+    {
+        "flip": (Twin(lambda a: cr.flip(a, dims=(0,)), lambda a: torch.flip(a, (0,))), ((3, 2),)),
+        "roll": (Twin(lambda a: cr.roll(a, 1, 1), lambda a: torch.roll(a, 1, 1)), ((2, 3),)),
+        "tile": (Twin(lambda a: a.repeat(2, 1), lambda a: a.repeat(2, 1)), ((2, 3),)),
+        "repeat_interleave": (
+            Twin(
+                lambda a: cr.repeat_interleave(a, 2, dim=0),
+                lambda a: torch.repeat_interleave(a, 2, dim=0),
+            ),
+            ((2, 3),),
+        ),
+        "index_select": (
+            Twin(
+                lambda a: cr.index_select(a, 1, [2, 0, 2]),
+                lambda a: torch.index_select(a, 1, torch.tensor([2, 0, 2])),
+            ),
+            ((2, 3),),
+        ),
+        "take_along_axis": (
+            Twin(
+                lambda a: cr.gather(a, 1, _IDX),
+                lambda a: torch.gather(a, 1, torch.tensor(_IDX)),
+            ),
+            ((3, 3),),
+        ),
+        "scatter": (
+            Twin(
+                lambda a, b: cr.scatter(a, 1, _IDX[:, :1], b),
+                lambda a, b: torch.scatter(a, 1, torch.tensor(_IDX[:, :1]), b),
+                2,
+            ),
+            ((3, 3), (3, 1)),  # torch's backward fails for a src larger than the index
+        ),
+        "masked_fill": (
+            Twin(
+                lambda a: cr.masked_fill(a, np.eye(3, dtype=bool), 0.5),
+                lambda a: a.masked_fill(torch.eye(3, dtype=torch.bool), 0.5),
+            ),
+            ((3, 3),),
+        ),
+        "masked_select": (
+            Twin(
+                lambda a: cr.masked_select(a, np.array([True, False, True])),
+                lambda a: torch.masked_select(a, torch.tensor([True, False, True])),
+            ),
+            ((2, 3),),
+        ),
+        **{
+            f"pad({mode})": (
+                Twin(
+                    lambda a, _m=mode: cr.pad(a, (2, 1, 1, 0), _m),
+                    lambda a, _m=mode: TF.pad(a, (2, 1, 1, 0), _m),
+                ),
+                ((1, 2, 3),),
+            )
+            for mode in ("constant", "reflect", "replicate")
+        },
+        "unfold": (Twin(lambda a: a.unfold(1, 2, 1), lambda a: a.unfold(1, 2, 1)), ((2, 4),)),
+        "moveaxis": (
+            Twin(lambda a: cr.moveaxis(a, 0, 2), lambda a: torch.movedim(a, 0, 2)),
+            ((2, 3, 1),),
+        ),
+        "vstack": (
+            Twin(lambda a, b: cr.vstack([a, b]), lambda a, b: torch.vstack([a, b]), 2),
+            ((3,), (2, 3)),
+        ),
+        "hstack": (
+            Twin(lambda a, b: cr.hstack([a, b]), lambda a, b: torch.hstack([a, b]), 2),
+            ((2, 1), (2, 3)),
+        ),
+    }
+)
+
+
+_PRODUCTS = ("einsum", "einsum(sum)", "tensordot", "outer", "inner", "kron", "trace")
 
 
 @pytest.mark.parametrize("name", list(LINALG))
@@ -337,9 +415,8 @@ LINALG: dict[str, tuple[Twin, tuple[tuple[int, ...], ...]]] = {
 @given(data=st.data(), g=st.sampled_from([1.0, -0.75]))
 def test_linear_algebra_matches_torch(name: str, data: Any, g: float) -> None:
     twin, shapes = LINALG[name]
-    pool = list(
-        SPECIAL_SUMMABLE if name in ("diagonal", "diag", "tril", "triu") else FINITE_SUMMABLE
-    )
+    moves = name.split("(")[0] in ("diagonal", "diag", "tril", "triu") or name not in _PRODUCTS
+    pool = list(SPECIAL_SUMMABLE if moves else FINITE_SUMMABLE)
     _run(twin, [data.draw(_arrays(s, pool)) for s in shapes], g)
 
 

@@ -1094,6 +1094,232 @@ def triu(x: ArrayLike, k: int = 0, *, diagonal: int | None = None) -> Tensor:
     return ops.triu(x, k=k if diagonal is None else diagonal)
 
 
+# --------------------------------------------------------------------------- more indexing
+
+
+def _index_array(name: str, index: Any) -> np.ndarray:
+    a = np.asarray(_data(index))
+    if a.dtype.kind not in "iu":
+        raise TypeError(f"{name}: indices must be integers, got dtype {a.dtype}")
+    return a
+
+
+def flip(x: ArrayLike, axis: Any = None, *, dims: Any = None) -> Tensor:
+    """Reverse the order along `axis` (every axis by default, as NumPy; torch's `dims`)."""
+    x = _t(x)
+    axis = _axis_or_dim("flip", axis, dims)
+    return ops.flip(x, axis=axis) if x.ndim else x * 1
+
+
+def roll(x: ArrayLike, shift: Any, axis: Any = None, *, dims: Any = None) -> Tensor:
+    """Shift elements by `shift` along `axis`, wrapping around (flattened when axis is None)."""
+    x = _t(x)
+    axis = _axis_or_dim("roll", axis, dims)
+    if axis is not None and np.size(shift) != np.size(axis) and np.size(shift) != 1:
+        raise ValueError(f"roll: {np.size(shift)} shifts for {np.size(axis)} axes")
+    return ops.roll(x, shift=shift, axis=axis)
+
+
+def tile(x: ArrayLike, reps: Any) -> Tensor:
+    """x repeated `reps` times along each axis (NumPy's tile, PyTorch's Tensor.repeat)."""
+    reps = (reps,) if isinstance(reps, int) else tuple(reps)
+    if builtins.any(r < 0 for r in reps):
+        raise ValueError(f"tile: repetitions must be non-negative, got {reps}")
+    return ops.tile(_t(x), reps=reps)
+
+
+def repeat_interleave(
+    x: ArrayLike, repeats: Any, axis: int | None = None, *, dim: int | None = None
+) -> Tensor:
+    """Each element repeated `repeats` times along `axis` (flattened when None): NumPy's
+    repeat, PyTorch's repeat_interleave.
+
+    Examples
+    --------
+    >>> import chainrule as cr
+    >>> cr.repeat_interleave(cr.tensor([1.0, 2.0]), 2).tolist()
+    [1.0, 1.0, 2.0, 2.0]
+    """
+    x = _t(x)
+    axis = _axis_or_dim("repeat_interleave", axis, dim)
+    repeats = np.asarray(_data(repeats))
+    if (repeats < 0).any():
+        raise ValueError("repeat_interleave: repeats must be non-negative")
+    return ops.repeat_interleave(x, repeats=repeats, axis=axis)
+
+
+repeat = repeat_interleave
+
+
+def _tensor_repeat(x: Tensor, *sizes: Any) -> Tensor:
+    """PyTorch's Tensor.repeat(*sizes): tile."""
+    return tile(x, _shape_arg(sizes))
+
+
+def index_select(x: ArrayLike, dim: int, index: ArrayLike, *, axis: int | None = None) -> Tensor:
+    """The elements at `index` (1-d integers) along `dim`, as torch.index_select."""
+    x = _t(x)
+    ax = _one_axis("index_select", x, _axis_or_dim("index_select", axis, dim))
+    idx = _index_array("index_select", index)
+    if idx.ndim != 1:
+        raise ValueError(f"index_select: index must be 1-d, got shape {idx.shape}")
+    return ops.index_select(x, axis=ax, index=idx)
+
+
+def take_along_axis(x: ArrayLike, indices: ArrayLike, axis: int) -> Tensor:
+    """NumPy's take_along_axis: x's elements at `indices` along `axis`."""
+    x = _t(x)
+    idx = _index_array("take_along_axis", indices)
+    if idx.ndim != x.ndim:
+        raise ValueError(f"take_along_axis: indices of shape {idx.shape} for x of shape {x.shape}")
+    return ops.take_along_axis(x, indices=idx, axis=_one_axis("take_along_axis", x, axis))
+
+
+def gather(x: ArrayLike, dim: int, index: ArrayLike, *, axis: int | None = None) -> Tensor:
+    """torch.gather: out[i][j] = x[i][index[i][j]] along `dim` (index may be smaller than x
+    in the other dimensions)."""
+    x = _t(x)
+    ax = _one_axis("gather", x, _axis_or_dim("gather", axis, dim))
+    idx = _index_array("gather", index)
+    if idx.ndim != x.ndim:
+        raise ValueError(f"gather: index of shape {idx.shape} for input of shape {x.shape}")
+    return ops.take_along_axis(x, indices=idx, axis=ax)
+
+
+def scatter(
+    x: ArrayLike, dim: int, index: ArrayLike, src: ArrayLike, *, axis: int | None = None
+) -> Tensor:
+    """torch.scatter: x with src[i][j] written at [i][index[i][j]] along `dim` (src may be a
+    number); both x and src are differentiable."""
+    x = _t(x)
+    ax = _one_axis("scatter", x, _axis_or_dim("scatter", axis, dim))
+    idx = _index_array("scatter", index)
+    if idx.ndim != x.ndim:
+        raise ValueError(f"scatter: index of shape {idx.shape} for input of shape {x.shape}")
+    return ops.scatter(x, _t(src), axis=ax, index=idx)
+
+
+def masked_fill(x: ArrayLike, mask: ArrayLike, value: float) -> Tensor:
+    """x with `value` where `mask` is True (broadcast); the gradient passes elsewhere."""
+    m = np.asarray(_data(mask))
+    if m.dtype != bool:
+        raise TypeError(f"masked_fill: the mask must be boolean, got dtype {m.dtype}")
+    return ops.masked_fill(_t(x), mask=m, value=float(_data(value)))
+
+
+def masked_select(x: ArrayLike, mask: ArrayLike) -> Tensor:
+    """The elements of x where `mask` (broadcast) is True, as a 1-d tensor."""
+    m = np.asarray(_data(mask))
+    if m.dtype != bool:
+        raise TypeError(f"masked_select: the mask must be boolean, got dtype {m.dtype}")
+    return ops.masked_select(_t(x), mask=m)
+
+
+def one_hot(labels: ArrayLike, num_classes: int = -1) -> Tensor:
+    """Integer labels as one-hot rows of `num_classes` (max label + 1 by default), int64 as
+    PyTorch's; no gradient."""
+    a = _index_array("one_hot", labels)
+    n = int(a.max()) + 1 if num_classes < 0 and a.size else builtins.max(num_classes, 0)
+    if a.size and (a.min() < 0 or a.max() >= n):
+        raise ValueError(f"one_hot: labels must lie in [0, {n}), got {a.min()} to {a.max()}")
+    return Tensor((a[..., None] == np.arange(n)).astype(np.int64))
+
+
+def pad(x: ArrayLike, pad: Sequence[int], mode: str = "constant", value: float = 0.0) -> Tensor:
+    """torch.nn.functional.pad: `pad` holds (before, after) pairs starting from the last axis;
+    `mode` is 'constant' (with `value`), 'reflect' or 'replicate' (NumPy's 'edge').
+
+    Examples
+    --------
+    >>> import chainrule as cr
+    >>> cr.pad(cr.tensor([1.0, 2.0, 3.0]), (2, 1), mode="reflect").tolist()
+    [3.0, 2.0, 1.0, 2.0, 3.0, 2.0]
+    """
+    x = _t(x)
+    mode = {"edge": "replicate"}.get(mode, mode)
+    pad = tuple(int(p) for p in pad)
+    if mode not in ("constant", "reflect", "replicate"):
+        raise ValueError(f"pad: mode must be 'constant', 'reflect' or 'replicate', got {mode!r}")
+    if len(pad) % 2 or len(pad) // 2 > x.ndim:
+        raise ValueError(f"pad: {len(pad)} pad sizes for a {x.ndim}-d input (give pairs)")
+    if builtins.any(p < 0 for p in pad):
+        raise ValueError(f"pad: negative padding {pad} is not supported")
+    for k in range(len(pad) // 2):
+        n = x.shape[x.ndim - 1 - k]
+        limit = n - 1 if mode == "reflect" else (0 if n == 0 and mode == "replicate" else None)
+        if limit is not None and builtins.max(pad[2 * k], pad[2 * k + 1]) > limit:
+            raise ValueError(
+                f"pad: {mode} padding {pad[2 * k : 2 * k + 2]} needs a dimension "
+                f"larger than the padding, got size {n}"
+            )
+    return ops.pad(x, pad=pad, mode=mode, value=value)
+
+
+def unfold(x: ArrayLike, dimension: int, size: int, step: int) -> Tensor:
+    """Windows of `size` every `step` along `dimension`, as a new last axis (Tensor.unfold)."""
+    x = _t(x)
+    ax = _one_axis("unfold", x, dimension)
+    n = x.shape[ax] if x.ndim else 1
+    if size < 0 or size > n or step <= 0:
+        raise ValueError(f"unfold: size {size} and step {step} for a dimension of size {n}")
+    return ops.unfold(x, axis=ax, size=size, step=step)
+
+
+def chunk(x: ArrayLike, chunks: int, dim: int = 0, *, axis: int | None = None) -> list[Tensor]:
+    """torch.chunk: up to `chunks` pieces of ceil(n / chunks) along `dim` (the last smaller)."""
+    x = _t(x)
+    ax = _one_axis("chunk", x, _axis_or_dim("chunk", axis, dim)) % builtins.max(x.ndim, 1)
+    if chunks <= 0:
+        raise ValueError(f"chunk: chunks must be positive, got {chunks}")
+    n = x.shape[ax]
+    step = builtins.max(-(-n // chunks), 1)
+    pre = (slice(None),) * ax
+    indices = [(*pre, slice(i, i + step)) for i in range(0, n, step)]  # see split
+    return [x[i] for i in indices] or [x]
+
+
+def moveaxis(x: ArrayLike, source: Any, destination: Any) -> Tensor:
+    """Move axes to new positions, keeping the others' order (NumPy's moveaxis, torch's movedim)."""
+    x = _t(x)
+    src = [s % x.ndim for s in np.atleast_1d(source).tolist()]
+    dst = [d % x.ndim for d in np.atleast_1d(destination).tolist()]
+    if len(src) != len(dst) or len(set(src)) != len(src) or len(set(dst)) != len(dst):
+        raise ValueError(f"moveaxis: source {source} and destination {destination} do not pair up")
+    order = [a for a in range(x.ndim) if a not in src]
+    for d, s in sorted(zip(dst, src)):
+        order.insert(d, s)
+    return transpose(x, order)
+
+
+movedim = moveaxis
+
+
+def unflatten(x: ArrayLike, dim: int, sizes: Sequence[int]) -> Tensor:
+    """Split axis `dim` into `sizes` (one may be -1), as torch.unflatten."""
+    x = _t(x)
+    ax = _one_axis("unflatten", x, dim) % x.ndim
+    sizes = tuple(sizes)
+    known = math.prod(s for s in sizes if s != -1)
+    if (-1 not in sizes and known != x.shape[ax]) or (known and x.shape[ax] % known):
+        raise ValueError(
+            f"unflatten: sizes {sizes} do not multiply to dimension {ax}'s {x.shape[ax]}"
+        )
+    return reshape(x, (*x.shape[:ax], *sizes, *x.shape[ax + 1 :]))
+
+
+def vstack(xs: Sequence[ArrayLike]) -> Tensor:
+    """Stack rows: 1-d inputs become rows, then join along axis 0 (NumPy's vstack)."""
+    xs = [_t(x) for x in xs]
+    return concatenate([x if x.ndim >= 2 else reshape(x, (1, -1)) for x in xs], axis=0)
+
+
+def hstack(xs: Sequence[ArrayLike]) -> Tensor:
+    """Join along axis 1, or axis 0 for 1-d inputs (NumPy's hstack)."""
+    xs = [_t(x) for x in xs]
+    xs = [x if x.ndim else reshape(x, (1,)) for x in xs]
+    return concatenate(xs, axis=0 if xs and xs[0].ndim == 1 else 1)
+
+
 # --------------------------------------------------------------------------- Tensor methods
 
 

@@ -2149,6 +2149,188 @@ triu = defcomposite(
 )
 
 
+# --------------------------------------------------------------------------- more indexing
+# Every one of these selects, repeats or places elements: composites of getitem (whose vjp
+# scatters g back, accumulating repeats), scatter_add and where, so no new derivative code.
+
+
+def _axis_index(ndim: int, axis: int, index: Any) -> tuple[Any, ...]:
+    """The getitem index that applies `index` along `axis` and keeps every other axis."""
+    return (slice(None),) * (axis % ndim) + (index,)
+
+
+def _roll(x: Tensor, shift: Any, axis: Any = None) -> Tensor:
+    if axis is None:
+        return reshape(_roll(reshape(x, shape=(-1,)), shift, 0), shape=x.shape)
+    shifts, axes = np.broadcast_arrays(np.atleast_1d(shift), np.atleast_1d(axis))
+    for s, a in zip(shifts.tolist(), axes.tolist()):
+        n = x.shape[a]
+        x = getitem(x, index=_axis_index(x.ndim, a, (np.arange(n) - s) % n if n else np.arange(0)))
+    return x
+
+
+def _tile(x: Tensor, reps: tuple[int, ...]) -> Tensor:
+    n = builtins.max(len(reps), x.ndim)
+    x = reshape(x, shape=(1,) * (n - x.ndim) + x.shape)
+    reps = (1,) * (n - len(reps)) + tuple(reps)
+    return getitem(x, index=np.ix_(*(np.tile(np.arange(m), r) for m, r in zip(x.shape, reps))))
+
+
+def _repeat_interleave(x: Tensor, repeats: Any, axis: Any = None) -> Tensor:
+    if axis is None:
+        x, axis = reshape(x, shape=(-1,)), 0
+    return getitem(x, index=_axis_index(x.ndim, axis, np.repeat(np.arange(x.shape[axis]), repeats)))
+
+
+def _scatter(x: Tensor, src: Tensor, axis: int, index: np.ndarray) -> Tensor:
+    """x with src's elements written at `index` along `axis` (torch.scatter)."""
+    at = _along(index, axis % x.ndim)
+    source = (
+        src
+        if src.ndim == 0
+        else getitem(src, index=tuple(np.ix_(*(np.arange(n) for n in index.shape))))
+    )
+    placed = scatter_add(broadcast_to(source, shape=index.shape), index=at, shape=x.shape)
+    hit = np.zeros(x.shape, dtype=bool)
+    hit[at] = True
+    return where(hit, placed, x)
+
+
+def _pad_indices(n: int, before: int, after: int, mode: str) -> np.ndarray:
+    i = np.arange(-before, n + after)
+    if mode == "replicate":
+        return np.clip(i, 0, n - 1)
+    # reflect: mirror about the first and the last element (not repeating them), as torch
+    i = np.abs(i)
+    return (n - 1) - np.abs((n - 1) - i)
+
+
+def _pad(x: Tensor, pad: tuple[int, ...], mode: str = "constant", value: float = 0.0) -> Tensor:
+    """torch.nn.functional.pad: `pad` gives (before, after) pairs from the last axis back."""
+    widths = [(0, 0)] * x.ndim
+    for k in range(len(pad) // 2):
+        widths[x.ndim - 1 - k] = (pad[2 * k], pad[2 * k + 1])
+    if mode != "constant":
+        return getitem(
+            x, index=np.ix_(*(_pad_indices(n, b, a, mode) for n, (b, a) in zip(x.shape, widths)))
+        )
+    shape = tuple(n + b + a for n, (b, a) in zip(x.shape, widths))
+    at = np.ix_(*(np.arange(n) + b for n, (b, _) in zip(x.shape, widths)))
+    inside = np.zeros(shape, dtype=bool)
+    inside[at] = True
+    return where(inside, scatter_add(x, index=at, shape=shape), value)
+
+
+def _unfold(x: Tensor, axis: int, size: int, step: int) -> Tensor:
+    """Windows of `size` every `step` along `axis`, as a new last axis (torch's Tensor.unfold)."""
+    a = axis % builtins.max(x.ndim, 1)
+    starts = np.arange(0, x.shape[a] - size + 1, step)
+    windows = getitem(x, index=_axis_index(x.ndim, a, starts[:, None] + np.arange(size)))
+    order = (*range(a + 1), *range(a + 2, x.ndim + 1), a + 1)
+    return transpose(windows, axes=order)
+
+
+flip = defcomposite(
+    "flip",
+    lambda x, axis=None: getitem(
+        x,
+        index=tuple(
+            slice(None, None, -1) if i in _axes(x.ndim, axis) else slice(None)
+            for i in range(x.ndim)
+        ),
+    ),
+    nosym="rearranges elements",
+    cases=_one_cases(((3, 4), {}), ((2, 3, 4), {"axis": (0, 2)})),
+    doc="d flip(x) = flip(dx)",
+)
+roll = defcomposite(
+    "roll",
+    _roll,
+    nosym="rearranges elements",
+    cases=_one_cases(((3, 4), {"shift": 1}), ((3, 4), {"shift": (1, -2), "axis": (0, 1)})),
+    doc="d roll(x, s) = roll(dx, s)",
+)
+tile = defcomposite(
+    "tile",
+    _tile,
+    nosym="repeats elements",
+    cases=_one_cases(((2, 3), {"reps": (2, 1)}), ((3,), {"reps": (2, 2)})),
+    doc="d tile(x) = dx summed over the copies",
+    differs="PyTorch's Tensor.repeat(*sizes) is this (chainrule's Tensor.repeat too)",
+)
+repeat_interleave = defcomposite(
+    "repeat_interleave",
+    _repeat_interleave,
+    nosym="repeats elements",
+    cases=_one_cases(
+        ((2, 3), {"repeats": 2, "axis": 1}), ((4,), {"repeats": np.array([1, 0, 2, 1])})
+    ),
+    doc="d repeat(x) = dx summed over each element's copies",
+    differs="NumPy calls it repeat (cr.repeat is this too)",
+)
+index_select = defcomposite(
+    "index_select",
+    lambda x, axis, index: getitem(x, index=_axis_index(x.ndim, axis, np.asarray(index))),
+    nosym="selects elements",
+    cases=_one_cases(((3, 4), {"axis": 1, "index": np.array([3, 0, 3])})),
+    doc="d x[index along axis] = dx there; repeated indices accumulate",
+)
+take_along_axis = defcomposite(
+    "take_along_axis",
+    lambda x, indices, axis: getitem(x, index=_along(np.asarray(indices), axis % x.ndim)),
+    nosym="selects elements",
+    cases=_one_cases(((3, 4), {"indices": np.array([[0, 3], [1, 1], [2, 0]]), "axis": 1})),
+    doc="d take_along_axis(x, i) = dx at i; repeated indices accumulate",
+)
+scatter = defcomposite(
+    "scatter",
+    _scatter,
+    nosym="places elements",
+    cases=lambda rng, dt, op: [
+        (
+            (REALS.sample(rng, (3, 4), dt), REALS.sample(rng, (3, 2), dt)),
+            {"axis": 1, "index": np.array([[0, 3], [1, 2], [2, 0]])},
+        )
+    ],
+    doc="d scatter(x, i, s) = dx where nothing is written, ds[i] where s is",
+    differs="a position written twice gets the sum of its sources (torch keeps one of them)",
+)
+masked_fill = defcomposite(
+    "masked_fill",
+    lambda x, mask, value: where(np.asarray(mask), value, x),
+    nosym="selects elements",
+    cases=_one_cases(((3, 4), {"mask": np.eye(3, 4, dtype=bool), "value": 0.5})),
+    doc="d masked_fill(x, m, v) = [not m] dx",
+)
+masked_select = defcomposite(
+    "masked_select",
+    lambda x, mask: getitem(x, index=np.broadcast_to(np.asarray(mask), x.shape)),
+    nosym="selects elements",
+    cases=_one_cases(((3, 4), {"mask": np.array([True, False, True, True])})),
+    doc="d x[m] = dx[m]",
+)
+pad = defcomposite(
+    "pad",
+    _pad,
+    nosym="places or repeats elements",
+    cases=_one_cases(
+        ((2, 3), {"pad": (1, 2)}),
+        ((2, 4), {"pad": (2, 1, 1, 0), "mode": "reflect"}),
+        ((3, 2), {"pad": (1, 2, 0, 1), "mode": "replicate"}),
+    ),
+    doc="d pad(x) = dx at x's own positions (plus the copies' for reflect and replicate)",
+)
+unfold = defcomposite(
+    "unfold",
+    _unfold,
+    nosym="repeats elements",
+    cases=_one_cases(
+        ((3, 5), {"axis": 1, "size": 2, "step": 1}), ((7,), {"axis": 0, "size": 3, "step": 2})
+    ),
+    doc="d windows(x) = dx summed over the windows that hold it",
+)
+
+
 # --------------------------------------------------------------------------- namespaces
 
 

@@ -132,3 +132,18 @@ class TensorMethods:
     trace = _c.trace
     tril = _c.tril
     triu = _c.triu
+    flip = _c.flip
+    roll = _c.roll
+    tile = _c.tile
+    repeat = _c._tensor_repeat  # PyTorch's Tensor.repeat(*sizes) is NumPy's tile
+    repeat_interleave = _c.repeat_interleave
+    index_select = _c.index_select
+    take_along_axis = _c.take_along_axis
+    gather = _c.gather
+    scatter = _c.scatter
+    masked_fill = _c.masked_fill
+    masked_select = _c.masked_select
+    unfold = _c.unfold
+    chunk = _c.chunk
+    moveaxis = movedim = _c.moveaxis
+    unflatten = _c.unflatten
