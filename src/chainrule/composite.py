@@ -1,7 +1,8 @@
 """Public functions built from the primitives in `ops.py`; no derivative code lives here.
 
 Also attaches operators and methods to Tensor and fills `ops.TENSOR_NS`, the namespace the
-vjps use when the backward pass is recorded. Imports NumPy, `tensor` and `ops` only.
+vjps use when the backward pass is recorded. Imports NumPy, `tensor`, `ops` and `random` (the
+seeded generator of the creation functions) only.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from chainrule import ops
+from chainrule import random as _random
 from chainrule.tensor import Tensor, _as_array, apply, is_grad_enabled
 
 ArrayLike = Any
@@ -108,16 +110,38 @@ def ones_like(x: ArrayLike, requires_grad: bool = False) -> Tensor:
     return Tensor(np.ones_like(_data(x)), requires_grad=requires_grad)
 
 
-def full(shape: Any, value: float, dtype: Any = np.float32) -> Tensor:
-    return Tensor(np.full(shape, value, dtype))
+def full(
+    shape: Any, value: float, dtype: Any = np.float32, *, requires_grad: bool = False
+) -> Tensor:
+    """An array of `shape` filled with `value` (float32 unless `dtype` says otherwise)."""
+    size = (shape,) if isinstance(shape, (int, np.integer)) else tuple(shape)
+    return Tensor(np.full(size, value, dtype), requires_grad=requires_grad)
 
 
 def arange(*args: Any, dtype: Any = None) -> Tensor:
     return Tensor(np.arange(*args, dtype=dtype))
 
 
-def eye(n: int, dtype: Any = np.float32) -> Tensor:
-    return Tensor(np.eye(n, dtype=dtype))
+def eye(
+    n: int,
+    m: int | None = None,
+    dtype: Any = np.float32,
+    *,
+    k: int = 0,
+    requires_grad: bool = False,
+) -> Tensor:
+    """An n x m matrix (n x n by default) with ones on the k-th diagonal (NumPy's eye, PyTorch's
+    eye(n, m)).
+
+    Examples
+    --------
+    >>> import chainrule as cr
+    >>> cr.eye(2, 3).tolist()
+    [[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]]
+    """
+    if n < 0 or (m is not None and m < 0):
+        raise ValueError(f"eye: sizes must be non-negative, got n={n}, m={m}")
+    return Tensor(np.eye(n, m, k=k, dtype=dtype), requires_grad=requires_grad)
 
 
 def _shape_arg(shape: tuple[Any, ...]) -> tuple[int, ...]:
@@ -1318,6 +1342,153 @@ def hstack(xs: Sequence[ArrayLike]) -> Tensor:
     xs = [_t(x) for x in xs]
     xs = [x if x.ndim else reshape(x, (1,)) for x in xs]
     return concatenate(xs, axis=0 if xs and xs[0].ndim == 1 else 1)
+
+
+# --------------------------------------------------------------------------- creation
+# Drawn from chainrule.random's generator, so `chainrule.manual_seed` makes them repeatable.
+# Floats default to float32, as the other constructors.
+
+
+def _float_dtype(name: str, dtype: Any) -> np.dtype[Any]:
+    dt = np.dtype(np.float32 if dtype is None else dtype)
+    if dt.kind != "f":
+        raise TypeError(f"{name}: dtype must be a float dtype, got {dt}")
+    return dt
+
+
+def _size(name: str, shape: tuple[Any, ...]) -> tuple[int, ...]:
+    size = _shape_arg(shape)
+    if builtins.any(not isinstance(n, (int, np.integer)) or n < 0 for n in size):
+        raise ValueError(f"{name}: sizes must be non-negative integers, got {size}")
+    return tuple(int(n) for n in size)
+
+
+def randn(*shape: Any, dtype: Any = None, requires_grad: bool = False) -> Tensor:
+    """Standard normal samples of `shape`, seeded by `chainrule.manual_seed`.
+
+    Examples
+    --------
+    >>> import chainrule as cr
+    >>> _ = cr.manual_seed(0); a = cr.randn(2, 3)
+    >>> _ = cr.manual_seed(0); b = cr.randn((2, 3))
+    >>> a.shape, a.dtype, bool((a == b).all())
+    ((2, 3), dtype('float32'), True)
+    """
+    dt = _float_dtype("randn", dtype)
+    data = _random.generator().standard_normal(_size("randn", shape), dtype=dt)
+    return Tensor(data, requires_grad=requires_grad)
+
+
+def rand(*shape: Any, dtype: Any = None, requires_grad: bool = False) -> Tensor:
+    """Uniform samples in [0, 1) of `shape`, seeded by `chainrule.manual_seed`."""
+    dt = _float_dtype("rand", dtype)
+    data = _random.generator().random(_size("rand", shape), dtype=dt)
+    return Tensor(data, requires_grad=requires_grad)
+
+
+def randint(low: int, high: int | None = None, size: Any = (), *, dtype: Any = np.int64) -> Tensor:
+    """Integers in [low, high) (in [0, low) when high is omitted, as NumPy; PyTorch's
+    randint(low, high, size) reads the same)."""
+    if high is None:
+        low, high = 0, low
+    if high <= low:
+        raise ValueError(f"randint: need low < high, got low={low}, high={high}")
+    size = _size("randint", (size,) if isinstance(size, int) else (tuple(size),))
+    return Tensor(_random.generator().integers(low, high, size, dtype=np.dtype(dtype)))
+
+
+def normal(
+    mean: ArrayLike = 0.0, std: ArrayLike = 1.0, size: Any = None, *, dtype: Any = None
+) -> Tensor:
+    """Normal samples with `mean` and `std` (numbers or arrays, broadcast), of `size` or of
+    their broadcast shape; NumPy's loc and scale, PyTorch's mean and std."""
+    m, s = np.asarray(_data(mean)), np.asarray(_data(std))
+    if (s < 0).any():
+        raise ValueError("normal: std must be non-negative")
+    wide = builtins.any(a.dtype == np.float64 for a in (m, s) if a.ndim)
+    dt = _float_dtype("normal", dtype if dtype is not None else (np.float64 if wide else None))
+    shape = (
+        None
+        if size is None
+        else _size("normal", (size,) if isinstance(size, int) else (tuple(size),))
+    )
+    return Tensor(np.asarray(_random.generator().normal(m, s, shape), dtype=dt))
+
+
+def linspace(
+    start: float,
+    stop: float,
+    num: int | None = None,
+    *,
+    steps: int | None = None,
+    endpoint: bool = True,
+    dtype: Any = None,
+    requires_grad: bool = False,
+) -> Tensor:
+    """`num` evenly spaced numbers from start to stop (NumPy's num, default 50; PyTorch's
+    steps, its third argument too)."""
+    n = steps if steps is not None else (50 if num is None else num)
+    if n < 0:
+        raise ValueError(f"linspace: the number of points must be non-negative, got {n}")
+    dt = _float_dtype("linspace", dtype)
+    data = np.linspace(start, stop, n, endpoint=endpoint).astype(dt)
+    return Tensor(data, requires_grad=requires_grad)
+
+
+def logspace(
+    start: float,
+    stop: float,
+    num: int | None = None,
+    base: float = 10.0,
+    *,
+    steps: int | None = None,
+    dtype: Any = None,
+) -> Tensor:
+    """base ** linspace(start, stop, num): numbers evenly spaced on a log scale."""
+    n = steps if steps is not None else (50 if num is None else num)
+    if n < 0:
+        raise ValueError(f"logspace: the number of points must be non-negative, got {n}")
+    dt = _float_dtype("logspace", dtype)
+    return Tensor(np.logspace(start, stop, n, base=base).astype(dt))
+
+
+def full_like(
+    x: ArrayLike, value: float, dtype: Any = None, *, requires_grad: bool = False
+) -> Tensor:
+    """An array of x's shape (and dtype, unless given) filled with `value`."""
+    a = np.asarray(_data(x))
+    return Tensor(np.full(a.shape, value, dtype or a.dtype), requires_grad=requires_grad)
+
+
+def empty(*shape: Any, dtype: Any = np.float32, requires_grad: bool = False) -> Tensor:
+    """An uninitialised array of `shape` (its values are whatever memory held)."""
+    return Tensor(np.empty(_size("empty", shape), dtype), requires_grad=requires_grad)
+
+
+def meshgrid(*xs: ArrayLike, indexing: str = "xy") -> list[Tensor]:
+    """Coordinate grids from 1-d inputs, differentiable (each output is a broadcast of one
+    input). NumPy's default indexing 'xy' (PyTorch's is 'ij': pass indexing='ij').
+
+    Examples
+    --------
+    >>> import chainrule as cr
+    >>> gx, gy = cr.meshgrid(cr.tensor([1.0, 2.0, 3.0]), cr.tensor([4.0, 5.0]))
+    >>> gx.shape, gy.tolist()
+    ((2, 3), [[4.0, 4.0, 4.0], [5.0, 5.0, 5.0]])
+    """
+    if indexing not in ("xy", "ij"):
+        raise ValueError(f"meshgrid: indexing must be 'xy' or 'ij', got {indexing!r}")
+    ts = [reshape(_t(x), (-1,)) for x in xs]
+    shape = [t.shape[0] for t in ts]
+    if indexing == "xy" and len(ts) >= 2:
+        shape[0], shape[1] = shape[1], shape[0]
+    grids = []
+    for i, t in enumerate(ts):
+        axis = {0: 1, 1: 0}.get(i, i) if indexing == "xy" and len(ts) >= 2 else i
+        view = [1] * len(ts)
+        view[axis] = -1
+        grids.append(broadcast_to(reshape(t, tuple(view)), shape))
+    return grids
 
 
 # --------------------------------------------------------------------------- Tensor methods
