@@ -366,6 +366,14 @@ LINALG.update(
             ),
             ((3, 3), (3, 1)),  # torch's backward fails for a src larger than the index
         ),
+        "scatter_add": (
+            Twin(
+                lambda a, b: cr.scatter_add(a, 1, _IDX, b),
+                lambda a, b: torch.scatter_add(a, 1, torch.tensor(_IDX), b),
+                2,
+            ),
+            ((3, 3), (3, 2)),
+        ),
         "masked_fill": (
             Twin(
                 lambda a: cr.masked_fill(a, np.eye(3, dtype=bool), 0.5),

@@ -173,6 +173,7 @@ from chainrule.composite import (
     zeros_like,
 )
 from chainrule.composite import around as round
+from chainrule.composite import scatter_add_along as scatter_add
 from chainrule.custom import defop
 from chainrule.gradcheck import GradcheckError, gradcheck
 from chainrule.random import manual_seed

@@ -1223,6 +1223,40 @@ def scatter(
     return ops.scatter(x, _t(src), axis=ax, index=idx)
 
 
+def scatter_add_along(
+    x: ArrayLike, dim: int, index: ArrayLike, src: ArrayLike, *, axis: int | None = None
+) -> Tensor:
+    """torch.scatter_add: x plus src[i][j] added at [i][index[i][j]] along `dim` (repeated
+    positions accumulate); chainrule exports it as `scatter_add` and `Tensor.scatter_add`
+    (this module's `scatter_add` is the namespace's placing function).
+
+    Examples
+    --------
+    >>> import chainrule as cr
+    >>> cr.scatter_add(cr.zeros(3), 0, [0, 2, 0], cr.tensor([1.0, 2.0, 3.0])).tolist()
+    [4.0, 0.0, 2.0]
+    """
+    x, s = _t(x), _t(src)
+    ax = _one_axis("scatter_add", x, _axis_or_dim("scatter_add", axis, dim)) % builtins.max(
+        x.ndim, 1
+    )
+    idx = _index_array("scatter_add", index)
+    if idx.ndim != x.ndim or s.ndim != x.ndim:
+        raise ValueError(
+            f"scatter_add: index {idx.shape} and src {s.shape} need input {x.shape}'s dimensions"
+        )
+    if builtins.any(i > n for i, n in zip(idx.shape, s.shape)):
+        raise ValueError(f"scatter_add: index of shape {idx.shape} is larger than src {s.shape}")
+    if idx.size and (idx.min() < -x.shape[ax] or idx.max() >= x.shape[ax]):
+        raise IndexError(
+            f"scatter_add: an index is out of range for dimension {ax} of size {x.shape[ax]}"
+        )
+    block = s[tuple(slice(0, n) for n in idx.shape)]
+    return x + ops.scatter_add(
+        block, index=ops._along(idx % builtins.max(x.shape[ax], 1), ax), shape=x.shape
+    )
+
+
 def masked_fill(x: ArrayLike, mask: ArrayLike, value: float) -> Tensor:
     """x with `value` where `mask` is True (broadcast); the gradient passes elsewhere."""
     m = np.asarray(_data(mask))

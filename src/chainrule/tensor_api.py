@@ -141,6 +141,7 @@ class TensorMethods:
     take_along_axis = _c.take_along_axis
     gather = _c.gather
     scatter = _c.scatter
+    scatter_add = _c.scatter_add_along
     masked_fill = _c.masked_fill
     masked_select = _c.masked_select
     unfold = _c.unfold
