@@ -114,6 +114,17 @@ TWINS: dict[str, Twin] = {
     "logsumexp": Twin(cr.logsumexp, _t(torch.logsumexp), reduction=True),
     # composites
     "mean": Twin(cr.mean, _t(torch.mean), reduction=True),
+    "prod": Twin(
+        cr.prod,
+        lambda x, axis, keepdims: (
+            torch.prod(x).reshape([1] * x.ndim if keepdims else [])
+            if axis is None
+            else torch.prod(x, axis, keepdim=keepdims)
+        ),
+        reduction=True,
+        differs=lambda x, axis: not np.isfinite(x).all(),
+        why="an inf or NaN: ours is the product of the others, torch's out / x is NaN",
+    ),
     **{
         f"{name}(ddof={d})": Twin(
             lambda x, axis, keepdims, _f=ours, _d=d: _f(x, axis, _d, keepdims),
@@ -151,6 +162,53 @@ TWINS: dict[str, Twin] = {
     "floor": Twin(cr.floor, torch.floor),
     "ceil": Twin(cr.ceil, torch.ceil),
     "sign": Twin(cr.sign, torch.sign, differs=_nan_in, why="sign(NaN) is NaN (NumPy); torch 0"),
+    # issue 11's elementwise functions and activations
+    "log1p": Twin(cr.log1p, torch.log1p),
+    "expm1": Twin(cr.expm1, torch.expm1),
+    "exp2": Twin(cr.exp2, torch.exp2),
+    "erfc": Twin(cr.erfc, torch.erfc),
+    "sinc": Twin(cr.sinc, torch.sinc),
+    "round": Twin(cr.round, torch.round),
+    "round(decimals=1)": Twin(lambda x: cr.round(x, 1), lambda x: torch.round(x, decimals=1)),
+    "trunc": Twin(cr.trunc, torch.trunc),
+    "reciprocal": Twin(cr.reciprocal, torch.reciprocal),
+    "rsqrt": Twin(cr.rsqrt, torch.rsqrt),
+    "square": Twin(cr.square, torch.square),
+    "logaddexp": Twin(cr.logaddexp, torch.logaddexp, 2),
+    "hypot": Twin(cr.hypot, torch.hypot, 2),
+    "arctan2": Twin(cr.arctan2, torch.atan2, 2),
+    "lerp": Twin(cr.lerp, torch.lerp, 3),
+    "fmax": Twin(cr.fmax, torch.fmax, 2),
+    "fmin": Twin(cr.fmin, torch.fmin, 2),
+    "copysign": Twin(cr.copysign, torch.copysign, 2),
+    "nan_to_num": Twin(cr.nan_to_num, torch.nan_to_num),
+    "nan_to_num(1, 2, 3)": Twin(
+        lambda x: cr.nan_to_num(x, 1.0, 2.0, -3.0),
+        lambda x: torch.nan_to_num(x, 1.0, 2.0, -3.0),
+    ),
+    "selu": Twin(cr.selu, TF.selu, differs=_nan_in, why="as elu"),
+    "celu": Twin(cr.celu, TF.celu, differs=_nan_in, why="as elu"),
+    "celu(alpha=0.5)": Twin(
+        lambda x: cr.celu(x, 0.5), lambda x: TF.celu(x, 0.5), differs=_nan_in, why="as elu"
+    ),
+    "relu6": Twin(cr.relu6, TF.relu6),
+    "hardtanh": Twin(cr.hardtanh, TF.hardtanh),
+    "hardtanh(-2, 0.5)": Twin(
+        lambda x: cr.hardtanh(x, -2.0, 0.5), lambda x: TF.hardtanh(x, -2.0, 0.5)
+    ),
+    "hardsigmoid": Twin(cr.hardsigmoid, TF.hardsigmoid),
+    "hardswish": Twin(
+        cr.hardswish,
+        TF.hardswish,
+        differs=lambda x: bool(np.isneginf(x).any()),
+        why="hardswish(-inf) is 0, the limit; torch computes -inf * 0 = NaN",
+    ),
+    "mish": Twin(cr.mish, TF.mish),
+    "softsign": Twin(cr.softsign, TF.softsign),
+    "logsigmoid": Twin(cr.logsigmoid, TF.logsigmoid),
+    "softplus(beta=2, threshold=5)": Twin(
+        lambda x: cr.softplus(x, 2.0, 5.0), lambda x: TF.softplus(x, 2.0, 5.0)
+    ),
 }
 OPS_WITHOUT_TWIN = {
     "cbrt": "torch has no real cube root (torch.pow(x, 1/3) is NaN for x < 0)",
@@ -177,9 +235,206 @@ OPS_WITHOUT_TWIN = {
 SETTINGS = settings(max_examples=30, deadline=None)  # per op
 
 
+# Scans and sorts, called as f(x, axis) with an int axis; the value is a Tensor (sort's and
+# topk's values; their indices are compared in test_indices_match_torch).
+SCANS: dict[str, Twin] = {
+    "cumsum": Twin(lambda x, a: cr.cumsum(x, a), lambda x, a: torch.cumsum(x, a)),
+    "cumprod": Twin(
+        lambda x, a: cr.cumprod(x, dim=a),
+        lambda x, a: torch.cumprod(x, a),
+        differs=lambda x: not np.isfinite(x).all(),
+        why="as prod",
+    ),
+    "logcumsumexp": Twin(cr.logcumsumexp, torch.logcumsumexp),
+    "cummax": Twin(lambda x, a: cr.cummax(x, a).values, lambda x, a: torch.cummax(x, a).values),
+    "sort": Twin(lambda x, a: cr.sort(x, a), lambda x, a: torch.sort(x, dim=a, stable=True).values),
+    "sort(descending)": Twin(
+        lambda x, a: cr.sort(x, dim=a, descending=True).values,
+        lambda x, a: torch.sort(x, dim=a, descending=True, stable=True).values,
+    ),
+    "topk": Twin(
+        lambda x, a: cr.topk(x, min(2, x.shape[a]), a).values,
+        lambda x, a: torch.topk(x, min(2, x.shape[a]), a).values,
+        # which of tied elements torch.topk picks is unspecified: the gradient may go to another
+        differs=lambda x: len(np.unique(x)) < x.size,
+        why="ties",
+    ),
+    "topk(smallest)": Twin(
+        lambda x, a: cr.topk(x, min(2, x.shape[a]), a, largest=False).values,
+        lambda x, a: torch.topk(x, min(2, x.shape[a]), a, largest=False).values,
+        differs=lambda x: len(np.unique(x)) < x.size,
+        why="ties",
+    ),
+    "diff": Twin(lambda x, a: cr.diff(x, axis=a), lambda x, a: torch.diff(x, dim=a)),
+    "diff(n=2)": Twin(lambda x, a: cr.diff(x, 2, a), lambda x, a: torch.diff(x, 2, a)),
+}
+
+
+@pytest.mark.parametrize("name", list(SCANS))
+@SETTINGS
+@given(data=st.data())
+def test_scan_edges_match_torch(name: str, data: Any) -> None:
+    twin = SCANS[name]
+    x = data.draw(
+        _arrays(hnp.array_shapes(min_dims=1, max_dims=2, min_side=0, max_side=4), SPECIAL_SUMMABLE)
+    )
+    axis = data.draw(st.integers(-x.ndim, x.ndim - 1))
+    assume(twin.differs is None or not twin.differs(x))
+    _run(twin, [x], 0.5, axis=axis)
+
+
+@pytest.mark.parametrize("name", ["sort", "sort(descending)", "cummax"])
+@SETTINGS
+@given(data=st.data())
+def test_indices_match_torch(name: str, data: Any) -> None:
+    x = data.draw(
+        _arrays(hnp.array_shapes(min_dims=1, max_dims=2, min_side=0, max_side=4), SPECIAL)
+    )
+    axis = data.draw(st.integers(-x.ndim, x.ndim - 1))
+    t = torch.tensor(x)
+    if name == "cummax":
+        ours, theirs = cr.cummax(x, dim=axis), torch.cummax(t, axis)
+    else:
+        down = name != "sort"
+        ours = cr.sort(x, dim=axis, descending=down)
+        theirs = torch.sort(t, dim=axis, descending=down, stable=True)
+    np.testing.assert_array_equal(ours.indices.data, theirs.indices.numpy())
+    np.testing.assert_array_equal(ours.values.data, theirs.values.numpy())
+
+
+# Linear algebra on given shapes (the values drawn): (twin, shapes of its inputs).
+LINALG: dict[str, tuple[Twin, tuple[tuple[int, ...], ...]]] = {
+    "einsum": (
+        Twin(
+            lambda a, b: cr.einsum("bij,bjk->bik", a, b),
+            lambda a, b: torch.einsum("bij,bjk->bik", a, b),
+        ),
+        ((2, 2, 3), (2, 3, 2)),
+    ),
+    "einsum(sum)": (
+        Twin(lambda a: cr.einsum("ij->", a), lambda a: torch.einsum("ij->", a)),
+        ((2, 3),),
+    ),
+    "tensordot": (
+        Twin(lambda a, b: cr.tensordot(a, b, 2), lambda a, b: torch.tensordot(a, b, 2)),
+        ((2, 3, 2), (3, 2, 2)),
+    ),
+    "outer": (Twin(cr.outer, torch.outer), ((3,), (2,))),
+    "inner": (Twin(cr.inner, torch.inner), ((2, 3), (2, 3))),
+    "kron": (Twin(cr.kron, torch.kron), ((2, 2), (2, 3))),
+    "diagonal": (
+        Twin(lambda a: cr.diagonal(a, 1, dim1=1, dim2=2), lambda a: torch.diagonal(a, 1, 1, 2)),
+        ((2, 3, 4),),
+    ),
+    "diag": (Twin(lambda a: cr.diag(a, -1), lambda a: torch.diag(a, -1)), ((3,),)),
+    "diag(matrix)": (Twin(lambda a: cr.diag(a, 1), lambda a: torch.diag(a, 1)), ((3, 4),)),
+    "trace": (Twin(cr.trace, torch.trace), ((3, 3),)),
+    "tril": (Twin(lambda a: cr.tril(a, -1), lambda a: torch.tril(a, -1)), ((2, 3, 4),)),
+    "triu": (Twin(lambda a: cr.triu(a, 1), lambda a: torch.triu(a, 1)), ((3, 4),)),
+}
+_IDX = np.array([[0, 2], [1, 1], [2, 0]])
+# Indexing and shape functions (moving elements only: any values, NaN and inf included).
+LINALG.update(
+    {
+        "flip": (Twin(lambda a: cr.flip(a, dims=(0,)), lambda a: torch.flip(a, (0,))), ((3, 2),)),
+        "roll": (Twin(lambda a: cr.roll(a, 1, 1), lambda a: torch.roll(a, 1, 1)), ((2, 3),)),
+        "tile": (Twin(lambda a: a.repeat(2, 1), lambda a: a.repeat(2, 1)), ((2, 3),)),
+        "repeat_interleave": (
+            Twin(
+                lambda a: cr.repeat_interleave(a, 2, dim=0),
+                lambda a: torch.repeat_interleave(a, 2, dim=0),
+            ),
+            ((2, 3),),
+        ),
+        "index_select": (
+            Twin(
+                lambda a: cr.index_select(a, 1, [2, 0, 2]),
+                lambda a: torch.index_select(a, 1, torch.tensor([2, 0, 2])),
+            ),
+            ((2, 3),),
+        ),
+        "take_along_axis": (
+            Twin(
+                lambda a: cr.gather(a, 1, _IDX),
+                lambda a: torch.gather(a, 1, torch.tensor(_IDX)),
+            ),
+            ((3, 3),),
+        ),
+        "scatter": (
+            Twin(
+                lambda a, b: cr.scatter(a, 1, _IDX[:, :1], b),
+                lambda a, b: torch.scatter(a, 1, torch.tensor(_IDX[:, :1]), b),
+                2,
+            ),
+            ((3, 3), (3, 1)),  # torch's backward fails for a src larger than the index
+        ),
+        "scatter_add": (
+            Twin(
+                lambda a, b: cr.scatter_add(a, 1, _IDX, b),
+                lambda a, b: torch.scatter_add(a, 1, torch.tensor(_IDX), b),
+                2,
+            ),
+            ((3, 3), (3, 2)),
+        ),
+        "masked_fill": (
+            Twin(
+                lambda a: cr.masked_fill(a, np.eye(3, dtype=bool), 0.5),
+                lambda a: a.masked_fill(torch.eye(3, dtype=torch.bool), 0.5),
+            ),
+            ((3, 3),),
+        ),
+        "masked_select": (
+            Twin(
+                lambda a: cr.masked_select(a, np.array([True, False, True])),
+                lambda a: torch.masked_select(a, torch.tensor([True, False, True])),
+            ),
+            ((2, 3),),
+        ),
+        **{
+            f"pad({mode})": (
+                Twin(
+                    lambda a, _m=mode: cr.pad(a, (2, 1, 1, 0), _m),
+                    lambda a, _m=mode: TF.pad(a, (2, 1, 1, 0), _m),
+                ),
+                ((1, 2, 3),),
+            )
+            for mode in ("constant", "reflect", "replicate")
+        },
+        "unfold": (Twin(lambda a: a.unfold(1, 2, 1), lambda a: a.unfold(1, 2, 1)), ((2, 4),)),
+        "moveaxis": (
+            Twin(lambda a: cr.moveaxis(a, 0, 2), lambda a: torch.movedim(a, 0, 2)),
+            ((2, 3, 1),),
+        ),
+        "vstack": (
+            Twin(lambda a, b: cr.vstack([a, b]), lambda a, b: torch.vstack([a, b]), 2),
+            ((3,), (2, 3)),
+        ),
+        "hstack": (
+            Twin(lambda a, b: cr.hstack([a, b]), lambda a, b: torch.hstack([a, b]), 2),
+            ((2, 1), (2, 3)),
+        ),
+    }
+)
+
+
+_PRODUCTS = ("einsum", "einsum(sum)", "tensordot", "outer", "inner", "kron", "trace")
+
+
+@pytest.mark.parametrize("name", list(LINALG))
+@SETTINGS
+@given(data=st.data(), g=st.sampled_from([1.0, -0.75]))
+def test_linear_algebra_matches_torch(name: str, data: Any, g: float) -> None:
+    twin, shapes = LINALG[name]
+    moves = name.split("(")[0] in ("diagonal", "diag", "tril", "triu") or name not in _PRODUCTS
+    pool = list(SPECIAL_SUMMABLE if moves else FINITE_SUMMABLE)
+    _run(twin, [data.draw(_arrays(s, pool)) for s in shapes], g)
+
+
 def test_every_op_has_a_twin_or_a_reason() -> None:
     # ops a user (or a doctest) defined through chainrule.defop are theirs to compare
-    missing = {n for n, op in OPS.items() if not op.user} - set(TWINS) - set(OPS_WITHOUT_TWIN)
+    ours = {n for n, op in OPS.items() if not op.user}
+    names = set(TWINS) | set(SCANS) | {n.split("(")[0] for n in LINALG}
+    missing = ours - names - set(OPS_WITHOUT_TWIN)
     assert not missing, f"ops with neither a torch twin nor a reason for none: {sorted(missing)}"
 
 

@@ -1,7 +1,8 @@
 """Public functions built from the primitives in `ops.py`; no derivative code lives here.
 
 Also attaches operators and methods to Tensor and fills `ops.TENSOR_NS`, the namespace the
-vjps use when the backward pass is recorded. Imports NumPy, `tensor` and `ops` only.
+vjps use when the backward pass is recorded. Imports NumPy, `tensor`, `ops` and `random` (the
+seeded generator of the creation functions) only.
 
 Calling conventions: every function with an axis takes NumPy's `axis=`/`keepdims=` and
 PyTorch's `dim=`/`keepdim=` (keyword-only, after the NumPy ones) and resolves them with
@@ -23,6 +24,7 @@ from typing import Any, NamedTuple, overload
 import numpy as np
 
 from chainrule import ops
+from chainrule import random as _random
 from chainrule.tensor import Tensor, _as_array, apply, is_grad_enabled
 
 ArrayLike = Any
@@ -122,8 +124,12 @@ def ones_like(x: ArrayLike, requires_grad: bool = False) -> Tensor:
     return Tensor(np.ones_like(_data(x)), requires_grad=requires_grad)
 
 
-def full(shape: Any, value: float, dtype: Any = np.float32) -> Tensor:
-    return Tensor(np.full(shape, value, dtype))
+def full(
+    shape: Any, value: float, dtype: Any = np.float32, *, requires_grad: bool = False
+) -> Tensor:
+    """An array of `shape` filled with `value` (float32 unless `dtype` says otherwise)."""
+    size = (shape,) if isinstance(shape, (int, np.integer)) else tuple(shape)
+    return Tensor(np.full(size, value, dtype), requires_grad=requires_grad)
 
 
 def arange(*args: Any, dtype: Any = None) -> Tensor:
@@ -140,8 +146,26 @@ def arange(*args: Any, dtype: Any = None) -> Tensor:
     return Tensor(np.arange(*args, dtype=dtype))
 
 
-def eye(n: int, dtype: Any = np.float32) -> Tensor:
-    return Tensor(np.eye(n, dtype=dtype))
+def eye(
+    n: int,
+    m: int | None = None,
+    dtype: Any = np.float32,
+    *,
+    k: int = 0,
+    requires_grad: bool = False,
+) -> Tensor:
+    """An n x m matrix (n x n by default) with ones on the k-th diagonal (NumPy's eye, PyTorch's
+    eye(n, m)).
+
+    Examples
+    --------
+    >>> import chainrule as cr
+    >>> cr.eye(2, 3).tolist()
+    [[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]]
+    """
+    if n < 0 or (m is not None and m < 0):
+        raise ValueError(f"eye: sizes must be non-negative, got n={n}, m={m}")
+    return Tensor(np.eye(n, m, k=k, dtype=dtype), requires_grad=requires_grad)
 
 
 def _shape_arg(shape: tuple[Any, ...]) -> tuple[int, ...]:
@@ -273,7 +297,6 @@ arctanh = _unary(ops.arctanh)
 cosh = _unary(ops.cosh)
 tanh = _unary(ops.tanh)
 sigmoid = _unary(ops.sigmoid)
-softplus = _unary(ops.softplus)
 relu = _unary(ops.relu)
 erf = _unary(ops.erf)
 abs = _unary(ops.abs)
@@ -899,6 +922,852 @@ def sum_to(x: ArrayLike, shape: Sequence[int]) -> Tensor:
 def scatter_add(x: ArrayLike, index: Any, shape: Sequence[int]) -> Tensor:
     """Zeros of `shape` with x added at `index` (duplicates accumulate)."""
     return ops.scatter_add(_t(x), index=_index(index), shape=tuple(shape))
+
+
+# --------------------------------------------------------------------------- more elementwise
+
+log1p = _unary(ops.log1p)
+expm1 = _unary(ops.expm1)
+exp2 = _unary(ops.exp2)
+erfc = _unary(ops.erfc)
+sinc = _unary(ops.sinc)
+trunc = _unary(ops.trunc)
+reciprocal = _unary(ops.reciprocal)
+rsqrt = _unary(ops.rsqrt)
+square = _unary(ops.square)
+
+
+# NumPy's other name for round: a module global named `round` would replace the builtin in
+# this module's doctests; chainrule exports it as `round` too.
+def around(x: ArrayLike, decimals: int = 0) -> Tensor:
+    """Round half to even (as NumPy and PyTorch) to `decimals` places; the gradient is 0."""
+    return ops.round(_t(x), decimals=decimals)
+
+
+def _binary_fn(op: ops.OpDef, doc: str) -> Callable[[ArrayLike, ArrayLike], Tensor]:
+    def f(x: ArrayLike, y: ArrayLike) -> Tensor:
+        return op(_t(x), y) if not isinstance(y, Tensor) else op(x, y)
+
+    f.__name__ = f.__qualname__ = op.name
+    f.__doc__ = doc
+    return f
+
+
+logaddexp = _binary_fn(ops.logaddexp, "log(e^x + e^y), without overflow.")
+hypot = _binary_fn(ops.hypot, "sqrt(x^2 + y^2), without overflow.")
+arctan2 = _binary_fn(ops.arctan2, "The angle of the point (x, y): arctan2(y, x), in (-pi, pi].")
+atan2 = arctan2
+fmax = _binary_fn(ops.fmax, "Elementwise max that ignores NaN (NaN only where both are).")
+fmin = _binary_fn(ops.fmin, "Elementwise min that ignores NaN (NaN only where both are).")
+copysign = _binary_fn(ops.copysign, "|x| with the sign of y; y gets no gradient.")
+
+
+def lerp(x: ArrayLike, end: ArrayLike, weight: ArrayLike) -> Tensor:
+    """x + weight * (end - x), exact at weight 0 and 1; all three inputs are differentiable.
+
+    Examples
+    --------
+    >>> import chainrule as cr
+    >>> cr.lerp(cr.tensor([0.0, 10.0]), cr.tensor([1.0, 20.0]), 0.25).tolist()
+    [0.25, 12.5]
+    """
+    return ops.lerp(_t(x), end, weight)
+
+
+def nan_to_num(
+    x: ArrayLike, nan: float = 0.0, posinf: float | None = None, neginf: float | None = None
+) -> Tensor:
+    """NaN, +inf and -inf replaced by numbers (by default 0 and the dtype's extremes); the
+    gradient passes where x is finite and is 0 where a value was replaced."""
+    return ops.nan_to_num(_t(x), nan=nan, posinf=posinf, neginf=neginf)
+
+
+# Predicates: boolean results, with no gradient (as comparisons), so no table entries.
+def isnan(x: ArrayLike) -> Tensor:
+    return Tensor(np.isnan(_data(x)))
+
+
+def isinf(x: ArrayLike) -> Tensor:
+    return Tensor(np.isinf(_data(x)))
+
+
+def isfinite(x: ArrayLike) -> Tensor:
+    return Tensor(np.isfinite(_data(x)))
+
+
+def isclose(
+    x: ArrayLike, y: ArrayLike, rtol: float = 1e-05, atol: float = 1e-08, equal_nan: bool = False
+) -> Tensor:
+    """|x - y| <= atol + rtol * |y| elementwise (NumPy's and PyTorch's defaults)."""
+    return Tensor(np.isclose(_data(x), _data(y), rtol=rtol, atol=atol, equal_nan=equal_nan))
+
+
+def allclose(
+    x: ArrayLike, y: ArrayLike, rtol: float = 1e-05, atol: float = 1e-08, equal_nan: bool = False
+) -> bool:
+    """Whether every element is close (`isclose`); a Python bool, as NumPy and PyTorch.
+
+    Examples
+    --------
+    >>> import chainrule as cr
+    >>> cr.allclose(cr.tensor([1.0, 2.0]), [1.0, 2.0 + 1e-9])
+    True
+    """
+    return bool(np.allclose(_data(x), _data(y), rtol=rtol, atol=atol, equal_nan=equal_nan))
+
+
+# --------------------------------------------------------------------------- more activations
+
+selu = _unary(ops.selu)
+relu6 = _unary(ops.relu6)
+hardsigmoid = _unary(ops.hardsigmoid)
+hardswish = _unary(ops.hardswish)
+mish = _unary(ops.mish)
+softsign = _unary(ops.softsign)
+logsigmoid = _unary(ops.logsigmoid)
+
+
+def celu(x: ArrayLike, alpha: float = 1.0) -> Tensor:
+    """max(0, x) + min(0, alpha (e^(x/alpha) - 1)); slope e^(x/alpha) at x <= 0."""
+    if alpha == 0:
+        raise ValueError("celu: alpha must not be 0 (it divides x)")
+    return ops.celu(_t(x), alpha=alpha)
+
+
+def hardtanh(x: ArrayLike, min_val: float = -1.0, max_val: float = 1.0) -> Tensor:
+    """x clipped to [min_val, max_val]; the gradient is 1 strictly inside, 0 at the bounds."""
+    if min_val > max_val:
+        raise ValueError(f"hardtanh: min_val {min_val} is greater than max_val {max_val}")
+    return ops.hardtanh(_t(x), min_val=min_val, max_val=max_val)
+
+
+def softplus(x: ArrayLike, beta: float = 1.0, threshold: float = 20.0) -> Tensor:
+    """log(1 + e^(beta x)) / beta, computed stably; x itself where beta x > threshold (as
+    PyTorch: there the two agree to float precision, and the gradient is 1).
+
+    Examples
+    --------
+    >>> import chainrule as cr
+    >>> cr.softplus(cr.tensor([-200.0, 30.0]), beta=2.0).tolist()
+    [0.0, 30.0]
+    """
+    x = _t(x)
+    if beta == 0:
+        raise ValueError("softplus: beta must not be 0 (it divides the result)")
+    bx = x if beta == 1 else x * beta
+    y = ops.softplus(bx) if beta == 1 else ops.softplus(bx) / beta
+    linear = bx.data > threshold
+    return where(linear, x, y) if linear.any() else y
+
+
+# --------------------------------------------------------------------------- scans and sorting
+
+
+def _one_axis(name: str, x: Tensor, axis: Any) -> int:
+    """`axis` as an int within x's dimensions, or a one-line error naming the limit."""
+    if not isinstance(axis, (int, np.integer)):
+        raise TypeError(f"{name}: axis must be an int, got {axis!r}")
+    if not -builtins.max(x.ndim, 1) <= axis < builtins.max(x.ndim, 1):
+        raise ValueError(f"{name}: axis {axis} is out of range for {x.ndim}-d input {x.shape}")
+    return int(axis)
+
+
+def prod(
+    x: ArrayLike,
+    axis: Any = None,
+    keepdims: bool = False,
+    *,
+    dim: Any = None,
+    keepdim: bool | None = None,
+) -> Tensor:
+    """Product over `axis` (every axis by default); the gradient is exact where x has zeros
+    (the product of the others, never out / 0), as PyTorch.
+
+    Examples
+    --------
+    >>> import chainrule as cr
+    >>> x = cr.tensor([2.0, 0.0, 3.0], requires_grad=True)
+    >>> cr.prod(x).backward(); x.grad.tolist()
+    [0.0, 6.0, 0.0]
+    """
+    axis, keep = _dims("prod", axis, keepdims, dim, keepdim)
+    return ops.prod(_t(x), axis=axis, keepdims=keep)
+
+
+def cumsum(x: ArrayLike, axis: int | None = None, *, dim: int | None = None) -> Tensor:
+    """Running sum along `axis` (NumPy flattens first when axis is None)."""
+    x = _t(x)
+    axis = _dims("cumsum", axis, False, dim)[0]
+    return ops.cumsum(x, axis=None if axis is None else _one_axis("cumsum", x, axis))
+
+
+def cumprod(x: ArrayLike, axis: int | None = None, *, dim: int | None = None) -> Tensor:
+    """Running product along `axis`; its gradient is exact where x has zeros, as PyTorch."""
+    x = _t(x)
+    axis = _dims("cumprod", axis, False, dim)[0]
+    return ops.cumprod(x, axis=None if axis is None else _one_axis("cumprod", x, axis))
+
+
+def logcumsumexp(x: ArrayLike, axis: int | None = None, *, dim: int | None = None) -> Tensor:
+    """log(cumsum(exp(x))) along `axis` (required, as PyTorch's dim), without overflow."""
+    x = _t(x)
+    axis = _dims("logcumsumexp", axis, False, dim)[0]
+    if axis is None:
+        raise TypeError("logcumsumexp: give axis= (or dim=), as torch.logcumsumexp")
+    return ops.logcumsumexp(x, axis=_one_axis("logcumsumexp", x, axis))
+
+
+def cummax(x: ArrayLike, axis: int | None = None, *, dim: int | None = None) -> ValuesIndices:
+    """The running max along `axis` and where it was taken (the latest of tied values; a NaN
+    once one is seen), as torch.cummax; the gradient goes to those positions.
+
+    Examples
+    --------
+    >>> import chainrule as cr
+    >>> cr.cummax(cr.tensor([1.0, 3.0, 2.0, 3.0]), dim=0).indices.tolist()
+    [0, 1, 1, 3]
+    """
+    x = _t(x)
+    axis = _dims("cummax", axis, False, dim)[0]
+    if axis is None:
+        raise TypeError("cummax: give axis= (or dim=), as torch.cummax")
+    axis = _one_axis("cummax", x, axis) % builtins.max(x.ndim, 1)
+    if x.ndim == 0:
+        return ValuesIndices(x * 1, Tensor(np.array(0)))
+    return ValuesIndices(ops.cummax(x, axis=axis), Tensor(ops._cummax_indices(x.data, axis)))
+
+
+def diff(x: ArrayLike, n: int = 1, axis: int = -1, *, dim: int | None = None) -> Tensor:
+    """The n-th difference along `axis`: x[1:] - x[:-1], n times."""
+    x = _t(x)
+    if x.ndim == 0:
+        raise ValueError("diff: needs at least a 1-d input, got a 0-d tensor")
+    if n < 0:
+        raise ValueError(f"diff: order n must be non-negative, got {n}")
+    axis = _one_axis("diff", x, _dims("diff", axis, False, dim)[0])
+    return ops.diff(x, n=n, axis=axis) if n else x
+
+
+def _sort_order(x: Tensor, axis: int, descending: bool) -> np.ndarray:
+    return ops._argsort(x.data, axis, descending) if x.ndim else np.array(0)
+
+
+def sort(
+    x: ArrayLike, axis: int | None = None, descending: bool | None = None, *, dim: int | None = None
+) -> Any:
+    """Sorted along `axis` (stable; NaN last, or first when descending, as PyTorch).
+
+    The axis is the last by default. Called the NumPy way, `sort(x, axis)` returns the
+    values, as `np.sort`; called the PyTorch way (with `dim=` or `descending=`), it returns
+    `(values, indices)`, as `torch.sort`. The gradient goes back to each element's own
+    position.
+
+    Examples
+    --------
+    >>> import chainrule as cr
+    >>> x = cr.tensor([3.0, 1.0, 2.0])
+    >>> cr.sort(x).tolist(), cr.sort(x, dim=0, descending=True).indices.tolist()
+    ([1.0, 2.0, 3.0], [0, 2, 1])
+    """
+    x = _t(x)
+    torch_way = dim is not None or descending is not None
+    given = _dims("sort", axis, False, dim)[0]
+    ax = _one_axis("sort", x, -1 if given is None else given)
+    if x.ndim == 0:
+        return ValuesIndices(x * 1, Tensor(np.array(0))) if torch_way else x * 1
+    values = ops.sort(x, axis=ax, descending=bool(descending))
+    if not torch_way:
+        return values
+    return ValuesIndices(values, Tensor(_sort_order(x, ax, bool(descending))))
+
+
+def argsort(
+    x: ArrayLike, axis: int | None = None, descending: bool = False, *, dim: int | None = None
+) -> Tensor:
+    """The indices that sort `x` along `axis` (the last by default; stable); integers, no
+    gradient."""
+    x = _t(x)
+    given = _dims("argsort", axis, False, dim)[0]
+    ax = _one_axis("argsort", x, -1 if given is None else given)
+    return Tensor(_sort_order(x, ax, descending))
+
+
+def topk(
+    x: ArrayLike,
+    k: int,
+    dim: int = -1,
+    largest: bool = True,
+    sorted: bool = True,
+    *,
+    axis: int | None = None,
+) -> ValuesIndices:
+    """The `k` largest (or smallest) elements along `dim` and their indices, as torch.topk
+    (always in sorted order); the gradient goes back to those elements.
+
+    Examples
+    --------
+    >>> import chainrule as cr
+    >>> cr.topk(cr.tensor([1.0, 5.0, 3.0, 4.0]), 2).values.tolist()
+    [5.0, 4.0]
+    """
+    x = _t(x)
+    ax = _one_axis("topk", x, _dims("topk", axis, False, dim)[0])
+    size = x.shape[ax] if x.ndim else 1
+    if not 0 <= k <= size:
+        raise ValueError(f"topk: k={k} is out of range for a dimension of size {size}")
+    if x.ndim == 0:
+        return ValuesIndices(x * 1, Tensor(np.array(0)))
+    order = ops._topk_indices(x.data, k, ax, largest)
+    return ValuesIndices(ops.topk(x, k=k, axis=ax, largest=largest), Tensor(order))
+
+
+def any(
+    x: ArrayLike,
+    axis: Any = None,
+    keepdims: bool = False,
+    *,
+    dim: Any = None,
+    keepdim: bool | None = None,
+) -> Tensor:
+    """Whether any element over `axis` is nonzero; a boolean, no gradient."""
+    keep = keepdims if keepdim is None else keepdim
+    return Tensor(np.any(_data(x), axis=_dims("any", axis, False, dim)[0], keepdims=keep))
+
+
+def all(
+    x: ArrayLike,
+    axis: Any = None,
+    keepdims: bool = False,
+    *,
+    dim: Any = None,
+    keepdim: bool | None = None,
+) -> Tensor:
+    """Whether every element over `axis` is nonzero; a boolean, no gradient."""
+    keep = keepdims if keepdim is None else keepdim
+    return Tensor(np.all(_data(x), axis=_dims("all", axis, False, dim)[0], keepdims=keep))
+
+
+# --------------------------------------------------------------------------- more linear algebra
+
+
+def einsum(subscripts: str, *operands: ArrayLike) -> Tensor:
+    """NumPy's einsum with explicit or implicit output ('ij,jk->ik', 'ij,jk'); every operand
+    is differentiable, and each gradient is itself an einsum.
+
+    Raises
+    ------
+    ValueError
+        For '...', an index repeated within one operand, or a wrong number of operands.
+
+    Examples
+    --------
+    >>> import chainrule as cr
+    >>> a = cr.tensor([[1.0, 2.0], [3.0, 4.0]], requires_grad=True)
+    >>> cr.einsum("ij,j->i", a, cr.tensor([1.0, 1.0])).tolist()
+    [3.0, 7.0]
+    """
+    if not isinstance(subscripts, str):
+        raise TypeError("einsum: the first argument is the subscripts string ('ij,jk->ik')")
+    xs = [_t(x) for x in operands]
+    ops._einsum_parts(subscripts, len(xs))
+    return ops.einsum(*xs, subscripts=subscripts)
+
+
+def tensordot(a: ArrayLike, b: ArrayLike, axes: Any = 2, *, dims: Any = None) -> Tensor:
+    """Sum of products over `axes` (the last n of a with the first n of b, or two lists)."""
+    a, b = _t(a), _t(b)
+    axes = axes if dims is None else dims
+    if isinstance(axes, int):
+        if axes > builtins.min(a.ndim, b.ndim) or a.shape[a.ndim - axes :] != b.shape[:axes]:
+            raise ValueError(
+                f"tensordot: shapes {a.shape} and {b.shape} do not align for axes={axes}"
+            )
+    else:
+        pa = [axes[0]] if isinstance(axes[0], int) else list(axes[0])
+        pb = [axes[1]] if isinstance(axes[1], int) else list(axes[1])
+        if [a.shape[i] for i in pa] != [b.shape[j] for j in pb]:
+            raise ValueError(
+                f"tensordot: shapes {a.shape} and {b.shape} do not align on axes {axes}"
+            )
+        axes = (pa, pb)
+    return ops.tensordot(a, b, axes=axes)
+
+
+def outer(a: ArrayLike, b: ArrayLike) -> Tensor:
+    """a_i b_j for every pair (inputs flattened, as NumPy)."""
+    return ops.outer(_t(a), _t(b))
+
+
+def inner(a: ArrayLike, b: ArrayLike) -> Tensor:
+    """Sum of products over the last axes of a and b (a product for a 0-d input)."""
+    a, b = _t(a), _t(b)
+    if a.ndim and b.ndim and a.shape[-1] != b.shape[-1]:
+        raise ValueError(f"inner: last dimensions differ: shapes {a.shape} and {b.shape}")
+    return ops.inner(a, b)
+
+
+def kron(a: ArrayLike, b: ArrayLike) -> Tensor:
+    """The Kronecker product: a block of a_ij * b for every element of a."""
+    return ops.kron(_t(a), _t(b))
+
+
+def diagonal(
+    x: ArrayLike,
+    offset: int = 0,
+    axis1: int = 0,
+    axis2: int = 1,
+    *,
+    dim1: int | None = None,
+    dim2: int | None = None,
+) -> Tensor:
+    """The `offset` diagonal of the (axis1, axis2) planes, as a last axis (NumPy and PyTorch)."""
+    x = _t(x)
+    if x.ndim < 2:
+        raise ValueError(f"diagonal: needs at least a 2-d input, got shape {x.shape}")
+    a1 = _one_axis("diagonal", x, axis1 if dim1 is None else dim1)
+    a2 = _one_axis("diagonal", x, axis2 if dim2 is None else dim2)
+    if a1 % x.ndim == a2 % x.ndim:
+        raise ValueError(f"diagonal: axis1 and axis2 are the same axis ({a1})")
+    return ops.diagonal(x, offset=offset, axis1=a1, axis2=a2)
+
+
+def diag(x: ArrayLike, k: int = 0) -> Tensor:
+    """A 1-d input placed on the k-th diagonal of a square matrix, or a matrix's k-th diagonal."""
+    x = _t(x)
+    if x.ndim not in (1, 2):
+        raise ValueError(f"diag: needs a 1-d or 2-d input, got shape {x.shape}")
+    return ops.diag(x, k=k)
+
+
+def trace(x: ArrayLike, offset: int = 0) -> Tensor:
+    """Sum of the `offset` diagonal of a matrix (of the first two axes for N-d, as NumPy)."""
+    x = _t(x)
+    if x.ndim < 2:
+        raise ValueError(f"trace: needs at least a 2-d input, got shape {x.shape}")
+    return ops.trace(x, offset=offset)
+
+
+def tril(x: ArrayLike, k: int = 0, *, diagonal: int | None = None) -> Tensor:
+    """The lower triangle (at and below the k-th diagonal) of the last two axes; 0 above."""
+    x = _t(x)
+    if x.ndim < 2:
+        raise ValueError(f"tril: needs at least a 2-d input, got shape {x.shape}")
+    return ops.tril(x, k=k if diagonal is None else diagonal)
+
+
+def triu(x: ArrayLike, k: int = 0, *, diagonal: int | None = None) -> Tensor:
+    """The upper triangle (at and above the k-th diagonal) of the last two axes; 0 below."""
+    x = _t(x)
+    if x.ndim < 2:
+        raise ValueError(f"triu: needs at least a 2-d input, got shape {x.shape}")
+    return ops.triu(x, k=k if diagonal is None else diagonal)
+
+
+# --------------------------------------------------------------------------- more indexing
+
+
+def _index_array(name: str, index: Any) -> np.ndarray:
+    a = np.asarray(_data(index))
+    if a.dtype.kind not in "iu":
+        raise TypeError(f"{name}: indices must be integers, got dtype {a.dtype}")
+    return a
+
+
+def flip(x: ArrayLike, axis: Any = None, *, dims: Any = None) -> Tensor:
+    """Reverse the order along `axis` (every axis by default, as NumPy; torch's `dims`)."""
+    x = _t(x)
+    axis = _dims("flip", axis, False, dims)[0]
+    return ops.flip(x, axis=axis) if x.ndim else x * 1
+
+
+def roll(x: ArrayLike, shift: Any, axis: Any = None, *, dims: Any = None) -> Tensor:
+    """Shift elements by `shift` along `axis`, wrapping around (flattened when axis is None)."""
+    x = _t(x)
+    axis = _dims("roll", axis, False, dims)[0]
+    if axis is not None and np.size(shift) != np.size(axis) and np.size(shift) != 1:
+        raise ValueError(f"roll: {np.size(shift)} shifts for {np.size(axis)} axes")
+    return ops.roll(x, shift=shift, axis=axis)
+
+
+def tile(x: ArrayLike, reps: Any) -> Tensor:
+    """x repeated `reps` times along each axis (NumPy's tile, PyTorch's Tensor.repeat)."""
+    reps = (reps,) if isinstance(reps, int) else tuple(reps)
+    if builtins.any(r < 0 for r in reps):
+        raise ValueError(f"tile: repetitions must be non-negative, got {reps}")
+    return ops.tile(_t(x), reps=reps)
+
+
+def repeat_interleave(
+    x: ArrayLike, repeats: Any, axis: int | None = None, *, dim: int | None = None
+) -> Tensor:
+    """Each element repeated `repeats` times along `axis` (flattened when None): NumPy's
+    repeat, PyTorch's repeat_interleave.
+
+    Examples
+    --------
+    >>> import chainrule as cr
+    >>> cr.repeat_interleave(cr.tensor([1.0, 2.0]), 2).tolist()
+    [1.0, 1.0, 2.0, 2.0]
+    """
+    x = _t(x)
+    axis = _dims("repeat_interleave", axis, False, dim)[0]
+    repeats = np.asarray(_data(repeats))
+    if (repeats < 0).any():
+        raise ValueError("repeat_interleave: repeats must be non-negative")
+    return ops.repeat_interleave(x, repeats=repeats, axis=axis)
+
+
+repeat = repeat_interleave
+
+
+def _tensor_repeat(x: Tensor, *sizes: Any) -> Tensor:
+    """PyTorch's Tensor.repeat(*sizes): tile."""
+    return tile(x, _shape_arg(sizes))
+
+
+def index_select(x: ArrayLike, dim: int, index: ArrayLike, *, axis: int | None = None) -> Tensor:
+    """The elements at `index` (1-d integers) along `dim`, as torch.index_select."""
+    x = _t(x)
+    ax = _one_axis("index_select", x, _dims("index_select", axis, False, dim)[0])
+    idx = _index_array("index_select", index)
+    if idx.ndim != 1:
+        raise ValueError(f"index_select: index must be 1-d, got shape {idx.shape}")
+    return ops.index_select(x, axis=ax, index=idx)
+
+
+def take_along_axis(x: ArrayLike, indices: ArrayLike, axis: int) -> Tensor:
+    """NumPy's take_along_axis: x's elements at `indices` along `axis`."""
+    x = _t(x)
+    idx = _index_array("take_along_axis", indices)
+    if idx.ndim != x.ndim:
+        raise ValueError(f"take_along_axis: indices of shape {idx.shape} for x of shape {x.shape}")
+    return ops.take_along_axis(x, indices=idx, axis=_one_axis("take_along_axis", x, axis))
+
+
+def gather(x: ArrayLike, dim: int, index: ArrayLike, *, axis: int | None = None) -> Tensor:
+    """torch.gather: out[i][j] = x[i][index[i][j]] along `dim` (index may be smaller than x
+    in the other dimensions)."""
+    x = _t(x)
+    ax = _one_axis("gather", x, _dims("gather", axis, False, dim)[0])
+    idx = _index_array("gather", index)
+    if idx.ndim != x.ndim:
+        raise ValueError(f"gather: index of shape {idx.shape} for input of shape {x.shape}")
+    return ops.take_along_axis(x, indices=idx, axis=ax)
+
+
+def scatter(
+    x: ArrayLike, dim: int, index: ArrayLike, src: ArrayLike, *, axis: int | None = None
+) -> Tensor:
+    """torch.scatter: x with src[i][j] written at [i][index[i][j]] along `dim` (src may be a
+    number); both x and src are differentiable."""
+    x = _t(x)
+    ax = _one_axis("scatter", x, _dims("scatter", axis, False, dim)[0])
+    idx = _index_array("scatter", index)
+    if idx.ndim != x.ndim:
+        raise ValueError(f"scatter: index of shape {idx.shape} for input of shape {x.shape}")
+    return ops.scatter(x, _t(src), axis=ax, index=idx)
+
+
+def scatter_add_along(
+    x: ArrayLike, dim: int, index: ArrayLike, src: ArrayLike, *, axis: int | None = None
+) -> Tensor:
+    """torch.scatter_add: x plus src[i][j] added at [i][index[i][j]] along `dim` (repeated
+    positions accumulate); chainrule exports it as `scatter_add` and `Tensor.scatter_add`
+    (this module's `scatter_add` is the namespace's placing function).
+
+    Examples
+    --------
+    >>> import chainrule as cr
+    >>> cr.scatter_add(cr.zeros(3), 0, [0, 2, 0], cr.tensor([1.0, 2.0, 3.0])).tolist()
+    [4.0, 0.0, 2.0]
+    """
+    x, s = _t(x), _t(src)
+    ax = _one_axis("scatter_add", x, _dims("scatter_add", axis, False, dim)[0]) % builtins.max(
+        x.ndim, 1
+    )
+    idx = _index_array("scatter_add", index)
+    if idx.ndim != x.ndim or s.ndim != x.ndim:
+        raise ValueError(
+            f"scatter_add: index {idx.shape} and src {s.shape} need input {x.shape}'s dimensions"
+        )
+    if builtins.any(i > n for i, n in zip(idx.shape, s.shape)):
+        raise ValueError(f"scatter_add: index of shape {idx.shape} is larger than src {s.shape}")
+    if idx.size and (idx.min() < -x.shape[ax] or idx.max() >= x.shape[ax]):
+        raise IndexError(
+            f"scatter_add: an index is out of range for dimension {ax} of size {x.shape[ax]}"
+        )
+    block = s[tuple(slice(0, n) for n in idx.shape)]
+    return x + ops.scatter_add(
+        block, index=ops._along(idx % builtins.max(x.shape[ax], 1), ax), shape=x.shape
+    )
+
+
+def masked_fill(x: ArrayLike, mask: ArrayLike, value: float) -> Tensor:
+    """x with `value` where `mask` is True (broadcast); the gradient passes elsewhere."""
+    m = np.asarray(_data(mask))
+    if m.dtype != bool:
+        raise TypeError(f"masked_fill: the mask must be boolean, got dtype {m.dtype}")
+    return ops.masked_fill(_t(x), mask=m, value=float(_data(value)))
+
+
+def masked_select(x: ArrayLike, mask: ArrayLike) -> Tensor:
+    """The elements of x where `mask` (broadcast) is True, as a 1-d tensor."""
+    m = np.asarray(_data(mask))
+    if m.dtype != bool:
+        raise TypeError(f"masked_select: the mask must be boolean, got dtype {m.dtype}")
+    return ops.masked_select(_t(x), mask=m)
+
+
+def one_hot(labels: ArrayLike, num_classes: int = -1) -> Tensor:
+    """Integer labels as one-hot rows of `num_classes` (max label + 1 by default), int64 as
+    PyTorch's; no gradient."""
+    a = _index_array("one_hot", labels)
+    n = int(a.max()) + 1 if num_classes < 0 and a.size else builtins.max(num_classes, 0)
+    if a.size and (a.min() < 0 or a.max() >= n):
+        raise ValueError(f"one_hot: labels must lie in [0, {n}), got {a.min()} to {a.max()}")
+    return Tensor((a[..., None] == np.arange(n)).astype(np.int64))
+
+
+def pad(x: ArrayLike, pad: Sequence[int], mode: str = "constant", value: float = 0.0) -> Tensor:
+    """torch.nn.functional.pad: `pad` holds (before, after) pairs starting from the last axis;
+    `mode` is 'constant' (with `value`), 'reflect' or 'replicate' (NumPy's 'edge').
+
+    Examples
+    --------
+    >>> import chainrule as cr
+    >>> cr.pad(cr.tensor([1.0, 2.0, 3.0]), (2, 1), mode="reflect").tolist()
+    [3.0, 2.0, 1.0, 2.0, 3.0, 2.0]
+    """
+    x = _t(x)
+    mode = {"edge": "replicate"}.get(mode, mode)
+    pad = tuple(int(p) for p in pad)
+    if mode not in ("constant", "reflect", "replicate"):
+        raise ValueError(f"pad: mode must be 'constant', 'reflect' or 'replicate', got {mode!r}")
+    if len(pad) % 2 or len(pad) // 2 > x.ndim:
+        raise ValueError(f"pad: {len(pad)} pad sizes for a {x.ndim}-d input (give pairs)")
+    if builtins.any(p < 0 for p in pad):
+        raise ValueError(f"pad: negative padding {pad} is not supported")
+    for k in range(len(pad) // 2):
+        n = x.shape[x.ndim - 1 - k]
+        limit = n - 1 if mode == "reflect" else (0 if n == 0 and mode == "replicate" else None)
+        if limit is not None and builtins.max(pad[2 * k], pad[2 * k + 1]) > limit:
+            raise ValueError(
+                f"pad: {mode} padding {pad[2 * k : 2 * k + 2]} needs a dimension "
+                f"larger than the padding, got size {n}"
+            )
+    return ops.pad(x, pad=pad, mode=mode, value=value)
+
+
+def unfold(x: ArrayLike, dimension: int, size: int, step: int) -> Tensor:
+    """Windows of `size` every `step` along `dimension`, as a new last axis (Tensor.unfold)."""
+    x = _t(x)
+    ax = _one_axis("unfold", x, dimension)
+    n = x.shape[ax] if x.ndim else 1
+    if size < 0 or size > n or step <= 0:
+        raise ValueError(f"unfold: size {size} and step {step} for a dimension of size {n}")
+    return ops.unfold(x, axis=ax, size=size, step=step)
+
+
+def chunk(x: ArrayLike, chunks: int, dim: int = 0, *, axis: int | None = None) -> list[Tensor]:
+    """torch.chunk: up to `chunks` pieces of ceil(n / chunks) along `dim` (the last smaller)."""
+    x = _t(x)
+    ax = _one_axis("chunk", x, _dims("chunk", axis, False, dim)[0]) % builtins.max(x.ndim, 1)
+    if chunks <= 0:
+        raise ValueError(f"chunk: chunks must be positive, got {chunks}")
+    n = x.shape[ax]
+    step = builtins.max(-(-n // chunks), 1)
+    pre = (slice(None),) * ax
+    indices = [(*pre, slice(i, i + step)) for i in range(0, n, step)]  # see split
+    return [x[i] for i in indices] or [x]
+
+
+def moveaxis(x: ArrayLike, source: Any, destination: Any) -> Tensor:
+    """Move axes to new positions, keeping the others' order (NumPy's moveaxis, torch's movedim)."""
+    x = _t(x)
+    src = [s % x.ndim for s in np.atleast_1d(source).tolist()]
+    dst = [d % x.ndim for d in np.atleast_1d(destination).tolist()]
+    if len(src) != len(dst) or len(set(src)) != len(src) or len(set(dst)) != len(dst):
+        raise ValueError(f"moveaxis: source {source} and destination {destination} do not pair up")
+    order = [a for a in range(x.ndim) if a not in src]
+    for d, s in sorted(zip(dst, src)):
+        order.insert(d, s)
+    return transpose(x, order)
+
+
+movedim = moveaxis
+
+
+def unflatten(x: ArrayLike, dim: int, sizes: Sequence[int]) -> Tensor:
+    """Split axis `dim` into `sizes` (one may be -1), as torch.unflatten."""
+    x = _t(x)
+    ax = _one_axis("unflatten", x, dim) % x.ndim
+    sizes = tuple(sizes)
+    known = math.prod(s for s in sizes if s != -1)
+    if (-1 not in sizes and known != x.shape[ax]) or (known and x.shape[ax] % known):
+        raise ValueError(
+            f"unflatten: sizes {sizes} do not multiply to dimension {ax}'s {x.shape[ax]}"
+        )
+    return reshape(x, (*x.shape[:ax], *sizes, *x.shape[ax + 1 :]))
+
+
+def vstack(xs: Sequence[ArrayLike]) -> Tensor:
+    """Stack rows: 1-d inputs become rows, then join along axis 0 (NumPy's vstack)."""
+    xs = [_t(x) for x in xs]
+    return concatenate([x if x.ndim >= 2 else reshape(x, (1, -1)) for x in xs], axis=0)
+
+
+def hstack(xs: Sequence[ArrayLike]) -> Tensor:
+    """Join along axis 1, or axis 0 for 1-d inputs (NumPy's hstack)."""
+    xs = [_t(x) for x in xs]
+    xs = [x if x.ndim else reshape(x, (1,)) for x in xs]
+    return concatenate(xs, axis=0 if xs and xs[0].ndim == 1 else 1)
+
+
+# --------------------------------------------------------------------------- creation
+# Drawn from chainrule.random's generator, so `chainrule.manual_seed` makes them repeatable.
+# Floats default to float32, as the other constructors.
+
+
+def _float_dtype(name: str, dtype: Any) -> np.dtype[Any]:
+    dt = np.dtype(np.float32 if dtype is None else dtype)
+    if dt.kind != "f":
+        raise TypeError(f"{name}: dtype must be a float dtype, got {dt}")
+    return dt
+
+
+def _size(name: str, shape: tuple[Any, ...]) -> tuple[int, ...]:
+    size = _shape_arg(shape)
+    if builtins.any(not isinstance(n, (int, np.integer)) or n < 0 for n in size):
+        raise ValueError(f"{name}: sizes must be non-negative integers, got {size}")
+    return tuple(int(n) for n in size)
+
+
+def randn(*shape: Any, dtype: Any = None, requires_grad: bool = False) -> Tensor:
+    """Standard normal samples of `shape`, seeded by `chainrule.manual_seed`.
+
+    Examples
+    --------
+    >>> import chainrule as cr
+    >>> _ = cr.manual_seed(0); a = cr.randn(2, 3)
+    >>> _ = cr.manual_seed(0); b = cr.randn((2, 3))
+    >>> a.shape, a.dtype, bool((a == b).all())
+    ((2, 3), dtype('float32'), True)
+    """
+    dt = _float_dtype("randn", dtype)
+    data = _random.generator().standard_normal(_size("randn", shape), dtype=dt)
+    return Tensor(data, requires_grad=requires_grad)
+
+
+def rand(*shape: Any, dtype: Any = None, requires_grad: bool = False) -> Tensor:
+    """Uniform samples in [0, 1) of `shape`, seeded by `chainrule.manual_seed`."""
+    dt = _float_dtype("rand", dtype)
+    data = _random.generator().random(_size("rand", shape), dtype=dt)
+    return Tensor(data, requires_grad=requires_grad)
+
+
+def randint(low: int, high: int | None = None, size: Any = (), *, dtype: Any = np.int64) -> Tensor:
+    """Integers in [low, high) (in [0, low) when high is omitted, as NumPy; PyTorch's
+    randint(low, high, size) reads the same)."""
+    if high is None:
+        low, high = 0, low
+    if high <= low:
+        raise ValueError(f"randint: need low < high, got low={low}, high={high}")
+    size = _size("randint", (size,) if isinstance(size, int) else (tuple(size),))
+    return Tensor(_random.generator().integers(low, high, size, dtype=np.dtype(dtype)))
+
+
+def normal(
+    mean: ArrayLike = 0.0, std: ArrayLike = 1.0, size: Any = None, *, dtype: Any = None
+) -> Tensor:
+    """Normal samples with `mean` and `std` (numbers or arrays, broadcast), of `size` or of
+    their broadcast shape; NumPy's loc and scale, PyTorch's mean and std."""
+    m, s = np.asarray(_data(mean)), np.asarray(_data(std))
+    if (s < 0).any():
+        raise ValueError("normal: std must be non-negative")
+    wide = builtins.any(a.dtype == np.float64 for a in (m, s) if a.ndim)
+    dt = _float_dtype("normal", dtype if dtype is not None else (np.float64 if wide else None))
+    shape = (
+        None
+        if size is None
+        else _size("normal", (size,) if isinstance(size, int) else (tuple(size),))
+    )
+    return Tensor(np.asarray(_random.generator().normal(m, s, shape), dtype=dt))
+
+
+def linspace(
+    start: float,
+    stop: float,
+    num: int | None = None,
+    *,
+    steps: int | None = None,
+    endpoint: bool = True,
+    dtype: Any = None,
+    requires_grad: bool = False,
+) -> Tensor:
+    """`num` evenly spaced numbers from start to stop (NumPy's num, default 50; PyTorch's
+    steps, its third argument too)."""
+    n = steps if steps is not None else (50 if num is None else num)
+    if n < 0:
+        raise ValueError(f"linspace: the number of points must be non-negative, got {n}")
+    dt = _float_dtype("linspace", dtype)
+    data = np.linspace(start, stop, n, endpoint=endpoint).astype(dt)
+    return Tensor(data, requires_grad=requires_grad)
+
+
+def logspace(
+    start: float,
+    stop: float,
+    num: int | None = None,
+    base: float = 10.0,
+    *,
+    steps: int | None = None,
+    dtype: Any = None,
+) -> Tensor:
+    """base ** linspace(start, stop, num): numbers evenly spaced on a log scale."""
+    n = steps if steps is not None else (50 if num is None else num)
+    if n < 0:
+        raise ValueError(f"logspace: the number of points must be non-negative, got {n}")
+    dt = _float_dtype("logspace", dtype)
+    return Tensor(np.logspace(start, stop, n, base=base).astype(dt))
+
+
+def full_like(
+    x: ArrayLike, value: float, dtype: Any = None, *, requires_grad: bool = False
+) -> Tensor:
+    """An array of x's shape (and dtype, unless given) filled with `value`."""
+    a = np.asarray(_data(x))
+    return Tensor(np.full(a.shape, value, dtype or a.dtype), requires_grad=requires_grad)
+
+
+def empty(*shape: Any, dtype: Any = np.float32, requires_grad: bool = False) -> Tensor:
+    """An uninitialised array of `shape` (its values are whatever memory held)."""
+    return Tensor(np.empty(_size("empty", shape), dtype), requires_grad=requires_grad)
+
+
+def meshgrid(*xs: ArrayLike, indexing: str = "xy") -> list[Tensor]:
+    """Coordinate grids from 1-d inputs, differentiable (each output is a broadcast of one
+    input). NumPy's default indexing 'xy' (PyTorch's is 'ij': pass indexing='ij').
+
+    Examples
+    --------
+    >>> import chainrule as cr
+    >>> gx, gy = cr.meshgrid(cr.tensor([1.0, 2.0, 3.0]), cr.tensor([4.0, 5.0]))
+    >>> gx.shape, gy.tolist()
+    ((2, 3), [[4.0, 4.0, 4.0], [5.0, 5.0, 5.0]])
+    """
+    if indexing not in ("xy", "ij"):
+        raise ValueError(f"meshgrid: indexing must be 'xy' or 'ij', got {indexing!r}")
+    ts = [reshape(_t(x), (-1,)) for x in xs]
+    shape = [t.shape[0] for t in ts]
+    if indexing == "xy" and len(ts) >= 2:
+        shape[0], shape[1] = shape[1], shape[0]
+    grids = []
+    for i, t in enumerate(ts):
+        axis = {0: 1, 1: 0}.get(i, i) if indexing == "xy" and len(ts) >= 2 else i
+        view = [1] * len(ts)
+        view[axis] = -1
+        grids.append(broadcast_to(reshape(t, tuple(view)), shape))
+    return grids
 
 
 # --------------------------------------------------------------------------- Tensor methods

@@ -62,27 +62,28 @@ def defop(
 
     Examples
     --------
-    Softsign, x / (1 + |x|), with its derivative as a textbook writes it (`dsym`), explained
-    step by step inside a chain rule:
+    Softsign, x / (1 + |x|) (chainrule has its own `softsign`, so this one is `my_softsign`),
+    with its derivative as a textbook writes it (`dsym`), explained step by step inside a
+    chain rule:
 
     >>> import numpy as np, chainrule as cr
-    >>> softsign = cr.defop(
-    ...     "softsign",
+    >>> my_softsign = cr.defop(
+    ...     "my_softsign",
     ...     lambda x: x / (1 + np.abs(x)),
     ...     lambda g, out, x, xp: g / ((1 + abs(x)) * (1 + abs(x))),
     ...     sym=lambda sp, x: x / (1 + sp.Abs(x)),
     ...     dsym=lambda sp, F, u: 1 / (1 + sp.Abs(u)) ** 2,
     ...     rule="Softsign",
     ...     local=("1/(1 + abs(x))^2",),
-    ...     doc="d softsign(x) = dx / (1 + |x|)^2",
+    ...     doc="d my_softsign(x) = dx / (1 + |x|)^2",
     ... )
     >>> x = cr.tensor(1.0, requires_grad=True)
-    >>> softsign(x * x).backward(); x.grad.item()
+    >>> my_softsign(x * x).backward(); x.grad.item()
     0.5
-    >>> print(cr.explain("softsign(x^2)").to_text())
-    Differentiate y = softsign(x²) with respect to x.
-    Chain rule: let y = softsign(u), u = x².
-      Softsign rule (d/du(softsign(u)) = 1/(|u| + 1)²): dy/du = 1/(|u| + 1)²
+    >>> print(cr.explain("my_softsign(x^2)").to_text())
+    Differentiate y = my_softsign(x²) with respect to x.
+    Chain rule: let y = my_softsign(u), u = x².
+      Softsign rule (d/du(my_softsign(u)) = 1/(|u| + 1)²): dy/du = 1/(|u| + 1)²
       Power rule (d/dx(xⁿ) = n·xⁿ⁻¹): du/dx = 2x
       Multiply the links: dy/dx = dy/du·du/dx = 1/(|x²| + 1)²·2x = 2x/(x² + 1)²
     Result: dy/dx = 2x/(x² + 1)²

@@ -218,7 +218,7 @@ def _is_basic(index: Any) -> bool:
     return all(i is None or i is Ellipsis or isinstance(i, (int, slice)) for i in items)
 
 
-def _pad(x: Any, rank: int) -> Any:
+def _unsqueeze_example(x: Any, rank: int) -> Any:
     """A batched value (batch at axis 0) with singleton axes after the batch axis, so one
     example has `rank` axes."""
     lack = rank - (x.ndim - 1)
@@ -571,7 +571,7 @@ softplus = defop(
     rule="SoftplusRule",
     dsym=lambda sp, F, u: F.sigmoid(u),
     local=("sigmoid(x)",),
-    differs="no beta or threshold arguments (PyTorch's softplus has both)",
+    differs="the parser and the explainer use beta = 1 (cr.softplus takes beta and threshold)",
 )
 sqrt = defop(
     "sqrt",
@@ -963,7 +963,7 @@ def _matmul_batch(b: Any) -> Any:
     x = reshape(x, shape=(*x.shape[:-1], 1, x.shape[-1])) if rx == 1 else x
     y = reshape(y, shape=(*y.shape, 1)) if ry == 1 else y
     rank = builtins.max(rx, ry, 2)
-    out = matmul(_pad(x, rank) if bx else x, _pad(y, rank) if by else y)
+    out = matmul(_unsqueeze_example(x, rank) if bx else x, _unsqueeze_example(y, rank) if by else y)
     if rx == 1:
         out = reshape(out, shape=(*out.shape[:-2], out.shape[-1]))
     return reshape(out, shape=out.shape[:-1]) if ry == 1 else out
@@ -1092,7 +1092,7 @@ def _transpose_batch(b: Any) -> Any:
 def _broadcast_batch(b: Any) -> Any:
     """vmap of broadcast_to: singleton axes after the batch axis, then the batched shape."""
     shape = tuple(b.params["shape"])
-    return broadcast_to(_pad(b.args[0], len(shape)), shape=(b.size, *shape))
+    return broadcast_to(_unsqueeze_example(b.args[0], len(shape)), shape=(b.size, *shape))
 
 
 def _batch_index(index: Any) -> tuple[Any, int]:
@@ -1476,6 +1476,1061 @@ elu = defcomposite(
 )
 
 
+# --------------------------------------------------------------------------- more elementwise
+# Functions a NumPy or PyTorch user reaches for (issue 11). Primitives where NumPy has a more
+# accurate forward than the formula (log1p, expm1, exp2, erfc, logaddexp, hypot) or the
+# derivative has a convention of its own (sinc at 0, fmax's NaNs, copysign, lerp's two forms);
+# composites where the function is a formula of the entries above and a learner may type it.
+
+
+def _erfc(x: np.ndarray) -> np.ndarray:
+    try:
+        from scipy.special import erfc
+    except ImportError:  # as _erf: math.erfc per element, exact but slower
+        return np.vectorize(math.erfc, otypes=[np.asarray(x).dtype])(x)
+    return erfc(x)
+
+
+# log1p and expm1: log(1 + 1e-17) is 0 and exp(1e-17) - 1 is 0; NumPy's own keep every digit.
+log1p = defop(
+    "log1p",
+    np.log1p,
+    lambda g, out, x, xp: g / (1 + x),
+    sym=lambda sp, x: sp.log(1 + x),
+    domain=Domain(-0.5, 2.0, 0.0),
+    cases=UNARY,
+    doc="d ln(1 + x) = dx / (1 + x)",
+    names=("log1p",),
+    expand=True,
+    local=("1/(1 + x)",),
+)
+expm1 = defop(
+    "expm1",
+    np.expm1,
+    lambda g, out, x, xp: g * (out + 1),
+    sym=lambda sp, x: sp.exp(x) - 1,
+    cases=UNARY,
+    doc="d (e^x - 1) = e^x dx",
+    names=("expm1",),
+    expand=True,
+    local=("out + 1",),
+)
+# exp2, not exp(x ln 2): 2^10 is 1024 exactly, and the output serves the vjp.
+exp2 = defop(
+    "exp2",
+    np.exp2,
+    lambda g, out, x, xp: g * out * math.log(2),
+    sym=lambda sp, x: 2**x,
+    cases=UNARY,
+    doc="d 2^x = 2^x ln 2 dx",
+    names=("exp2",),
+    expand=True,
+    local=("out*log(2)",),
+)
+# erfc, not 1 - erf: erfc(5) = 1.5e-12 and 1 - erf(5) keeps none of its digits.
+erfc = defop(
+    "erfc",
+    _erfc,
+    lambda g, out, x, xp: -g * (2 / math.sqrt(math.pi)) * xp.exp(-x * x),
+    sym=lambda sp, x: sp.erfc(x),
+    cases=UNARY,
+    doc="d erfc x = -2/sqrt(pi) e^(-x^2) dx",
+    local=("-2/sqrt(pi)*exp(-x^2)",),
+    differs="without SciPy the forward runs math.erfc per element (exact, slower)",
+)
+
+
+def _sinc_vjp(g: Any, out: Any, x: Any, xp: Any) -> Any:
+    """d sinc x = (cos(pi x) - sinc x) / x, and 0 at x = 0 (the limit), as torch."""
+    zero = _np(x) == 0
+    if not zero.any():
+        return g * (xp.cos(math.pi * x) - out) / x
+    safe = xp.where(zero, 1.0, x)  # 0/0 never computed; the value there is masked
+    return xp.where(zero, 0.0, g * (xp.cos(math.pi * safe) - out) / safe)
+
+
+sinc = defop(
+    "sinc",
+    np.sinc,
+    _sinc_vjp,
+    # SymPy's sinc is sin(x)/x; a parser name "sinc" would print as SymPy's (so it has none)
+    sym=lambda sp, x: sp.sin(sp.pi * x) / (sp.pi * x),
+    cases=UNARY,
+    doc="d sin(pi x)/(pi x) = (cos(pi x) - sinc x) / x dx, 0 at x = 0",
+    local=("(cos(pi*x) - out)/x",),
+)
+round = defop(
+    "round",
+    lambda x, decimals=0: np.round(x, decimals),
+    lambda g, out, x, xp, decimals=0: g * 0,
+    nosym="rounds half to even (SymPy has no such function)",
+    cases=UNARY,
+    doc="d round(x) = 0 between the jumps (half to even, as NumPy and torch)",
+    local=("0",),
+)
+trunc = defop(
+    "trunc",
+    np.trunc,
+    _zero_vjp,
+    nosym="floor for x >= 0, ceil below: a step function of two pieces",
+    cases=UNARY,
+    doc="d trunc(x) = 0 between the integers",
+    local=("0",),
+)
+reciprocal = defcomposite(
+    "reciprocal",
+    lambda x: div(1.0, x),
+    sym=lambda sp, x: 1 / x,
+    domain=POSITIVE,
+    cases=UNARY,
+    doc="d (1/x) = -dx / x^2",
+    names=("reciprocal",),
+    expand=True,
+)
+rsqrt = defcomposite(
+    "rsqrt",
+    lambda x: div(1.0, sqrt(x)),
+    sym=lambda sp, x: 1 / sp.sqrt(x),
+    domain=POSITIVE,
+    cases=UNARY,
+    doc="d x^(-1/2) = -dx / (2 x^(3/2))",
+    names=("rsqrt",),
+    expand=True,
+)
+square = defcomposite(
+    "square",
+    lambda x: mul(x, x),
+    sym=lambda sp, x: x**2,
+    cases=UNARY,
+    doc="d x^2 = 2x dx",
+    names=("square",),
+    expand=True,
+)
+# logaddexp: log(e^x + e^y) overflows at x = 710; NumPy's shifts by the larger input first.
+logaddexp = defop(
+    "logaddexp",
+    np.logaddexp,
+    lambda g, out, x, y, xp: g * xp.sigmoid(x - y),
+    lambda g, out, x, y, xp: g * xp.sigmoid(y - x),
+    sym=lambda sp, x, y: sp.log(sp.exp(x) + sp.exp(y)),
+    cases=BINARY,
+    doc="d ln(e^x + e^y) = s(x - y) dx + s(y - x) dy",
+    local=("sigmoid(x - y)", "sigmoid(y - x)"),
+)
+# hypot: sqrt(x^2 + y^2) overflows at x = 1e200; NumPy's scales first.
+hypot = defop(
+    "hypot",
+    np.hypot,
+    lambda g, out, x, y, xp: g * x / out,
+    lambda g, out, x, y, xp: g * y / out,
+    sym=lambda sp, x, y: sp.sqrt(x**2 + y**2),
+    cases=BINARY,
+    doc="d sqrt(x^2 + y^2) = (x dx + y dy) / sqrt(x^2 + y^2)",
+    local=("x/out", "y/out"),
+)
+
+
+def _over_norm2(g: Any, y: Any, x: Any, xp: Any) -> Any:
+    """g / (x^2 + y^2), and 0 at the origin, where atan2 has no derivative (torch's choice)."""
+    n2 = x * x + y * y
+    zero = np.asarray(_np(n2)) == 0
+    return xp.where(zero, 0.0, g / xp.where(zero, 1.0, n2)) if zero.any() else g / n2
+
+
+arctan2 = defop(
+    "arctan2",
+    np.arctan2,
+    lambda g, out, y, x, xp: _over_norm2(g, y, x, xp) * x,
+    lambda g, out, y, x, xp: -_over_norm2(g, y, x, xp) * y,
+    sym=lambda sp, y, x: sp.atan2(y, x),
+    cases=BINARY,
+    doc="d atan2(y, x) = (x dy - y dx) / (x^2 + y^2)",
+    args=("y", "x"),
+    local=("x/(x^2 + y^2)", "-y/(x^2 + y^2)"),
+)
+
+
+def _lerp(x: np.ndarray, y: np.ndarray, w: Any) -> np.ndarray:
+    # torch's two forms: exact at w = 0 (x) and at w = 1 (y), even when y - x overflows
+    return np.where(np.abs(w) < 0.5, x + w * (y - x), y - (y - x) * (1 - w))
+
+
+lerp = defop(
+    "lerp",
+    _lerp,
+    lambda g, out, x, y, w, xp: g * (1 - w),
+    lambda g, out, x, y, w, xp: g * w,
+    lambda g, out, x, y, w, xp: g * (y - x),
+    sym=lambda sp, x, y, w: x + w * (y - x),
+    cases=_cases(((2, 3), (2, 3), (2, 3)), ((3,), (2, 3), ())),
+    doc="d lerp(x, y, w) = (1 - w) dx + w dy + (y - x) dw",
+    args=("x", "y", "w"),
+    local=("1 - w", "w", "y - x"),
+)
+
+
+def _fext_wins(x: Any, y: Any, g: Any, sign: int) -> np.ndarray:
+    """x's share of g in fmax (sign 1) or fmin (-1), as torch: all of it where x wins or ties,
+    or where y is NaN (then x is the result); none elsewhere."""
+    xa, ya = _np(x), _np(y)
+    wins = (xa >= ya if sign > 0 else xa <= ya) | np.isnan(ya)
+    return wins.astype(g.dtype)
+
+
+fmax = defop(
+    "fmax",
+    np.fmax,
+    lambda g, out, x, y, xp: g * _fext_wins(x, y, g, 1),
+    lambda g, out, x, y, xp: g * (1 - _fext_wins(x, y, g, 1)),
+    sym=lambda sp, x, y: sp.Max(x, y),
+    cases=BINARY,
+    doc="d fmax(x, y) = [x >= y] dx + [x < y] dy; NaN loses",
+    local=("[x >= y]", "1 - [x >= y]"),
+    differs="a tie sends the whole gradient to x (as torch.fmax; maximum splits it)",
+)
+fmin = defop(
+    "fmin",
+    np.fmin,
+    lambda g, out, x, y, xp: g * _fext_wins(x, y, g, -1),
+    lambda g, out, x, y, xp: g * (1 - _fext_wins(x, y, g, -1)),
+    sym=lambda sp, x, y: sp.Min(x, y),
+    cases=BINARY,
+    doc="d fmin(x, y) = [x <= y] dx + [x > y] dy; NaN loses",
+    local=("[x <= y]", "1 - [x <= y]"),
+    differs="a tie sends the whole gradient to x (as torch.fmin; minimum splits it)",
+)
+
+
+def _copysign_vjp(g: Any, out: Any, x: Any, y: Any, xp: Any) -> Any:
+    """d copysign(x, y)/dx = out / x (+1 or -1), and 0 at x = 0, as torch."""
+    xa = _np(x)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = np.where(xa == 0, 0, _np(out) / xa)
+    return g * ratio.astype(g.dtype)
+
+
+copysign = defop(
+    "copysign",
+    np.copysign,
+    _copysign_vjp,
+    lambda g, out, x, y, xp: g * 0,
+    nosym="the sign of y is a step function",
+    cases=BINARY,
+    doc="d copysign(x, y) = sign(x) sign(y) dx",
+    local=("out/x", "0"),
+)
+nan_to_num = defop(
+    "nan_to_num",
+    lambda x, nan=0.0, posinf=None, neginf=None: np.nan_to_num(
+        x, nan=nan, posinf=posinf, neginf=neginf
+    ),
+    lambda g, out, x, xp, nan=0.0, posinf=None, neginf=None: g * np.isfinite(_np(x)),
+    nosym="replaces NaN and infinities by numbers",
+    cases=UNARY,
+    doc="d nan_to_num(x) = dx where x is finite, 0 where it is replaced",
+    local=("where(isfinite(x), g, 0)",),
+)
+
+# --------------------------------------------------------------------------- more activations
+# Composites: each is a formula of the entries above. The hard ones (hardtanh, relu6,
+# hardsigmoid, hardswish) select between their middle piece and constants by masks chosen to
+# match PyTorch's gradient at the joints and at NaN (clip would pass it at the bounds).
+
+_SELU_ALPHA = 1.6732632423543772848170429916717
+_SELU_SCALE = 1.0507009873554804934193349852946
+
+
+def _hard(x: Tensor, inside: Any, middle: Callable[[Any], Any], lo: float, hi: float) -> Tensor:
+    """middle(x) where `inside`, else the constant clip(middle(x), lo, hi)."""
+    return where(inside, middle(x), np.clip(middle(_np(x)), lo, hi))
+
+
+def _hardtanh(x: Tensor, min_val: float = -1.0, max_val: float = 1.0) -> Tensor:
+    # torch's mask: the gradient is 0 at the bounds and passes at NaN
+    xa = _np(x)
+    return _hard(x, ~((xa <= min_val) | (xa >= max_val)), lambda v: v, min_val, max_val)
+
+
+def _celu(x: Tensor, alpha: float = 1.0) -> Tensor:
+    # clip, not minimum: the gradient passes at the bound, so celu'(0) = 1, as torch
+    return where(_np(x) > 0, x, mul(sub(exp(div(clip(x, a_max=0.0), alpha)), 1.0), alpha))
+
+
+def _hardswish(x: Tensor) -> Tensor:
+    # torch's slopes at the joints: 0 at x = -3 and 1 at x = 3 (the outer pieces'), 1 at NaN;
+    # the middle piece sees 0 outside (-3, 3), so inf there cannot make its gradient NaN
+    xa = _np(x)
+    mid = (xa > -3) & (xa < 3)
+    xs = where(mid, x, 0.0)
+    return where(~(mid | (xa <= -3)), x, where(mid, div(mul(xs, add(xs, 3.0)), 6.0), 0.0))
+
+
+selu = defcomposite(
+    "selu",
+    lambda x: mul(elu(x, alpha=_SELU_ALPHA), _SELU_SCALE),
+    sym=lambda sp, x: _SELU_SCALE * sp.Piecewise((x, x > 0), (_SELU_ALPHA * (sp.exp(x) - 1), True)),
+    cases=UNARY,
+    doc="d selu(x) = scale ([x > 0] + alpha e^x [x <= 0]) dx",
+    names=("selu", "SELU"),
+    rule="SELU",
+    differs="selu'(NaN) is 0 (torch passes g), as elu",
+)
+celu = defcomposite(
+    "celu",
+    _celu,
+    sym=lambda sp, x: sp.Piecewise((x, x > 0), (sp.exp(x) - 1, True)),
+    cases=UNARY,
+    doc="d celu(x) = [x > 0] dx + e^(x/alpha) [x <= 0] dx",
+    names=("celu", "CELU"),
+    rule="CELU",
+    differs="the parser and the explainer use alpha = 1; celu'(NaN) is 0 (torch passes g)",
+)
+hardtanh = defcomposite(
+    "hardtanh",
+    _hardtanh,
+    sym=lambda sp, x: sp.Piecewise((-1, x <= -1), (x, x < 1), (1, True)),
+    cases=UNARY,
+    doc="d hardtanh(x) = [-1 < x < 1] dx",
+    names=("hardtanh", "Hardtanh"),
+    rule="Hardtanh",
+    kink="at x = -1 and x = 1 hardtanh has no derivative; chainrule uses 0, as PyTorch",
+    differs="the parser and the explainer use the bounds -1 and 1",
+)
+relu6 = defcomposite(
+    "relu6",
+    lambda x: _hardtanh(x, 0.0, 6.0),
+    sym=lambda sp, x: sp.Piecewise((0, x <= 0), (x, x < 6), (6, True)),
+    domain=Domain(-2.0, 8.0, 0.1),
+    cases=UNARY,
+    doc="d min(max(0, x), 6) = [0 < x < 6] dx",
+    names=("relu6", "ReLU6"),
+    rule="ReLU6",
+    kink="at x = 0 and x = 6 relu6 has no derivative; chainrule uses 0, as PyTorch",
+)
+hardsigmoid = defcomposite(
+    "hardsigmoid",
+    # torch's mask here is strict: 0 at the bounds and at NaN
+    lambda x: _hard(x, (_np(x) > -3) & (_np(x) < 3), lambda v: v / 6 + 0.5, 0.0, 1.0),
+    sym=lambda sp, x: sp.Piecewise((0, x <= -3), (x / 6 + sp.Rational(1, 2), x < 3), (1, True)),
+    domain=Domain(-4.0, 4.0, 0.1),
+    cases=UNARY,
+    doc="d hardsigmoid(x) = [-3 < x < 3] dx / 6",
+    names=("hardsigmoid", "Hardsigmoid"),
+    rule="Hard sigmoid",
+    kink="at x = -3 and x = 3 hardsigmoid has no derivative; chainrule uses 0, as PyTorch",
+)
+hardswish = defcomposite(
+    "hardswish",
+    _hardswish,
+    sym=lambda sp, x: sp.Piecewise((0, x <= -3), (x * (x + 3) / 6, x < 3), (x, True)),
+    domain=Domain(-4.0, 4.0, 0.1),
+    cases=UNARY,
+    doc="d hardswish(x) = ([-3 < x < 3] (2x + 3)/6 + [x >= 3]) dx",
+    names=("hardswish", "Hardswish"),
+    rule="Hard swish",
+    kink="at x = -3 and x = 3 hardswish's slope jumps; chainrule uses the outer pieces' "
+    "(0 and 1), as PyTorch",
+    differs="hardswish(-inf) is 0, the limit (PyTorch computes -inf * 0 = NaN)",
+)
+mish = defcomposite(
+    "mish",
+    lambda x: mul(x, tanh(softplus(x))),
+    sym=lambda sp, x: x * sp.tanh(sp.log(1 + sp.exp(x))),
+    cases=UNARY,
+    doc="d x tanh(softplus x) = (tanh(sp) + x s(x)(1 - tanh^2(sp))) dx, sp = softplus x",
+    names=("mish", "Mish"),
+    rule="Mish",
+)
+softsign = defcomposite(
+    "softsign",
+    lambda x: div(x, add(abs(x), 1.0)),
+    sym=lambda sp, x: x / (1 + sp.Abs(x)),
+    cases=UNARY,
+    doc="d x/(1 + |x|) = dx / (1 + |x|)^2",
+    names=("softsign", "Softsign"),
+    rule="Softsign",
+    dsym=lambda sp, F, u: 1 / (1 + sp.Abs(u)) ** 2,
+)
+logsigmoid = defcomposite(
+    "logsigmoid",
+    lambda x: neg(softplus(neg(x))),
+    sym=lambda sp, x: -sp.log(1 + sp.exp(-x)),
+    cases=UNARY,
+    doc="d ln s(x) = (1 - s(x)) dx",
+    names=("logsigmoid", "log_sigmoid"),
+    rule="Log-sigmoid",
+    dsym=lambda sp, F, u: 1 - F.sigmoid(u),
+)
+
+
+# --------------------------------------------------------------------------- reductions, scans
+# prod, cumsum, cumprod and logcumsumexp are primitives: their vjps need formulas of their own
+# (exact with zeros; no overflow). sort, topk, cummax and diff are composites of getitem and
+# sub, whose gradients (a scatter of g, differences) are already right at every order.
+
+
+def _last(x: Any, axis: Any, xp: Any) -> tuple[Any, tuple[int, ...]]:
+    """x with the `axis` (an int, a tuple or None: every axis) moved last and flattened into
+    one, and the permutation that did it (undo it with `_unlast`)."""
+    axes = _axes(x.ndim, axis)
+    perm = (*(i for i in range(x.ndim) if i not in axes), *axes)
+    xt = xp.transpose(x, perm)
+    n = math.prod(x.shape[a] for a in axes)
+    return xp.reshape(xt, (*xt.shape[: x.ndim - len(axes)], n)), perm
+
+
+def _unlast(a: Any, x: Any, perm: tuple[int, ...], xp: Any) -> Any:
+    """`_last` undone: `a` (shaped as _last's result) back to x's shape and axis order."""
+    moved = tuple(x.shape[p] for p in perm)
+    return xp.transpose(xp.reshape(a, moved), tuple(np.argsort(perm)))
+
+
+def _flip(a: Any, axis: int, xp: Any) -> Any:
+    return xp.getitem(a, (slice(None),) * (axis % a.ndim) + (slice(None, None, -1),))
+
+
+def _others_product(x: Any, axis: Any, xp: Any) -> Any:
+    """For each element, the product of the other elements of its slice, without dividing
+    (exact with zeros): row i of an (n, n) matrix holds the slice with x_i set to 1."""
+    xm, perm = _last(x, axis, xp)
+    n = xm.shape[-1]
+    rows = xp.where(np.eye(n, dtype=bool), 1.0, xp.reshape(xm, (*xm.shape[:-1], 1, n)))
+    return _unlast(xp.prod(rows, axis=-1), x, perm, xp)
+
+
+def _divisible(out: Any) -> bool:
+    """Whether out / x_i is the product of the others: every product finite and nonzero (so no
+    x_i is 0 or inf, and nothing overflowed or underflowed)."""
+    o = _np(out)
+    return bool(np.isfinite(o).all() and (o != 0).all())
+
+
+def _prod_vjp(g: Any, out: Any, x: Any, xp: Any, axis: Any = None, keepdims: bool = False) -> Any:
+    """g times the product of the others: out / x where that is exact, else computed directly
+    (0/0 at a zero, inf/inf at an inf), as torch."""
+    gk = _expand(g, x.shape, axis, xp)
+    if x.size == 0 or _divisible(out):
+        return gk * _expand(out, x.shape, axis, xp) / x
+    return gk * _others_product(x, axis, xp)
+
+
+def _scan_cases(*values: Any, axes: tuple[Any, ...] = (1, 0, None)) -> Callable[..., list[Case]]:
+    """A (3, 4) input scanned along each of `axes`; `values` (with zeros) replace its first
+    elements in the first cases, so that the exact-zero paths are gradchecked too."""
+
+    def make(rng: np.random.Generator, dtype: Any, op: OpDef) -> list[Case]:
+        cases = []
+        for i, axis in enumerate(axes):
+            x = op.domain.sample(rng, (3, 4), dtype)
+            if i < len(values):
+                x.reshape(-1)[: len(values[i])] = values[i]
+            cases.append(((x,), {"axis": axis}))
+        return cases
+
+    return make
+
+
+def _reduce_zero_cases(rng: np.random.Generator, dtype: Any, op: OpDef) -> list[Case]:
+    x = op.domain.sample(rng, (3, 4), dtype)
+    z1, z2 = x.copy(), x.copy()
+    z1[1, 2] = 0  # one zero in row 1 and in column 2
+    z2[0, 1] = z2[0, 3] = 0  # two zeros in row 0
+    return [
+        ((z1,), {"axis": 1, "keepdims": False}),
+        ((z2,), {"axis": None, "keepdims": False}),
+        ((x,), {"axis": (0, 1), "keepdims": True}),
+        ((z2,), {"axis": 1, "keepdims": True}),
+        ((z1,), {"axis": 0, "keepdims": False}),
+    ]
+
+
+prod = defop(
+    "prod",
+    lambda x, axis=None, keepdims=False: np.prod(x, axis=axis, keepdims=keepdims),
+    _prod_vjp,
+    cases=_reduce_zero_cases,
+    nosym="a reduction",
+    doc="d prod(x) = sum_i (prod_{j != i} x_j) dx_i",
+    differs="an inf or NaN in x: the gradient is the product of the others (torch: NaN)",
+    local=("g * prod of the others",),
+    batch=batch_loop,
+)
+
+
+def _cumsum_vjp(g: Any, out: Any, x: Any, xp: Any, axis: Any = None) -> Any:
+    """Each x_i feeds every out_k with k >= i: g summed from the end."""
+    if axis is None:  # NumPy's flattened scan
+        return xp.reshape(_flip(xp.cumsum(_flip(g, 0, xp), 0), 0, xp), x.shape)
+    return _flip(xp.cumsum(_flip(g, axis, xp), axis), axis, xp)
+
+
+cumsum = defop(
+    "cumsum",
+    lambda x, axis=None: np.cumsum(x, axis),
+    _cumsum_vjp,
+    cases=_scan_cases(),
+    nosym="a scan",
+    doc="d cumsum(x)_k = sum_{i <= k} dx_i",
+    local=("reverse cumsum of g",),
+    batch=batch_loop,
+)
+
+
+def _cumprod_vjp(g: Any, out: Any, x: Any, xp: Any, axis: Any = None) -> Any:
+    """d out_k / d x_i = prod_{j <= k, j != i} x_j: out_k / x_i summed from the end where that
+    is exact; else those products directly (row i of a matrix has x_i set to 1)."""
+    if axis is None:
+        return xp.reshape(_cumprod_vjp(g, out, xp.reshape(x, (-1,)), xp, 0), x.shape)
+    if x.size == 0 or _divisible(out):
+        return _cumsum_vjp(g * out, out, x, xp, axis) / x
+    xm, perm = _last(x, axis, xp)
+    gm, _ = _last(g, axis, xp)
+    n = xm.shape[-1]
+    rows = xp.where(np.eye(n, dtype=bool), 1.0, xp.reshape(xm, (*xm.shape[:-1], 1, n)))
+    # where, not a product with the mask: inf * 0 would be NaN
+    partial = xp.where(np.triu(np.ones((n, n), dtype=bool)), xp.cumprod(rows, -1), 0.0)
+    return _unlast(xp.matmul(partial, xp.reshape(gm, (*gm.shape, 1))), x, perm, xp)
+
+
+cumprod = defop(
+    "cumprod",
+    lambda x, axis=None: np.cumprod(x, axis),
+    _cumprod_vjp,
+    cases=_scan_cases([0.0], [0.0, 1.5, 0.0]),
+    nosym="a scan",
+    doc="d cumprod(x)_k = sum_{i <= k} (prod_{j <= k, j != i} x_j) dx_i",
+    differs="an inf or NaN in x: the gradient is the product of the others (torch: NaN)",
+    local=("g * products of the others",),
+    batch=batch_loop,
+)
+
+
+def _logcumsumexp_vjp(g: Any, out: Any, x: Any, xp: Any, axis: int) -> Any:
+    """dL/dx_i = sum_{k >= i} g_k e^(x_i - out_k); every such term is at most 1 (out_k >= x_i),
+    so a matrix of them never overflows, where e^x_i sum g_k e^-out_k would."""
+    xm, perm = _last(x, axis, xp)
+    om, _ = _last(out, axis, xp)
+    gm, _ = _last(g, axis, xp)
+    n = xm.shape[-1]
+    later = np.tril(np.ones((n, n), dtype=bool))  # [k, i]: i <= k
+    d = xp.reshape(xm, (*xm.shape[:-1], 1, n)) - xp.reshape(om, (*om.shape, 1))
+    weights = xp.where(later, xp.exp(xp.where(later, d, 0.0)), 0.0)
+    gi = xp.matmul(xp.reshape(gm, (*gm.shape[:-1], 1, n)), weights)
+    return _unlast(gi, x, perm, xp)
+
+
+logcumsumexp = defop(
+    "logcumsumexp",
+    lambda x, axis: np.logaddexp.accumulate(x, axis=axis),
+    _logcumsumexp_vjp,
+    cases=_scan_cases(axes=(1, 0, -1)),
+    nosym="a scan",
+    doc="d lcse(x)_k = sum_{i <= k} e^(x_i - lcse(x)_k) dx_i",
+    local=("g * exp(x - out) summed from the end",),
+    batch=batch_loop,
+)
+
+
+def _along(indices: np.ndarray, axis: int) -> tuple[np.ndarray, ...]:
+    """The getitem index that picks x's elements at `indices` along `axis` (NumPy's
+    take_along_axis), so that the gradient is getitem's scatter of g."""
+    index = list(np.ix_(*(np.arange(n) for n in indices.shape)))
+    index[axis] = indices
+    return tuple(index)
+
+
+def _argsort(x: np.ndarray, axis: int, descending: bool = False) -> np.ndarray:
+    """Stable, NaN last (ascending) or first (descending), as torch.sort(stable=True)."""
+    if not descending:
+        return np.argsort(x, axis=axis, kind="stable")
+    return np.lexsort((-x, ~np.isnan(x)), axis=axis)
+
+
+def _cummax_indices(x: np.ndarray, axis: int) -> np.ndarray:
+    """Where each running max was taken, as torch: the latest tie, and a NaN once one is seen
+    (a later NaN moves the index to itself)."""
+    out = np.maximum.accumulate(x, axis=axis)
+    shape = [1] * x.ndim
+    shape[axis] = x.shape[axis]
+    position = np.arange(x.shape[axis]).reshape(shape)
+    return np.maximum.accumulate(np.where((x == out) | np.isnan(x), position, 0), axis=axis)
+
+
+def _pick(x: Tensor, indices: np.ndarray, axis: int) -> Tensor:
+    return getitem(x, index=_along(indices, axis % x.ndim))
+
+
+def _topk_indices(x: np.ndarray, k: int, axis: int, largest: bool) -> np.ndarray:
+    order = _argsort(x, axis, descending=largest)
+    return np.take(order, np.arange(k), axis=axis)
+
+
+def _diff(x: Tensor, n: int = 1, axis: int = -1) -> Tensor:
+    ax = axis % x.ndim
+    pre = (slice(None),) * ax
+    for _ in range(n):
+        x = sub(getitem(x, index=(*pre, slice(1, None))), getitem(x, index=(*pre, slice(None, -1))))
+    return x
+
+
+def _cases_3x4(*params: dict[str, Any]) -> Callable[..., list[Case]]:
+    def make(rng: np.random.Generator, dtype: Any, op: OpDef) -> list[Case]:
+        return [((op.domain.sample(rng, (3, 4), dtype),), dict(p)) for p in params]
+
+    return make
+
+
+sort = defcomposite(
+    "sort",
+    lambda x, axis=-1, descending=False: _pick(x, _argsort(_np(x), axis, descending), axis),
+    nosym="rearranges elements",
+    cases=_cases_3x4({"axis": -1}, {"axis": 0, "descending": True}),
+    doc="d sort(x) = dx in sorted order (each element keeps its own gradient)",
+    batch=batch_loop,
+)
+topk = defcomposite(
+    "topk",
+    lambda x, k, axis=-1, largest=True: _pick(x, _topk_indices(_np(x), k, axis, largest), axis),
+    nosym="selects elements",
+    cases=_cases_3x4({"k": 2}, {"k": 2, "axis": 0, "largest": False}),
+    doc="d topk(x) = dx at the k largest (or smallest) elements",
+    batch=batch_loop,
+)
+cummax = defcomposite(
+    "cummax",
+    lambda x, axis: _pick(x, _cummax_indices(_np(x), axis), axis),
+    nosym="a scan",
+    cases=_cases_3x4({"axis": 1}, {"axis": 0}),
+    doc="d cummax(x)_k = dx at the running argmax (the latest tie)",
+    batch=batch_loop,
+)
+diff = defcomposite(
+    "diff",
+    _diff,
+    nosym="differences of neighbours",
+    cases=_cases_3x4({}, {"n": 2, "axis": 0}),
+    doc="d (x_(i+1) - x_i) = dx_(i+1) - dx_i",
+    batch=batch_loop,
+)
+
+
+# --------------------------------------------------------------------------- more linear algebra
+# einsum is the primitive: each input's vjp is itself an einsum (of g with the other inputs),
+# so it serves both speeds and every order. tensordot, outer, inner and kron are einsums;
+# diagonal, diag, trace, tril and triu select elements (getitem, scatter_add, where).
+
+
+def _einsum_parts(subscripts: str, count: int) -> tuple[list[str], str]:
+    """The operands' subscripts and the output's, with NumPy's implicit output (the letters
+    that occur once, sorted) when there is no '->'."""
+    spec = subscripts.replace(" ", "")
+    if "." in spec:
+        raise ValueError(f"einsum: '...' is not supported, write the axes out: {subscripts!r}")
+    lhs, arrow, out = spec.partition("->")
+    ins = lhs.split(",")
+    if len(ins) != count:
+        raise ValueError(f"einsum: {subscripts!r} names {len(ins)} operands, got {count}")
+    if not arrow:
+        out = "".join(sorted(c for c in set(lhs) if c.isalpha() and lhs.count(c) == 1))
+    for s in ins:
+        if len(set(s)) != len(s):
+            raise ValueError(
+                f"einsum: a repeated index within one operand ({s!r}) is not "
+                "supported; use diagonal or trace"
+            )
+    return ins, out
+
+
+def _einsum(*xs: np.ndarray, subscripts: str) -> np.ndarray:
+    _einsum_parts(subscripts, len(xs))
+    return np.einsum(subscripts, *xs)
+
+
+def _einsum_vjp(g: Any, out: Any, *args: Any, argnum: int, subscripts: str) -> Any:
+    """Input i's gradient: the einsum of g with the other inputs into input i's subscripts;
+    an index only input i has (summed away) gets a vector of ones of its size."""
+    *xs, xp = args
+    ins, res = _einsum_parts(subscripts, len(xs))
+    mine = ins[argnum]
+    others = [(s, x) for k, (s, x) in enumerate(zip(ins, xs)) if k != argnum]
+    seen = set(res).union(*(s for s, _ in others))
+    alone = [(c, mine.index(c)) for c in mine if c not in seen]
+    ones = [np.ones(xs[argnum].shape[i], dtype=_np(g).dtype) for _, i in alone]
+    spec = ",".join([res, *(s for s, _ in others), *(c for c, _ in alone)]) + "->" + mine
+    return xp.einsum(spec, g, *(x for _, x in others), *ones)
+
+
+def _einsum_cases(rng: np.random.Generator, dtype: Any, op: OpDef) -> list[Case]:
+    def s(*shape: int) -> np.ndarray:
+        return op.domain.sample(rng, shape, dtype)
+
+    return [
+        ((s(2, 3), s(3, 4)), {"subscripts": "ij,jk->ik"}),
+        ((s(2, 3, 4), s(2, 4)), {"subscripts": "bij,bj->bi"}),
+        ((s(3, 4),), {"subscripts": "ij->"}),
+        ((s(2, 3), s(3), s(3, 2)), {"subscripts": "ij,j,jk"}),
+        ((s(3, 2),), {"subscripts": "ij->ji"}),
+    ]
+
+
+einsum = defop(
+    "einsum",
+    _einsum,
+    _einsum_vjp,
+    variadic=True,
+    arity=-1,
+    cases=_einsum_cases,
+    nosym="a sum of products over named indices",
+    doc="d einsum(x, y) = einsum(dx, y) + einsum(x, dy); each vjp is an einsum",
+    local=("einsum(g, the other inputs)",),
+    batch=batch_loop,
+)
+
+
+def _letters(n: int, start: int = 0) -> str:
+    return "abcdefghijklmnopqrstuvwxyz"[start : start + n]
+
+
+def _tensordot(a: Tensor, b: Tensor, axes: Any = 2) -> Tensor:
+    if isinstance(axes, int):
+        axes = (list(range(a.ndim - axes, a.ndim)), list(range(axes)))
+    xa, xb = (
+        [axes[0]] if isinstance(axes[0], int) else list(axes[0]),
+        [axes[1]] if isinstance(axes[1], int) else list(axes[1]),
+    )
+    sa, sb = list(_letters(a.ndim)), list(_letters(b.ndim, a.ndim))
+    for i, j in zip(xa, xb):
+        sb[j % b.ndim] = sa[i % a.ndim]
+    summed = {sa[i % a.ndim] for i in xa}
+    res = [c for c in sa if c not in summed] + [c for c in sb if c not in summed]
+    return einsum(a, b, subscripts=f"{''.join(sa)},{''.join(sb)}->{''.join(res)}")
+
+
+def _inner(a: Tensor, b: Tensor) -> Tensor:
+    if a.ndim == 0 or b.ndim == 0:
+        return mul(a, b)
+    sa, sb = _letters(a.ndim - 1) + "z", _letters(b.ndim - 1, a.ndim - 1) + "z"
+    return einsum(a, b, subscripts=f"{sa},{sb}->{sa[:-1]}{sb[:-1]}")
+
+
+def _kron(a: Tensor, b: Tensor) -> Tensor:
+    n = builtins.max(a.ndim, b.ndim)
+    a = reshape(a, shape=(1,) * (n - a.ndim) + a.shape)
+    b = reshape(b, shape=(1,) * (n - b.ndim) + b.shape)
+    sa, sb = _letters(n), _letters(n, n)
+    pairs = "".join(p + q for p, q in zip(sa, sb))
+    product = einsum(a, b, subscripts=f"{sa},{sb}->{pairs}")
+    return reshape(product, shape=tuple(p * q for p, q in zip(a.shape, b.shape)))
+
+
+def _diagonal(x: Tensor, offset: int = 0, axis1: int = 0, axis2: int = 1) -> Tensor:
+    """The diagonal of the (axis1, axis2) planes, last, as np.diagonal."""
+    a1, a2 = axis1 % x.ndim, axis2 % x.ndim
+    rest = [i for i in range(x.ndim) if i not in (a1, a2)]
+    moved = transpose(x, axes=(*rest, a1, a2))
+    n1, n2 = x.shape[a1], x.shape[a2]
+    k = builtins.max(0, builtins.min(n1 + builtins.min(offset, 0), n2 - builtins.max(offset, 0)))
+    rows = np.arange(k) - builtins.min(offset, 0)
+    return getitem(moved, index=(Ellipsis, rows, rows + offset))
+
+
+def _diag(x: Tensor, k: int = 0) -> Tensor:
+    if x.ndim == 2:
+        return _diagonal(x, k)
+    n = x.shape[0] + builtins.abs(k)
+    rows = np.arange(x.shape[0]) + builtins.max(-k, 0)
+    return scatter_add(x, index=(rows, rows + k), shape=(n, n))
+
+
+def _triangle(x: Tensor, k: int, lower: bool) -> Tensor:
+    # where, not a product with the mask: inf * 0 would be NaN where torch gives 0
+    n, m = x.shape[-2], x.shape[-1]
+    mask = np.tri(n, m, k=k, dtype=bool) if lower else ~np.tri(n, m, k=k - 1, dtype=bool)
+    return where(mask, x, 0.0)
+
+
+def _pair_cases(
+    *pairs: tuple[tuple[int, ...], tuple[int, ...], dict[str, Any]],
+) -> Callable[..., list[Case]]:
+    def make(rng: np.random.Generator, dtype: Any, op: OpDef) -> list[Case]:
+        return [
+            ((op.domain.sample(rng, a, dtype), op.domain.sample(rng, b, dtype)), dict(p))
+            for a, b, p in pairs
+        ]
+
+    return make
+
+
+def _one_cases(*shapes: tuple[tuple[int, ...], dict[str, Any]]) -> Callable[..., list[Case]]:
+    def make(rng: np.random.Generator, dtype: Any, op: OpDef) -> list[Case]:
+        return [((op.domain.sample(rng, s, dtype),), dict(p)) for s, p in shapes]
+
+    return make
+
+
+tensordot = defcomposite(
+    "tensordot",
+    _tensordot,
+    nosym="a sum of products",
+    cases=_pair_cases(((2, 3, 4), (3, 4, 2), {}), ((2, 3), (4, 3), {"axes": ([1], [1])})),
+    doc="d tensordot(x, y) = tensordot(dx, y) + tensordot(x, dy) (an einsum)",
+    batch=batch_loop,
+)
+outer = defcomposite(
+    "outer",
+    lambda a, b: einsum(reshape(a, shape=(-1,)), reshape(b, shape=(-1,)), subscripts="i,j->ij"),
+    nosym="a product of every pair",
+    cases=_pair_cases(((3,), (4,), {}), ((2, 2), (3,), {})),
+    doc="d (x y^T) = dx y^T + x dy^T",
+    batch=batch_loop,
+)
+inner = defcomposite(
+    "inner",
+    _inner,
+    nosym="a sum of products",
+    cases=_pair_cases(((3,), (3,), {}), ((2, 3), (4, 3), {})),
+    doc="d <x, y> = <dx, y> + <x, dy> over the last axes",
+    batch=batch_loop,
+)
+kron = defcomposite(
+    "kron",
+    _kron,
+    nosym="a product of every pair, in blocks",
+    cases=_pair_cases(((2, 3), (2, 2), {}), ((3,), (2,), {})),
+    doc="d kron(x, y) = kron(dx, y) + kron(x, dy)",
+    batch=batch_loop,
+)
+diagonal = defcomposite(
+    "diagonal",
+    _diagonal,
+    nosym="selects elements",
+    cases=_one_cases(((3, 4), {}), ((2, 3, 4), {"offset": 1, "axis1": 1, "axis2": 2})),
+    doc="d diagonal(x) = diagonal(dx)",
+    batch=batch_loop,
+)
+diag = defcomposite(
+    "diag",
+    _diag,
+    nosym="places or selects elements",
+    cases=_one_cases(((3,), {}), ((3, 4), {"k": -1}), ((2,), {"k": 1})),
+    doc="d diag(v) = diag(dv): the diagonal of g for a vector v, a placed g for a matrix",
+    batch=batch_loop,
+)
+trace = defcomposite(
+    "trace",
+    lambda x, offset=0: sum(_diagonal(x, offset), axis=-1),
+    nosym="a sum of selected elements",
+    cases=_one_cases(((3, 3), {}), ((3, 4), {"offset": 1})),
+    doc="d tr(X) = tr(dX)",
+    batch=batch_loop,
+)
+tril = defcomposite(
+    "tril",
+    lambda x, k=0: _triangle(x, k, lower=True),
+    nosym="selects elements",
+    cases=_one_cases(((3, 4), {}), ((2, 3, 3), {"k": -1})),
+    doc="d tril(X) = tril(dX)",
+)
+triu = defcomposite(
+    "triu",
+    lambda x, k=0: _triangle(x, k, lower=False),
+    nosym="selects elements",
+    cases=_one_cases(((3, 4), {}), ((2, 3, 3), {"k": 1})),
+    doc="d triu(X) = triu(dX)",
+)
+
+
+# --------------------------------------------------------------------------- more indexing
+# Every one of these selects, repeats or places elements: composites of getitem (whose vjp
+# scatters g back, accumulating repeats), scatter_add and where, so no new derivative code.
+
+
+def _axis_index(ndim: int, axis: int, index: Any) -> tuple[Any, ...]:
+    """The getitem index that applies `index` along `axis` and keeps every other axis."""
+    return (slice(None),) * (axis % ndim) + (index,)
+
+
+def _roll(x: Tensor, shift: Any, axis: Any = None) -> Tensor:
+    if axis is None:
+        return reshape(_roll(reshape(x, shape=(-1,)), shift, 0), shape=x.shape)
+    shifts, axes = np.broadcast_arrays(np.atleast_1d(shift), np.atleast_1d(axis))
+    for s, a in zip(shifts.tolist(), axes.tolist()):
+        n = x.shape[a]
+        x = getitem(x, index=_axis_index(x.ndim, a, (np.arange(n) - s) % n if n else np.arange(0)))
+    return x
+
+
+def _tile(x: Tensor, reps: tuple[int, ...]) -> Tensor:
+    n = builtins.max(len(reps), x.ndim)
+    x = reshape(x, shape=(1,) * (n - x.ndim) + x.shape)
+    reps = (1,) * (n - len(reps)) + tuple(reps)
+    return getitem(x, index=np.ix_(*(np.tile(np.arange(m), r) for m, r in zip(x.shape, reps))))
+
+
+def _repeat_interleave(x: Tensor, repeats: Any, axis: Any = None) -> Tensor:
+    if axis is None:
+        x, axis = reshape(x, shape=(-1,)), 0
+    return getitem(x, index=_axis_index(x.ndim, axis, np.repeat(np.arange(x.shape[axis]), repeats)))
+
+
+def _scatter(x: Tensor, src: Tensor, axis: int, index: np.ndarray) -> Tensor:
+    """x with src's elements written at `index` along `axis` (torch.scatter)."""
+    at = _along(index, axis % x.ndim)
+    source = (
+        src
+        if src.ndim == 0
+        else getitem(src, index=tuple(np.ix_(*(np.arange(n) for n in index.shape))))
+    )
+    placed = scatter_add(broadcast_to(source, shape=index.shape), index=at, shape=x.shape)
+    hit = np.zeros(x.shape, dtype=bool)
+    hit[at] = True
+    return where(hit, placed, x)
+
+
+def _pad_indices(n: int, before: int, after: int, mode: str) -> np.ndarray:
+    i = np.arange(-before, n + after)
+    if mode == "replicate":
+        return np.clip(i, 0, n - 1)
+    # reflect: mirror about the first and the last element (not repeating them), as torch
+    i = np.abs(i)
+    return (n - 1) - np.abs((n - 1) - i)
+
+
+def _pad(x: Tensor, pad: tuple[int, ...], mode: str = "constant", value: float = 0.0) -> Tensor:
+    """torch.nn.functional.pad: `pad` gives (before, after) pairs from the last axis back."""
+    widths = [(0, 0)] * x.ndim
+    for k in range(len(pad) // 2):
+        widths[x.ndim - 1 - k] = (pad[2 * k], pad[2 * k + 1])
+    if mode != "constant":
+        return getitem(
+            x, index=np.ix_(*(_pad_indices(n, b, a, mode) for n, (b, a) in zip(x.shape, widths)))
+        )
+    shape = tuple(n + b + a for n, (b, a) in zip(x.shape, widths))
+    at = np.ix_(*(np.arange(n) + b for n, (b, _) in zip(x.shape, widths)))
+    inside = np.zeros(shape, dtype=bool)
+    inside[at] = True
+    return where(inside, scatter_add(x, index=at, shape=shape), value)
+
+
+def _unfold(x: Tensor, axis: int, size: int, step: int) -> Tensor:
+    """Windows of `size` every `step` along `axis`, as a new last axis (torch's Tensor.unfold)."""
+    a = axis % builtins.max(x.ndim, 1)
+    starts = np.arange(0, x.shape[a] - size + 1, step)
+    windows = getitem(x, index=_axis_index(x.ndim, a, starts[:, None] + np.arange(size)))
+    order = (*range(a + 1), *range(a + 2, x.ndim + 1), a + 1)
+    return transpose(windows, axes=order)
+
+
+flip = defcomposite(
+    "flip",
+    lambda x, axis=None: getitem(
+        x,
+        index=tuple(
+            slice(None, None, -1) if i in _axes(x.ndim, axis) else slice(None)
+            for i in range(x.ndim)
+        ),
+    ),
+    nosym="rearranges elements",
+    cases=_one_cases(((3, 4), {}), ((2, 3, 4), {"axis": (0, 2)})),
+    doc="d flip(x) = flip(dx)",
+    batch=batch_loop,
+)
+roll = defcomposite(
+    "roll",
+    _roll,
+    nosym="rearranges elements",
+    cases=_one_cases(((3, 4), {"shift": 1}), ((3, 4), {"shift": (1, -2), "axis": (0, 1)})),
+    doc="d roll(x, s) = roll(dx, s)",
+    batch=batch_loop,
+)
+tile = defcomposite(
+    "tile",
+    _tile,
+    nosym="repeats elements",
+    cases=_one_cases(((2, 3), {"reps": (2, 1)}), ((3,), {"reps": (2, 2)})),
+    doc="d tile(x) = dx summed over the copies",
+    differs="PyTorch's Tensor.repeat(*sizes) is this (chainrule's Tensor.repeat too)",
+    batch=batch_loop,
+)
+repeat_interleave = defcomposite(
+    "repeat_interleave",
+    _repeat_interleave,
+    nosym="repeats elements",
+    cases=_one_cases(
+        ((2, 3), {"repeats": 2, "axis": 1}), ((4,), {"repeats": np.array([1, 0, 2, 1])})
+    ),
+    doc="d repeat(x) = dx summed over each element's copies",
+    differs="NumPy calls it repeat (cr.repeat is this too)",
+    batch=batch_loop,
+)
+index_select = defcomposite(
+    "index_select",
+    lambda x, axis, index: getitem(x, index=_axis_index(x.ndim, axis, np.asarray(index))),
+    nosym="selects elements",
+    cases=_one_cases(((3, 4), {"axis": 1, "index": np.array([3, 0, 3])})),
+    doc="d x[index along axis] = dx there; repeated indices accumulate",
+    batch=batch_loop,
+)
+take_along_axis = defcomposite(
+    "take_along_axis",
+    lambda x, indices, axis: getitem(x, index=_along(np.asarray(indices), axis % x.ndim)),
+    nosym="selects elements",
+    cases=_one_cases(((3, 4), {"indices": np.array([[0, 3], [1, 1], [2, 0]]), "axis": 1})),
+    doc="d take_along_axis(x, i) = dx at i; repeated indices accumulate",
+    batch=batch_loop,
+)
+scatter = defcomposite(
+    "scatter",
+    _scatter,
+    nosym="places elements",
+    cases=lambda rng, dt, op: [
+        (
+            (REALS.sample(rng, (3, 4), dt), REALS.sample(rng, (3, 2), dt)),
+            {"axis": 1, "index": np.array([[0, 3], [1, 2], [2, 0]])},
+        )
+    ],
+    doc="d scatter(x, i, s) = dx where nothing is written, ds[i] where s is",
+    differs="a position written twice gets the sum of its sources (torch keeps one of them)",
+    batch=batch_loop,
+)
+masked_fill = defcomposite(
+    "masked_fill",
+    lambda x, mask, value: where(np.asarray(mask), value, x),
+    nosym="selects elements",
+    cases=_one_cases(((3, 4), {"mask": np.eye(3, 4, dtype=bool), "value": 0.5})),
+    doc="d masked_fill(x, m, v) = [not m] dx",
+)
+masked_select = defcomposite(
+    "masked_select",
+    lambda x, mask: getitem(x, index=np.broadcast_to(np.asarray(mask), x.shape)),
+    nosym="selects elements",
+    cases=_one_cases(((3, 4), {"mask": np.array([True, False, True, True])})),
+    doc="d x[m] = dx[m]",
+    batch=batch_loop,
+)
+pad = defcomposite(
+    "pad",
+    _pad,
+    nosym="places or repeats elements",
+    cases=_one_cases(
+        ((2, 3), {"pad": (1, 2)}),
+        ((2, 4), {"pad": (2, 1, 1, 0), "mode": "reflect"}),
+        ((3, 2), {"pad": (1, 2, 0, 1), "mode": "replicate"}),
+    ),
+    doc="d pad(x) = dx at x's own positions (plus the copies' for reflect and replicate)",
+)
+unfold = defcomposite(
+    "unfold",
+    _unfold,
+    nosym="repeats elements",
+    cases=_one_cases(
+        ((3, 5), {"axis": 1, "size": 2, "step": 1}), ((7,), {"axis": 0, "size": 3, "step": 2})
+    ),
+    doc="d windows(x) = dx summed over the windows that hold it",
+    batch=batch_loop,
+)
+
+
 # --------------------------------------------------------------------------- namespaces
 
 
@@ -1504,6 +2559,10 @@ NAMESPACE = (
     "scatter_add",
     "getitem",
     "astype",
+    "prod",
+    "cumsum",
+    "cumprod",
+    "einsum",
 )
 _NUMPY_HELPERS: dict[str, Callable[..., Any]] = {
     "sigmoid": _sigmoid,

@@ -107,6 +107,66 @@ class TensorMethods:
     gelu = _c.gelu
     silu = _c.silu
     sum_to = _c.sum_to
+    # issue 11's elementwise functions, with PyTorch's method names
+    log1p = _c.log1p
+    expm1 = _c.expm1
+    exp2 = _c.exp2
+    erfc = _c.erfc
+    sinc = _c.sinc
+    round = _c.around
+    trunc = _c.trunc
+    reciprocal = _c.reciprocal
+    rsqrt = _c.rsqrt
+    square = _c.square
+    logaddexp = _c.logaddexp
+    hypot = _c.hypot
+    atan2 = arctan2 = _c.arctan2
+    fmax = _c.fmax
+    fmin = _c.fmin
+    copysign = _c.copysign
+    lerp = _c.lerp
+    nan_to_num = _c.nan_to_num
+    isnan = _c.isnan
+    isinf = _c.isinf
+    isfinite = _c.isfinite
+    isclose = _c.isclose
+    allclose = _c.allclose
+    prod = _c.prod
+    cumsum = _c.cumsum
+    cumprod = _c.cumprod
+    logcumsumexp = _c.logcumsumexp
+    cummax = _c.cummax
+    diff = _c.diff
+    sort = _c.sort
+    argsort = _c.argsort
+    topk = _c.topk
+    any = _c.any
+    all = _c.all
+    tensordot = _c.tensordot
+    outer = _c.outer
+    inner = _c.inner
+    kron = _c.kron
+    diagonal = _c.diagonal
+    diag = _c.diag
+    trace = _c.trace
+    tril = _c.tril
+    triu = _c.triu
+    flip = _c.flip
+    roll = _c.roll
+    tile = _c.tile
+    repeat = _c._tensor_repeat  # PyTorch's Tensor.repeat(*sizes) is NumPy's tile
+    repeat_interleave = _c.repeat_interleave
+    index_select = _c.index_select
+    take_along_axis = _c.take_along_axis
+    gather = _c.gather
+    scatter = _c.scatter
+    scatter_add = _c.scatter_add_along
+    masked_fill = _c.masked_fill
+    masked_select = _c.masked_select
+    unfold = _c.unfold
+    chunk = _c.chunk
+    moveaxis = movedim = _c.moveaxis
+    unflatten = _c.unflatten
 
     # PyTorch's names for shapes, conversions and in-place updates (chainrule.methods).
     clamp = _m.clamp
