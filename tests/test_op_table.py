@@ -304,7 +304,15 @@ def test_round_trip_text_parse_same_expression(pair) -> None:
     text, expected = pair
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        assert parse(text) == expected, text
+        try:
+            got = parse(text)
+        except ParseError:
+            # the parser refuses a constant that is not a real number (atanh(2), log(0)): the
+            # tree must hold one
+            constants = (e for e in sp.preorder_traversal(expected) if not e.free_symbols)
+            assert any(e.is_extended_real is False or e.has(sp.zoo, sp.nan) for e in constants)
+            return
+        assert got == expected, text
 
 
 # --------------------------------------------------------------------------- custom ops
