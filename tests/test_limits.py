@@ -86,6 +86,11 @@ FAILURES = [
     (["backprop", "L = x*w", "--at", "x=1,w=inf"], "w = inf is not a finite number"),
     (["backprop", "L = x", "--at", "<b>=1"], "--at: expected NAME=VALUE"),
     (["backprop", "L = 9^9^9*x", "--at", "x=1"], "would have about 3.7e+08 digits"),
+    # a finite loss with a derivative that does not exist there: the trace prints, then one line
+    (
+        ["backprop", "L = sqrt(w*x)", "--at", "w=0,x=1"],
+        "L has no finite derivative with respect to w*x at w = 0, x = 1 (its local derivative",
+    ),
 ]
 
 

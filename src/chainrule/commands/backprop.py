@@ -162,12 +162,35 @@ def _run(args: argparse.Namespace) -> int:
         print(f"chainrule backprop: error: {exc}", file=sys.stderr)
         return 2
     print(_report(trace, args.format, args.digits, order=list(at)))
+    if undefined := _undefined_derivative(trace, at):
+        print(f"chainrule backprop: error: {undefined}", file=sys.stderr)
+        return 2
     if too_large is not None:
         print(f"chainrule backprop: error: --graph {args.graph}: {too_large}", file=sys.stderr)
         return 2
     if args.graph:
         print(f"wrote {args.graph}")
     return 0
+
+
+def _undefined_derivative(trace: Any, at: dict[str, float]) -> str | None:
+    """Where the backward walk first meets a local derivative that is not a finite number
+    (sqrt'(0), |x|^0.5 at 0, ...): one line naming the node, the formula and the point, so a
+    NaN or inf gradient is never left standing beside a finite value as if it were an answer."""
+    import numpy as np
+
+    point = ", ".join(f"{k} = {v:g}" for k, v in at.items())
+    for step in trace.steps:
+        if np.isfinite(step.grad).all():
+            continue
+        for term in step.terms:
+            if np.isfinite(term.upstream).all() and not np.isfinite(term.contribution).all():
+                return (
+                    f"{term.consumer.label} has no finite derivative with respect to "
+                    f"{step.node.label} at {point} (its local derivative {term.local.text})"
+                )
+        return f"d{trace.output.label}/d{step.node.label} is not a finite number at {point}"
+    return None
 
 
 def _report(trace: Any, fmt_name: str, digits: int, order: list[str]) -> str:
