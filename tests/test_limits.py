@@ -275,3 +275,13 @@ def test_a_long_program_never_ends_in_recursion_error():
         explain(program).to_text()
     code, _, err = cli("explain", program)
     assert code == 2 and "nested too deeply" in err
+
+
+def test_the_command_line_stops_a_long_sympy_call_at_the_budget():
+    """One SymPy call that checks no time (over 30 s here) is cut by the CLI's hard stop."""
+    slow = "(x^2+3*x+1)^90/(x^3-2)^87 + (x+1)^99/(x-1)^95 + (x^5+1)^60/(2x-1)^70"
+    start = time.monotonic()
+    code, _, err = cli("explain", slow, "--limit", "seconds=1")
+    assert time.monotonic() - start < 20  # the budget plus a second's grace, with slack
+    assert code == 2 and "took longer than the time budget (limit seconds = 1" in err
+    assert len(err.strip().splitlines()) == 1

@@ -24,6 +24,7 @@ __all__ = [
     "add_arguments",
     "applied",
     "check_time",
+    "enforced",
     "from_args",
     "parse_limits",
 ]
@@ -120,6 +121,37 @@ def applied(limits: Limits | None = None) -> Iterator[Limits]:
         yield limits
     finally:
         _ACTIVE.reset(token)
+
+
+@contextmanager
+def enforced(limits: Limits, grace: float = 1.0) -> Iterator[Limits]:
+    """``applied(limits)``, plus a hard stop for a command-line process: a call that checks no
+    time (one long SymPy simplification) is interrupted ``grace`` seconds after the cooperative
+    deadline by SIGALRM, as a LimitError. Only in the main thread of a POSIX process; elsewhere
+    (a server's worker thread, Windows) it is ``applied`` alone, since an exception raised
+    inside SymPy may leave its caches half-written: the CLI exits right after, a library caller
+    would not.
+    """
+    import signal
+    import threading
+
+    hard = hasattr(signal, "setitimer") and threading.current_thread() is threading.main_thread()
+    if not hard:
+        with applied(limits) as active_limits:
+            yield active_limits
+        return
+
+    def stop(signum: int, frame: Any) -> None:
+        raise LimitError("seconds", "the request took longer than the time budget")
+
+    previous = signal.signal(signal.SIGALRM, stop)
+    signal.setitimer(signal.ITIMER_REAL, limits.seconds + grace)
+    try:
+        with applied(limits) as active_limits:
+            yield active_limits
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
 
 
 def check_time(what: str) -> None:

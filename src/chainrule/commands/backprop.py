@@ -116,7 +116,7 @@ def run(args: argparse.Namespace) -> int:
     import numpy as np
 
     try:
-        with L.applied(L.from_args(args)), np.errstate(all="ignore"):
+        with L.enforced(L.from_args(args)), np.errstate(all="ignore"):
             return _run(args)
     except (InputError, L.LimitError) as exc:
         print(f"chainrule backprop: error: {exc}", file=sys.stderr)

@@ -49,7 +49,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     try:
         limits = L.from_args(args)
-        with L.applied(limits):
+        with L.enforced(limits):
             return _run(args)
     except (ValueError, ArithmeticError) as exc:  # ParseError, LimitError, bad --at: one line
         print(f"chainrule explain: {exc}", file=sys.stderr)
