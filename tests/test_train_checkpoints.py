@@ -186,3 +186,20 @@ def test_options_given_on_resume_win_over_the_checkpoint(tmp_path, good, option,
     assert main(["train", "--resume", str(ckpt), "--epochs", "2", option, value, "--quiet"]) == 0
     state = load_checkpoint(ckpt)
     assert state["epoch"] == 2 and check(state)
+
+
+@pytest.mark.parametrize("command", ["evaluate", "train"])
+def test_max_mib_bounds_the_checkpoint_a_command_reads(tmp_path, good, capsys, command):
+    ckpt = tmp_path / "checkpoint.npz"
+    save(load(good), ckpt)
+    before = ckpt.read_bytes()
+    argv = [str(ckpt)] if command == "evaluate" else ["--resume", str(ckpt), "--quiet"]
+    assert main([command, *argv, "--max-mib", "0.0001"]) == 2
+    err = capsys.readouterr().err
+    assert "over the limit of max_bytes=104" in err and len(err.strip().splitlines()) == 1
+    assert ckpt.read_bytes() == before
+    for bad in ("-1", "x"):  # argparse's own error: usage, one line naming the option, exit 2
+        with pytest.raises(SystemExit) as exit_:
+            main([command, *argv, "--max-mib", bad])
+        assert exit_.value.code == 2
+        assert "argument --max-mib:" in capsys.readouterr().err

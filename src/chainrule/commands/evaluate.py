@@ -10,6 +10,8 @@ import json
 import sys
 from typing import Any
 
+from chainrule.commands import add_max_bytes
+
 HELP = "report the accuracy of a model saved by `chainrule train`"
 
 
@@ -22,6 +24,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="which part of the data to evaluate on (default test)",
     )
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
+    add_max_bytes(parser)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -29,7 +32,7 @@ def run(args: argparse.Namespace) -> int:
     from chainrule.training import TrainConfig, evaluate, load_checkpoint, setup
 
     try:
-        state = load_checkpoint(args.checkpoint)
+        state = load_checkpoint(args.checkpoint, max_bytes=args.max_bytes)
         config = TrainConfig.from_dict(state["config"])
         model_run = setup(config, state)
     except (ValueError, OSError, CheckpointError) as exc:

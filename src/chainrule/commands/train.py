@@ -16,6 +16,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from chainrule.commands import add_max_bytes
+
 HELP = "train an MLP (default: handwritten digits) and save checkpoint, metrics and plot"
 CHECKPOINT_NAME = "checkpoint.npz"
 
@@ -90,6 +92,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="CHECKPOINT",
         help="continue a run from its checkpoint (up to --epochs in total)",
     )
+    add_max_bytes(parser)
     parser.add_argument(
         "--out",
         metavar="DIR",
@@ -119,7 +122,7 @@ def resolve(args: argparse.Namespace) -> tuple[Any, dict[str, Any] | None, Path]
     """The run's config (defaults < checkpoint < explicit options), resume state and out dir."""
     from chainrule.training import TrainConfig, load_checkpoint
 
-    state = load_checkpoint(args.resume) if args.resume else None
+    state = load_checkpoint(args.resume, max_bytes=args.max_bytes) if args.resume else None
     base = TrainConfig.from_dict(state["config"]) if state else TrainConfig.preset(args.dataset)
     given = {k: getattr(args, k) for k in _CONFIG_ARGS if getattr(args, k) is not None}
     config = TrainConfig.from_dict({**base.to_dict(), **given})
