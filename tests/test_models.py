@@ -184,3 +184,16 @@ def test_train_without_the_users_mnist_fails_with_one_line(tmp_path, monkeypatch
     err = capsys.readouterr().err.strip()
     assert err.startswith("chainrule train: error: MNIST is not bundled") and "\n" not in err
     assert not out.exists()  # nothing written for a run that could not start
+
+
+def test_a_model_preset_sits_between_the_dataset_and_explicit_options() -> None:
+    from chainrule.cli import build_parser
+    from chainrule.commands.train import resolve
+
+    assert TrainConfig.preset("digits", "cnn2d").dropout == 0.5  # chosen on a validation split
+    assert TrainConfig.preset("digits", "mlp").dropout == TrainConfig().dropout
+    assert TrainConfig.preset(None, "cnn2d").model == "cnn2d"
+    parse = build_parser().parse_args
+    assert resolve(parse(["train", "--model", "cnn2d", "--out", "/tmp/x"]))[0].dropout == 0.5
+    given = parse(["train", "--model", "cnn2d", "--dropout", "0.1", "--out", "/tmp/x"])
+    assert resolve(given)[0].dropout == 0.1

@@ -27,6 +27,7 @@ from chainrule.tensor import Tensor, no_grad
 
 __all__ = [
     "ACTIVATIONS",
+    "MODEL_PRESETS",
     "OPTIMIZERS",
     "PRESETS",
     "SCHEDULES",
@@ -58,6 +59,10 @@ CHECKPOINT_KIND = "chainrule-train-run"
 # A dataset's own defaults, under the command line's options. MNIST-1D: the paper's recipe
 # (notebooks/train.py: Adam, lr 1e-2, batch 100, 8,000 steps = 200 epochs of 4,000, no
 # schedule, the data used as generated) and its MLP 40-100-100-10 with a residual.
+# Per-model defaults over the dataset's. cnn2d's dropout was chosen on a validation split carved
+# from the training part (docs/training.md): 0.5 gives 98.61% mean test accuracy on the digits
+# over seeds 0-2, the global 0.2 gives 98.33%.
+MODEL_PRESETS: dict[str, dict[str, Any]] = {"cnn2d": {"dropout": 0.5}}
 PRESETS: dict[str, dict[str, Any]] = {
     "mnist1d": {
         "hidden": (100, 100),
@@ -127,11 +132,15 @@ class TrainConfig:
         return d
 
     @classmethod
-    def preset(cls, dataset: str | None) -> TrainConfig:
-        """The defaults for `dataset`: the global ones updated by its entry in PRESETS."""
-        if dataset is None:
-            return cls()
-        return cls.from_dict({**cls().to_dict(), "dataset": dataset, **PRESETS.get(dataset, {})})
+    def preset(cls, dataset: str | None, model: str | None = None) -> TrainConfig:
+        """The defaults for `dataset` and `model`: the global ones, updated by the dataset's
+        entry in PRESETS, then by the model's in MODEL_PRESETS."""
+        d = cls().to_dict()
+        if dataset is not None:
+            d.update(dataset=dataset, **PRESETS.get(dataset, {}))
+        if model is not None:
+            d.update(model=model, **MODEL_PRESETS.get(model, {}))
+        return cls.from_dict(d)
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> TrainConfig:

@@ -123,7 +123,11 @@ def resolve(args: argparse.Namespace) -> tuple[Any, dict[str, Any] | None, Path]
     from chainrule.training import TrainConfig, load_checkpoint
 
     state = load_checkpoint(args.resume, max_bytes=args.max_bytes) if args.resume else None
-    base = TrainConfig.from_dict(state["config"]) if state else TrainConfig.preset(args.dataset)
+    base = (
+        TrainConfig.from_dict(state["config"])
+        if state
+        else TrainConfig.preset(args.dataset, args.model)
+    )
     given = {k: getattr(args, k) for k in _CONFIG_ARGS if getattr(args, k) is not None}
     config = TrainConfig.from_dict({**base.to_dict(), **given})
     config.validate()
