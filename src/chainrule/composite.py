@@ -518,14 +518,7 @@ def max(
     >>> x.max(dim=1).indices.tolist()
     [1]
     """
-    if dim is not None:
-        return _extremum_at(x, "max", np.argmax, axis, keepdims, dim, keepdim)
-    if isinstance(axis, Tensor):  # torch.max(x, other): the elementwise maximum
-        return maximum(x, axis)
-    axis, keepdims = _dims("max", axis, keepdims, None, keepdim)
-    x = _t(x)
-    _check_nonempty(x, axis, "max")
-    return ops.max(x, axis=_axis(axis), keepdims=keepdims)
+    return _extremum("max", x, axis, keepdims, dim, keepdim)
 
 
 @overload
@@ -546,14 +539,23 @@ def min(
 
     With `dim=` it returns `(values, indices)`, as torch.min does (see `max`).
     """
+    return _extremum("min", x, axis, keepdims, dim, keepdim)
+
+
+def _extremum(
+    name: str, x: ArrayLike, axis: Any, keepdims: bool, dim: int | None, keepdim: bool | None
+) -> Tensor | ValuesIndices:
+    """max and min: torch's (values, indices) with dim=, the elementwise maximum/minimum with
+    a tensor in place of the axis (torch.max(x, other)), else the reduction."""
+    arg, elementwise, reduce = _EXTREMA[name]
     if dim is not None:
-        return _extremum_at(x, "min", np.argmin, axis, keepdims, dim, keepdim)
-    if isinstance(axis, Tensor):  # torch.min(x, other): the elementwise minimum
-        return minimum(x, axis)
-    axis, keepdims = _dims("min", axis, keepdims, None, keepdim)
+        return _extremum_at(x, name, arg, axis, keepdims, dim, keepdim)
+    if isinstance(axis, Tensor):
+        return elementwise(x, axis)
+    axis, keepdims = _dims(name, axis, keepdims, None, keepdim)
     x = _t(x)
-    _check_nonempty(x, axis, "min")
-    return ops.min(x, axis=_axis(axis), keepdims=keepdims)
+    _check_nonempty(x, axis, name)
+    return reduce(x, axis=_axis(axis), keepdims=keepdims)
 
 
 def _extremum_at(
@@ -583,6 +585,12 @@ def _extremum_at(
     if not keep and x.ndim:
         values, idx = squeeze(values, d), np.squeeze(idx, d)
     return ValuesIndices(values, Tensor(idx))
+
+
+_EXTREMA: dict[str, tuple[Callable[..., Any], Callable[..., Tensor], ops.OpDef]] = {
+    "max": (np.argmax, maximum, ops.max),
+    "min": (np.argmin, minimum, ops.min),
+}
 
 
 def var(
