@@ -7,7 +7,15 @@ import pytest
 
 import chainrule as cr
 from chainrule import nn
-from chainrule.optim import SGD, Adam, AdamW, CosineAnnealingLR, StepLR, clip_grad_norm_
+from chainrule.optim import (
+    SGD,
+    Adam,
+    AdamW,
+    CosineAnnealingLR,
+    ReduceLROnPlateau,
+    StepLR,
+    clip_grad_norm_,
+)
 
 
 def _param(values):
@@ -318,3 +326,24 @@ def test_reduce_on_plateau_matches_torch(kw, rng):
         sched.step(metric)
         tsched.step(metric)
         assert sched.get_last_lr()[0] == pytest.approx(topt.param_groups[0]["lr"], rel=1e-12)
+
+
+@pytest.mark.parametrize(
+    "bad, match",
+    [
+        ({"optimizer": None}, "unknown key"),
+        ({"lr_at": "x"}, "unknown key"),
+        ({"last_epoch": "abc"}, "'last_epoch' must be a number"),
+        ([1, 2], "expected a dict"),
+    ],
+)
+def test_scheduler_load_state_dict_refuses_what_it_never_saved(bad, match):
+    """A scheduler state read from a checkpoint cannot replace the optimizer or a method."""
+    for make in (
+        lambda o: CosineAnnealingLR(o, T_max=4),
+        lambda o: ReduceLROnPlateau(o),
+    ):
+        sched = make(SGD([_param([1.0])], lr=1.0))
+        with pytest.raises(ValueError, match=match):
+            sched.load_state_dict(bad)
+        assert isinstance(sched.optimizer, SGD)

@@ -19,6 +19,35 @@ __all__ = [
 ]
 
 
+def _restore(scheduler: Any, state_dict: dict[str, Any]) -> None:
+    """Copy saved fields back, refusing what the schedule would not have saved itself.
+
+    PyTorch updates ``__dict__`` with whatever it is given; a checkpoint read from disk could then
+    replace the optimizer reference or a method. Only the keys of the schedule's own
+    `state_dict` are accepted, and a number stays a number.
+    """
+    name = type(scheduler).__name__
+    if not isinstance(state_dict, dict):
+        raise ValueError(
+            f"{name}.load_state_dict: expected a dict, got {type(state_dict).__name__}"
+        )
+    own = scheduler.state_dict()
+    unknown = sorted(str(k) for k in state_dict if k not in own)
+    if unknown:
+        raise ValueError(
+            f"{name}.load_state_dict: unknown key(s) {unknown}; expected {sorted(own)}"
+        )
+    for key, value in state_dict.items():
+        number = isinstance(own[key], (int, float)) and not isinstance(own[key], bool)
+        if number and (isinstance(value, bool) or not isinstance(value, (int, float))):
+            raise ValueError(
+                f"{name}.load_state_dict: {key!r} must be a number, got {type(value).__name__}"
+            )
+    scheduler.__dict__.update(
+        {k: (list(v) if isinstance(v, tuple) else v) for k, v in state_dict.items()}
+    )
+
+
 class LRScheduler:
     """Base: remembers each group's initial lr and computes lr for epoch ``last_epoch``."""
 
@@ -54,9 +83,8 @@ class LRScheduler:
         return {k: v for k, v in self.__dict__.items() if k != "optimizer"}
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        self.__dict__.update(
-            {k: (list(v) if isinstance(v, tuple) else v) for k, v in state_dict.items()}
-        )
+        """Restore what `state_dict` saved; ValueError on keys this schedule does not have."""
+        _restore(self, state_dict)
         self._apply()
 
 
@@ -355,4 +383,5 @@ class ReduceLROnPlateau:
         return {k: v for k, v in self.__dict__.items() if k != "optimizer"}
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        self.__dict__.update(state_dict)
+        """Restore what `state_dict` saved; ValueError on keys this schedule does not have."""
+        _restore(self, state_dict)
