@@ -1152,7 +1152,7 @@ def diff(x: ArrayLike, n: int = 1, axis: int = -1, *, dim: int | None = None) ->
         raise ValueError("diff: needs at least a 1-d input, got a 0-d tensor")
     if n < 0:
         raise ValueError(f"diff: order n must be non-negative, got {n}")
-    axis = _one_axis("diff", x, _dims("diff", axis, False, dim)[0])
+    axis = _one_axis("diff", x, _dims("diff", axis, False, dim, default=-1)[0])
     return ops.diff(x, n=n, axis=axis) if n else x
 
 
@@ -1203,7 +1203,7 @@ def argsort(
 def topk(
     x: ArrayLike,
     k: int,
-    dim: int = -1,
+    dim: int | None = None,
     largest: bool = True,
     sorted: bool = True,
     *,
@@ -1219,7 +1219,8 @@ def topk(
     [5.0, 4.0]
     """
     x = _t(x)
-    ax = _one_axis("topk", x, _dims("topk", axis, False, dim)[0])
+    given = _dims("topk", axis, False, dim)[0]
+    ax = _one_axis("topk", x, -1 if given is None else given)
     size = x.shape[ax] if x.ndim else 1
     if not 0 <= k <= size:
         raise ValueError(f"topk: k={k} is out of range for a dimension of size {size}")
@@ -1238,8 +1239,8 @@ def any(
     keepdim: bool | None = None,
 ) -> Tensor:
     """Whether any element over `axis` is nonzero; a boolean, no gradient."""
-    keep = keepdims if keepdim is None else keepdim
-    return Tensor(np.any(_data(x), axis=_dims("any", axis, False, dim)[0], keepdims=keep))
+    axis, keep = _dims("any", axis, keepdims, dim, keepdim)
+    return Tensor(np.any(_data(x), axis=axis, keepdims=keep))
 
 
 def all(
@@ -1251,8 +1252,8 @@ def all(
     keepdim: bool | None = None,
 ) -> Tensor:
     """Whether every element over `axis` is nonzero; a boolean, no gradient."""
-    keep = keepdims if keepdim is None else keepdim
-    return Tensor(np.all(_data(x), axis=_dims("all", axis, False, dim)[0], keepdims=keep))
+    axis, keep = _dims("all", axis, keepdims, dim, keepdim)
+    return Tensor(np.all(_data(x), axis=axis, keepdims=keep))
 
 
 # --------------------------------------------------------------------------- more linear algebra
@@ -1433,30 +1434,57 @@ def _tensor_repeat(x: Tensor, *sizes: Any) -> Tensor:
     return tile(x, _shape_arg(sizes))
 
 
-def index_select(x: ArrayLike, dim: int, index: ArrayLike, *, axis: int | None = None) -> Tensor:
-    """The elements at `index` (1-d integers) along `dim`, as torch.index_select."""
+def index_select(
+    x: ArrayLike, dim: int | None = None, index: Any = None, *, axis: int | None = None
+) -> Tensor:
+    """The elements at `index` (1-d integers) along `dim` (or `axis`), as torch.index_select."""
     x = _t(x)
-    ax = _one_axis("index_select", x, _dims("index_select", axis, False, dim)[0])
+    ax = _one_axis("index_select", x, _required_axis("index_select", axis, dim, index))
     idx = _index_array("index_select", index)
     if idx.ndim != 1:
         raise ValueError(f"index_select: index must be 1-d, got shape {idx.shape}")
     return ops.index_select(x, axis=ax, index=idx)
 
 
-def take_along_axis(x: ArrayLike, indices: ArrayLike, axis: int) -> Tensor:
-    """NumPy's take_along_axis: x's elements at `indices` along `axis`."""
+def _required_axis(name: str, axis: Any, dim: Any, *needed: Any) -> Any:
+    """The axis of a function with PyTorch's positional `dim` before required arguments
+    (torch.gather(x, dim, index)): given once, by dim or axis, with the arguments after it."""
+    given = _dims(name, axis, False, dim)[0]
+    if given is None or builtins.any(a is None for a in needed):
+        raise TypeError(f"{name}: give dim (or axis=) and {' and '.join(_NEEDED[name])}")
+    return given
+
+
+_NEEDED = {
+    "index_select": ("index",),
+    "gather": ("index",),
+    "scatter": ("index", "src"),
+    "scatter_add": ("index", "src"),
+}
+
+
+def take_along_axis(
+    x: ArrayLike, indices: ArrayLike, axis: int | None = None, *, dim: int | None = None
+) -> Tensor:
+    """NumPy's take_along_axis: x's elements at `indices` along `axis` (or torch's `dim`;
+    one of them is required, as NumPy's axis)."""
     x = _t(x)
     idx = _index_array("take_along_axis", indices)
     if idx.ndim != x.ndim:
         raise ValueError(f"take_along_axis: indices of shape {idx.shape} for x of shape {x.shape}")
+    axis = _dims("take_along_axis", axis, False, dim)[0]
+    if axis is None:
+        raise TypeError("take_along_axis: give axis= (or dim=)")
     return ops.take_along_axis(x, indices=idx, axis=_one_axis("take_along_axis", x, axis))
 
 
-def gather(x: ArrayLike, dim: int, index: ArrayLike, *, axis: int | None = None) -> Tensor:
-    """torch.gather: out[i][j] = x[i][index[i][j]] along `dim` (index may be smaller than x
-    in the other dimensions)."""
+def gather(
+    x: ArrayLike, dim: int | None = None, index: Any = None, *, axis: int | None = None
+) -> Tensor:
+    """torch.gather: out[i][j] = x[i][index[i][j]] along `dim` (or `axis`; index may be
+    smaller than x in the other dimensions)."""
     x = _t(x)
-    ax = _one_axis("gather", x, _dims("gather", axis, False, dim)[0])
+    ax = _one_axis("gather", x, _required_axis("gather", axis, dim, index))
     idx = _index_array("gather", index)
     if idx.ndim != x.ndim:
         raise ValueError(f"gather: index of shape {idx.shape} for input of shape {x.shape}")
@@ -1464,12 +1492,17 @@ def gather(x: ArrayLike, dim: int, index: ArrayLike, *, axis: int | None = None)
 
 
 def scatter(
-    x: ArrayLike, dim: int, index: ArrayLike, src: ArrayLike, *, axis: int | None = None
+    x: ArrayLike,
+    dim: int | None = None,
+    index: Any = None,
+    src: Any = None,
+    *,
+    axis: int | None = None,
 ) -> Tensor:
-    """torch.scatter: x with src[i][j] written at [i][index[i][j]] along `dim` (src may be a
-    number); both x and src are differentiable."""
+    """torch.scatter: x with src[i][j] written at [i][index[i][j]] along `dim` (or `axis`;
+    src may be a number); both x and src are differentiable."""
     x = _t(x)
-    ax = _one_axis("scatter", x, _dims("scatter", axis, False, dim)[0])
+    ax = _one_axis("scatter", x, _required_axis("scatter", axis, dim, index, src))
     idx = _index_array("scatter", index)
     if idx.ndim != x.ndim:
         raise ValueError(f"scatter: index of shape {idx.shape} for input of shape {x.shape}")
@@ -1477,7 +1510,12 @@ def scatter(
 
 
 def scatter_add_along(
-    x: ArrayLike, dim: int, index: ArrayLike, src: ArrayLike, *, axis: int | None = None
+    x: ArrayLike,
+    dim: int | None = None,
+    index: Any = None,
+    src: Any = None,
+    *,
+    axis: int | None = None,
 ) -> Tensor:
     """torch.scatter_add: x plus src[i][j] added at [i][index[i][j]] along `dim` (repeated
     positions accumulate); chainrule exports it as `scatter_add` and `Tensor.scatter_add`
@@ -1489,10 +1527,9 @@ def scatter_add_along(
     >>> cr.scatter_add(cr.zeros(3), 0, [0, 2, 0], cr.tensor([1.0, 2.0, 3.0])).tolist()
     [4.0, 0.0, 2.0]
     """
+    given = _required_axis("scatter_add", axis, dim, index, src)
     x, s = _t(x), _t(src)
-    ax = _one_axis("scatter_add", x, _dims("scatter_add", axis, False, dim)[0]) % builtins.max(
-        x.ndim, 1
-    )
+    ax = _one_axis("scatter_add", x, given) % builtins.max(x.ndim, 1)
     idx = _index_array("scatter_add", index)
     if idx.ndim != x.ndim or s.ndim != x.ndim:
         raise ValueError(
@@ -1576,10 +1613,14 @@ def unfold(x: ArrayLike, dimension: int, size: int, step: int) -> Tensor:
     return ops.unfold(x, axis=ax, size=size, step=step)
 
 
-def chunk(x: ArrayLike, chunks: int, dim: int = 0, *, axis: int | None = None) -> list[Tensor]:
-    """torch.chunk: up to `chunks` pieces of ceil(n / chunks) along `dim` (the last smaller)."""
+def chunk(
+    x: ArrayLike, chunks: int, dim: int | None = None, *, axis: int | None = None
+) -> list[Tensor]:
+    """torch.chunk: up to `chunks` pieces of ceil(n / chunks) along `dim` (or `axis`; the
+    first by default), the last smaller."""
     x = _t(x)
-    ax = _one_axis("chunk", x, _dims("chunk", axis, False, dim)[0]) % builtins.max(x.ndim, 1)
+    given = _dims("chunk", axis, False, dim)[0]
+    ax = _one_axis("chunk", x, 0 if given is None else given) % builtins.max(x.ndim, 1)
     if chunks <= 0:
         raise ValueError(f"chunk: chunks must be positive, got {chunks}")
     n = x.shape[ax]

@@ -1535,6 +1535,9 @@ erfc = defop(
     sym=lambda sp, x: sp.erfc(x),
     cases=UNARY,
     doc="d erfc x = -2/sqrt(pi) e^(-x^2) dx",
+    names=("erfc",),
+    rule="Complementary error function",
+    dsym=lambda sp, F, u: -2 / sp.sqrt(sp.pi) * sp.exp(-(u**2)),
     local=("-2/sqrt(pi)*exp(-x^2)",),
     differs="without SciPy the forward runs math.erfc per element (exact, slower)",
 )
@@ -1553,10 +1556,16 @@ sinc = defop(
     "sinc",
     np.sinc,
     _sinc_vjp,
-    # SymPy's sinc is sin(x)/x; a parser name "sinc" would print as SymPy's (so it has none)
-    sym=lambda sp, x: sp.sin(sp.pi * x) / (sp.pi * x),
+    # NumPy's sinc is normalized, SymPy's is not (sympy.sinc(x) = sin(x)/x): the twin is
+    # SymPy's at pi x, which is 1 at 0 where sin(pi x)/(pi x) is 0/0. Its parser name is a
+    # function of its own (printed sinc, NumPy's), never SymPy's sinc.
+    sym=lambda sp, x: sp.sinc(sp.pi * x),
     cases=UNARY,
     doc="d sin(pi x)/(pi x) = (cos(pi x) - sinc x) / x dx, 0 at x = 0",
+    names=("sinc",),
+    rule="Normalized sinc",
+    dsym=lambda sp, F, u: (sp.cos(sp.pi * u) - F.sinc(u)) / u,
+    kink="at x = 0 the derivative is the limit 0, as PyTorch",
     local=("(cos(pi*x) - out)/x",),
 )
 round = defop(
