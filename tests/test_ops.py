@@ -152,3 +152,39 @@ def test_ops_doc_is_generated_from_table() -> None:
     assert path.read_text(encoding="utf-8") == ops_markdown(), (
         "docs/ops.md is stale: run `python -m chainrule.docs > docs/ops.md`"
     )
+
+
+EINSUM_CASES = [
+    params["subscripts"]
+    for _, params in OPS["einsum"].cases(np.random.default_rng(0), np.float64, OPS["einsum"])
+]
+
+
+@pytest.mark.parametrize("k", range(len(EINSUM_CASES)), ids=EINSUM_CASES)
+def test_einsum_matches_torch_values_and_gradients(k: int, rng: np.random.Generator) -> None:
+    """The table's einsum cases ('...' broadcasting included) against torch.einsum."""
+    torch = pytest.importorskip("torch")
+    inputs, params = _cases(OPS["einsum"], rng)[k]
+    ours = [cr.tensor(a, requires_grad=True) for a in inputs]
+    theirs = [torch.tensor(a, requires_grad=True) for a in inputs]
+    out, ref = cr.einsum(params["subscripts"], *ours), torch.einsum(params["subscripts"], *theirs)
+    np.testing.assert_allclose(out.data, ref.detach().numpy(), rtol=1e-12, atol=1e-12)
+    w = rng.standard_normal(out.shape)
+    cr.sum(out * w).backward()
+    (ref * torch.from_numpy(w)).sum().backward()
+    for a, b in zip(ours, theirs, strict=True):
+        np.testing.assert_allclose(a.grad.data, b.grad.numpy(), rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize(
+    ("subscripts", "shapes", "message"),
+    [
+        ("...i->i", [(2, 3)], "the output needs '...' for the broadcast axes"),
+        ("...ij,...jk->...ik", [(2, 3, 4), (3, 4, 5)], r"the '\.\.\.' axes \[\(2,\), \(3,\)\]"),
+        ("ijk", [(2, 3)], r"names 3 axes for an operand of shape \(2, 3\)"),
+        ("i.j", [(2, 3)], "subscripts are letters and one '...'"),
+    ],
+)
+def test_einsum_refuses_with_one_line(subscripts: str, shapes: list, message: str) -> None:
+    with pytest.raises(ValueError, match=f"einsum: .*{message}"):
+        cr.einsum(subscripts, *(np.ones(s) for s in shapes))

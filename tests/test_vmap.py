@@ -132,6 +132,61 @@ def test_the_loop_rule_batches_any_op(rng) -> None:
     np.testing.assert_allclose(got.data, want, rtol=1e-12)
 
 
+def _nodes(t: cr.Tensor) -> int:
+    """The number of recorded ops in t's graph."""
+    seen, stack = set(), [t]
+    while stack:
+        u = stack.pop()
+        if id(u) in seen or not isinstance(u, cr.Tensor):
+            continue
+        seen.add(id(u))
+        stack.extend(a for p in u._parents for a in (p if isinstance(p, (list, tuple)) else [p]))
+    return len(seen)
+
+
+def _batched_graph(op: OpDef, inputs: tuple[Any, ...], params: dict[str, Any], size: int) -> int:
+    rng = np.random.default_rng(1)
+    floats = _floats(inputs)
+    batch = [
+        cr.tensor(
+            np.stack([op.domain.sample(rng, np.shape(a), np.float64)] * size), requires_grad=True
+        )
+        if i in floats
+        else a
+        for i, a in enumerate(inputs)
+    ]
+    in_axes = tuple(0 if i in floats else None for i in range(len(inputs)))
+    return _nodes(cr.vmap(lambda *xs: op(*xs, **params), in_axes=in_axes)(*batch))
+
+
+RULED = [op for op in TABLE if op.batch is not None]
+
+
+@pytest.mark.parametrize("op", RULED, ids=lambda op: op.name)
+def test_the_rule_runs_the_op_once_not_per_example(op: OpDef, rng) -> None:
+    """The graph of a batched call has as many ops for 2 examples as for 5: the entry's own
+    rule ran, not a loop over the examples (ops.batch_loop, which no entry uses as its rule)."""
+    from chainrule.ops import batch_loop
+
+    assert op.batch is not batch_loop, f"{op.name}: batch_loop is a fallback, not a rule"
+    for inputs, params in _cases(op, rng):
+        if _floats(inputs):
+            two, five = (_batched_graph(op, inputs, params, n) for n in (2, 5))
+            assert two == five, f"{op.name}: {two} graph nodes for 2 examples, {five} for 5"
+
+
+def test_the_node_count_sees_a_loop(rng) -> None:
+    from dataclasses import replace
+
+    from chainrule.ops import batch_loop
+
+    looped = replace(OPS["cumsum"], name="cumsum_by_loop", batch=batch_loop)
+    x = np.ones((3, 4))
+    assert _batched_graph(looped, (x,), {"axis": 1}, 2) < _batched_graph(
+        looped, (x,), {"axis": 1}, 5
+    )
+
+
 # --------------------------------------------------------------------------- composition
 
 

@@ -1260,13 +1260,15 @@ def all(
 
 
 def einsum(subscripts: str, *operands: ArrayLike) -> Tensor:
-    """NumPy's einsum with explicit or implicit output ('ij,jk->ik', 'ij,jk'); every operand
-    is differentiable, and each gradient is itself an einsum.
+    """NumPy's einsum with explicit or implicit output ('ij,jk->ik', 'ij,jk') and '...' for
+    broadcast leading axes ('...ij,...jk->...ik'); every operand is differentiable, and each
+    gradient is itself an einsum.
 
     Raises
     ------
     ValueError
-        For '...', an index repeated within one operand, or a wrong number of operands.
+        For an index repeated within one operand, a wrong number of operands or of axes, or
+        '...' axes that do not broadcast.
 
     Examples
     --------
@@ -1278,7 +1280,7 @@ def einsum(subscripts: str, *operands: ArrayLike) -> Tensor:
     if not isinstance(subscripts, str):
         raise TypeError("einsum: the first argument is the subscripts string ('ij,jk->ik')")
     xs = [_t(x) for x in operands]
-    ops._einsum_parts(subscripts, len(xs))
+    ops._einsum_parts(subscripts, [x.shape for x in xs])
     return ops.einsum(*xs, subscripts=subscripts)
 
 

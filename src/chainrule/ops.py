@@ -244,6 +244,38 @@ def batch_loop(b: Any) -> Any:
     return concatenate(*rows, axis=0)
 
 
+def batch_along(default: Any = None, *, flat: bool = False) -> Callable[[Any], Any]:
+    """The batching rule of an op that works along one `axis` of its first input (`default`
+    when not given): the batch axis goes in front and the axis shifts past it, so the op
+    runs once. `flat`: axis None means NumPy's flattened input (cumsum), not every axis."""
+
+    def rule(b: Any) -> Any:
+        if b.bparams:
+            return batch_loop(b)
+        x, r = b.value(0), b.rank(0)
+        axis = b.params.get("axis", default)
+        if axis is None and flat:
+            x, axis = reshape(x, shape=(b.size, -1)), 1
+        elif axis is None:
+            axis = tuple(range(1, r + 1))
+        else:
+            axis = _axes(builtins.max(r, 1), axis)[0] + 1 if r else 1
+        return b.op(x, *b.args[1:], **{**b.params, "axis": axis})
+
+    rule.__doc__ = "vmap along one axis: the batch axis in front, the op's axis shifted past it" + (
+        " (None: the flattened example)" if flat else ""
+    )
+    return rule
+
+
+def batch_compose(b: Any) -> Any:
+    """vmap of a composite: its formula run once on the whole batch, each primitive by its
+    own rule (a batched parameter, a constant to the formula, runs per example)."""
+    if b.bparams:
+        return batch_loop(b)
+    return b.via(lambda *xs: b.op.compose(*xs, **b.params))
+
+
 def _np_scatter_add(g: np.ndarray, index: Any, shape: tuple[int, ...]) -> np.ndarray:
     z = np.zeros(shape, dtype=g.dtype)
     if _is_basic(index):
@@ -1962,7 +1994,7 @@ prod = defop(
     doc="d prod(x) = sum_i (prod_{j != i} x_j) dx_i",
     differs="an inf or NaN in x: the gradient is the product of the others (torch: NaN)",
     local=("g * prod of the others",),
-    batch=batch_loop,
+    batch=_reduce_batch,
 )
 
 
@@ -1981,7 +2013,7 @@ cumsum = defop(
     nosym="a scan",
     doc="d cumsum(x)_k = sum_{i <= k} dx_i",
     local=("reverse cumsum of g",),
-    batch=batch_loop,
+    batch=batch_along(flat=True),
 )
 
 
@@ -2010,7 +2042,7 @@ cumprod = defop(
     doc="d cumprod(x)_k = sum_{i <= k} (prod_{j <= k, j != i} x_j) dx_i",
     differs="an inf or NaN in x: the gradient is the product of the others (torch: NaN)",
     local=("g * products of the others",),
-    batch=batch_loop,
+    batch=batch_along(flat=True),
 )
 
 
@@ -2036,7 +2068,7 @@ logcumsumexp = defop(
     nosym="a scan",
     doc="d lcse(x)_k = sum_{i <= k} e^(x_i - lcse(x)_k) dx_i",
     local=("g * exp(x - out) summed from the end",),
-    batch=batch_loop,
+    batch=batch_along(),
 )
 
 
@@ -2095,7 +2127,7 @@ sort = defcomposite(
     nosym="rearranges elements",
     cases=_cases_3x4({"axis": -1}, {"axis": 0, "descending": True}),
     doc="d sort(x) = dx in sorted order (each element keeps its own gradient)",
-    batch=batch_loop,
+    batch=batch_along(-1),
 )
 topk = defcomposite(
     "topk",
@@ -2103,7 +2135,7 @@ topk = defcomposite(
     nosym="selects elements",
     cases=_cases_3x4({"k": 2}, {"k": 2, "axis": 0, "largest": False}),
     doc="d topk(x) = dx at the k largest (or smallest) elements",
-    batch=batch_loop,
+    batch=batch_along(-1),
 )
 cummax = defcomposite(
     "cummax",
@@ -2111,7 +2143,7 @@ cummax = defcomposite(
     nosym="a scan",
     cases=_cases_3x4({"axis": 1}, {"axis": 0}),
     doc="d cummax(x)_k = dx at the running argmax (the latest tie)",
-    batch=batch_loop,
+    batch=batch_along(),
 )
 diff = defcomposite(
     "diff",
@@ -2119,7 +2151,7 @@ diff = defcomposite(
     nosym="differences of neighbours",
     cases=_cases_3x4({}, {"n": 2, "axis": 0}),
     doc="d (x_(i+1) - x_i) = dx_(i+1) - dx_i",
-    batch=batch_loop,
+    batch=batch_along(-1),
 )
 
 
@@ -2129,37 +2161,77 @@ diff = defcomposite(
 # diagonal, diag, trace, tril and triu select elements (getitem, scatter_add, where).
 
 
-def _einsum_parts(subscripts: str, count: int) -> tuple[list[str], str]:
-    """The operands' subscripts and the output's, with NumPy's implicit output (the letters
-    that occur once, sorted) when there is no '->'."""
+def _einsum_parts(subscripts: str, shapes: list[tuple[int, ...]]) -> tuple[list[str], str]:
+    """The operands' subscripts and the output's, written out: '...' becomes letters (NumPy's
+    broadcasting, right-aligned: an operand whose axis is 1 where the others' is larger gets
+    a letter of its own there, summed away, since a broadcast value does not depend on that
+    index; so the vjps need no unbroadcast), and the implicit output is NumPy's ('...'
+    first, then the letters that occur once, sorted)."""
     spec = subscripts.replace(" ", "")
-    if "." in spec:
-        raise ValueError(f"einsum: '...' is not supported, write the axes out: {subscripts!r}")
     lhs, arrow, out = spec.partition("->")
     ins = lhs.split(",")
-    if len(ins) != count:
-        raise ValueError(f"einsum: {subscripts!r} names {len(ins)} operands, got {count}")
-    if not arrow:
-        out = "".join(sorted(c for c in set(lhs) if c.isalpha() and lhs.count(c) == 1))
-    for s in ins:
-        if len(set(s)) != len(s):
+    if len(ins) != len(shapes):
+        raise ValueError(f"einsum: {subscripts!r} names {len(ins)} operands, got {len(shapes)}")
+    for s in (*ins, out):
+        bad = s.replace("...", "", 1)
+        if not builtins.all(c.isalpha() for c in bad):
+            raise ValueError(f"einsum: {subscripts!r}: subscripts are letters and one '...'")
+        if len(set(bad)) != len(bad):
             raise ValueError(
                 f"einsum: a repeated index within one operand ({s!r}) is not "
                 "supported; use diagonal or trace"
             )
-    return ins, out
+    if not arrow:
+        named = lhs.replace("...", "")
+        out = ("..." if "..." in lhs else "") + "".join(
+            sorted(c for c in set(named) if c.isalpha() and named.count(c) == 1)
+        )
+    free = iter(c for c in _LETTERS if c not in spec)
+    ranks = [len(shape) - len(s.replace("...", "")) for s, shape in zip(ins, shapes)]
+    for s, shape, r in zip(ins, shapes, ranks):
+        if r < 0 or (r and "..." not in s):
+            raise ValueError(
+                f"einsum: {subscripts!r} names {len(s.replace('...', ''))} axes for an "
+                f"operand of shape {shape}"
+            )
+    n = builtins.max(ranks, default=0)
+    dots = [sh[s.index("...") : s.index("...") + r] for s, sh, r in zip(ins, shapes, ranks) if r]
+    try:
+        sizes = np.broadcast_shapes(*dots)  # the '...' axes, broadcast as NumPy's
+    except ValueError:
+        raise ValueError(f"einsum: the '...' axes {dots} do not broadcast") from None
+    full = [next(free) for _ in range(n)]
+    expanded = []
+    for s, sh, r in zip(ins, shapes, ranks):
+        if "..." in s:
+            at = s.index("...")
+            mine = [
+                full[k] if sh[at + k - (n - r)] == sizes[k] else next(free) for k in range(n - r, n)
+            ]
+            s = s.replace("...", "".join(mine))
+        expanded.append(s)
+    if n and "..." not in out:  # NumPy refuses to sum them away silently, and so do we
+        raise ValueError(f"einsum: {subscripts!r}: the output needs '...' for the broadcast axes")
+    return expanded, out.replace("...", "".join(full))
+
+
+_LETTERS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+
+
+def _einsum_spec(subscripts: str, xs: Any) -> str:
+    ins, out = _einsum_parts(subscripts, [np.shape(x) for x in xs])
+    return ",".join(ins) + "->" + out
 
 
 def _einsum(*xs: np.ndarray, subscripts: str) -> np.ndarray:
-    _einsum_parts(subscripts, len(xs))
-    return np.einsum(subscripts, *xs)
+    return np.einsum(_einsum_spec(subscripts, xs), *xs)
 
 
 def _einsum_vjp(g: Any, out: Any, *args: Any, argnum: int, subscripts: str) -> Any:
     """Input i's gradient: the einsum of g with the other inputs into input i's subscripts;
     an index only input i has (summed away) gets a vector of ones of its size."""
     *xs, xp = args
-    ins, res = _einsum_parts(subscripts, len(xs))
+    ins, res = _einsum_parts(subscripts, [x.shape for x in xs])
     mine = ins[argnum]
     others = [(s, x) for k, (s, x) in enumerate(zip(ins, xs)) if k != argnum]
     seen = set(res).union(*(s for s, _ in others))
@@ -2167,6 +2239,16 @@ def _einsum_vjp(g: Any, out: Any, *args: Any, argnum: int, subscripts: str) -> A
     ones = [np.ones(xs[argnum].shape[i], dtype=_np(g).dtype) for _, i in alone]
     spec = ",".join([res, *(s for s, _ in others), *(c for c, _ in alone)]) + "->" + mine
     return xp.einsum(spec, g, *(x for _, x in others), *ones)
+
+
+def _einsum_batch(b: Any) -> Any:
+    """vmap of einsum: one more letter, in front of each batched operand's subscripts and of
+    the output's (the shared operands are not repeated)."""
+    shapes = [x.shape[1:] if bt else x.shape for x, bt in zip(b.args, b.batched)]
+    ins, out = _einsum_parts(b.params["subscripts"], shapes)
+    z = next(c for c in _LETTERS if c not in "".join(ins) + out)
+    spec = ",".join(z + s if bt else s for s, bt in zip(ins, b.batched)) + "->" + z + out
+    return einsum(*b.args, subscripts=spec)
 
 
 def _einsum_cases(rng: np.random.Generator, dtype: Any, op: OpDef) -> list[Case]:
@@ -2179,6 +2261,9 @@ def _einsum_cases(rng: np.random.Generator, dtype: Any, op: OpDef) -> list[Case]
         ((s(3, 4),), {"subscripts": "ij->"}),
         ((s(2, 3), s(3), s(3, 2)), {"subscripts": "ij,j,jk"}),
         ((s(3, 2),), {"subscripts": "ij->ji"}),
+        ((s(2, 3, 4), s(4, 2)), {"subscripts": "...ij,...jk->...ik"}),
+        ((s(1, 3, 4), s(2, 4, 3)), {"subscripts": "...ij,...jk"}),  # '...' broadcast (1 vs 2)
+        ((s(3, 2), s(2)), {"subscripts": "i...,...->...i"}),
     ]
 
 
@@ -2192,7 +2277,7 @@ einsum = defop(
     nosym="a sum of products over named indices",
     doc="d einsum(x, y) = einsum(dx, y) + einsum(x, dy); each vjp is an einsum",
     local=("einsum(g, the other inputs)",),
-    batch=batch_loop,
+    batch=_einsum_batch,
 )
 
 
@@ -2283,7 +2368,7 @@ tensordot = defcomposite(
     nosym="a sum of products",
     cases=_pair_cases(((2, 3, 4), (3, 4, 2), {}), ((2, 3), (4, 3), {"axes": ([1], [1])})),
     doc="d tensordot(x, y) = tensordot(dx, y) + tensordot(x, dy) (an einsum)",
-    batch=batch_loop,
+    batch=batch_compose,
 )
 outer = defcomposite(
     "outer",
@@ -2291,7 +2376,7 @@ outer = defcomposite(
     nosym="a product of every pair",
     cases=_pair_cases(((3,), (4,), {}), ((2, 2), (3,), {})),
     doc="d (x y^T) = dx y^T + x dy^T",
-    batch=batch_loop,
+    batch=batch_compose,
 )
 inner = defcomposite(
     "inner",
@@ -2299,7 +2384,7 @@ inner = defcomposite(
     nosym="a sum of products",
     cases=_pair_cases(((3,), (3,), {}), ((2, 3), (4, 3), {})),
     doc="d <x, y> = <dx, y> + <x, dy> over the last axes",
-    batch=batch_loop,
+    batch=batch_compose,
 )
 kron = defcomposite(
     "kron",
@@ -2307,7 +2392,7 @@ kron = defcomposite(
     nosym="a product of every pair, in blocks",
     cases=_pair_cases(((2, 3), (2, 2), {}), ((3,), (2,), {})),
     doc="d kron(x, y) = kron(dx, y) + kron(x, dy)",
-    batch=batch_loop,
+    batch=batch_compose,
 )
 diagonal = defcomposite(
     "diagonal",
@@ -2315,7 +2400,7 @@ diagonal = defcomposite(
     nosym="selects elements",
     cases=_one_cases(((3, 4), {}), ((2, 3, 4), {"offset": 1, "axis1": 1, "axis2": 2})),
     doc="d diagonal(x) = diagonal(dx)",
-    batch=batch_loop,
+    batch=batch_compose,
 )
 diag = defcomposite(
     "diag",
@@ -2323,7 +2408,7 @@ diag = defcomposite(
     nosym="places or selects elements",
     cases=_one_cases(((3,), {}), ((3, 4), {"k": -1}), ((2,), {"k": 1})),
     doc="d diag(v) = diag(dv): the diagonal of g for a vector v, a placed g for a matrix",
-    batch=batch_loop,
+    batch=batch_compose,
 )
 trace = defcomposite(
     "trace",
@@ -2331,7 +2416,7 @@ trace = defcomposite(
     nosym="a sum of selected elements",
     cases=_one_cases(((3, 3), {}), ((3, 4), {"offset": 1})),
     doc="d tr(X) = tr(dX)",
-    batch=batch_loop,
+    batch=batch_compose,
 )
 tril = defcomposite(
     "tril",
@@ -2442,7 +2527,7 @@ flip = defcomposite(
     nosym="rearranges elements",
     cases=_one_cases(((3, 4), {}), ((2, 3, 4), {"axis": (0, 2)})),
     doc="d flip(x) = flip(dx)",
-    batch=batch_loop,
+    batch=batch_compose,
 )
 roll = defcomposite(
     "roll",
@@ -2450,7 +2535,7 @@ roll = defcomposite(
     nosym="rearranges elements",
     cases=_one_cases(((3, 4), {"shift": 1}), ((3, 4), {"shift": (1, -2), "axis": (0, 1)})),
     doc="d roll(x, s) = roll(dx, s)",
-    batch=batch_loop,
+    batch=batch_compose,
 )
 tile = defcomposite(
     "tile",
@@ -2459,7 +2544,7 @@ tile = defcomposite(
     cases=_one_cases(((2, 3), {"reps": (2, 1)}), ((3,), {"reps": (2, 2)})),
     doc="d tile(x) = dx summed over the copies",
     differs="PyTorch's Tensor.repeat(*sizes) is this (chainrule's Tensor.repeat too)",
-    batch=batch_loop,
+    batch=batch_compose,
 )
 repeat_interleave = defcomposite(
     "repeat_interleave",
@@ -2470,7 +2555,7 @@ repeat_interleave = defcomposite(
     ),
     doc="d repeat(x) = dx summed over each element's copies",
     differs="NumPy calls it repeat (cr.repeat is this too)",
-    batch=batch_loop,
+    batch=batch_compose,
 )
 index_select = defcomposite(
     "index_select",
@@ -2478,7 +2563,7 @@ index_select = defcomposite(
     nosym="selects elements",
     cases=_one_cases(((3, 4), {"axis": 1, "index": np.array([3, 0, 3])})),
     doc="d x[index along axis] = dx there; repeated indices accumulate",
-    batch=batch_loop,
+    batch=batch_compose,
 )
 take_along_axis = defcomposite(
     "take_along_axis",
@@ -2486,7 +2571,7 @@ take_along_axis = defcomposite(
     nosym="selects elements",
     cases=_one_cases(((3, 4), {"indices": np.array([[0, 3], [1, 1], [2, 0]]), "axis": 1})),
     doc="d take_along_axis(x, i) = dx at i; repeated indices accumulate",
-    batch=batch_loop,
+    batch=batch_compose,
 )
 scatter = defcomposite(
     "scatter",
@@ -2500,7 +2585,7 @@ scatter = defcomposite(
     ],
     doc="d scatter(x, i, s) = dx where nothing is written, ds[i] where s is",
     differs="a position written twice gets the sum of its sources (torch keeps one of them)",
-    batch=batch_loop,
+    batch=batch_compose,
 )
 masked_fill = defcomposite(
     "masked_fill",
@@ -2515,7 +2600,7 @@ masked_select = defcomposite(
     nosym="selects elements",
     cases=_one_cases(((3, 4), {"mask": np.array([True, False, True, True])})),
     doc="d x[m] = dx[m]",
-    batch=batch_loop,
+    batch=batch_compose,
 )
 pad = defcomposite(
     "pad",
@@ -2536,7 +2621,7 @@ unfold = defcomposite(
         ((3, 5), {"axis": 1, "size": 2, "step": 1}), ((7,), {"axis": 0, "size": 3, "step": 2})
     ),
     doc="d windows(x) = dx summed over the windows that hold it",
-    batch=batch_loop,
+    batch=batch_compose,
 )
 
 
@@ -2721,14 +2806,22 @@ def _conv_vjp_b(g: Any, out: Any, x: Any, w: Any, b: Any, xp: Any, **params: Any
 
 
 def _conv_batch(b: Any) -> Any:
-    """vmap of conv: a batch of inputs under shared weights folds into conv's own batch axis
-    (one call); batched weights or bias run per example (ops.batch_loop)."""
-    if not b.batched[0] or any(b.batched[1:]) or b.bparams:
+    """vmap of conv: a batch of inputs under shared weights folds into conv's own batch axis;
+    per-example weights (per-example gradients make them) fold into groups: example e's
+    channels and filters become groups of their own, so one grouped conv runs every example."""
+    if b.bparams:
         return batch_loop(b)
-    x = b.args[0]
-    n = x.shape[1]
-    out = b.op(reshape(x, shape=(b.size * n, *x.shape[2:])), *b.args[1:], **b.params)
-    return reshape(out, shape=(b.size, n, *out.shape[1:]))
+    x, n = b.value(0), b.args[0].shape[1 if b.batched[0] else 0]
+    if not builtins.any(b.batched[1:]):
+        out = b.op(reshape(x, shape=(b.size * n, *x.shape[2:])), *b.args[1:], **b.params)
+        return reshape(out, shape=(b.size, n, *out.shape[1:]))
+    size, (_, c, *spatial), w = b.size, x.shape[1:], b.value(1)
+    # (E, N, C, ...) -> (N, E*C, ...): the examples side by side as channels
+    xe = reshape(_moveaxis(x, 0, 1), shape=(n, size * c, *spatial))
+    we = reshape(w, shape=(size * w.shape[1], *w.shape[2:]))
+    rest = [reshape(b.value(2), shape=(-1,))] if len(b.args) > 2 else []
+    out = b.op(xe, we, *rest, **{**b.params, "groups": size * b.params.get("groups", 1)})
+    return _moveaxis(reshape(out, shape=(n, size, -1, *out.shape[2:])), 1, 0)
 
 
 conv = defop(
