@@ -10,6 +10,8 @@ import chainrule as cr
 from chainrule.ops import NUMPY_NS, OPS, OpDef
 
 ALL = [op for op in OPS.values() if not op.user]
+DIFFERENTIABLE = [op for op in ALL if op.differentiable]
+CONSTANT = [op for op in ALL if not op.differentiable]
 PRIMITIVES = [op for op in ALL if op.primitive]
 SYM = [op for op in PRIMITIVES if op.sym is not None]
 COMPOSITES = [op for op in ALL if not op.primitive]
@@ -25,13 +27,13 @@ def _applied(op: OpDef, params: dict):
     return lambda *xs: op(*xs, **params)
 
 
-@pytest.mark.parametrize("op", ALL, ids=lambda op: op.name)
+@pytest.mark.parametrize("op", DIFFERENTIABLE, ids=lambda op: op.name)
 def test_vjp_matches_central_differences(op: OpDef, rng: np.random.Generator) -> None:
     for inputs, params in _cases(op, rng):
         assert cr.gradcheck(_applied(op, params), list(inputs), order=1)
 
 
-@pytest.mark.parametrize("op", ALL, ids=lambda op: op.name)
+@pytest.mark.parametrize("op", DIFFERENTIABLE, ids=lambda op: op.name)
 def test_vjp_of_vjp_matches_central_differences(op: OpDef, rng: np.random.Generator) -> None:
     """Second order: the vjps, run on Tensors, are themselves differentiated correctly."""
     for inputs, params in _cases(op, rng)[:2]:
@@ -109,7 +111,7 @@ def test_table_entry_is_complete(op: OpDef) -> None:
     assert not op.kink or op.names, f"{op.name}: a kink is stated by the explainer"
 
 
-@pytest.mark.parametrize("op", ALL, ids=lambda op: op.name)
+@pytest.mark.parametrize("op", DIFFERENTIABLE, ids=lambda op: op.name)
 def test_float32_in_float32_out(op: OpDef, rng: np.random.Generator) -> None:
     """No silent upcast: float32 inputs give float32 values and float32 gradients."""
     inputs, params = _cases(op, rng, np.float32)[0]
@@ -123,6 +125,29 @@ def test_float32_in_float32_out(op: OpDef, rng: np.random.Generator) -> None:
     for x in xs:
         if isinstance(x, cr.Tensor) and x.requires_grad:
             assert x.grad.dtype == np.float32 and x.grad.shape == x.shape
+
+
+@pytest.mark.parametrize("op", CONSTANT, ids=lambda op: op.name)
+def test_an_op_without_a_derivative_gives_no_gradient(op: OpDef, rng) -> None:
+    """What the table says: the result has the kind `returns` names, never requires grad
+    (as PyTorch's), and a loss that uses it only as a mask gives its inputs no gradient."""
+    assert op.returns and not op.vjps and op.nosym.startswith("not differentiable: returns")
+    for inputs, params in _cases(op, rng):
+        xs = [
+            cr.tensor(a, requires_grad=True) if np.asarray(a).dtype.kind == "f" else a
+            for a in inputs
+        ]
+        out = op(*xs, **params)
+        assert ("bool" in op.returns) == (out.dtype == bool), (op.returns, out.dtype)
+        assert ("int64" in op.returns) == (out.dtype == np.int64), (op.returns, out.dtype)
+        assert out.ndim == 0 or not op.returns.startswith("a 0-d")
+        assert not out.requires_grad
+        floats = [x for x in xs if isinstance(x, cr.Tensor)]
+        if floats and out.shape == floats[0].shape:
+            mask = out.astype(bool)
+            with np.errstate(invalid="ignore"):  # the sum of an inf and a -inf is NaN
+                cr.sum(cr.where(mask, 0.0, floats[0])).backward()  # where's gradient only
+            np.testing.assert_array_equal(floats[0].grad.data, np.where(mask.data, 0.0, 1.0))
 
 
 def test_defop_rejects_duplicates_and_wrong_arity() -> None:

@@ -668,7 +668,7 @@ def argmax(
 ) -> Tensor:
     """Index of the largest element (flat index without an axis); NaN counts as largest."""
     axis, keepdims = _dims("argmax", axis, keepdims, dim, keepdim)
-    return Tensor(np.argmax(_data(x), axis=axis, keepdims=keepdims))
+    return ops.argmax(_t(x), axis=axis, keepdims=keepdims)
 
 
 def argmin(
@@ -681,7 +681,7 @@ def argmin(
 ) -> Tensor:
     """Index of the smallest element (flat index without an axis)."""
     axis, keepdims = _dims("argmin", axis, keepdims, dim, keepdim)
-    return Tensor(np.argmin(_data(x), axis=axis, keepdims=keepdims))
+    return ops.argmin(_t(x), axis=axis, keepdims=keepdims)
 
 
 def _axis(axis: Any) -> Any:
@@ -990,24 +990,27 @@ def nan_to_num(
     return ops.nan_to_num(_t(x), nan=nan, posinf=posinf, neginf=neginf)
 
 
-# Predicates: boolean results, with no gradient (as comparisons), so no table entries.
+# Predicates: boolean results with no gradient (as comparisons): the table's defconst entries.
 def isnan(x: ArrayLike) -> Tensor:
-    return Tensor(np.isnan(_data(x)))
+    """Where x is NaN; a boolean, no gradient."""
+    return ops.isnan(_t(x))
 
 
 def isinf(x: ArrayLike) -> Tensor:
-    return Tensor(np.isinf(_data(x)))
+    """Where x is +inf or -inf; a boolean, no gradient."""
+    return ops.isinf(_t(x))
 
 
 def isfinite(x: ArrayLike) -> Tensor:
-    return Tensor(np.isfinite(_data(x)))
+    """Where x is neither NaN nor inf; a boolean, no gradient."""
+    return ops.isfinite(_t(x))
 
 
 def isclose(
     x: ArrayLike, y: ArrayLike, rtol: float = 1e-05, atol: float = 1e-08, equal_nan: bool = False
 ) -> Tensor:
     """|x - y| <= atol + rtol * |y| elementwise (NumPy's and PyTorch's defaults)."""
-    return Tensor(np.isclose(_data(x), _data(y), rtol=rtol, atol=atol, equal_nan=equal_nan))
+    return ops.isclose(_t(x), _t(y), rtol=rtol, atol=atol, equal_nan=equal_nan)
 
 
 def allclose(
@@ -1021,7 +1024,7 @@ def allclose(
     >>> cr.allclose(cr.tensor([1.0, 2.0]), [1.0, 2.0 + 1e-9])
     True
     """
-    return bool(np.allclose(_data(x), _data(y), rtol=rtol, atol=atol, equal_nan=equal_nan))
+    return bool(ops.allclose(_t(x), _t(y), rtol=rtol, atol=atol, equal_nan=equal_nan).item())
 
 
 # --------------------------------------------------------------------------- more activations
@@ -1197,7 +1200,7 @@ def argsort(
     x = _t(x)
     given = _dims("argsort", axis, False, dim)[0]
     ax = _one_axis("argsort", x, -1 if given is None else given)
-    return Tensor(_sort_order(x, ax, descending))
+    return ops.argsort(x, axis=ax, descending=descending) if x.ndim else Tensor(np.array(0))
 
 
 def topk(
@@ -1240,7 +1243,7 @@ def any(
 ) -> Tensor:
     """Whether any element over `axis` is nonzero; a boolean, no gradient."""
     axis, keep = _dims("any", axis, keepdims, dim, keepdim)
-    return Tensor(np.any(_data(x), axis=axis, keepdims=keep))
+    return ops.any(_t(x), axis=axis, keepdims=keep)
 
 
 def all(
@@ -1253,7 +1256,7 @@ def all(
 ) -> Tensor:
     """Whether every element over `axis` is nonzero; a boolean, no gradient."""
     axis, keep = _dims("all", axis, keepdims, dim, keepdim)
-    return Tensor(np.all(_data(x), axis=axis, keepdims=keep))
+    return ops.all(_t(x), axis=axis, keepdims=keep)
 
 
 # --------------------------------------------------------------------------- more linear algebra
@@ -1572,7 +1575,7 @@ def one_hot(labels: ArrayLike, num_classes: int = -1) -> Tensor:
     n = int(a.max()) + 1 if num_classes < 0 and a.size else builtins.max(num_classes, 0)
     if a.size and (a.min() < 0 or a.max() >= n):
         raise ValueError(f"one_hot: labels must lie in [0, {n}), got {a.min()} to {a.max()}")
-    return Tensor((a[..., None] == np.arange(n)).astype(np.int64))
+    return ops.one_hot(Tensor(a), num_classes=n)
 
 
 def pad(x: ArrayLike, pad: Sequence[int], mode: str = "constant", value: float = 0.0) -> Tensor:

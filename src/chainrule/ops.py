@@ -80,6 +80,8 @@ class OpDef:
     - `compose`: a composite (a function a learner types, built from primitives): the engine
       function, which the entry runs instead of `forward` and `vjps`.
     - `differs`: how it differs from PyTorch and NumPy (docs/ops.md lists these).
+    - `returns`: for an op with no derivative (a predicate, indices, a new tensor; see
+      `defconst`), what it returns; its result carries no gradient at all, as PyTorch's.
     """
 
     name: str
@@ -107,6 +109,14 @@ class OpDef:
     # vmap's rule (batching.Batched -> the result, batch at axis 0); None: the op broadcasts
     # elementwise, and batching.py's generic rule moves the batch axes to the front.
     batch: Callable[..., Any] | None = None
+    # What an op without a derivative returns ("bool", "int64 indices"; see `defconst`);
+    # empty for every differentiable op.
+    returns: str = ""
+
+    @property
+    def differentiable(self) -> bool:
+        """Whether a gradient flows through the op (else its result never joins the graph)."""
+        return not self.returns
 
     @property
     def primitive(self) -> bool:
@@ -166,6 +176,19 @@ def defcomposite(name: str, compose: Callable[..., Any], **fields: Any) -> OpDef
     return _register(OpDef(name, None, (), compose=compose, **fields))
 
 
+def defconst(name: str, compute: Callable[..., Any], returns: str, **fields: Any) -> OpDef:
+    """Register an op without a derivative: a predicate, indices, a count or a new tensor
+    (`returns` says which). `compute(*arrays, **params)` runs on the inputs' values, and its
+    result never joins the graph (requires_grad False, as PyTorch's isnan, argsort or
+    one_hot): no gradient reaches the inputs through it, not even a zero one."""
+
+    def run(*xs: Any, **params: Any) -> Tensor:
+        return Tensor(np.asarray(compute(*(_np(x) for x in xs), **params)))
+
+    fields.setdefault("nosym", f"not differentiable: returns {returns}")
+    return _register(OpDef(name, None, (), compose=run, returns=returns, **fields))
+
+
 def _register(op: OpDef) -> OpDef:
     if op.name in OPS:
         raise ValueError(f"defop: an op named {op.name!r} is already defined")
@@ -215,7 +238,7 @@ def _np_sum_to(g: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
 
 def _is_basic(index: Any) -> bool:
     items = index if isinstance(index, tuple) else (index,)
-    return all(i is None or i is Ellipsis or isinstance(i, (int, slice)) for i in items)
+    return builtins.all(i is None or i is Ellipsis or isinstance(i, (int, slice)) for i in items)
 
 
 def _unsqueeze_example(x: Any, rank: int) -> Any:
@@ -255,8 +278,10 @@ def batch_along(default: Any = None, *, flat: bool = False) -> Callable[[Any], A
         x, r = b.value(0), b.rank(0)
         axis = b.params.get("axis", default)
         if axis is None and flat:
-            x, axis = reshape(x, shape=(b.size, -1)), 1
-        elif axis is None:
+            out = b.op(reshape(x, shape=(b.size, -1)), *b.args[1:], **{**b.params, "axis": 1})
+            # keepdims of a flattened reduction (argmax): one singleton per example axis
+            return reshape(out, shape=(b.size, *(1,) * r)) if b.params.get("keepdims") else out
+        if axis is None:
             axis = tuple(range(1, r + 1))
         else:
             axis = _axes(builtins.max(r, 1), axis)[0] + 1 if r else 1
@@ -2625,6 +2650,125 @@ unfold = defcomposite(
 )
 
 
+# --------------------------------------------------------------------------- not differentiable
+# Predicates, indices and new tensors (defconst): the table describes them as it does every
+# op (docs/ops.md, the porting pages, the vmap and convention tests read them), and says they
+# have no derivative: their results carry none, as PyTorch's (requires_grad False).
+
+
+def _special_cases(*shapes: tuple[int, ...]) -> Callable[..., list[Case]]:
+    """Inputs of `shapes` (one per input) with a NaN, an inf and a -inf in the first."""
+
+    def make(rng: np.random.Generator, dtype: Any, op: OpDef) -> list[Case]:
+        xs = [op.domain.sample(rng, s, dtype) for s in shapes]
+        xs[0].reshape(-1)[:3] = (np.nan, np.inf, -np.inf)
+        return [(tuple(xs), {})]
+
+    return make
+
+
+isnan = defconst("isnan", np.isnan, "bool", cases=_special_cases((3, 4)), doc="x is NaN")
+isinf = defconst("isinf", np.isinf, "bool", cases=_special_cases((3, 4)), doc="x is +inf or -inf")
+isfinite = defconst(
+    "isfinite", np.isfinite, "bool", cases=_special_cases((3, 4)), doc="x is neither NaN nor inf"
+)
+
+
+def _close_cases(rng: np.random.Generator, dtype: Any, op: OpDef) -> list[Case]:
+    x = op.domain.sample(rng, (3, 4), dtype)
+    y = x + np.where(np.arange(4) % 2, 1e-9, 1e-3).astype(dtype)  # half close, half not
+    return [((x, y), {}), ((x, x[0]), {"rtol": 0.0, "atol": 0.0}), ((x, y), {"atol": 1e-2})]
+
+
+isclose = defconst(
+    "isclose",
+    lambda x, y, rtol=1e-05, atol=1e-08, equal_nan=False: np.isclose(
+        x, y, rtol=rtol, atol=atol, equal_nan=equal_nan
+    ),
+    "bool",
+    cases=_close_cases,
+    doc="abs(x - y) <= atol + rtol abs(y), elementwise (NumPy's and PyTorch's defaults)",
+)
+
+
+def _allclose_batch(b: Any) -> Any:
+    """vmap of allclose: isclose of the batch, then all of it over each example's axes."""
+    r = builtins.max(b.rank(0), b.rank(1))
+    close = isclose(*(_unsqueeze_example(b.value(i), r) for i in (0, 1)), **b.params)
+    return all(close, axis=tuple(range(1, close.ndim)))
+
+
+allclose = defconst(
+    "allclose",
+    lambda x, y, rtol=1e-05, atol=1e-08, equal_nan=False: np.allclose(
+        x, y, rtol=rtol, atol=atol, equal_nan=equal_nan
+    ),
+    "a 0-d bool (chainrule.allclose returns a Python bool)",
+    cases=_close_cases,
+    doc="every element isclose",
+    batch=_allclose_batch,
+)
+any = defconst(
+    "any",
+    lambda x, axis=None, keepdims=False: np.any(x, axis=axis, keepdims=keepdims),
+    "bool",
+    cases=_reduce_cases,
+    doc="some element over axis is nonzero",
+    batch=_reduce_batch,
+)
+all = defconst(
+    "all",
+    lambda x, axis=None, keepdims=False: np.all(x, axis=axis, keepdims=keepdims),
+    "bool",
+    cases=_reduce_cases,
+    doc="every element over axis is nonzero",
+    batch=_reduce_batch,
+)
+
+
+def _arg_cases(rng: np.random.Generator, dtype: Any, op: OpDef) -> list[Case]:
+    x = op.domain.sample(rng, (3, 4), dtype)
+    return [
+        ((x,), {"axis": 1}),
+        ((x,), {"axis": 0, "keepdims": True}),
+        ((x,), {}),
+        ((x,), {"keepdims": True}),
+    ]
+
+
+argmax = defconst(
+    "argmax",
+    lambda x, axis=None, keepdims=False: np.argmax(x, axis=axis, keepdims=keepdims),
+    "int64 indices",
+    cases=_arg_cases,
+    doc="where the largest element over axis is (the flat index without one; NaN is largest)",
+    batch=batch_along(flat=True),
+)
+argmin = defconst(
+    "argmin",
+    lambda x, axis=None, keepdims=False: np.argmin(x, axis=axis, keepdims=keepdims),
+    "int64 indices",
+    cases=_arg_cases,
+    doc="where the smallest element over axis is (the flat index without one; NaN is smallest)",
+    batch=batch_along(flat=True),
+)
+argsort = defconst(
+    "argsort",
+    lambda x, axis=-1, descending=False: _argsort(x, axis, descending),
+    "int64 indices",
+    cases=_cases_3x4({"axis": -1}, {"axis": 0, "descending": True}),
+    doc="the indices that sort x along axis (stable; NaN last, or first when descending)",
+    batch=batch_along(-1),
+)
+one_hot = defconst(
+    "one_hot",
+    lambda labels, num_classes: (labels[..., None] == np.arange(num_classes)).astype(np.int64),
+    "int64",
+    cases=lambda rng, dtype, op: [((rng.integers(0, 4, size=(3, 2)),), {"num_classes": 4})],
+    doc="label k as a row with 1 at k and 0 elsewhere",
+)
+
+
 # --------------------------------------------------------------------------- namespaces
 
 
@@ -2695,7 +2839,7 @@ def _conv(
     (groups, N * positions, C/groups * taps) matrix and multiplied by the kernel matrix.
     """
     nd, (n, _), (o, cg), k = x.ndim - 2, x.shape[:2], w.shape[:2], w.shape[2:]
-    if any(lo or hi for lo, hi in padding):
+    if builtins.any(lo or hi for lo, hi in padding):
         x = np.pad(x, ((0, 0), (0, 0), *padding))
     span = tuple(d * (kk - 1) + 1 for d, kk in zip(dilation, k))
     win = np.lib.stride_tricks.sliding_window_view(x, span, axis=tuple(range(2, 2 + nd)))
@@ -2729,7 +2873,7 @@ def _conv_transpose(
     with the flipped kernel (in and out channels swapped per group), cropped to x's `size`."""
     nd, (n, o), (cg, *k) = len(size), g.shape[:2], w.shape[1:]
     every = (slice(None), slice(None))
-    if any(s > 1 for s in stride):
+    if builtins.any(s > 1 for s in stride):
         spread = tuple((p - 1) * s + 1 for p, s in zip(g.shape[2:], stride))
         g = xp.scatter_add(g, every + tuple(slice(None, None, s) for s in stride), (n, o, *spread))
     wt = xp.transpose(xp.reshape(w, (groups, o // groups, cg, *k)), (0, 2, 1, *range(3, 3 + nd)))
