@@ -139,7 +139,7 @@ def test_an_op_without_a_derivative_gives_no_gradient(op: OpDef, rng) -> None:
         ]
         out = op(*xs, **params)
         assert ("bool" in op.returns) == (out.dtype == bool), (op.returns, out.dtype)
-        assert ("int64" in op.returns) == (out.dtype == np.int64), (op.returns, out.dtype)
+        assert op.returns.startswith("int64") == (out.dtype == np.int64), (op.returns, out.dtype)
         assert out.ndim == 0 or not op.returns.startswith("a 0-d")
         assert not out.requires_grad
         floats = [x for x in xs if isinstance(x, cr.Tensor)]

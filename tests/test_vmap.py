@@ -14,7 +14,7 @@ import chainrule as cr
 from chainrule.ops import OPS, OpDef
 
 B = 3  # examples per batch in the table-driven tests
-TABLE = list(OPS.values())
+TABLE = [op for op in OPS.values() if op.arity != 0]  # creation entries have nothing to batch
 
 
 def _floats(inputs: tuple[Any, ...]) -> list[int]:

@@ -24,7 +24,6 @@ from typing import Any, NamedTuple, overload
 import numpy as np
 
 from chainrule import ops
-from chainrule import random as _random
 from chainrule.tensor import Tensor, _as_array, apply, is_grad_enabled
 
 ArrayLike = Any
@@ -104,24 +103,35 @@ def from_numpy(array: np.ndarray, requires_grad: bool = False) -> Tensor:
     return Tensor(np.asarray(array), requires_grad=requires_grad)
 
 
+def _leaf(t: Tensor, requires_grad: bool) -> Tensor:
+    """A new tensor of the table's creation entries as a leaf (to differentiate, if asked)."""
+    return Tensor(t.data, requires_grad=True) if requires_grad else t
+
+
 def zeros(*shape: Any, dtype: Any = np.float32, requires_grad: bool = False) -> Tensor:
-    return Tensor(np.zeros(_shape_arg(shape), dtype), requires_grad=requires_grad)
+    return _leaf(ops.zeros(shape=_shape_arg(shape), dtype=dtype), requires_grad)
 
 
 def ones(*shape: Any, dtype: Any = np.float32, requires_grad: bool = False) -> Tensor:
-    return Tensor(np.ones(_shape_arg(shape), dtype), requires_grad=requires_grad)
+    return _leaf(ops.ones(shape=_shape_arg(shape), dtype=dtype), requires_grad)
+
+
+def _like(x: ArrayLike) -> tuple[tuple[int, ...], Any]:
+    """x's shape and dtype (one example's inside vmap: the same values for every example)."""
+    if _batched(x):
+        return x.shape, x.dtype
+    a = np.asarray(_data(x))
+    return a.shape, a.dtype
 
 
 def zeros_like(x: ArrayLike, requires_grad: bool = False) -> Tensor:
-    if _batched(x):  # inside vmap: the same zeros for every example
-        return Tensor(np.zeros(x.shape, x.dtype), requires_grad=requires_grad)
-    return Tensor(np.zeros_like(_data(x)), requires_grad=requires_grad)
+    shape, dtype = _like(x)
+    return _leaf(ops.zeros(shape=shape, dtype=dtype), requires_grad)
 
 
 def ones_like(x: ArrayLike, requires_grad: bool = False) -> Tensor:
-    if _batched(x):
-        return Tensor(np.ones(x.shape, x.dtype), requires_grad=requires_grad)
-    return Tensor(np.ones_like(_data(x)), requires_grad=requires_grad)
+    shape, dtype = _like(x)
+    return _leaf(ops.ones(shape=shape, dtype=dtype), requires_grad)
 
 
 def full(
@@ -129,7 +139,7 @@ def full(
 ) -> Tensor:
     """An array of `shape` filled with `value` (float32 unless `dtype` says otherwise)."""
     size = (shape,) if isinstance(shape, (int, np.integer)) else tuple(shape)
-    return Tensor(np.full(size, value, dtype), requires_grad=requires_grad)
+    return _leaf(ops.full(shape=size, value=value, dtype=dtype), requires_grad)
 
 
 def arange(*args: Any, dtype: Any = None) -> Tensor:
@@ -143,7 +153,10 @@ def arange(*args: Any, dtype: Any = None) -> Tensor:
     """
     if dtype is None and builtins.any(isinstance(a, float) for a in args):
         dtype = np.float32
-    return Tensor(np.arange(*args, dtype=dtype))
+    if not 1 <= len(args) <= 3:
+        raise TypeError(f"arange: takes 1 to 3 positional arguments, got {len(args)}")
+    start, stop, step = (0, args[0], 1) if len(args) == 1 else (*args, 1)[:3]
+    return ops.arange(start=start, stop=stop, step=step, dtype=dtype)
 
 
 def eye(
@@ -165,7 +178,7 @@ def eye(
     """
     if n < 0 or (m is not None and m < 0):
         raise ValueError(f"eye: sizes must be non-negative, got n={n}, m={m}")
-    return Tensor(np.eye(n, m, k=k, dtype=dtype), requires_grad=requires_grad)
+    return _leaf(ops.eye(n=n, m=m, k=k, dtype=dtype), requires_grad)
 
 
 def _shape_arg(shape: tuple[Any, ...]) -> tuple[int, ...]:
@@ -1708,15 +1721,13 @@ def randn(*shape: Any, dtype: Any = None, requires_grad: bool = False) -> Tensor
     ((2, 3), dtype('float32'), True)
     """
     dt = _float_dtype("randn", dtype)
-    data = _random.generator().standard_normal(_size("randn", shape), dtype=dt)
-    return Tensor(data, requires_grad=requires_grad)
+    return _leaf(ops.randn(shape=_size("randn", shape), dtype=dt), requires_grad)
 
 
 def rand(*shape: Any, dtype: Any = None, requires_grad: bool = False) -> Tensor:
     """Uniform samples in [0, 1) of `shape`, seeded by `chainrule.manual_seed`."""
     dt = _float_dtype("rand", dtype)
-    data = _random.generator().random(_size("rand", shape), dtype=dt)
-    return Tensor(data, requires_grad=requires_grad)
+    return _leaf(ops.rand(shape=_size("rand", shape), dtype=dt), requires_grad)
 
 
 def randint(low: int, high: int | None = None, size: Any = (), *, dtype: Any = np.int64) -> Tensor:
@@ -1727,7 +1738,7 @@ def randint(low: int, high: int | None = None, size: Any = (), *, dtype: Any = n
     if high <= low:
         raise ValueError(f"randint: need low < high, got low={low}, high={high}")
     size = _size("randint", (size,) if isinstance(size, int) else (tuple(size),))
-    return Tensor(_random.generator().integers(low, high, size, dtype=np.dtype(dtype)))
+    return ops.randint(low=low, high=high, shape=size, dtype=dtype)
 
 
 def normal(
@@ -1745,7 +1756,7 @@ def normal(
         if size is None
         else _size("normal", (size,) if isinstance(size, int) else (tuple(size),))
     )
-    return Tensor(np.asarray(_random.generator().normal(m, s, shape), dtype=dt))
+    return ops.normal(mean=m, std=s, shape=shape, dtype=dt)
 
 
 def linspace(
@@ -1764,8 +1775,9 @@ def linspace(
     if n < 0:
         raise ValueError(f"linspace: the number of points must be non-negative, got {n}")
     dt = _float_dtype("linspace", dtype)
-    data = np.linspace(start, stop, n, endpoint=endpoint).astype(dt)
-    return Tensor(data, requires_grad=requires_grad)
+    return _leaf(
+        ops.linspace(start=start, stop=stop, num=n, endpoint=endpoint, dtype=dt), requires_grad
+    )
 
 
 def logspace(
@@ -1782,20 +1794,20 @@ def logspace(
     if n < 0:
         raise ValueError(f"logspace: the number of points must be non-negative, got {n}")
     dt = _float_dtype("logspace", dtype)
-    return Tensor(np.logspace(start, stop, n, base=base).astype(dt))
+    return ops.logspace(start=start, stop=stop, num=n, base=base, dtype=dt)
 
 
 def full_like(
     x: ArrayLike, value: float, dtype: Any = None, *, requires_grad: bool = False
 ) -> Tensor:
     """An array of x's shape (and dtype, unless given) filled with `value`."""
-    a = np.asarray(_data(x))
-    return Tensor(np.full(a.shape, value, dtype or a.dtype), requires_grad=requires_grad)
+    shape, own = _like(x)
+    return _leaf(ops.full(shape=shape, value=value, dtype=dtype or own), requires_grad)
 
 
 def empty(*shape: Any, dtype: Any = np.float32, requires_grad: bool = False) -> Tensor:
     """An uninitialised array of `shape` (its values are whatever memory held)."""
-    return Tensor(np.empty(_size("empty", shape), dtype), requires_grad=requires_grad)
+    return _leaf(ops.empty(shape=_size("empty", shape), dtype=dtype), requires_grad)
 
 
 def meshgrid(*xs: ArrayLike, indexing: str = "xy") -> list[Tensor]:

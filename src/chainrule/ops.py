@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from chainrule import random as _random
 from chainrule.mode import _state
 from chainrule.tensor import Tensor, _batched, apply
 
@@ -2766,6 +2767,120 @@ one_hot = defconst(
     "int64",
     cases=lambda rng, dtype, op: [((rng.integers(0, 4, size=(3, 2)),), {"num_classes": 4})],
     doc="label k as a row with 1 at k and 0 elsewhere",
+)
+
+
+# New tensors: no inputs, so nothing to differentiate; `chainrule.zeros(..., requires_grad=True)`
+# makes the result a leaf to differentiate with respect to. The random ones draw from
+# chainrule.manual_seed's generator (called each time: manual_seed replaces it).
+def _made(**params: Any) -> Callable[..., list[Case]]:
+    return lambda rng, dtype, op: [((), dict(params))]
+
+
+NEW = "a new tensor (a leaf)"
+zeros = defconst(
+    "zeros",
+    lambda shape, dtype=np.float32: np.zeros(shape, dtype),
+    NEW,
+    arity=0,
+    cases=_made(shape=(2, 3)),
+    doc="0 everywhere",
+)
+ones = defconst(
+    "ones",
+    lambda shape, dtype=np.float32: np.ones(shape, dtype),
+    NEW,
+    arity=0,
+    cases=_made(shape=(2, 3)),
+    doc="1 everywhere",
+)
+full = defconst(
+    "full",
+    lambda shape, value, dtype=np.float32: np.full(shape, value, dtype),
+    NEW,
+    arity=0,
+    cases=_made(shape=(2, 3), value=1.5),
+    doc="value everywhere",
+)
+empty = defconst(
+    "empty",
+    lambda shape, dtype=np.float32: np.empty(shape, dtype),
+    NEW,
+    arity=0,
+    cases=_made(shape=(2, 0)),
+    doc="uninitialised (whatever the memory held)",
+)
+eye = defconst(
+    "eye",
+    lambda n, m=None, k=0, dtype=np.float32: np.eye(n, m, k=k, dtype=dtype),
+    NEW,
+    arity=0,
+    cases=_made(n=2, m=3, k=1),
+    doc="1 on the k-th diagonal of an n x m matrix, 0 elsewhere",
+)
+arange = defconst(
+    "arange",
+    lambda start, stop, step=1, dtype=None: np.arange(start, stop, step, dtype=dtype),
+    NEW + "; int64 for integer bounds",
+    arity=0,
+    cases=_made(start=0.0, stop=1.0, step=0.25, dtype=np.float32),
+    doc="start, start + step, ... below stop",
+)
+linspace = defconst(
+    "linspace",
+    lambda start, stop, num, endpoint=True, dtype=np.float32: np.linspace(
+        start, stop, num, endpoint=endpoint
+    ).astype(dtype),
+    NEW,
+    arity=0,
+    cases=_made(start=-1.0, stop=2.0, num=4),
+    doc="num evenly spaced numbers from start to stop",
+)
+logspace = defconst(
+    "logspace",
+    lambda start, stop, num, base=10.0, dtype=np.float32: np.logspace(
+        start, stop, num, base=base
+    ).astype(dtype),
+    NEW,
+    arity=0,
+    cases=_made(start=0.0, stop=3.0, num=4, base=2.0),
+    doc="base ** linspace(start, stop, num)",
+)
+randn = defconst(
+    "randn",
+    lambda shape, dtype=np.float32: _random.generator().standard_normal(shape, dtype=dtype),
+    NEW,
+    arity=0,
+    cases=_made(shape=(2, 3)),
+    doc="standard normal samples (chainrule.manual_seed seeds them)",
+)
+rand = defconst(
+    "rand",
+    lambda shape, dtype=np.float32: _random.generator().random(shape, dtype=dtype),
+    NEW,
+    arity=0,
+    cases=_made(shape=(2, 3)),
+    doc="uniform samples in [0, 1) (chainrule.manual_seed seeds them)",
+)
+randint = defconst(
+    "randint",
+    lambda low, high, shape, dtype=np.int64: _random.generator().integers(
+        low, high, shape, dtype=np.dtype(dtype)
+    ),
+    "int64 (a new tensor)",
+    arity=0,
+    cases=_made(low=0, high=5, shape=(2, 3)),
+    doc="integers in [low, high) (chainrule.manual_seed seeds them)",
+)
+normal = defconst(
+    "normal",
+    lambda mean, std, shape=None, dtype=np.float32: np.asarray(
+        _random.generator().normal(mean, std, shape), dtype=dtype
+    ),
+    NEW,
+    arity=0,
+    cases=_made(mean=1.0, std=2.0, shape=(2, 3)),
+    doc="normal samples with mean and std (chainrule.manual_seed seeds them)",
 )
 
 
