@@ -213,3 +213,31 @@ def test_einsum_matches_torch_values_and_gradients(k: int, rng: np.random.Genera
 def test_einsum_refuses_with_one_line(subscripts: str, shapes: list, message: str) -> None:
     with pytest.raises(ValueError, match=f"einsum: .*{message}"):
         cr.einsum(subscripts, *(np.ones(s) for s in shapes))
+
+
+EINSUM_FORMS = [
+    ("ii", [(3, 3)]),
+    ("ii->i", [(3, 3)]),
+    ("lli,il->l", [(3, 3, 4), (4, 3)]),
+    ("...ii->...i", [(2, 3, 3)]),
+    ("iji->j", [(3, 2, 3)]),
+]
+
+
+@pytest.mark.parametrize(("subscripts", "shapes"), EINSUM_FORMS, ids=[s for s, _ in EINSUM_FORMS])
+def test_einsum_repeated_indices_are_diagonals(subscripts, shapes, rng) -> None:
+    """An index repeated within one operand (a diagonal; the trace when summed), as NumPy's,
+    differentiable to order 2 (the diagonal is a getitem, whose gradient scatters)."""
+    xs = [rng.standard_normal(s) for s in shapes]
+    np.testing.assert_allclose(cr.einsum(subscripts, *xs).data, np.einsum(subscripts, *xs))
+    assert cr.gradcheck(lambda *ts: cr.einsum(subscripts, *ts), [cr.tensor(x) for x in xs], order=2)
+
+
+def test_einsum_takes_numpys_sublists(rng) -> None:
+    a, b = rng.standard_normal((3, 3)), rng.standard_normal((3, 2))
+    for args in ([a, [0, 1], b, [1, 2]], [a, [0, 1], b, [1, 2], [2]], [a, [Ellipsis, 1]]):
+        np.testing.assert_allclose(cr.einsum(*args).data, np.einsum(*args), rtol=1e-12)
+    with pytest.raises(ValueError, match=r"einsum: index 'i' of 'ii' has sizes 2 and 3"):
+        cr.einsum("ii", np.ones((2, 3)))
+    with pytest.raises(TypeError, match="einsum: give the subscripts string"):
+        cr.einsum(a, "ij")

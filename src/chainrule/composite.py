@@ -1275,16 +1275,17 @@ def all(
 # --------------------------------------------------------------------------- more linear algebra
 
 
-def einsum(subscripts: str, *operands: ArrayLike) -> Tensor:
-    """NumPy's einsum with explicit or implicit output ('ij,jk->ik', 'ij,jk') and '...' for
-    broadcast leading axes ('...ij,...jk->...ik'); every operand is differentiable, and each
-    gradient is itself an einsum.
+def einsum(subscripts: Any, *operands: Any) -> Tensor:
+    """NumPy's einsum with explicit or implicit output ('ij,jk->ik', 'ij,jk'), '...' for
+    broadcast leading axes ('...ij,...jk->...ik'), an index repeated within one operand (a
+    diagonal: 'ii->i', 'ii' is the trace) and NumPy's sublist form (einsum(a, [0, 1], b,
+    [1, 2])); every operand is differentiable, and each gradient is itself an einsum.
 
     Raises
     ------
     ValueError
-        For an index repeated within one operand, a wrong number of operands or of axes, or
-        '...' axes that do not broadcast.
+        For a wrong number of operands or of axes, '...' axes that do not broadcast, or a
+        repeated index whose axes differ in size.
 
     Examples
     --------
@@ -1292,12 +1293,70 @@ def einsum(subscripts: str, *operands: ArrayLike) -> Tensor:
     >>> a = cr.tensor([[1.0, 2.0], [3.0, 4.0]], requires_grad=True)
     >>> cr.einsum("ij,j->i", a, cr.tensor([1.0, 1.0])).tolist()
     [3.0, 7.0]
+    >>> cr.einsum("ii", a).item(), cr.einsum(a, [0, 1], [1]).tolist()
+    (5.0, [4.0, 6.0])
     """
     if not isinstance(subscripts, str):
-        raise TypeError("einsum: the first argument is the subscripts string ('ij,jk->ik')")
-    xs = [_t(x) for x in operands]
-    ops._einsum_parts(subscripts, [x.shape for x in xs])
-    return ops.einsum(*xs, subscripts=subscripts)
+        subscripts, given = _sublists(subscripts, *operands)
+    else:
+        given = list(operands)
+    xs = [_t(x) for x in given]
+    spec = subscripts.replace(" ", "")
+    lhs, arrow, out = spec.partition("->")
+    if not arrow:  # NumPy's implicit output, from the letters as written (ii: summed)
+        named = lhs.replace("...", "")
+        once = sorted(c for c in set(named) if c.isalpha() and named.count(c) == 1)
+        out = ("..." if "..." in lhs else "") + "".join(once)
+    ins = lhs.split(",")
+    if len(ins) == len(xs):
+        pairs = [_einsum_diagonals(s, x, subscripts) for s, x in zip(ins, xs)]
+        ins, xs = [s for s, _ in pairs], [x for _, x in pairs]
+    spec = ",".join(ins) + "->" + out
+    ops._einsum_parts(spec, [x.shape for x in xs])  # errors name the subscripts
+    return ops.einsum(*xs, subscripts=spec)
+
+
+def _sublists(first: Any, *rest: Any) -> tuple[str, list[Any]]:
+    """NumPy's einsum(op0, sublist0, op1, sublist1, ..., [sublistout]) as a subscripts string:
+    integer k is the k-th letter, Ellipsis is '...'."""
+    args = (first, *rest)
+    pairs, tail = args[: len(args) // 2 * 2], args[len(args) // 2 * 2 :]
+
+    def letters(sub: Any) -> str:
+        if not isinstance(sub, (list, tuple)):
+            raise TypeError("einsum: give the subscripts string ('ij,jk->ik') or sublists")
+        return "".join("..." if k is Ellipsis else ops._LETTERS[int(k)] for k in sub)
+
+    spec = ",".join(letters(sub) for sub in pairs[1::2])
+    return spec + ("->" + letters(tail[0]) if tail else ""), list(pairs[0::2])
+
+
+def _einsum_diagonals(s: str, x: Tensor, subscripts: str) -> tuple[str, Tensor]:
+    """An operand's subscripts without a repeated index: each repeated pair of axes becomes
+    their diagonal (last, as np.diagonal), whose gradient getitem scatters back."""
+    labels: list[str | None] = []
+    for part in s.split("..."):
+        labels.extend(part)
+        labels.append(None)
+    labels.pop()  # the None after the last part marks nothing
+    if "..." in s:
+        at = labels.index(None)
+        labels[at : at + 1] = [None] * (x.ndim - (len(labels) - 1))
+    for c in dict.fromkeys(c for c in labels if c is not None and labels.count(c) > 1):
+        while labels.count(c) > 1:
+            p = labels.index(c)
+            q = labels.index(c, p + 1)
+            if x.shape[p] != x.shape[q]:
+                raise ValueError(
+                    f"einsum: index {c!r} of {subscripts!r} has sizes {x.shape[p]} and {x.shape[q]}"
+                )
+            x = ops.diagonal(x, offset=0, axis1=p, axis2=q)
+            labels = [lab for k, lab in enumerate(labels) if k not in (p, q)] + [c]
+    ellipsis = [k for k, lab in enumerate(labels) if lab is None]
+    text = "".join(lab for lab in labels if lab is not None)
+    if ellipsis:
+        text = text[: ellipsis[0]] + "..." + text[ellipsis[0] :]
+    return text, x
 
 
 def tensordot(a: ArrayLike, b: ArrayLike, axes: Any = 2, *, dims: Any = None) -> Tensor:
