@@ -2450,6 +2450,7 @@ tril = defcomposite(
     nosym="selects elements",
     cases=_one_cases(((3, 4), {}), ((2, 3, 3), {"k": -1})),
     doc="d tril(X) = tril(dX)",
+    batch=batch_compose,
 )
 triu = defcomposite(
     "triu",
@@ -2457,6 +2458,7 @@ triu = defcomposite(
     nosym="selects elements",
     cases=_one_cases(((3, 4), {}), ((2, 3, 3), {"k": 1})),
     doc="d triu(X) = triu(dX)",
+    batch=batch_compose,
 )
 
 
@@ -2619,6 +2621,7 @@ masked_fill = defcomposite(
     nosym="selects elements",
     cases=_one_cases(((3, 4), {"mask": np.eye(3, 4, dtype=bool), "value": 0.5})),
     doc="d masked_fill(x, m, v) = [not m] dx",
+    batch=batch_compose,
 )
 masked_select = defcomposite(
     "masked_select",
@@ -2638,6 +2641,7 @@ pad = defcomposite(
         ((3, 2), {"pad": (1, 2, 0, 1), "mode": "replicate"}),
     ),
     doc="d pad(x) = dx at x's own positions (plus the copies' for reflect and replicate)",
+    batch=batch_compose,
 )
 unfold = defcomposite(
     "unfold",
