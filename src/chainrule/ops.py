@@ -2199,10 +2199,10 @@ def _einsum_parts(subscripts: str, shapes: list[tuple[int, ...]]) -> tuple[list[
     if len(ins) != len(shapes):
         raise ValueError(f"einsum: {subscripts!r} names {len(ins)} operands, got {len(shapes)}")
     for s in (*ins, out):
-        bad = s.replace("...", "", 1)
-        if not builtins.all(c.isalpha() for c in bad):
+        letters = s.replace("...", "", 1)
+        if not builtins.all(c.isalpha() for c in letters):
             raise ValueError(f"einsum: {subscripts!r}: subscripts are letters and one '...'")
-        if len(set(bad)) != len(bad):
+        if len(set(letters)) != len(letters):
             raise ValueError(
                 f"einsum: a repeated index within one operand ({s!r}) is not "
                 "supported; use diagonal or trace"
@@ -2210,7 +2210,7 @@ def _einsum_parts(subscripts: str, shapes: list[tuple[int, ...]]) -> tuple[list[
     if not arrow:
         named = lhs.replace("...", "")
         out = ("..." if "..." in lhs else "") + "".join(
-            sorted(c for c in set(named) if c.isalpha() and named.count(c) == 1)
+            sorted(c for c in set(named) if c != "," and named.count(c) == 1)
         )
     free = iter(c for c in _LETTERS if c not in spec)
     ranks = [len(shape) - len(s.replace("...", "")) for s, shape in zip(ins, shapes)]
