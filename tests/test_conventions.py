@@ -16,27 +16,23 @@ from chainrule.nn import functional as F
 from chainrule.ops import OPS
 
 # Every public function of composite.py that takes an axis: each must take PyTorch's dim too.
-# Functions with an axis that the generic checks below do not cover yet (issue 11, still open):
-# PyTorch's own signatures with a positional dim or torch's `dims` (their spellings are compared
-# with torch in tests/test_torch_edges.py), functions the generic caller cannot call (extra
-# required arguments), and functions that do not go through `_dims` yet. The last group is a
-# known gap, listed in the closing note: remove each name once it follows the convention.
-NOT_YET = {
-    "gather": "torch's positional dim",
-    "scatter": "torch's positional dim",
-    "scatter_add_along": "torch's positional dim",
-    "index_select": "torch's positional dim",
-    "chunk": "torch's positional dim",
-    "topk": "torch's positional dim",
-    "flip": "torch's dims=",
-    "roll": "torch's dims=",
-    "repeat_interleave": "needs repeats",
-    "take_along_axis": "gap: no dim=",
-    "diff": "gap: its default axis -1 counts as given",
-    "any": "gap: not through _dims",
-    "all": "gap: not through _dims",
-    "sort": "gap: dim= returns (values, indices), the generic check reads .data",
-    "cummax": "gap: returns (values, indices), the generic check reads .data",
+# The functions with PyTorch's own signature (a positional `dim`, as torch.gather(x, dim,
+# index), or torch's `dims=`, as torch.flip) keep it, and are checked in that form below.
+TORCH_FORM = {
+    "gather": (lambda f, x, i: f(x, 1, i), lambda f, x, i: f(x, axis=1, index=i)),
+    "scatter": (
+        lambda f, x, i: f(x, 1, i, x * 2),
+        lambda f, x, i: f(x, index=i, src=x * 2, axis=1),
+    ),
+    "scatter_add_along": (
+        lambda f, x, i: f(x, 1, i, x * 2),
+        lambda f, x, i: f(x, index=i, src=x * 2, axis=1),
+    ),
+    "index_select": (lambda f, x, i: f(x, 1, i[0]), lambda f, x, i: f(x, axis=1, index=i[0])),
+    "chunk": (lambda f, x, i: f(x, 2, 1), lambda f, x, i: f(x, 2, axis=1)),
+    "topk": (lambda f, x, i: f(x, 2, 1), lambda f, x, i: f(x, 2, axis=1)),
+    "flip": (lambda f, x, i: f(x, dims=(1,)), lambda f, x, i: f(x, axis=(1,))),
+    "roll": (lambda f, x, i: f(x, 1, dims=1), lambda f, x, i: f(x, 1, axis=1)),
 }
 AXIS_FUNCTIONS = [
     f
@@ -45,13 +41,48 @@ AXIS_FUNCTIONS = [
     and not name.startswith("_")
     and f.__module__ == composite.__name__
     and "axis" in inspect.signature(f).parameters
-    and f.__name__ not in NOT_YET
+    and f.__name__ not in TORCH_FORM
 ]
+INDEX = np.array([[0, 2, 1], [1, 0, 2]])  # a permutation per row: scatter writes each once
+
+
+def _arrays(r) -> list:
+    if isinstance(r, composite.ValuesIndices):
+        return [r.values, r.indices]
+    return r if isinstance(r, list) else [r]
 
 
 def test_the_axis_functions_were_found() -> None:
     names = {f.__name__ for f in AXIS_FUNCTIONS}
     assert {"sum", "mean", "max", "var", "softmax", "concatenate", "expand_dims"} <= names
+    assert {"take_along_axis", "diff", "any", "all", "sort", "cummax", "argsort"} <= names
+
+
+@pytest.mark.parametrize("name", sorted(TORCH_FORM))
+def test_torch_signatures_mean_the_numpy_axis(name, rng) -> None:
+    """torch's positional dim and dims= select the same axis as NumPy's axis=, and giving
+    both spellings is refused; with torch installed, the PyTorch form equals torch's."""
+    f = getattr(composite, name)
+    torch_form, numpy_form = TORCH_FORM[name]
+    assert "axis" in inspect.signature(f).parameters
+    x = cr.tensor(rng.normal(size=(2, 3)))
+    ours = _arrays(torch_form(f, x, INDEX))
+    for a, b in zip(ours, _arrays(numpy_form(f, x, INDEX)), strict=True):
+        np.testing.assert_array_equal(a.data, b.data)
+    with pytest.raises(TypeError, match=r"both axis=.* and dim"):
+        numpy_form(
+            lambda *a, **k: f(
+                *a, **k, **{"dims" if "dims" in str(inspect.signature(f)) else "dim": 0}
+            ),
+            x,
+            INDEX,
+        )
+    torch = pytest.importorskip("torch")
+    tf = getattr(torch, {"scatter_add_along": "scatter_add"}.get(name, name))
+    theirs = torch_form(tf, torch.from_numpy(x.data), torch.from_numpy(INDEX))
+    theirs = list(theirs) if isinstance(theirs, (tuple, list)) else [theirs]
+    for a, b in zip(ours, theirs, strict=True):
+        np.testing.assert_array_equal(a.data, b.numpy())
 
 
 @pytest.mark.parametrize("f", AXIS_FUNCTIONS, ids=lambda f: f.__name__)
@@ -64,6 +95,10 @@ def test_every_axis_function_takes_dim_and_keepdim(f) -> None:
 
 def _call(f, x, **kw):
     name = f.__name__
+    if name == "take_along_axis":
+        return f(x, INDEX[:, :2], **kw)
+    if name == "repeat_interleave":
+        return f(x, 2, **kw)
     if name in ("concatenate", "stack"):
         return f([x, x], **kw)
     if name == "split":
@@ -78,17 +113,11 @@ def test_dim_means_axis(f, rng) -> None:
     x = cr.tensor(rng.normal(size=(2, 3)).astype(np.float32))
     keep = {"keepdims": True} if "keepdims" in inspect.signature(f).parameters else {}
     keep_torch = {"keepdim": True} if keep else {}
-    if f.__name__ in ("max", "min"):  # dim= there is torch.max's (values, indices)
-        ours = f(x, dim=1, **keep_torch).values
-        expected = f(x, axis=1, **keep)
-    else:
-        ours = _call(f, x, dim=1, **keep_torch)
-        expected = _call(f, x, axis=1, **keep)
-    for a, b in zip(
-        ours if isinstance(ours, list) else [ours],
-        expected if isinstance(expected, list) else [expected],
-        strict=True,
-    ):
+    ours = _arrays(_call(f, x, dim=1, **keep_torch))
+    expected = _arrays(_call(f, x, axis=1, **keep))
+    if len(ours) == 2 and len(expected) == 1:  # max, min, sort: dim= is torch's (values, indices)
+        ours = ours[:1]
+    for a, b in zip(ours, expected, strict=True):
         np.testing.assert_array_equal(a.data, b.data)
 
 
@@ -360,3 +389,19 @@ def test_arange_follows_the_default_float_dtype() -> None:
     assert cr.arange(0, 1, 0.25).dtype == np.float32 and cr.arange(0.0, 2).dtype == np.float32
     assert cr.arange(3).dtype == np.arange(3).dtype
     assert cr.arange(0, 1, 0.5, dtype=np.float64).dtype == np.float64
+
+
+@pytest.mark.parametrize(
+    ("call", "message"),
+    [
+        (lambda x: cr.gather(x, index=INDEX), "gather: give dim \\(or axis=\\) and index"),
+        (
+            lambda x: composite.scatter(x, 1, INDEX),
+            "scatter: give dim \\(or axis=\\) and index and src",
+        ),
+        (lambda x: cr.take_along_axis(x, INDEX), "take_along_axis: give axis= \\(or dim=\\)"),
+    ],
+)
+def test_a_missing_axis_is_named(call, message) -> None:
+    with pytest.raises(TypeError, match=message):
+        call(cr.ones(2, 3))

@@ -126,3 +126,26 @@ def test_bad_arguments_give_one_line_errors(call: Callable[[], Any], message: st
     with pytest.raises((ValueError, TypeError)) as info:
         call()
     assert str(info.value).startswith(message) and "\n" not in str(info.value)
+
+
+CREATION = ["zeros", "ones", "full", "empty", "eye", "arange", "linspace", "logspace"]
+CREATION += ["randn", "rand", "randint", "normal"]
+
+
+@pytest.mark.parametrize("name", CREATION)
+def test_creation_functions_are_table_entries(name: str) -> None:
+    """Each is described by the op table (docs/ops.md lists it): no inputs, no derivative, a
+    new tensor; requires_grad=True makes the result a leaf to differentiate."""
+    from chainrule.ops import OPS
+
+    op = OPS[name]
+    assert op.arity == 0 and not op.differentiable and "new tensor" in op.returns
+    made = op(**op.cases(np.random.default_rng(0), np.float32, op)[0][1])
+    assert isinstance(made, cr.Tensor) and not made.requires_grad
+    leaf = cr.zeros(2, requires_grad=True)
+    assert leaf.requires_grad and leaf.is_leaf
+
+
+def test_arange_refuses_too_many_arguments() -> None:
+    with pytest.raises(TypeError, match="arange: takes 1 to 3 positional arguments, got 4"):
+        cr.arange(0, 1, 2, 3)

@@ -37,7 +37,7 @@ def _numpy(expr, symbols):
 def _numpy_names():
     from chainrule.symbolic.functions import NUMPY_FUNCTIONS
 
-    return {**NUMPY_FUNCTIONS, "erf": OPS["erf"].forward}
+    return {**NUMPY_FUNCTIONS, "erf": OPS["erf"].forward, "erfc": OPS["erfc"].forward}
 
 
 def _points(op: OpDef, rng: np.random.Generator, n: int = 5) -> np.ndarray:

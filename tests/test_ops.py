@@ -10,6 +10,8 @@ import chainrule as cr
 from chainrule.ops import NUMPY_NS, OPS, OpDef
 
 ALL = [op for op in OPS.values() if not op.user]
+DIFFERENTIABLE = [op for op in ALL if op.differentiable]
+CONSTANT = [op for op in ALL if not op.differentiable]
 PRIMITIVES = [op for op in ALL if op.primitive]
 SYM = [op for op in PRIMITIVES if op.sym is not None]
 COMPOSITES = [op for op in ALL if not op.primitive]
@@ -25,13 +27,13 @@ def _applied(op: OpDef, params: dict):
     return lambda *xs: op(*xs, **params)
 
 
-@pytest.mark.parametrize("op", ALL, ids=lambda op: op.name)
+@pytest.mark.parametrize("op", DIFFERENTIABLE, ids=lambda op: op.name)
 def test_vjp_matches_central_differences(op: OpDef, rng: np.random.Generator) -> None:
     for inputs, params in _cases(op, rng):
         assert cr.gradcheck(_applied(op, params), list(inputs), order=1)
 
 
-@pytest.mark.parametrize("op", ALL, ids=lambda op: op.name)
+@pytest.mark.parametrize("op", DIFFERENTIABLE, ids=lambda op: op.name)
 def test_vjp_of_vjp_matches_central_differences(op: OpDef, rng: np.random.Generator) -> None:
     """Second order: the vjps, run on Tensors, are themselves differentiated correctly."""
     for inputs, params in _cases(op, rng)[:2]:
@@ -109,7 +111,7 @@ def test_table_entry_is_complete(op: OpDef) -> None:
     assert not op.kink or op.names, f"{op.name}: a kink is stated by the explainer"
 
 
-@pytest.mark.parametrize("op", ALL, ids=lambda op: op.name)
+@pytest.mark.parametrize("op", DIFFERENTIABLE, ids=lambda op: op.name)
 def test_float32_in_float32_out(op: OpDef, rng: np.random.Generator) -> None:
     """No silent upcast: float32 inputs give float32 values and float32 gradients."""
     inputs, params = _cases(op, rng, np.float32)[0]
@@ -123,6 +125,29 @@ def test_float32_in_float32_out(op: OpDef, rng: np.random.Generator) -> None:
     for x in xs:
         if isinstance(x, cr.Tensor) and x.requires_grad:
             assert x.grad.dtype == np.float32 and x.grad.shape == x.shape
+
+
+@pytest.mark.parametrize("op", CONSTANT, ids=lambda op: op.name)
+def test_an_op_without_a_derivative_gives_no_gradient(op: OpDef, rng) -> None:
+    """What the table says: the result has the kind `returns` names, never requires grad
+    (as PyTorch's), and a loss that uses it only as a mask gives its inputs no gradient."""
+    assert op.returns and not op.vjps and op.nosym.startswith("not differentiable: returns")
+    for inputs, params in _cases(op, rng):
+        xs = [
+            cr.tensor(a, requires_grad=True) if np.asarray(a).dtype.kind == "f" else a
+            for a in inputs
+        ]
+        out = op(*xs, **params)
+        assert ("bool" in op.returns) == (out.dtype == bool), (op.returns, out.dtype)
+        assert op.returns.startswith("int64") == (out.dtype == np.int64), (op.returns, out.dtype)
+        assert out.ndim == 0 or not op.returns.startswith("a 0-d")
+        assert not out.requires_grad
+        floats = [x for x in xs if isinstance(x, cr.Tensor)]
+        if floats and out.shape == floats[0].shape:
+            mask = out.astype(bool)
+            with np.errstate(invalid="ignore"):  # the sum of an inf and a -inf is NaN
+                cr.sum(cr.where(mask, 0.0, floats[0])).backward()  # where's gradient only
+            np.testing.assert_array_equal(floats[0].grad.data, np.where(mask.data, 0.0, 1.0))
 
 
 def test_defop_rejects_duplicates_and_wrong_arity() -> None:
@@ -152,3 +177,67 @@ def test_ops_doc_is_generated_from_table() -> None:
     assert path.read_text(encoding="utf-8") == ops_markdown(), (
         "docs/ops.md is stale: run `python -m chainrule.docs > docs/ops.md`"
     )
+
+
+EINSUM_CASES = [
+    params["subscripts"]
+    for _, params in OPS["einsum"].cases(np.random.default_rng(0), np.float64, OPS["einsum"])
+]
+
+
+@pytest.mark.parametrize("k", range(len(EINSUM_CASES)), ids=EINSUM_CASES)
+def test_einsum_matches_torch_values_and_gradients(k: int, rng: np.random.Generator) -> None:
+    """The table's einsum cases ('...' broadcasting included) against torch.einsum."""
+    torch = pytest.importorskip("torch")
+    inputs, params = _cases(OPS["einsum"], rng)[k]
+    ours = [cr.tensor(a, requires_grad=True) for a in inputs]
+    theirs = [torch.tensor(a, requires_grad=True) for a in inputs]
+    out, ref = cr.einsum(params["subscripts"], *ours), torch.einsum(params["subscripts"], *theirs)
+    np.testing.assert_allclose(out.data, ref.detach().numpy(), rtol=1e-12, atol=1e-12)
+    w = rng.standard_normal(out.shape)
+    cr.sum(out * w).backward()
+    (ref * torch.from_numpy(w)).sum().backward()
+    for a, b in zip(ours, theirs, strict=True):
+        np.testing.assert_allclose(a.grad.data, b.grad.numpy(), rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize(
+    ("subscripts", "shapes", "message"),
+    [
+        ("...i->i", [(2, 3)], "the output needs '...' for the broadcast axes"),
+        ("...ij,...jk->...ik", [(2, 3, 4), (3, 4, 5)], r"the '\.\.\.' axes \[\(2,\), \(3,\)\]"),
+        ("ijk", [(2, 3)], r"names 3 axes for an operand of shape \(2, 3\)"),
+        ("i.j", [(2, 3)], "subscripts are letters and one '...'"),
+    ],
+)
+def test_einsum_refuses_with_one_line(subscripts: str, shapes: list, message: str) -> None:
+    with pytest.raises(ValueError, match=f"einsum: .*{message}"):
+        cr.einsum(subscripts, *(np.ones(s) for s in shapes))
+
+
+EINSUM_FORMS = [
+    ("ii", [(3, 3)]),
+    ("ii->i", [(3, 3)]),
+    ("lli,il->l", [(3, 3, 4), (4, 3)]),
+    ("...ii->...i", [(2, 3, 3)]),
+    ("iji->j", [(3, 2, 3)]),
+]
+
+
+@pytest.mark.parametrize(("subscripts", "shapes"), EINSUM_FORMS, ids=[s for s, _ in EINSUM_FORMS])
+def test_einsum_repeated_indices_are_diagonals(subscripts, shapes, rng) -> None:
+    """An index repeated within one operand (a diagonal; the trace when summed), as NumPy's,
+    differentiable to order 2 (the diagonal is a getitem, whose gradient scatters)."""
+    xs = [rng.standard_normal(s) for s in shapes]
+    np.testing.assert_allclose(cr.einsum(subscripts, *xs).data, np.einsum(subscripts, *xs))
+    assert cr.gradcheck(lambda *ts: cr.einsum(subscripts, *ts), [cr.tensor(x) for x in xs], order=2)
+
+
+def test_einsum_takes_numpys_sublists(rng) -> None:
+    a, b = rng.standard_normal((3, 3)), rng.standard_normal((3, 2))
+    for args in ([a, [0, 1], b, [1, 2]], [a, [0, 1], b, [1, 2], [2]], [a, [Ellipsis, 1]]):
+        np.testing.assert_allclose(cr.einsum(*args).data, np.einsum(*args), rtol=1e-12)
+    with pytest.raises(ValueError, match=r"einsum: index 'i' of 'ii' has sizes 2 and 3"):
+        cr.einsum("ii", np.ones((2, 3)))
+    with pytest.raises(TypeError, match="einsum: give the subscripts string"):
+        cr.einsum(a, "ij")

@@ -14,7 +14,7 @@ import chainrule as cr
 from chainrule.ops import OPS, OpDef
 
 B = 3  # examples per batch in the table-driven tests
-TABLE = list(OPS.values())
+TABLE = [op for op in OPS.values() if op.arity != 0]  # creation entries have nothing to batch
 
 
 def _floats(inputs: tuple[Any, ...]) -> list[int]:
@@ -130,6 +130,61 @@ def test_the_loop_rule_batches_any_op(rng) -> None:
     got = cr.vmap(lambda z, y: xent(z, labels=y))(z, y)  # a batched parameter too
     want = [OPS["softmax_cross_entropy"](z[b], labels=y[b]).data for b in range(4)]
     np.testing.assert_allclose(got.data, want, rtol=1e-12)
+
+
+def _nodes(t: cr.Tensor) -> int:
+    """The number of recorded ops in t's graph."""
+    seen, stack = set(), [t]
+    while stack:
+        u = stack.pop()
+        if id(u) in seen or not isinstance(u, cr.Tensor):
+            continue
+        seen.add(id(u))
+        stack.extend(a for p in u._parents for a in (p if isinstance(p, (list, tuple)) else [p]))
+    return len(seen)
+
+
+def _batched_graph(op: OpDef, inputs: tuple[Any, ...], params: dict[str, Any], size: int) -> int:
+    rng = np.random.default_rng(1)
+    floats = _floats(inputs)
+    batch = [
+        cr.tensor(
+            np.stack([op.domain.sample(rng, np.shape(a), np.float64)] * size), requires_grad=True
+        )
+        if i in floats
+        else a
+        for i, a in enumerate(inputs)
+    ]
+    in_axes = tuple(0 if i in floats else None for i in range(len(inputs)))
+    return _nodes(cr.vmap(lambda *xs: op(*xs, **params), in_axes=in_axes)(*batch))
+
+
+RULED = [op for op in TABLE if op.batch is not None]
+
+
+@pytest.mark.parametrize("op", RULED, ids=lambda op: op.name)
+def test_the_rule_runs_the_op_once_not_per_example(op: OpDef, rng) -> None:
+    """The graph of a batched call has as many ops for 2 examples as for 5: the entry's own
+    rule ran, not a loop over the examples (ops.batch_loop, which no entry uses as its rule)."""
+    from chainrule.ops import batch_loop
+
+    assert op.batch is not batch_loop, f"{op.name}: batch_loop is a fallback, not a rule"
+    for inputs, params in _cases(op, rng):
+        if _floats(inputs):
+            two, five = (_batched_graph(op, inputs, params, n) for n in (2, 5))
+            assert two == five, f"{op.name}: {two} graph nodes for 2 examples, {five} for 5"
+
+
+def test_the_node_count_sees_a_loop(rng) -> None:
+    from dataclasses import replace
+
+    from chainrule.ops import batch_loop
+
+    looped = replace(OPS["cumsum"], name="cumsum_by_loop", batch=batch_loop)
+    x = np.ones((3, 4))
+    assert _batched_graph(looped, (x,), {"axis": 1}, 2) < _batched_graph(
+        looped, (x,), {"axis": 1}, 5
+    )
 
 
 # --------------------------------------------------------------------------- composition
@@ -318,3 +373,98 @@ def test_the_vmap_page_examples_run() -> None:
         optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE,
     )
     assert result.attempted > 10 and result.failed == 0, f"{result} in docs/vmap.md"
+
+
+# --------------------------------------------------------------------------- pytrees, nn models
+
+
+def _model_and_params(conv: bool, rng):
+    from chainrule import nn
+
+    cr.manual_seed(0)
+    if conv:
+        model = nn.Sequential(nn.Conv1d(2, 3, 3), nn.Tanh(), nn.Flatten(0), nn.Linear(12, 2))
+        xs = rng.standard_normal((5, 2, 6))
+    else:
+        model = nn.Sequential(nn.Linear(4, 6), nn.Tanh(), nn.Linear(6, 2))
+        xs = rng.standard_normal((5, 4))
+    params = {k: cr.tensor(v.data.astype(np.float64)) for k, v in model.named_parameters()}
+    return model, params, xs, rng.standard_normal((5, 2))
+
+
+def _per_example(model, params, xs, ys):
+    from chainrule.func import functional_call
+
+    def loss(p, x, y):
+        return cr.mean((functional_call(model, p, (x,)) - y) ** 2)
+
+    return cr.vmap(cr.grad(loss), in_axes=(None, 0, 0))(params, xs, ys), cr.grad(loss)
+
+
+@pytest.mark.parametrize("conv", [False, True], ids=["mlp", "cnn"])
+def test_per_example_gradients_of_an_nn_model_equal_a_loop(conv: bool, rng) -> None:
+    """vmap(grad) over functional_call: a dict of gradients, each (batch, *parameter shape),
+    example b's equal to grad of example b alone; the module keeps its own parameters."""
+    model, params, xs, ys = _model_and_params(conv, rng)
+    own = {k: v.data.copy() for k, v in model.named_parameters()}
+    got, one = _per_example(model, params, xs, ys)
+    assert got.keys() == params.keys()
+    for b in range(len(xs)):
+        want = one(params, cr.tensor(xs[b]), cr.tensor(ys[b]))
+        for k in params:
+            assert got[k].shape == (len(xs), *params[k].shape)
+            np.testing.assert_allclose(got[k].data[b], want[k].data, rtol=1e-10, atol=1e-12)
+    assert all(np.array_equal(v.data, own[k]) for k, v in model.named_parameters())
+
+
+@pytest.mark.parametrize("conv", [False, True], ids=["mlp", "cnn"])
+def test_per_example_gradients_match_torch_func(conv: bool, rng) -> None:
+    torch = pytest.importorskip("torch")
+    model, params, xs, ys = _model_and_params(conv, rng)
+    got, _ = _per_example(model, params, xs, ys)
+    layers = (
+        [torch.nn.Conv1d(2, 3, 3), torch.nn.Tanh(), torch.nn.Flatten(0), torch.nn.Linear(12, 2)]
+        if conv
+        else [torch.nn.Linear(4, 6), torch.nn.Tanh(), torch.nn.Linear(6, 2)]
+    )
+    tmodel = torch.nn.Sequential(*layers).double()
+    tparams = {k: torch.from_numpy(v.data) for k, v in params.items()}
+
+    def loss(p, x, y):
+        return ((torch.func.functional_call(tmodel, p, (x,)) - y) ** 2).mean()
+
+    want = torch.func.vmap(torch.func.grad(loss), in_dims=(None, 0, 0))(
+        tparams, torch.from_numpy(xs), torch.from_numpy(ys)
+    )
+    for k in params:
+        np.testing.assert_allclose(got[k].data, want[k].numpy(), rtol=1e-10, atol=1e-12)
+
+
+def test_grad_of_a_pytree_keeps_its_structure(rng) -> None:
+    w, b, x = rng.standard_normal((2, 3)), rng.standard_normal(2), rng.standard_normal(3)
+    tree = {"layer": [cr.tensor(w), cr.tensor(b)], "scale": (cr.tensor(2.0, dtype=np.float64),)}
+
+    def f(p, x):
+        (w, b), (s,) = p["layer"], p["scale"]
+        return cr.sum(cr.tanh(w @ x + b)) * s
+
+    g = cr.grad(f)(tree, x)
+    assert isinstance(g, dict) and isinstance(g["layer"], list) and isinstance(g["scale"], tuple)
+    t = np.tanh(w @ x + b)
+    np.testing.assert_allclose(g["layer"][1].data, 2 * (1 - t**2), rtol=1e-12)
+    np.testing.assert_allclose(g["layer"][0].data, np.outer(2 * (1 - t**2), x), rtol=1e-12)
+    np.testing.assert_allclose(g["scale"][0].data, t.sum(), rtol=1e-12)
+    assert cr.grad(lambda v: cr.sum(v * v))([1.0, 2.0]).tolist() == [2.0, 4.0]  # numbers: one array
+
+
+def test_functional_call_errors_name_the_key() -> None:
+    from chainrule import nn
+    from chainrule.func import functional_call
+
+    model = nn.Sequential(nn.Linear(2, 2))
+    with pytest.raises(KeyError, match=r"'1.weight' is not a parameter or buffer of Sequential"):
+        functional_call(model, {"1.weight": cr.ones(2, 2)}, (cr.ones(2),))
+    with pytest.raises(KeyError, match=r"strict, and .0\.bias. is not given"):
+        functional_call(model, {"0.weight": cr.ones(2, 2)}, (cr.ones(2),), strict=True)
+    with pytest.raises(KeyError, match=r"'0\.bias' is given twice"):
+        functional_call(model, ({"0.bias": cr.ones(2)}, {"0.bias": cr.ones(2)}), cr.ones(2))

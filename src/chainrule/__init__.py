@@ -198,6 +198,7 @@ _LAZY = {
     "Derivation": ("chainrule.symbolic", "Derivation"),
     "nn": ("chainrule.nn", None),
     "optim": ("chainrule.optim", None),
+    "func": ("chainrule.func", None),
     "data": ("chainrule.data", None),
     "viz": ("chainrule.viz", None),
 }

@@ -106,8 +106,74 @@ def _pullback(out: Tensor, seed: Any, xs: Sequence[Tensor], retain: bool) -> lis
     return res
 
 
+def _is_tree(a: Any) -> bool:
+    """Whether `a` is a pytree node: a dict, or a list or tuple holding tensors, arrays or
+    nodes (a list of Python numbers stays one array, as `chainrule.tensor` reads it)."""
+    if isinstance(a, dict):
+        return True
+    return isinstance(a, (list, tuple)) and any(
+        isinstance(v, (Tensor, np.ndarray)) or _is_tree(v) for v in a
+    )
+
+
+def _leaves(tree: Any) -> tuple[list[Any], Callable[[Sequence[Any]], Any]]:
+    """A pytree's leaves (as JAX's: dicts, lists and tuples are nodes) and the function that
+    builds the same structure from new leaves."""
+    if not _is_tree(tree):
+        return [tree], lambda new: new[0]
+    parts = [_leaves(v) for v in (tree.values() if isinstance(tree, dict) else tree)]
+    counts = [len(leaves) for leaves, _ in parts]
+
+    def rebuild(new: Sequence[Any]) -> Any:
+        out, at = [], 0
+        for (_, build), n in zip(parts, counts):
+            out.append(build(new[at : at + n]))
+            at += n
+        if isinstance(tree, dict):
+            return dict(zip(tree.keys(), out))
+        return type(tree)(*out) if hasattr(tree, "_fields") else type(tree)(out)
+
+    return [x for leaves, _ in parts for x in leaves], rebuild
+
+
+def _flat_args(
+    f: Fn, args: Sequence[Any], nums: tuple[int, ...]
+) -> tuple[Fn, list[Any], tuple[int, ...], Callable[[list[Any]], list[Any]]]:
+    """f as a function of the differentiated arguments' leaves first, then the others, so a
+    gradient with respect to a dict, list or tuple of tensors is one per leaf; and the
+    function that puts the leaves' gradients back into each argument's structure."""
+    if not any(_is_tree(args[i]) for i in nums):
+        return f, list(args), nums, lambda gs: gs
+    trees = [_leaves(args[i]) for i in nums]
+    counts = [len(leaves) for leaves, _ in trees]
+    flat = [x for leaves, _ in trees for x in leaves]
+
+    others = [k for k in range(len(args)) if k not in nums]
+
+    def f_flat(*xs: Any, **kwargs: Any) -> Any:
+        full: list[Any] = [None] * len(args)
+        for k, a in zip(others, xs[len(flat) :]):
+            full[k] = a
+        for i, tree in zip(nums, regroup(list(xs[: len(flat)]))):
+            full[i] = tree
+        return f(*full, **kwargs)
+
+    def regroup(gs: list[Any]) -> list[Any]:
+        out, at = [], 0
+        for (_, build), n in zip(trees, counts):
+            out.append(build(gs[at : at + n]))
+            at += n
+        return out
+
+    return f_flat, [*flat, *(args[k] for k in others)], tuple(range(len(flat))), regroup
+
+
 def value_and_grad(f: Fn, argnums: int | Sequence[int] = 0, has_aux: bool = False) -> Fn:
     """Return a function computing (f(*args), df/dargs) in one forward and one backward pass.
+
+    An argument differentiated may be a pytree (dicts, lists and tuples of tensors, as JAX's
+    and torch.func's): its gradient has the same structure, one gradient per leaf. A list of
+    Python numbers is one array, as `chainrule.tensor` reads it.
 
     Examples
     --------
@@ -115,11 +181,14 @@ def value_and_grad(f: Fn, argnums: int | Sequence[int] = 0, has_aux: bool = Fals
     >>> value, g = cr.value_and_grad(lambda x: (3 * x + 2) ** 2)(1.0)
     >>> value.item(), g.item()
     (25.0, 30.0)
+    >>> cr.grad(lambda p: cr.sum(p["w"] * p["b"]))({"w": cr.tensor(2.0), "b": cr.tensor(3.0)})
+    {'w': tensor(3.), 'b': tensor(2.)}
     """
 
     def vg(*args: Any, **kwargs: Any) -> Any:
         nums, single = _argnums(argnums, len(args), "grad")
-        res, xs = _call(f, args, nums, "grad", kwargs)
+        f_flat, flat, flat_nums, regroup = _flat_args(f, args, nums)
+        res, xs = _call(f_flat, flat, flat_nums, "grad", kwargs)
         out, aux = _split_aux(res, has_aux, "grad")
         out = _as_tensor_output(out, "grad")
         # as JAX and PyTorch: a complex value has no gradient in the real sense
@@ -136,7 +205,7 @@ def value_and_grad(f: Fn, argnums: int | Sequence[int] = 0, has_aux: bool = Fals
         # inside vmap: one scalar per example, all seeded at once (examples never mix)
         out, levels = physical(out) if _state.levels else (out, ())
         value = rewrap(_detached_unless_needed(out, xs), levels)
-        gs = [rewrap(g, levels) for g in _pullback(out, np.ones_like(out.data), xs, False)]
+        gs = regroup([rewrap(g, levels) for g in _pullback(out, np.ones_like(out.data), xs, False)])
         out = value
         g = gs[0] if single else tuple(gs)
         return ((out, aux), g) if has_aux else (out, g)

@@ -24,7 +24,6 @@ from typing import Any, NamedTuple, overload
 import numpy as np
 
 from chainrule import ops
-from chainrule import random as _random
 from chainrule.tensor import Tensor, _as_array, apply, is_grad_enabled
 
 ArrayLike = Any
@@ -104,24 +103,35 @@ def from_numpy(array: np.ndarray, requires_grad: bool = False) -> Tensor:
     return Tensor(np.asarray(array), requires_grad=requires_grad)
 
 
+def _leaf(t: Tensor, requires_grad: bool) -> Tensor:
+    """A new tensor of the table's creation entries as a leaf (to differentiate, if asked)."""
+    return Tensor(t.data, requires_grad=True) if requires_grad else t
+
+
 def zeros(*shape: Any, dtype: Any = np.float32, requires_grad: bool = False) -> Tensor:
-    return Tensor(np.zeros(_shape_arg(shape), dtype), requires_grad=requires_grad)
+    return _leaf(ops.zeros(shape=_shape_arg(shape), dtype=dtype), requires_grad)
 
 
 def ones(*shape: Any, dtype: Any = np.float32, requires_grad: bool = False) -> Tensor:
-    return Tensor(np.ones(_shape_arg(shape), dtype), requires_grad=requires_grad)
+    return _leaf(ops.ones(shape=_shape_arg(shape), dtype=dtype), requires_grad)
+
+
+def _like(x: ArrayLike) -> tuple[tuple[int, ...], Any]:
+    """x's shape and dtype (one example's inside vmap: the same values for every example)."""
+    if _batched(x):
+        return x.shape, x.dtype
+    a = np.asarray(_data(x))
+    return a.shape, a.dtype
 
 
 def zeros_like(x: ArrayLike, requires_grad: bool = False) -> Tensor:
-    if _batched(x):  # inside vmap: the same zeros for every example
-        return Tensor(np.zeros(x.shape, x.dtype), requires_grad=requires_grad)
-    return Tensor(np.zeros_like(_data(x)), requires_grad=requires_grad)
+    shape, dtype = _like(x)
+    return _leaf(ops.zeros(shape=shape, dtype=dtype), requires_grad)
 
 
 def ones_like(x: ArrayLike, requires_grad: bool = False) -> Tensor:
-    if _batched(x):
-        return Tensor(np.ones(x.shape, x.dtype), requires_grad=requires_grad)
-    return Tensor(np.ones_like(_data(x)), requires_grad=requires_grad)
+    shape, dtype = _like(x)
+    return _leaf(ops.ones(shape=shape, dtype=dtype), requires_grad)
 
 
 def full(
@@ -129,7 +139,7 @@ def full(
 ) -> Tensor:
     """An array of `shape` filled with `value` (float32 unless `dtype` says otherwise)."""
     size = (shape,) if isinstance(shape, (int, np.integer)) else tuple(shape)
-    return Tensor(np.full(size, value, dtype), requires_grad=requires_grad)
+    return _leaf(ops.full(shape=size, value=value, dtype=dtype), requires_grad)
 
 
 def arange(*args: Any, dtype: Any = None) -> Tensor:
@@ -143,7 +153,10 @@ def arange(*args: Any, dtype: Any = None) -> Tensor:
     """
     if dtype is None and builtins.any(isinstance(a, float) for a in args):
         dtype = np.float32
-    return Tensor(np.arange(*args, dtype=dtype))
+    if not 1 <= len(args) <= 3:
+        raise TypeError(f"arange: takes 1 to 3 positional arguments, got {len(args)}")
+    start, stop, step = (0, args[0], 1) if len(args) == 1 else (*args, 1)[:3]
+    return ops.arange(start=start, stop=stop, step=step, dtype=dtype)
 
 
 def eye(
@@ -165,7 +178,7 @@ def eye(
     """
     if n < 0 or (m is not None and m < 0):
         raise ValueError(f"eye: sizes must be non-negative, got n={n}, m={m}")
-    return Tensor(np.eye(n, m, k=k, dtype=dtype), requires_grad=requires_grad)
+    return _leaf(ops.eye(n=n, m=m, k=k, dtype=dtype), requires_grad)
 
 
 def _shape_arg(shape: tuple[Any, ...]) -> tuple[int, ...]:
@@ -668,7 +681,7 @@ def argmax(
 ) -> Tensor:
     """Index of the largest element (flat index without an axis); NaN counts as largest."""
     axis, keepdims = _dims("argmax", axis, keepdims, dim, keepdim)
-    return Tensor(np.argmax(_data(x), axis=axis, keepdims=keepdims))
+    return ops.argmax(_t(x), axis=axis, keepdims=keepdims)
 
 
 def argmin(
@@ -681,7 +694,7 @@ def argmin(
 ) -> Tensor:
     """Index of the smallest element (flat index without an axis)."""
     axis, keepdims = _dims("argmin", axis, keepdims, dim, keepdim)
-    return Tensor(np.argmin(_data(x), axis=axis, keepdims=keepdims))
+    return ops.argmin(_t(x), axis=axis, keepdims=keepdims)
 
 
 def _axis(axis: Any) -> Any:
@@ -990,24 +1003,27 @@ def nan_to_num(
     return ops.nan_to_num(_t(x), nan=nan, posinf=posinf, neginf=neginf)
 
 
-# Predicates: boolean results, with no gradient (as comparisons), so no table entries.
+# Predicates: boolean results with no gradient (as comparisons): the table's defconst entries.
 def isnan(x: ArrayLike) -> Tensor:
-    return Tensor(np.isnan(_data(x)))
+    """Where x is NaN; a boolean, no gradient."""
+    return ops.isnan(_t(x))
 
 
 def isinf(x: ArrayLike) -> Tensor:
-    return Tensor(np.isinf(_data(x)))
+    """Where x is +inf or -inf; a boolean, no gradient."""
+    return ops.isinf(_t(x))
 
 
 def isfinite(x: ArrayLike) -> Tensor:
-    return Tensor(np.isfinite(_data(x)))
+    """Where x is neither NaN nor inf; a boolean, no gradient."""
+    return ops.isfinite(_t(x))
 
 
 def isclose(
     x: ArrayLike, y: ArrayLike, rtol: float = 1e-05, atol: float = 1e-08, equal_nan: bool = False
 ) -> Tensor:
     """|x - y| <= atol + rtol * |y| elementwise (NumPy's and PyTorch's defaults)."""
-    return Tensor(np.isclose(_data(x), _data(y), rtol=rtol, atol=atol, equal_nan=equal_nan))
+    return ops.isclose(_t(x), _t(y), rtol=rtol, atol=atol, equal_nan=equal_nan)
 
 
 def allclose(
@@ -1021,7 +1037,7 @@ def allclose(
     >>> cr.allclose(cr.tensor([1.0, 2.0]), [1.0, 2.0 + 1e-9])
     True
     """
-    return bool(np.allclose(_data(x), _data(y), rtol=rtol, atol=atol, equal_nan=equal_nan))
+    return bool(ops.allclose(_t(x), _t(y), rtol=rtol, atol=atol, equal_nan=equal_nan).item())
 
 
 # --------------------------------------------------------------------------- more activations
@@ -1152,7 +1168,7 @@ def diff(x: ArrayLike, n: int = 1, axis: int = -1, *, dim: int | None = None) ->
         raise ValueError("diff: needs at least a 1-d input, got a 0-d tensor")
     if n < 0:
         raise ValueError(f"diff: order n must be non-negative, got {n}")
-    axis = _one_axis("diff", x, _dims("diff", axis, False, dim)[0])
+    axis = _one_axis("diff", x, _dims("diff", axis, False, dim, default=-1)[0])
     return ops.diff(x, n=n, axis=axis) if n else x
 
 
@@ -1197,13 +1213,13 @@ def argsort(
     x = _t(x)
     given = _dims("argsort", axis, False, dim)[0]
     ax = _one_axis("argsort", x, -1 if given is None else given)
-    return Tensor(_sort_order(x, ax, descending))
+    return ops.argsort(x, axis=ax, descending=descending) if x.ndim else Tensor(np.array(0))
 
 
 def topk(
     x: ArrayLike,
     k: int,
-    dim: int = -1,
+    dim: int | None = None,
     largest: bool = True,
     sorted: bool = True,
     *,
@@ -1219,7 +1235,8 @@ def topk(
     [5.0, 4.0]
     """
     x = _t(x)
-    ax = _one_axis("topk", x, _dims("topk", axis, False, dim)[0])
+    given = _dims("topk", axis, False, dim)[0]
+    ax = _one_axis("topk", x, -1 if given is None else given)
     size = x.shape[ax] if x.ndim else 1
     if not 0 <= k <= size:
         raise ValueError(f"topk: k={k} is out of range for a dimension of size {size}")
@@ -1238,8 +1255,8 @@ def any(
     keepdim: bool | None = None,
 ) -> Tensor:
     """Whether any element over `axis` is nonzero; a boolean, no gradient."""
-    keep = keepdims if keepdim is None else keepdim
-    return Tensor(np.any(_data(x), axis=_dims("any", axis, False, dim)[0], keepdims=keep))
+    axis, keep = _dims("any", axis, keepdims, dim, keepdim)
+    return ops.any(_t(x), axis=axis, keepdims=keep)
 
 
 def all(
@@ -1251,21 +1268,24 @@ def all(
     keepdim: bool | None = None,
 ) -> Tensor:
     """Whether every element over `axis` is nonzero; a boolean, no gradient."""
-    keep = keepdims if keepdim is None else keepdim
-    return Tensor(np.all(_data(x), axis=_dims("all", axis, False, dim)[0], keepdims=keep))
+    axis, keep = _dims("all", axis, keepdims, dim, keepdim)
+    return ops.all(_t(x), axis=axis, keepdims=keep)
 
 
 # --------------------------------------------------------------------------- more linear algebra
 
 
-def einsum(subscripts: str, *operands: ArrayLike) -> Tensor:
-    """NumPy's einsum with explicit or implicit output ('ij,jk->ik', 'ij,jk'); every operand
-    is differentiable, and each gradient is itself an einsum.
+def einsum(subscripts: Any, *operands: Any) -> Tensor:
+    """NumPy's einsum with explicit or implicit output ('ij,jk->ik', 'ij,jk'), '...' for
+    broadcast leading axes ('...ij,...jk->...ik'), an index repeated within one operand (a
+    diagonal: 'ii->i', 'ii' is the trace) and NumPy's sublist form (einsum(a, [0, 1], b,
+    [1, 2])); every operand is differentiable, and each gradient is itself an einsum.
 
     Raises
     ------
     ValueError
-        For '...', an index repeated within one operand, or a wrong number of operands.
+        For a wrong number of operands or of axes, '...' axes that do not broadcast, or a
+        repeated index whose axes differ in size.
 
     Examples
     --------
@@ -1273,12 +1293,70 @@ def einsum(subscripts: str, *operands: ArrayLike) -> Tensor:
     >>> a = cr.tensor([[1.0, 2.0], [3.0, 4.0]], requires_grad=True)
     >>> cr.einsum("ij,j->i", a, cr.tensor([1.0, 1.0])).tolist()
     [3.0, 7.0]
+    >>> cr.einsum("ii", a).item(), cr.einsum(a, [0, 1], [1]).tolist()
+    (5.0, [4.0, 6.0])
     """
     if not isinstance(subscripts, str):
-        raise TypeError("einsum: the first argument is the subscripts string ('ij,jk->ik')")
-    xs = [_t(x) for x in operands]
-    ops._einsum_parts(subscripts, len(xs))
-    return ops.einsum(*xs, subscripts=subscripts)
+        subscripts, given = _sublists(subscripts, *operands)
+    else:
+        given = list(operands)
+    xs = [_t(x) for x in given]
+    spec = subscripts.replace(" ", "")
+    lhs, arrow, out = spec.partition("->")
+    if not arrow:  # NumPy's implicit output, from the letters as written (ii: summed)
+        named = lhs.replace("...", "")
+        once = sorted(c for c in set(named) if c.isalpha() and named.count(c) == 1)
+        out = ("..." if "..." in lhs else "") + "".join(once)
+    ins = lhs.split(",")
+    if len(ins) == len(xs):
+        pairs = [_einsum_diagonals(s, x, subscripts) for s, x in zip(ins, xs)]
+        ins, xs = [s for s, _ in pairs], [x for _, x in pairs]
+    spec = ",".join(ins) + "->" + out
+    ops._einsum_parts(spec, [x.shape for x in xs])  # errors name the subscripts
+    return ops.einsum(*xs, subscripts=spec)
+
+
+def _sublists(first: Any, *rest: Any) -> tuple[str, list[Any]]:
+    """NumPy's einsum(op0, sublist0, op1, sublist1, ..., [sublistout]) as a subscripts string:
+    integer k is the k-th letter, Ellipsis is '...'."""
+    args = (first, *rest)
+    pairs, tail = args[: len(args) // 2 * 2], args[len(args) // 2 * 2 :]
+
+    def letters(sub: Any) -> str:
+        if not isinstance(sub, (list, tuple)):
+            raise TypeError("einsum: give the subscripts string ('ij,jk->ik') or sublists")
+        return "".join("..." if k is Ellipsis else ops._LETTERS[int(k)] for k in sub)
+
+    spec = ",".join(letters(sub) for sub in pairs[1::2])
+    return spec + ("->" + letters(tail[0]) if tail else ""), list(pairs[0::2])
+
+
+def _einsum_diagonals(s: str, x: Tensor, subscripts: str) -> tuple[str, Tensor]:
+    """An operand's subscripts without a repeated index: each repeated pair of axes becomes
+    their diagonal (last, as np.diagonal), whose gradient getitem scatters back."""
+    labels: list[str | None] = []
+    for part in s.split("..."):
+        labels.extend(part)
+        labels.append(None)
+    labels.pop()  # the None after the last part marks nothing
+    if "..." in s:
+        at = labels.index(None)
+        labels[at : at + 1] = [None] * (x.ndim - (len(labels) - 1))
+    for c in dict.fromkeys(c for c in labels if c is not None and labels.count(c) > 1):
+        while labels.count(c) > 1:
+            p = labels.index(c)
+            q = labels.index(c, p + 1)
+            if x.shape[p] != x.shape[q]:
+                raise ValueError(
+                    f"einsum: index {c!r} of {subscripts!r} has sizes {x.shape[p]} and {x.shape[q]}"
+                )
+            x = ops.diagonal(x, offset=0, axis1=p, axis2=q)
+            labels = [lab for k, lab in enumerate(labels) if k not in (p, q)] + [c]
+    ellipsis = [k for k, lab in enumerate(labels) if lab is None]
+    text = "".join(lab for lab in labels if lab is not None)
+    if ellipsis:
+        text = text[: ellipsis[0]] + "..." + text[ellipsis[0] :]
+    return text, x
 
 
 def tensordot(a: ArrayLike, b: ArrayLike, axes: Any = 2, *, dims: Any = None) -> Tensor:
@@ -1433,30 +1511,57 @@ def _tensor_repeat(x: Tensor, *sizes: Any) -> Tensor:
     return tile(x, _shape_arg(sizes))
 
 
-def index_select(x: ArrayLike, dim: int, index: ArrayLike, *, axis: int | None = None) -> Tensor:
-    """The elements at `index` (1-d integers) along `dim`, as torch.index_select."""
+def index_select(
+    x: ArrayLike, dim: int | None = None, index: Any = None, *, axis: int | None = None
+) -> Tensor:
+    """The elements at `index` (1-d integers) along `dim` (or `axis`), as torch.index_select."""
     x = _t(x)
-    ax = _one_axis("index_select", x, _dims("index_select", axis, False, dim)[0])
+    ax = _one_axis("index_select", x, _required_axis("index_select", axis, dim, index))
     idx = _index_array("index_select", index)
     if idx.ndim != 1:
         raise ValueError(f"index_select: index must be 1-d, got shape {idx.shape}")
     return ops.index_select(x, axis=ax, index=idx)
 
 
-def take_along_axis(x: ArrayLike, indices: ArrayLike, axis: int) -> Tensor:
-    """NumPy's take_along_axis: x's elements at `indices` along `axis`."""
+def _required_axis(name: str, axis: Any, dim: Any, *needed: Any) -> Any:
+    """The axis of a function with PyTorch's positional `dim` before required arguments
+    (torch.gather(x, dim, index)): given once, by dim or axis, with the arguments after it."""
+    given = _dims(name, axis, False, dim)[0]
+    if given is None or builtins.any(a is None for a in needed):
+        raise TypeError(f"{name}: give dim (or axis=) and {' and '.join(_NEEDED[name])}")
+    return given
+
+
+_NEEDED = {
+    "index_select": ("index",),
+    "gather": ("index",),
+    "scatter": ("index", "src"),
+    "scatter_add": ("index", "src"),
+}
+
+
+def take_along_axis(
+    x: ArrayLike, indices: ArrayLike, axis: int | None = None, *, dim: int | None = None
+) -> Tensor:
+    """NumPy's take_along_axis: x's elements at `indices` along `axis` (or torch's `dim`;
+    one of them is required, as NumPy's axis)."""
     x = _t(x)
     idx = _index_array("take_along_axis", indices)
     if idx.ndim != x.ndim:
         raise ValueError(f"take_along_axis: indices of shape {idx.shape} for x of shape {x.shape}")
+    axis = _dims("take_along_axis", axis, False, dim)[0]
+    if axis is None:
+        raise TypeError("take_along_axis: give axis= (or dim=)")
     return ops.take_along_axis(x, indices=idx, axis=_one_axis("take_along_axis", x, axis))
 
 
-def gather(x: ArrayLike, dim: int, index: ArrayLike, *, axis: int | None = None) -> Tensor:
-    """torch.gather: out[i][j] = x[i][index[i][j]] along `dim` (index may be smaller than x
-    in the other dimensions)."""
+def gather(
+    x: ArrayLike, dim: int | None = None, index: Any = None, *, axis: int | None = None
+) -> Tensor:
+    """torch.gather: out[i][j] = x[i][index[i][j]] along `dim` (or `axis`; index may be
+    smaller than x in the other dimensions)."""
     x = _t(x)
-    ax = _one_axis("gather", x, _dims("gather", axis, False, dim)[0])
+    ax = _one_axis("gather", x, _required_axis("gather", axis, dim, index))
     idx = _index_array("gather", index)
     if idx.ndim != x.ndim:
         raise ValueError(f"gather: index of shape {idx.shape} for input of shape {x.shape}")
@@ -1464,12 +1569,17 @@ def gather(x: ArrayLike, dim: int, index: ArrayLike, *, axis: int | None = None)
 
 
 def scatter(
-    x: ArrayLike, dim: int, index: ArrayLike, src: ArrayLike, *, axis: int | None = None
+    x: ArrayLike,
+    dim: int | None = None,
+    index: Any = None,
+    src: Any = None,
+    *,
+    axis: int | None = None,
 ) -> Tensor:
-    """torch.scatter: x with src[i][j] written at [i][index[i][j]] along `dim` (src may be a
-    number); both x and src are differentiable."""
+    """torch.scatter: x with src[i][j] written at [i][index[i][j]] along `dim` (or `axis`;
+    src may be a number); both x and src are differentiable."""
     x = _t(x)
-    ax = _one_axis("scatter", x, _dims("scatter", axis, False, dim)[0])
+    ax = _one_axis("scatter", x, _required_axis("scatter", axis, dim, index, src))
     idx = _index_array("scatter", index)
     if idx.ndim != x.ndim:
         raise ValueError(f"scatter: index of shape {idx.shape} for input of shape {x.shape}")
@@ -1477,7 +1587,12 @@ def scatter(
 
 
 def scatter_add_along(
-    x: ArrayLike, dim: int, index: ArrayLike, src: ArrayLike, *, axis: int | None = None
+    x: ArrayLike,
+    dim: int | None = None,
+    index: Any = None,
+    src: Any = None,
+    *,
+    axis: int | None = None,
 ) -> Tensor:
     """torch.scatter_add: x plus src[i][j] added at [i][index[i][j]] along `dim` (repeated
     positions accumulate); chainrule exports it as `scatter_add` and `Tensor.scatter_add`
@@ -1489,10 +1604,9 @@ def scatter_add_along(
     >>> cr.scatter_add(cr.zeros(3), 0, [0, 2, 0], cr.tensor([1.0, 2.0, 3.0])).tolist()
     [4.0, 0.0, 2.0]
     """
+    given = _required_axis("scatter_add", axis, dim, index, src)
     x, s = _t(x), _t(src)
-    ax = _one_axis("scatter_add", x, _dims("scatter_add", axis, False, dim)[0]) % builtins.max(
-        x.ndim, 1
-    )
+    ax = _one_axis("scatter_add", x, given) % builtins.max(x.ndim, 1)
     idx = _index_array("scatter_add", index)
     if idx.ndim != x.ndim or s.ndim != x.ndim:
         raise ValueError(
@@ -1533,7 +1647,7 @@ def one_hot(labels: ArrayLike, num_classes: int = -1) -> Tensor:
     n = int(a.max()) + 1 if num_classes < 0 and a.size else builtins.max(num_classes, 0)
     if a.size and (a.min() < 0 or a.max() >= n):
         raise ValueError(f"one_hot: labels must lie in [0, {n}), got {a.min()} to {a.max()}")
-    return Tensor((a[..., None] == np.arange(n)).astype(np.int64))
+    return ops.one_hot(Tensor(a), num_classes=n)
 
 
 def pad(x: ArrayLike, pad: Sequence[int], mode: str = "constant", value: float = 0.0) -> Tensor:
@@ -1576,10 +1690,14 @@ def unfold(x: ArrayLike, dimension: int, size: int, step: int) -> Tensor:
     return ops.unfold(x, axis=ax, size=size, step=step)
 
 
-def chunk(x: ArrayLike, chunks: int, dim: int = 0, *, axis: int | None = None) -> list[Tensor]:
-    """torch.chunk: up to `chunks` pieces of ceil(n / chunks) along `dim` (the last smaller)."""
+def chunk(
+    x: ArrayLike, chunks: int, dim: int | None = None, *, axis: int | None = None
+) -> list[Tensor]:
+    """torch.chunk: up to `chunks` pieces of ceil(n / chunks) along `dim` (or `axis`; the
+    first by default), the last smaller."""
     x = _t(x)
-    ax = _one_axis("chunk", x, _dims("chunk", axis, False, dim)[0]) % builtins.max(x.ndim, 1)
+    given = _dims("chunk", axis, False, dim)[0]
+    ax = _one_axis("chunk", x, 0 if given is None else given) % builtins.max(x.ndim, 1)
     if chunks <= 0:
         raise ValueError(f"chunk: chunks must be positive, got {chunks}")
     n = x.shape[ax]
@@ -1662,15 +1780,13 @@ def randn(*shape: Any, dtype: Any = None, requires_grad: bool = False) -> Tensor
     ((2, 3), dtype('float32'), True)
     """
     dt = _float_dtype("randn", dtype)
-    data = _random.generator().standard_normal(_size("randn", shape), dtype=dt)
-    return Tensor(data, requires_grad=requires_grad)
+    return _leaf(ops.randn(shape=_size("randn", shape), dtype=dt), requires_grad)
 
 
 def rand(*shape: Any, dtype: Any = None, requires_grad: bool = False) -> Tensor:
     """Uniform samples in [0, 1) of `shape`, seeded by `chainrule.manual_seed`."""
     dt = _float_dtype("rand", dtype)
-    data = _random.generator().random(_size("rand", shape), dtype=dt)
-    return Tensor(data, requires_grad=requires_grad)
+    return _leaf(ops.rand(shape=_size("rand", shape), dtype=dt), requires_grad)
 
 
 def randint(low: int, high: int | None = None, size: Any = (), *, dtype: Any = np.int64) -> Tensor:
@@ -1681,7 +1797,7 @@ def randint(low: int, high: int | None = None, size: Any = (), *, dtype: Any = n
     if high <= low:
         raise ValueError(f"randint: need low < high, got low={low}, high={high}")
     size = _size("randint", (size,) if isinstance(size, int) else (tuple(size),))
-    return Tensor(_random.generator().integers(low, high, size, dtype=np.dtype(dtype)))
+    return ops.randint(low=low, high=high, shape=size, dtype=dtype)
 
 
 def normal(
@@ -1699,7 +1815,7 @@ def normal(
         if size is None
         else _size("normal", (size,) if isinstance(size, int) else (tuple(size),))
     )
-    return Tensor(np.asarray(_random.generator().normal(m, s, shape), dtype=dt))
+    return ops.normal(mean=m, std=s, shape=shape, dtype=dt)
 
 
 def linspace(
@@ -1718,8 +1834,9 @@ def linspace(
     if n < 0:
         raise ValueError(f"linspace: the number of points must be non-negative, got {n}")
     dt = _float_dtype("linspace", dtype)
-    data = np.linspace(start, stop, n, endpoint=endpoint).astype(dt)
-    return Tensor(data, requires_grad=requires_grad)
+    return _leaf(
+        ops.linspace(start=start, stop=stop, num=n, endpoint=endpoint, dtype=dt), requires_grad
+    )
 
 
 def logspace(
@@ -1736,20 +1853,20 @@ def logspace(
     if n < 0:
         raise ValueError(f"logspace: the number of points must be non-negative, got {n}")
     dt = _float_dtype("logspace", dtype)
-    return Tensor(np.logspace(start, stop, n, base=base).astype(dt))
+    return ops.logspace(start=start, stop=stop, num=n, base=base, dtype=dt)
 
 
 def full_like(
     x: ArrayLike, value: float, dtype: Any = None, *, requires_grad: bool = False
 ) -> Tensor:
     """An array of x's shape (and dtype, unless given) filled with `value`."""
-    a = np.asarray(_data(x))
-    return Tensor(np.full(a.shape, value, dtype or a.dtype), requires_grad=requires_grad)
+    shape, own = _like(x)
+    return _leaf(ops.full(shape=shape, value=value, dtype=dtype or own), requires_grad)
 
 
 def empty(*shape: Any, dtype: Any = np.float32, requires_grad: bool = False) -> Tensor:
     """An uninitialised array of `shape` (its values are whatever memory held)."""
-    return Tensor(np.empty(_size("empty", shape), dtype), requires_grad=requires_grad)
+    return _leaf(ops.empty(shape=_size("empty", shape), dtype=dtype), requires_grad)
 
 
 def meshgrid(*xs: ArrayLike, indexing: str = "xy") -> list[Tensor]:

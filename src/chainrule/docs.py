@@ -39,7 +39,24 @@ def ops_markdown() -> str:
         "| function | derivative rule | names |",
         "|---|---|---|",
     ]
-    lines += [f"| `{op.name}` | {op.doc} | {_names(op)} |" for op in ops if not op.primitive]
+    lines += [
+        f"| `{op.name}` | {op.doc} | {_names(op)} |"
+        for op in ops
+        if not op.primitive and op.differentiable
+    ]
+    lines += [
+        "",
+        "## Not differentiable",
+        "",
+        "Predicates, indices and new tensors. Their results carry no gradient at all",
+        "(`requires_grad` is False, as in PyTorch), which is not a zero gradient: nothing flows",
+        "back to the inputs through them. Use them as masks (`where`) or indices (`getitem`),",
+        "whose gradients are defined.",
+        "",
+        "| op | what it computes | returns |",
+        "|---|---|---|",
+    ]
+    lines += [f"| `{op.name}` | {op.doc} | {op.returns} |" for op in ops if not op.differentiable]
     lines += [
         "",
         "## Differences from PyTorch and NumPy",

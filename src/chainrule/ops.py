@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from chainrule import random as _random
 from chainrule.mode import _state
 from chainrule.tensor import Tensor, _batched, apply
 
@@ -80,6 +81,8 @@ class OpDef:
     - `compose`: a composite (a function a learner types, built from primitives): the engine
       function, which the entry runs instead of `forward` and `vjps`.
     - `differs`: how it differs from PyTorch and NumPy (docs/ops.md lists these).
+    - `returns`: for an op with no derivative (a predicate, indices, a new tensor; see
+      `defconst`), what it returns; its result carries no gradient at all, as PyTorch's.
     """
 
     name: str
@@ -107,6 +110,14 @@ class OpDef:
     # vmap's rule (batching.Batched -> the result, batch at axis 0); None: the op broadcasts
     # elementwise, and batching.py's generic rule moves the batch axes to the front.
     batch: Callable[..., Any] | None = None
+    # What an op without a derivative returns ("bool", "int64 indices"; see `defconst`);
+    # empty for every differentiable op.
+    returns: str = ""
+
+    @property
+    def differentiable(self) -> bool:
+        """Whether a gradient flows through the op (else its result never joins the graph)."""
+        return not self.returns
 
     @property
     def primitive(self) -> bool:
@@ -166,6 +177,19 @@ def defcomposite(name: str, compose: Callable[..., Any], **fields: Any) -> OpDef
     return _register(OpDef(name, None, (), compose=compose, **fields))
 
 
+def defconst(name: str, compute: Callable[..., Any], returns: str, **fields: Any) -> OpDef:
+    """Register an op without a derivative: a predicate, indices, a count or a new tensor
+    (`returns` says which). `compute(*arrays, **params)` runs on the inputs' values, and its
+    result never joins the graph (requires_grad False, as PyTorch's isnan, argsort or
+    one_hot): no gradient reaches the inputs through it, not even a zero one."""
+
+    def run(*xs: Any, **params: Any) -> Tensor:
+        return Tensor(np.asarray(compute(*(_np(x) for x in xs), **params)))
+
+    fields.setdefault("nosym", f"not differentiable: returns {returns}")
+    return _register(OpDef(name, None, (), compose=run, returns=returns, **fields))
+
+
 def _register(op: OpDef) -> OpDef:
     if op.name in OPS:
         raise ValueError(f"defop: an op named {op.name!r} is already defined")
@@ -215,7 +239,7 @@ def _np_sum_to(g: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
 
 def _is_basic(index: Any) -> bool:
     items = index if isinstance(index, tuple) else (index,)
-    return all(i is None or i is Ellipsis or isinstance(i, (int, slice)) for i in items)
+    return builtins.all(i is None or i is Ellipsis or isinstance(i, (int, slice)) for i in items)
 
 
 def _unsqueeze_example(x: Any, rank: int) -> Any:
@@ -242,6 +266,40 @@ def batch_loop(b: Any) -> Any:
         r = b.op(*args, **params)
         rows.append(reshape(r, shape=(1, *r.shape)))
     return concatenate(*rows, axis=0)
+
+
+def batch_along(default: Any = None, *, flat: bool = False) -> Callable[[Any], Any]:
+    """The batching rule of an op that works along one `axis` of its first input (`default`
+    when not given): the batch axis goes in front and the axis shifts past it, so the op
+    runs once. `flat`: axis None means NumPy's flattened input (cumsum), not every axis."""
+
+    def rule(b: Any) -> Any:
+        if b.bparams:
+            return batch_loop(b)
+        x, r = b.value(0), b.rank(0)
+        axis = b.params.get("axis", default)
+        if axis is None and flat:
+            out = b.op(reshape(x, shape=(b.size, -1)), *b.args[1:], **{**b.params, "axis": 1})
+            # keepdims of a flattened reduction (argmax): one singleton per example axis
+            return reshape(out, shape=(b.size, *(1,) * r)) if b.params.get("keepdims") else out
+        if axis is None:
+            axis = tuple(range(1, r + 1))
+        else:
+            axis = _axes(builtins.max(r, 1), axis)[0] + 1 if r else 1
+        return b.op(x, *b.args[1:], **{**b.params, "axis": axis})
+
+    rule.__doc__ = "vmap along one axis: the batch axis in front, the op's axis shifted past it" + (
+        " (None: the flattened example)" if flat else ""
+    )
+    return rule
+
+
+def batch_compose(b: Any) -> Any:
+    """vmap of a composite: its formula run once on the whole batch, each primitive by its
+    own rule (a batched parameter, a constant to the formula, runs per example)."""
+    if b.bparams:
+        return batch_loop(b)
+    return b.via(lambda *xs: b.op.compose(*xs, **b.params))
 
 
 def _np_scatter_add(g: np.ndarray, index: Any, shape: tuple[int, ...]) -> np.ndarray:
@@ -1535,6 +1593,9 @@ erfc = defop(
     sym=lambda sp, x: sp.erfc(x),
     cases=UNARY,
     doc="d erfc x = -2/sqrt(pi) e^(-x^2) dx",
+    names=("erfc",),
+    rule="Complementary error function",
+    dsym=lambda sp, F, u: -2 / sp.sqrt(sp.pi) * sp.exp(-(u**2)),
     local=("-2/sqrt(pi)*exp(-x^2)",),
     differs="without SciPy the forward runs math.erfc per element (exact, slower)",
 )
@@ -1553,10 +1614,16 @@ sinc = defop(
     "sinc",
     np.sinc,
     _sinc_vjp,
-    # SymPy's sinc is sin(x)/x; a parser name "sinc" would print as SymPy's (so it has none)
-    sym=lambda sp, x: sp.sin(sp.pi * x) / (sp.pi * x),
+    # NumPy's sinc is normalized, SymPy's is not (sympy.sinc(x) = sin(x)/x): the twin is
+    # SymPy's at pi x, which is 1 at 0 where sin(pi x)/(pi x) is 0/0. Its parser name is a
+    # function of its own (printed sinc, NumPy's), never SymPy's sinc.
+    sym=lambda sp, x: sp.sinc(sp.pi * x),
     cases=UNARY,
     doc="d sin(pi x)/(pi x) = (cos(pi x) - sinc x) / x dx, 0 at x = 0",
+    names=("sinc",),
+    rule="Normalized sinc",
+    dsym=lambda sp, F, u: (sp.cos(sp.pi * u) - F.sinc(u)) / u,
+    kink="at x = 0 the derivative is the limit 0, as PyTorch",
     local=("(cos(pi*x) - out)/x",),
 )
 round = defop(
@@ -1953,7 +2020,7 @@ prod = defop(
     doc="d prod(x) = sum_i (prod_{j != i} x_j) dx_i",
     differs="an inf or NaN in x: the gradient is the product of the others (torch: NaN)",
     local=("g * prod of the others",),
-    batch=batch_loop,
+    batch=_reduce_batch,
 )
 
 
@@ -1972,7 +2039,7 @@ cumsum = defop(
     nosym="a scan",
     doc="d cumsum(x)_k = sum_{i <= k} dx_i",
     local=("reverse cumsum of g",),
-    batch=batch_loop,
+    batch=batch_along(flat=True),
 )
 
 
@@ -2001,7 +2068,7 @@ cumprod = defop(
     doc="d cumprod(x)_k = sum_{i <= k} (prod_{j <= k, j != i} x_j) dx_i",
     differs="an inf or NaN in x: the gradient is the product of the others (torch: NaN)",
     local=("g * products of the others",),
-    batch=batch_loop,
+    batch=batch_along(flat=True),
 )
 
 
@@ -2027,7 +2094,7 @@ logcumsumexp = defop(
     nosym="a scan",
     doc="d lcse(x)_k = sum_{i <= k} e^(x_i - lcse(x)_k) dx_i",
     local=("g * exp(x - out) summed from the end",),
-    batch=batch_loop,
+    batch=batch_along(),
 )
 
 
@@ -2086,7 +2153,7 @@ sort = defcomposite(
     nosym="rearranges elements",
     cases=_cases_3x4({"axis": -1}, {"axis": 0, "descending": True}),
     doc="d sort(x) = dx in sorted order (each element keeps its own gradient)",
-    batch=batch_loop,
+    batch=batch_along(-1),
 )
 topk = defcomposite(
     "topk",
@@ -2094,7 +2161,7 @@ topk = defcomposite(
     nosym="selects elements",
     cases=_cases_3x4({"k": 2}, {"k": 2, "axis": 0, "largest": False}),
     doc="d topk(x) = dx at the k largest (or smallest) elements",
-    batch=batch_loop,
+    batch=batch_along(-1),
 )
 cummax = defcomposite(
     "cummax",
@@ -2102,7 +2169,7 @@ cummax = defcomposite(
     nosym="a scan",
     cases=_cases_3x4({"axis": 1}, {"axis": 0}),
     doc="d cummax(x)_k = dx at the running argmax (the latest tie)",
-    batch=batch_loop,
+    batch=batch_along(),
 )
 diff = defcomposite(
     "diff",
@@ -2110,7 +2177,7 @@ diff = defcomposite(
     nosym="differences of neighbours",
     cases=_cases_3x4({}, {"n": 2, "axis": 0}),
     doc="d (x_(i+1) - x_i) = dx_(i+1) - dx_i",
-    batch=batch_loop,
+    batch=batch_along(-1),
 )
 
 
@@ -2120,37 +2187,77 @@ diff = defcomposite(
 # diagonal, diag, trace, tril and triu select elements (getitem, scatter_add, where).
 
 
-def _einsum_parts(subscripts: str, count: int) -> tuple[list[str], str]:
-    """The operands' subscripts and the output's, with NumPy's implicit output (the letters
-    that occur once, sorted) when there is no '->'."""
+def _einsum_parts(subscripts: str, shapes: list[tuple[int, ...]]) -> tuple[list[str], str]:
+    """The operands' subscripts and the output's, written out: '...' becomes letters (NumPy's
+    broadcasting, right-aligned: an operand whose axis is 1 where the others' is larger gets
+    a letter of its own there, summed away, since a broadcast value does not depend on that
+    index; so the vjps need no unbroadcast), and the implicit output is NumPy's ('...'
+    first, then the letters that occur once, sorted)."""
     spec = subscripts.replace(" ", "")
-    if "." in spec:
-        raise ValueError(f"einsum: '...' is not supported, write the axes out: {subscripts!r}")
     lhs, arrow, out = spec.partition("->")
     ins = lhs.split(",")
-    if len(ins) != count:
-        raise ValueError(f"einsum: {subscripts!r} names {len(ins)} operands, got {count}")
-    if not arrow:
-        out = "".join(sorted(c for c in set(lhs) if c.isalpha() and lhs.count(c) == 1))
-    for s in ins:
-        if len(set(s)) != len(s):
+    if len(ins) != len(shapes):
+        raise ValueError(f"einsum: {subscripts!r} names {len(ins)} operands, got {len(shapes)}")
+    for s in (*ins, out):
+        letters = s.replace("...", "", 1)
+        if not builtins.all(c.isalpha() for c in letters):
+            raise ValueError(f"einsum: {subscripts!r}: subscripts are letters and one '...'")
+        if len(set(letters)) != len(letters):
             raise ValueError(
                 f"einsum: a repeated index within one operand ({s!r}) is not "
                 "supported; use diagonal or trace"
             )
-    return ins, out
+    if not arrow:
+        named = lhs.replace("...", "")
+        out = ("..." if "..." in lhs else "") + "".join(
+            sorted(c for c in set(named) if c != "," and named.count(c) == 1)
+        )
+    free = iter(c for c in _LETTERS if c not in spec)
+    ranks = [len(shape) - len(s.replace("...", "")) for s, shape in zip(ins, shapes)]
+    for s, shape, r in zip(ins, shapes, ranks):
+        if r < 0 or (r and "..." not in s):
+            raise ValueError(
+                f"einsum: {subscripts!r} names {len(s.replace('...', ''))} axes for an "
+                f"operand of shape {shape}"
+            )
+    n = builtins.max(ranks, default=0)
+    dots = [sh[s.index("...") : s.index("...") + r] for s, sh, r in zip(ins, shapes, ranks) if r]
+    try:
+        sizes = np.broadcast_shapes(*dots)  # the '...' axes, broadcast as NumPy's
+    except ValueError:
+        raise ValueError(f"einsum: the '...' axes {dots} do not broadcast") from None
+    full = [next(free) for _ in range(n)]
+    expanded = []
+    for s, sh, r in zip(ins, shapes, ranks):
+        if "..." in s:
+            at = s.index("...")
+            mine = [
+                full[k] if sh[at + k - (n - r)] == sizes[k] else next(free) for k in range(n - r, n)
+            ]
+            s = s.replace("...", "".join(mine))
+        expanded.append(s)
+    if n and "..." not in out:  # NumPy refuses to sum them away silently, and so do we
+        raise ValueError(f"einsum: {subscripts!r}: the output needs '...' for the broadcast axes")
+    return expanded, out.replace("...", "".join(full))
+
+
+_LETTERS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+
+
+def _einsum_spec(subscripts: str, xs: Any) -> str:
+    ins, out = _einsum_parts(subscripts, [np.shape(x) for x in xs])
+    return ",".join(ins) + "->" + out
 
 
 def _einsum(*xs: np.ndarray, subscripts: str) -> np.ndarray:
-    _einsum_parts(subscripts, len(xs))
-    return np.einsum(subscripts, *xs)
+    return np.einsum(_einsum_spec(subscripts, xs), *xs)
 
 
 def _einsum_vjp(g: Any, out: Any, *args: Any, argnum: int, subscripts: str) -> Any:
     """Input i's gradient: the einsum of g with the other inputs into input i's subscripts;
     an index only input i has (summed away) gets a vector of ones of its size."""
     *xs, xp = args
-    ins, res = _einsum_parts(subscripts, len(xs))
+    ins, res = _einsum_parts(subscripts, [x.shape for x in xs])
     mine = ins[argnum]
     others = [(s, x) for k, (s, x) in enumerate(zip(ins, xs)) if k != argnum]
     seen = set(res).union(*(s for s, _ in others))
@@ -2158,6 +2265,16 @@ def _einsum_vjp(g: Any, out: Any, *args: Any, argnum: int, subscripts: str) -> A
     ones = [np.ones(xs[argnum].shape[i], dtype=_np(g).dtype) for _, i in alone]
     spec = ",".join([res, *(s for s, _ in others), *(c for c, _ in alone)]) + "->" + mine
     return xp.einsum(spec, g, *(x for _, x in others), *ones)
+
+
+def _einsum_batch(b: Any) -> Any:
+    """vmap of einsum: one more letter, in front of each batched operand's subscripts and of
+    the output's (the shared operands are not repeated)."""
+    shapes = [x.shape[1:] if bt else x.shape for x, bt in zip(b.args, b.batched)]
+    ins, out = _einsum_parts(b.params["subscripts"], shapes)
+    z = next(c for c in _LETTERS if c not in "".join(ins) + out)
+    spec = ",".join(z + s if bt else s for s, bt in zip(ins, b.batched)) + "->" + z + out
+    return einsum(*b.args, subscripts=spec)
 
 
 def _einsum_cases(rng: np.random.Generator, dtype: Any, op: OpDef) -> list[Case]:
@@ -2170,6 +2287,9 @@ def _einsum_cases(rng: np.random.Generator, dtype: Any, op: OpDef) -> list[Case]
         ((s(3, 4),), {"subscripts": "ij->"}),
         ((s(2, 3), s(3), s(3, 2)), {"subscripts": "ij,j,jk"}),
         ((s(3, 2),), {"subscripts": "ij->ji"}),
+        ((s(2, 3, 4), s(4, 2)), {"subscripts": "...ij,...jk->...ik"}),
+        ((s(1, 3, 4), s(2, 4, 3)), {"subscripts": "...ij,...jk"}),  # '...' broadcast (1 vs 2)
+        ((s(3, 2), s(2)), {"subscripts": "i...,...->...i"}),
     ]
 
 
@@ -2183,7 +2303,7 @@ einsum = defop(
     nosym="a sum of products over named indices",
     doc="d einsum(x, y) = einsum(dx, y) + einsum(x, dy); each vjp is an einsum",
     local=("einsum(g, the other inputs)",),
-    batch=batch_loop,
+    batch=_einsum_batch,
 )
 
 
@@ -2274,7 +2394,7 @@ tensordot = defcomposite(
     nosym="a sum of products",
     cases=_pair_cases(((2, 3, 4), (3, 4, 2), {}), ((2, 3), (4, 3), {"axes": ([1], [1])})),
     doc="d tensordot(x, y) = tensordot(dx, y) + tensordot(x, dy) (an einsum)",
-    batch=batch_loop,
+    batch=batch_compose,
 )
 outer = defcomposite(
     "outer",
@@ -2282,7 +2402,7 @@ outer = defcomposite(
     nosym="a product of every pair",
     cases=_pair_cases(((3,), (4,), {}), ((2, 2), (3,), {})),
     doc="d (x y^T) = dx y^T + x dy^T",
-    batch=batch_loop,
+    batch=batch_compose,
 )
 inner = defcomposite(
     "inner",
@@ -2290,7 +2410,7 @@ inner = defcomposite(
     nosym="a sum of products",
     cases=_pair_cases(((3,), (3,), {}), ((2, 3), (4, 3), {})),
     doc="d <x, y> = <dx, y> + <x, dy> over the last axes",
-    batch=batch_loop,
+    batch=batch_compose,
 )
 kron = defcomposite(
     "kron",
@@ -2298,7 +2418,7 @@ kron = defcomposite(
     nosym="a product of every pair, in blocks",
     cases=_pair_cases(((2, 3), (2, 2), {}), ((3,), (2,), {})),
     doc="d kron(x, y) = kron(dx, y) + kron(x, dy)",
-    batch=batch_loop,
+    batch=batch_compose,
 )
 diagonal = defcomposite(
     "diagonal",
@@ -2306,7 +2426,7 @@ diagonal = defcomposite(
     nosym="selects elements",
     cases=_one_cases(((3, 4), {}), ((2, 3, 4), {"offset": 1, "axis1": 1, "axis2": 2})),
     doc="d diagonal(x) = diagonal(dx)",
-    batch=batch_loop,
+    batch=batch_compose,
 )
 diag = defcomposite(
     "diag",
@@ -2314,7 +2434,7 @@ diag = defcomposite(
     nosym="places or selects elements",
     cases=_one_cases(((3,), {}), ((3, 4), {"k": -1}), ((2,), {"k": 1})),
     doc="d diag(v) = diag(dv): the diagonal of g for a vector v, a placed g for a matrix",
-    batch=batch_loop,
+    batch=batch_compose,
 )
 trace = defcomposite(
     "trace",
@@ -2322,7 +2442,7 @@ trace = defcomposite(
     nosym="a sum of selected elements",
     cases=_one_cases(((3, 3), {}), ((3, 4), {"offset": 1})),
     doc="d tr(X) = tr(dX)",
-    batch=batch_loop,
+    batch=batch_compose,
 )
 tril = defcomposite(
     "tril",
@@ -2330,6 +2450,7 @@ tril = defcomposite(
     nosym="selects elements",
     cases=_one_cases(((3, 4), {}), ((2, 3, 3), {"k": -1})),
     doc="d tril(X) = tril(dX)",
+    batch=batch_compose,
 )
 triu = defcomposite(
     "triu",
@@ -2337,6 +2458,7 @@ triu = defcomposite(
     nosym="selects elements",
     cases=_one_cases(((3, 4), {}), ((2, 3, 3), {"k": 1})),
     doc="d triu(X) = triu(dX)",
+    batch=batch_compose,
 )
 
 
@@ -2433,7 +2555,7 @@ flip = defcomposite(
     nosym="rearranges elements",
     cases=_one_cases(((3, 4), {}), ((2, 3, 4), {"axis": (0, 2)})),
     doc="d flip(x) = flip(dx)",
-    batch=batch_loop,
+    batch=batch_compose,
 )
 roll = defcomposite(
     "roll",
@@ -2441,7 +2563,7 @@ roll = defcomposite(
     nosym="rearranges elements",
     cases=_one_cases(((3, 4), {"shift": 1}), ((3, 4), {"shift": (1, -2), "axis": (0, 1)})),
     doc="d roll(x, s) = roll(dx, s)",
-    batch=batch_loop,
+    batch=batch_compose,
 )
 tile = defcomposite(
     "tile",
@@ -2450,7 +2572,7 @@ tile = defcomposite(
     cases=_one_cases(((2, 3), {"reps": (2, 1)}), ((3,), {"reps": (2, 2)})),
     doc="d tile(x) = dx summed over the copies",
     differs="PyTorch's Tensor.repeat(*sizes) is this (chainrule's Tensor.repeat too)",
-    batch=batch_loop,
+    batch=batch_compose,
 )
 repeat_interleave = defcomposite(
     "repeat_interleave",
@@ -2461,7 +2583,7 @@ repeat_interleave = defcomposite(
     ),
     doc="d repeat(x) = dx summed over each element's copies",
     differs="NumPy calls it repeat (cr.repeat is this too)",
-    batch=batch_loop,
+    batch=batch_compose,
 )
 index_select = defcomposite(
     "index_select",
@@ -2469,7 +2591,7 @@ index_select = defcomposite(
     nosym="selects elements",
     cases=_one_cases(((3, 4), {"axis": 1, "index": np.array([3, 0, 3])})),
     doc="d x[index along axis] = dx there; repeated indices accumulate",
-    batch=batch_loop,
+    batch=batch_compose,
 )
 take_along_axis = defcomposite(
     "take_along_axis",
@@ -2477,7 +2599,7 @@ take_along_axis = defcomposite(
     nosym="selects elements",
     cases=_one_cases(((3, 4), {"indices": np.array([[0, 3], [1, 1], [2, 0]]), "axis": 1})),
     doc="d take_along_axis(x, i) = dx at i; repeated indices accumulate",
-    batch=batch_loop,
+    batch=batch_compose,
 )
 scatter = defcomposite(
     "scatter",
@@ -2491,7 +2613,7 @@ scatter = defcomposite(
     ],
     doc="d scatter(x, i, s) = dx where nothing is written, ds[i] where s is",
     differs="a position written twice gets the sum of its sources (torch keeps one of them)",
-    batch=batch_loop,
+    batch=batch_compose,
 )
 masked_fill = defcomposite(
     "masked_fill",
@@ -2499,6 +2621,7 @@ masked_fill = defcomposite(
     nosym="selects elements",
     cases=_one_cases(((3, 4), {"mask": np.eye(3, 4, dtype=bool), "value": 0.5})),
     doc="d masked_fill(x, m, v) = [not m] dx",
+    batch=batch_compose,
 )
 masked_select = defcomposite(
     "masked_select",
@@ -2506,7 +2629,7 @@ masked_select = defcomposite(
     nosym="selects elements",
     cases=_one_cases(((3, 4), {"mask": np.array([True, False, True, True])})),
     doc="d x[m] = dx[m]",
-    batch=batch_loop,
+    batch=batch_compose,
 )
 pad = defcomposite(
     "pad",
@@ -2518,6 +2641,7 @@ pad = defcomposite(
         ((3, 2), {"pad": (1, 2, 0, 1), "mode": "replicate"}),
     ),
     doc="d pad(x) = dx at x's own positions (plus the copies' for reflect and replicate)",
+    batch=batch_compose,
 )
 unfold = defcomposite(
     "unfold",
@@ -2527,7 +2651,240 @@ unfold = defcomposite(
         ((3, 5), {"axis": 1, "size": 2, "step": 1}), ((7,), {"axis": 0, "size": 3, "step": 2})
     ),
     doc="d windows(x) = dx summed over the windows that hold it",
-    batch=batch_loop,
+    batch=batch_compose,
+)
+
+
+# --------------------------------------------------------------------------- not differentiable
+# Predicates, indices and new tensors (defconst): the table describes them as it does every
+# op (docs/ops.md, the porting pages, the vmap and convention tests read them), and says they
+# have no derivative: their results carry none, as PyTorch's (requires_grad False).
+
+
+def _special_cases(*shapes: tuple[int, ...]) -> Callable[..., list[Case]]:
+    """Inputs of `shapes` (one per input) with a NaN, an inf and a -inf in the first."""
+
+    def make(rng: np.random.Generator, dtype: Any, op: OpDef) -> list[Case]:
+        xs = [op.domain.sample(rng, s, dtype) for s in shapes]
+        xs[0].reshape(-1)[:3] = (np.nan, np.inf, -np.inf)
+        return [(tuple(xs), {})]
+
+    return make
+
+
+isnan = defconst("isnan", np.isnan, "bool", cases=_special_cases((3, 4)), doc="x is NaN")
+isinf = defconst("isinf", np.isinf, "bool", cases=_special_cases((3, 4)), doc="x is +inf or -inf")
+isfinite = defconst(
+    "isfinite", np.isfinite, "bool", cases=_special_cases((3, 4)), doc="x is neither NaN nor inf"
+)
+
+
+def _close_cases(rng: np.random.Generator, dtype: Any, op: OpDef) -> list[Case]:
+    x = op.domain.sample(rng, (3, 4), dtype)
+    y = x + np.where(np.arange(4) % 2, 1e-9, 1e-3).astype(dtype)  # half close, half not
+    return [((x, y), {}), ((x, x[0]), {"rtol": 0.0, "atol": 0.0}), ((x, y), {"atol": 1e-2})]
+
+
+isclose = defconst(
+    "isclose",
+    lambda x, y, rtol=1e-05, atol=1e-08, equal_nan=False: np.isclose(
+        x, y, rtol=rtol, atol=atol, equal_nan=equal_nan
+    ),
+    "bool",
+    cases=_close_cases,
+    doc="abs(x - y) <= atol + rtol abs(y), elementwise (NumPy's and PyTorch's defaults)",
+)
+
+
+def _allclose_batch(b: Any) -> Any:
+    """vmap of allclose: isclose of the batch, then all of it over each example's axes."""
+    r = builtins.max(b.rank(0), b.rank(1))
+    close = isclose(*(_unsqueeze_example(b.value(i), r) for i in (0, 1)), **b.params)
+    return all(close, axis=tuple(range(1, close.ndim)))
+
+
+allclose = defconst(
+    "allclose",
+    lambda x, y, rtol=1e-05, atol=1e-08, equal_nan=False: np.allclose(
+        x, y, rtol=rtol, atol=atol, equal_nan=equal_nan
+    ),
+    "a 0-d bool (chainrule.allclose returns a Python bool)",
+    cases=_close_cases,
+    doc="every element isclose",
+    batch=_allclose_batch,
+)
+any = defconst(
+    "any",
+    lambda x, axis=None, keepdims=False: np.any(x, axis=axis, keepdims=keepdims),
+    "bool",
+    cases=_reduce_cases,
+    doc="some element over axis is nonzero",
+    batch=_reduce_batch,
+)
+all = defconst(
+    "all",
+    lambda x, axis=None, keepdims=False: np.all(x, axis=axis, keepdims=keepdims),
+    "bool",
+    cases=_reduce_cases,
+    doc="every element over axis is nonzero",
+    batch=_reduce_batch,
+)
+
+
+def _arg_cases(rng: np.random.Generator, dtype: Any, op: OpDef) -> list[Case]:
+    x = op.domain.sample(rng, (3, 4), dtype)
+    return [
+        ((x,), {"axis": 1}),
+        ((x,), {"axis": 0, "keepdims": True}),
+        ((x,), {}),
+        ((x,), {"keepdims": True}),
+    ]
+
+
+argmax = defconst(
+    "argmax",
+    lambda x, axis=None, keepdims=False: np.argmax(x, axis=axis, keepdims=keepdims),
+    "int64 indices",
+    cases=_arg_cases,
+    doc="where the largest element over axis is (the flat index without one; NaN is largest)",
+    batch=batch_along(flat=True),
+)
+argmin = defconst(
+    "argmin",
+    lambda x, axis=None, keepdims=False: np.argmin(x, axis=axis, keepdims=keepdims),
+    "int64 indices",
+    cases=_arg_cases,
+    doc="where the smallest element over axis is (the flat index without one; NaN is smallest)",
+    batch=batch_along(flat=True),
+)
+argsort = defconst(
+    "argsort",
+    lambda x, axis=-1, descending=False: _argsort(x, axis, descending),
+    "int64 indices",
+    cases=_cases_3x4({"axis": -1}, {"axis": 0, "descending": True}),
+    doc="the indices that sort x along axis (stable; NaN last, or first when descending)",
+    batch=batch_along(-1),
+)
+one_hot = defconst(
+    "one_hot",
+    lambda labels, num_classes: (labels[..., None] == np.arange(num_classes)).astype(np.int64),
+    "int64",
+    cases=lambda rng, dtype, op: [((rng.integers(0, 4, size=(3, 2)),), {"num_classes": 4})],
+    doc="label k as a row with 1 at k and 0 elsewhere",
+)
+
+
+# New tensors: no inputs, so nothing to differentiate; `chainrule.zeros(..., requires_grad=True)`
+# makes the result a leaf to differentiate with respect to. The random ones draw from
+# chainrule.manual_seed's generator (called each time: manual_seed replaces it).
+def _made(**params: Any) -> Callable[..., list[Case]]:
+    return lambda rng, dtype, op: [((), dict(params))]
+
+
+NEW = "a new tensor (a leaf)"
+zeros = defconst(
+    "zeros",
+    lambda shape, dtype=np.float32: np.zeros(shape, dtype),
+    NEW,
+    arity=0,
+    cases=_made(shape=(2, 3)),
+    doc="0 everywhere",
+)
+ones = defconst(
+    "ones",
+    lambda shape, dtype=np.float32: np.ones(shape, dtype),
+    NEW,
+    arity=0,
+    cases=_made(shape=(2, 3)),
+    doc="1 everywhere",
+)
+full = defconst(
+    "full",
+    lambda shape, value, dtype=np.float32: np.full(shape, value, dtype),
+    NEW,
+    arity=0,
+    cases=_made(shape=(2, 3), value=1.5),
+    doc="value everywhere",
+)
+empty = defconst(
+    "empty",
+    lambda shape, dtype=np.float32: np.empty(shape, dtype),
+    NEW,
+    arity=0,
+    cases=_made(shape=(2, 0)),
+    doc="uninitialised (whatever the memory held)",
+)
+eye = defconst(
+    "eye",
+    lambda n, m=None, k=0, dtype=np.float32: np.eye(n, m, k=k, dtype=dtype),
+    NEW,
+    arity=0,
+    cases=_made(n=2, m=3, k=1),
+    doc="1 on the k-th diagonal of an n x m matrix, 0 elsewhere",
+)
+arange = defconst(
+    "arange",
+    lambda start, stop, step=1, dtype=None: np.arange(start, stop, step, dtype=dtype),
+    NEW + "; int64 for integer bounds",
+    arity=0,
+    cases=_made(start=0.0, stop=1.0, step=0.25, dtype=np.float32),
+    doc="start, start + step, ... below stop",
+)
+linspace = defconst(
+    "linspace",
+    lambda start, stop, num, endpoint=True, dtype=np.float32: np.linspace(
+        start, stop, num, endpoint=endpoint
+    ).astype(dtype),
+    NEW,
+    arity=0,
+    cases=_made(start=-1.0, stop=2.0, num=4),
+    doc="num evenly spaced numbers from start to stop",
+)
+logspace = defconst(
+    "logspace",
+    lambda start, stop, num, base=10.0, dtype=np.float32: np.logspace(
+        start, stop, num, base=base
+    ).astype(dtype),
+    NEW,
+    arity=0,
+    cases=_made(start=0.0, stop=3.0, num=4, base=2.0),
+    doc="base ** linspace(start, stop, num)",
+)
+randn = defconst(
+    "randn",
+    lambda shape, dtype=np.float32: _random.generator().standard_normal(shape, dtype=dtype),
+    NEW,
+    arity=0,
+    cases=_made(shape=(2, 3)),
+    doc="standard normal samples (chainrule.manual_seed seeds them)",
+)
+rand = defconst(
+    "rand",
+    lambda shape, dtype=np.float32: _random.generator().random(shape, dtype=dtype),
+    NEW,
+    arity=0,
+    cases=_made(shape=(2, 3)),
+    doc="uniform samples in [0, 1) (chainrule.manual_seed seeds them)",
+)
+randint = defconst(
+    "randint",
+    lambda low, high, shape, dtype=np.int64: _random.generator().integers(
+        low, high, shape, dtype=np.dtype(dtype)
+    ),
+    "int64 (a new tensor)",
+    arity=0,
+    cases=_made(low=0, high=5, shape=(2, 3)),
+    doc="integers in [low, high) (chainrule.manual_seed seeds them)",
+)
+normal = defconst(
+    "normal",
+    lambda mean, std, shape=None, dtype=np.float32: np.asarray(
+        _random.generator().normal(mean, std, shape), dtype=dtype
+    ),
+    NEW,
+    arity=0,
+    cases=_made(mean=1.0, std=2.0, shape=(2, 3)),
+    doc="normal samples with mean and std (chainrule.manual_seed seeds them)",
 )
 
 
@@ -2601,7 +2958,7 @@ def _conv(
     (groups, N * positions, C/groups * taps) matrix and multiplied by the kernel matrix.
     """
     nd, (n, _), (o, cg), k = x.ndim - 2, x.shape[:2], w.shape[:2], w.shape[2:]
-    if any(lo or hi for lo, hi in padding):
+    if builtins.any(lo or hi for lo, hi in padding):
         x = np.pad(x, ((0, 0), (0, 0), *padding))
     span = tuple(d * (kk - 1) + 1 for d, kk in zip(dilation, k))
     win = np.lib.stride_tricks.sliding_window_view(x, span, axis=tuple(range(2, 2 + nd)))
@@ -2635,7 +2992,7 @@ def _conv_transpose(
     with the flipped kernel (in and out channels swapped per group), cropped to x's `size`."""
     nd, (n, o), (cg, *k) = len(size), g.shape[:2], w.shape[1:]
     every = (slice(None), slice(None))
-    if any(s > 1 for s in stride):
+    if builtins.any(s > 1 for s in stride):
         spread = tuple((p - 1) * s + 1 for p, s in zip(g.shape[2:], stride))
         g = xp.scatter_add(g, every + tuple(slice(None, None, s) for s in stride), (n, o, *spread))
     wt = xp.transpose(xp.reshape(w, (groups, o // groups, cg, *k)), (0, 2, 1, *range(3, 3 + nd)))
@@ -2712,14 +3069,22 @@ def _conv_vjp_b(g: Any, out: Any, x: Any, w: Any, b: Any, xp: Any, **params: Any
 
 
 def _conv_batch(b: Any) -> Any:
-    """vmap of conv: a batch of inputs under shared weights folds into conv's own batch axis
-    (one call); batched weights or bias run per example (ops.batch_loop)."""
-    if not b.batched[0] or any(b.batched[1:]) or b.bparams:
+    """vmap of conv: a batch of inputs under shared weights folds into conv's own batch axis;
+    per-example weights (per-example gradients make them) fold into groups: example e's
+    channels and filters become groups of their own, so one grouped conv runs every example."""
+    if b.bparams:
         return batch_loop(b)
-    x = b.args[0]
-    n = x.shape[1]
-    out = b.op(reshape(x, shape=(b.size * n, *x.shape[2:])), *b.args[1:], **b.params)
-    return reshape(out, shape=(b.size, n, *out.shape[1:]))
+    x, n = b.value(0), b.args[0].shape[1 if b.batched[0] else 0]
+    if not builtins.any(b.batched[1:]):
+        out = b.op(reshape(x, shape=(b.size * n, *x.shape[2:])), *b.args[1:], **b.params)
+        return reshape(out, shape=(b.size, n, *out.shape[1:]))
+    size, (_, c, *spatial), w = b.size, x.shape[1:], b.value(1)
+    # (E, N, C, ...) -> (N, E*C, ...): the examples side by side as channels
+    xe = reshape(_moveaxis(x, 0, 1), shape=(n, size * c, *spatial))
+    we = reshape(w, shape=(size * w.shape[1], *w.shape[2:]))
+    rest = [reshape(b.value(2), shape=(-1,))] if len(b.args) > 2 else []
+    out = b.op(xe, we, *rest, **{**b.params, "groups": size * b.params.get("groups", 1)})
+    return _moveaxis(reshape(out, shape=(n, size, -1, *out.shape[2:])), 1, 0)
 
 
 conv = defop(

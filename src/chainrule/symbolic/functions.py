@@ -92,6 +92,12 @@ class _Named(sp.Function):
         other = full.rewrite(rule)
         return other if other.has(rule) else None
 
+    def _numpycode(self, printer):
+        # By name, which lambdify's namespace maps to the entry's forward: a SymPy printer's
+        # rule for its own function of the same name would otherwise win (SymPy's unnormalized
+        # sinc(x) prints as numpy.sinc(x/pi), wrong for the table's NumPy sinc).
+        return f"{type(self).__name__}({printer._print(self.args[0])})"
+
     def _latex(self, printer, exp=None):
         power = "" if exp is None else f"^{{{exp}}}"
         return rf"{self._latex_name}{power}\left({printer._print(self.args[0])}\right)"
