@@ -2807,9 +2807,12 @@ def _gru_cell(gi: np.ndarray, gh: np.ndarray, h: np.ndarray) -> np.ndarray:
 
 def _gru_deltas(g: Any, gi: Any, gh: Any, h: Any, xp: Any, argnum: int) -> Any:
     """dL/dgi (argnum 0), dL/dgh (1), dL/dh (2) by the chain rule through the three gates."""
+    if argnum == 2:  # h's other paths run through gh, whose own op carries them to h
+        size = gi.shape[-1] // 3
+        return g * (
+            0.5 + 0.5 * xp.tanh(0.5 * (gi[..., size : 2 * size] + gh[..., size : 2 * size]))
+        )
     r, z, n, ghn = _gru_parts(gi, gh, xp)
-    if argnum == 2:
-        return g * z  # h's other paths run through gh, whose own op carries them to h
     dn = g * (1 - z) * (1 - n * n)
     dr = dn * ghn * r * (1 - r)
     dz = g * (h - n) * z * (1 - z)
