@@ -8,6 +8,7 @@ interpolation are matmuls with a fixed weight matrix per axis; nearest is a gath
 
 from __future__ import annotations
 
+import functools
 import math
 from typing import Any
 
@@ -100,22 +101,41 @@ def _max_pool(
     steps: tuple[Any, ...] = (Ellipsis, *(slice(None, None, v) for v in (*s, *d)))
     first_m: tuple[Any, ...] = (slice(None), slice(None), *(slice(0, m) for m in out))
     first = _first_max(win[steps][first_m], nd)
-    # one flat index into x (a 1-D gather, and a 1-D scatter in backward, are 2-3x faster
-    # than one index array per axis): each window's origin plus its winning tap's offset
-    n, c = x.shape[:2]
-    origin = np.arange(n * c).reshape(n, c, *(1,) * nd) * math.prod(size)
-    for axis, (m, ss, pp) in enumerate(zip(out, s, p)):
-        step = math.prod(size[axis + 1 :])
-        origin = origin + ((np.arange(m) * ss - pp) * step).reshape(-1, *(1,) * (nd - axis - 1))
-    taps = np.indices(k).reshape(nd, -1)
-    offset = sum(t * dd * math.prod(size[a + 1 :]) for a, (t, dd) in enumerate(zip(taps, d)))
-    at = origin + np.asarray(offset)[first]
+    origin, offset = _flat_window_index(x.shape, out, k, s, p, d)
+    at = origin + offset[first]
     y = C.getitem(C.reshape(x, (-1,)), (at,))
     y = C.squeeze(y, 0) if unbatched else y
     if not return_indices:
         return y
     flat = at % math.prod(size)  # the position within the channel's own plane
     return y, C.tensor(flat[0] if unbatched else flat)
+
+
+@functools.lru_cache(maxsize=64)
+def _flat_window_index(
+    shape: tuple[int, ...],
+    out: tuple[int, ...],
+    k: tuple[int, ...],
+    s: tuple[int, ...],
+    p: tuple[int, ...],
+    d: tuple[int, ...],
+) -> tuple[np.ndarray, np.ndarray]:
+    """Where each window starts in the flattened input (N, C, *out), and each tap's offset
+    from there: window i's tap t is at origin[i] + offset[t]. One flat index (a 1-D gather,
+    and a 1-D scatter in backward) is 2-3x faster than one index array per axis; both depend
+    on the shapes only, so a training loop computes them once (read-only, shared)."""
+    (n, c, *size), nd = shape, len(k)
+    origin = np.arange(n * c).reshape(n, c, *(1,) * nd) * math.prod(size)
+    for axis, (m, ss, pp) in enumerate(zip(out, s, p)):
+        step = math.prod(size[axis + 1 :])
+        origin = origin + ((np.arange(m) * ss - pp) * step).reshape(-1, *(1,) * (nd - axis - 1))
+    taps = np.indices(k).reshape(nd, -1)
+    offset = np.asarray(
+        sum(t * dd * math.prod(size[a + 1 :]) for a, (t, dd) in enumerate(zip(taps, d)))
+    )
+    origin.setflags(write=False)
+    offset.setflags(write=False)
+    return origin, offset
 
 
 def _first_max(win: np.ndarray, nd: int) -> np.ndarray:
