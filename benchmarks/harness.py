@@ -47,6 +47,7 @@ class Workload:
     metrics: dict[str, float] = field(default_factory=dict)  # read by the targets
     rounds: int | None = None  # None: the suite's default; long workloads ask for fewer
     warmup: int = 3
+    flops: float | None = None  # floating-point operations per call, for GFLOP/s vs the peak
 
 
 @dataclass

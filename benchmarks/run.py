@@ -1,73 +1,132 @@
 """Run the benchmark suite: every workload, chainrule against hand-written NumPy and the peers.
 
-    python benchmarks/run.py [--quick] [--only W1,W3] [--no-write]
+    python benchmarks/run.py [--quick] [--only W1,W3] [--threads 1] [--no-write] [--keep-pin]
 
 Implementations of a workload are timed interleaved in one process (float32, fixed seeds,
-warm-up, median of rounds, all cores); the table goes to stdout and, with machine details, to
-benchmarks/RESULTS.md. Peers that are not installed are skipped with a note.
+warm-up, median of rounds, all cores unless --threads); the table goes to stdout and, with
+machine details, to benchmarks/RESULTS.md (RESULTS-1thread.md with --threads 1). Peers that
+are not installed are skipped with a note.
+
+The timing runs in a child process started with its own environment (`machine.timing_env`):
+the thread count, and OpenBLAS free to pick the CPU's best kernel (the OPENBLAS_CORETYPE /
+OPENBLAS_L2_SIZE pins are lifted for that process only; --keep-pin keeps them). The caller's
+environment is never modified.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import subprocess
 import sys
 import time
 from pathlib import Path
-
-# PyTorch's OpenMP workers spin while waiting for work; on a 2-core machine shared with other
-# processes a spinning worker that gets descheduled stalls every parallel op (we measured the
-# W6 PyTorch run at 25 s with spinning, 1 s without). Passive waiting is the fair setting; it
-# must be set before torch is imported.
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-KEYS = ["W1", "W2", "W3", "W4", "W5", "W6", "W7"]
+from benchmarks import machine  # noqa: E402  (imports no NumPy: safe before the child starts)
+
+KEYS = ["W1", "W2", "W3", "W4", "W5", "W6", "W7", "W8", "W9", "W10"]
+RESULTS = ROOT / "benchmarks"
 
 
 def parse(argv: list[str] | None) -> argparse.Namespace:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--quick", action="store_true", help="fewer, shorter rounds (~1 minute)")
+    ap = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
+    ap.add_argument("--quick", action="store_true", help="fewer, shorter rounds (a few minutes)")
     ap.add_argument("--only", default="", help="comma-separated workload keys, e.g. W1,W3")
-    ap.add_argument("--no-write", action="store_true", help="do not write benchmarks/RESULTS.md")
-    ap.add_argument("--output", type=Path, default=ROOT / "benchmarks" / "RESULTS.md")
+    ap.add_argument("--no-write", action="store_true", help="do not write the results file")
+    ap.add_argument(
+        "--output",
+        type=Path,
+        default=None,
+        help="results file (default: benchmarks/RESULTS.md, or RESULTS-1thread.md with "
+        "--threads 1)",
+    )
     ap.add_argument(
         "--threads",
         type=int,
         default=os.cpu_count() or 1,
         help="BLAS/OpenMP threads for every library (default: all cores)",
     )
-    return ap.parse_args(argv)
+    ap.add_argument(
+        "--keep-pin",
+        action="store_true",
+        help="time with the environment's OpenBLAS kernel pin instead of lifting it",
+    )
+    ap.add_argument(
+        "--machine",
+        action="store_true",
+        help="print the machine table (BLAS kernel, GEMM peaks) and run no workload",
+    )
+    args = ap.parse_args(argv)
+    if args.output is None:
+        name = "RESULTS-1thread.md" if args.threads == 1 else "RESULTS.md"
+        args.output = RESULTS / name
+    return args
 
 
-def _set_threads(n: int) -> None:
-    """Before NumPy or torch is imported: their thread pools read these once."""
-    for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
-        os.environ[var] = str(n)
+def _keys(args: argparse.Namespace) -> set[str] | str:
+    """The selected workload keys, or the error message."""
+    keys = {k.strip().upper() for k in args.only.split(",") if k.strip()}
+    if keys - set(KEYS):
+        return f"run.py: unknown workload(s) {sorted(keys - set(KEYS))}; known: {KEYS}"
+    if args.threads < 1:
+        return f"run.py: --threads must be >= 1, got {args.threads}"
+    return keys
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Check the arguments, then time everything in a child process of its own environment."""
+    argv = sys.argv[1:] if argv is None else list(argv)
     args = parse(argv)
-    keys = {k.strip().upper() for k in args.only.split(",") if k.strip()}
-    if keys - set(KEYS):
-        print(
-            f"run.py: unknown workload(s) {sorted(keys - set(KEYS))}; known: {KEYS}",
-            file=sys.stderr,
+    keys = _keys(args)
+    if isinstance(keys, str):
+        print(keys, file=sys.stderr)
+        return 2
+    env = machine.timing_env(os.environ, args.threads, args.keep_pin)
+    child = [sys.executable, "-m", "benchmarks.run", *argv]
+    return subprocess.run(child, env=env, cwd=ROOT).returncode
+
+
+def machine_rows() -> tuple[list[tuple[str, str]], float]:
+    """The kernel this process runs, its GEMM peak, and the pinned kernel's for comparison."""
+    kernel = machine.blas_kernel()
+    peak = machine.gemm_peak()
+    env, label = machine.pinned_env(os.environ)
+    try:
+        pinned = machine.probe(env)
+        pinned_text = (
+            f"{pinned['peak']:.0f} GFLOP/s with {label} ({machine.kernel_text(pinned['kernel'])})"
         )
-        return 2
-    if args.threads < 1:
-        print(f"run.py: --threads must be >= 1, got {args.threads}", file=sys.stderr)
-        return 2
-    _set_threads(args.threads)
-    from benchmarks import machine, report
+    except (OSError, subprocess.CalledProcessError, ValueError) as exc:
+        pinned_text = f"not measured ({exc})"
+    lifted = os.environ.get(machine.LIFTED)
+    m, k, n = machine.GEMM_SHAPE
+    return [
+        ("BLAS kernel of the timing process", machine.kernel_text(kernel)),
+        ("OpenBLAS pin lifted for timing", lifted or "(none set, or --keep-pin)"),
+        (f"float32 GEMM {m}x{k}x{n} peak, best of 100", f"{peak:.0f} GFLOP/s (this process)"),
+        ("the same GEMM, pinned kernel", pinned_text),
+    ], peak
+
+
+def timing_main(argv: list[str]) -> int:
+    """The timing process: NumPy, torch and the workloads are imported only here."""
+    args = parse(argv)
+    keys = _keys(args)
+    assert not isinstance(keys, str)  # checked by main
+    from benchmarks import report
     from benchmarks.harness import measure
     from benchmarks.workloads import ALL
 
     machine.configure(args.threads)
     load_before = machine.load()
+    kernel_rows, peak = machine_rows()
+    if args.machine:
+        print("\n".join(f"{k}: {v}" for k, v in kernel_rows))
+        return 0
     rounds, target = (5, 0.005) if args.quick else (21, 0.02)
     results = []
     t_start = time.perf_counter()
@@ -82,19 +141,22 @@ def main(argv: list[str] | None = None) -> int:
             long = wl.rounds is not None
             timings = measure(wl.impls, wl.rounds or rounds, 0 if long else target, wl.warmup)
         results.append((wl, timings))
-        print(report.workload_text(wl, timings), flush=True)
+        print(report.workload_text(wl, timings, peak), flush=True)
         print(f"  ({time.perf_counter() - t0:.1f} s)", file=sys.stderr, flush=True)
     elapsed = time.perf_counter() - t_start
     print(report.targets_text(results))
     if not args.no_write:
         info = [
             *machine.describe(),
+            *kernel_rows,
             ("load average (1 min) before / after", f"{load_before} / {machine.load()}"),
         ]
-        args.output.write_text(report.markdown(results, info, args, elapsed))
+        args.output.write_text(report.markdown(results, info, args, elapsed, peak))
         print(f"wrote {args.output}", file=sys.stderr)
     return 0
 
 
 if __name__ == "__main__":
+    if machine.LIFTED in os.environ:  # started by main() with the timing environment
+        sys.exit(timing_main(sys.argv[1:]))
     sys.exit(main())

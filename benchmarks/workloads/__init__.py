@@ -8,6 +8,9 @@ from benchmarks.workloads import (
     w5_hessian,
     w6_train_digits,
     w7_vmap_grad,
+    w8_conv1d,
+    w9_conv2d,
+    w10_gru,
 )
 
 ALL = [
@@ -18,4 +21,7 @@ ALL = [
     w5_hessian,
     w6_train_digits,
     w7_vmap_grad,
+    w8_conv1d,
+    w9_conv2d,
+    w10_gru,
 ]

@@ -83,3 +83,27 @@ def test_functional_conv_gradcheck_order_2(f, xs, ws, kw, rng) -> None:
 def test_bad_conv_arguments_are_named(call, message) -> None:
     with pytest.raises(ValueError, match=message):
         call()
+
+
+def _conv_cases() -> list:
+    from chainrule import ops
+
+    return ops.conv.cases(np.random.default_rng(5), np.float64, ops.conv)
+
+
+@pytest.mark.parametrize("case", _conv_cases(), ids=lambda c: str(c[0][0].shape))
+def test_conv_input_gradient_forms_agree(case) -> None:
+    """conv's input gradient has two forms: col2im on arrays (the fast path of backward) and
+    the convolution form on Tensors (differentiable again); both are the adjoint of conv."""
+    from chainrule import ops
+
+    (x, w, *_), p = case
+    groups = p["groups"]
+    g = np.random.default_rng(6).standard_normal(ops._conv(x, w, **p).shape)
+    args = (x.shape[2:], p["stride"], p["padding"], p["dilation"], groups)
+    fast = ops.NUMPY_NS.conv_transpose(g, w, *args)
+    graph = ops.TENSOR_NS.conv_transpose(cr.tensor(g), cr.tensor(w), *args)
+    assert fast.shape == x.shape
+    np.testing.assert_allclose(fast, graph.data, rtol=1e-12, atol=1e-12)
+    # the adjoint identity <conv(x), g> = <x, conv^T(g)>
+    np.testing.assert_allclose(np.vdot(ops._conv(x, w, **p), g), np.vdot(x, fast), rtol=1e-10)

@@ -73,6 +73,28 @@ def test_max_pool_tie_gives_the_gradient_to_the_first_maximum() -> None:
     assert x.grad.tolist() == [[[1.0, 0.0, 1.0, 0.0]]]  # torch's rule: one winner per window
 
 
+@pytest.mark.parametrize("nan_at", [None, (0, 1, 0, 0), (1, 0, 3, 4)])
+@pytest.mark.parametrize(("k", "stride", "padding", "dilation"), [(2, 2, 0, 1), (3, 2, 1, 2)])
+def test_max_pool_ties_and_nan_match_torch(k, stride, padding, dilation, nan_at, rng) -> None:
+    """Few distinct values make ties in most windows (the first maximum wins, also for the
+    gradient); a NaN wins its windows, as in torch."""
+    torch = pytest.importorskip("torch")
+    x = np.round(rng.standard_normal((2, 2, 7, 8)))
+    if nan_at:
+        x[nan_at] = np.nan
+    args = (k, stride, padding, dilation)
+    xt = cr.tensor(x, requires_grad=True)
+    y, idx = F.max_pool2d(xt, *args, return_indices=True)
+    tx = torch.tensor(x, requires_grad=True)
+    ty, tidx = torch.nn.functional.max_pool2d(tx, *args, return_indices=True)
+    g = rng.standard_normal(y.shape)
+    y.backward(g)
+    ty.backward(torch.tensor(g))
+    np.testing.assert_array_equal(y.data, ty.detach().numpy())
+    np.testing.assert_array_equal(idx.data, tidx.numpy())
+    np.testing.assert_array_equal(xt.grad.data, tx.grad.numpy())
+
+
 FUNCTIONAL = [
     (lambda x: F.max_pool1d(x, 3, stride=2, padding=1), (2, 2, 9)),
     (lambda x: F.max_pool2d(x, 2, ceil_mode=True), (1, 2, 5, 5)),

@@ -133,3 +133,24 @@ def test_bptt_gradcheck_through_a_bidirectional_gru(rng) -> None:
 def test_bad_recurrent_input_is_named(call, message, error) -> None:
     with pytest.raises(error, match=message):
         call()
+
+
+@pytest.mark.parametrize("name", ["RNN", "GRU", "LSTM"])
+@pytest.mark.parametrize("bidirectional", [False, True])
+def test_stacked_layers_never_slice_a_tensor_that_requires_grad(name, bidirectional) -> None:
+    """Backward through a stacked recurrent layer stays linear in the sequence length: no
+    step slices x[t] out of a stacked tensor that requires grad (each such slice scatters a
+    full-size gradient in backward). Slices of one step's (N, features) gates are fine; the
+    only (L, N, features) tensor sliced is the input, which does not require grad here."""
+    from chainrule.backward import toposort
+
+    layer = getattr(nn, name)(2, 3, num_layers=3, bidirectional=bidirectional)
+    out, _ = layer(cr.tensor(np.ones((6, 2, 2), np.float32)))
+    slicing = [
+        n
+        for n in toposort([out])
+        if n._op is not None
+        and n._op.name == "getitem"
+        and any(isinstance(p, cr.Tensor) and p.requires_grad and p.ndim == 3 for p in n._parents)
+    ]
+    assert slicing == []

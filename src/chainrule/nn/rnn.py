@@ -5,7 +5,8 @@ Module and, once per time step, by the sequence Module; backpropagation through 
 engine's reverse sweep over that unrolled graph. The GRU's gate arithmetic is one fused
 primitive (`ops.gru_cell`, for speed); the RNN and LSTM cells are composed. Each step projects
 its own input x[t] W_ih^T + b_ih: slicing a precomputed projection of the whole sequence costs
-a full-size gradient scatter per step in backward (measured slower on MNIST-1D).
+a full-size gradient scatter per step in backward (measured slower on MNIST-1D); for the same
+reason stacked layers hand each other lists of steps, not a stacked tensor.
 """
 
 from __future__ import annotations
@@ -279,16 +280,18 @@ class _RNNBase(Module):
             get(f"{k}_l{layer}{suffix}") for k in ("weight_ih", "bias_ih", "weight_hh", "bias_hh")
         )
 
-    def _run(self, x: Tensor, h0: State, layer: int, suffix: str) -> tuple[Tensor, State]:
-        """One direction of one layer over a (L, N, in) sequence: outputs (L, N, H) and state."""
+    def _run(
+        self, xs: list[Tensor], h0: State, layer: int, suffix: str
+    ) -> tuple[list[Tensor], State]:
+        """One direction of one layer over a sequence of (N, in) steps: (N, H) outputs, state."""
         w_ih, b_ih, w_hh, b_hh = self._weights(layer, suffix)
         step = _STEPS[self.kind][1]
-        times = range(x.shape[0] - 1, -1, -1) if suffix else range(x.shape[0])
+        times = range(len(xs) - 1, -1, -1) if suffix else range(len(xs))
         h, outs = h0, {}
         for t in times:  # the loop over time is the recurrence itself
-            h = step(C.linear(x[t], w_ih, b_ih), h, w_hh, b_hh, self.nonlinearity)
+            h = step(C.linear(xs[t], w_ih, b_ih), h, w_hh, b_hh, self.nonlinearity)
             outs[t] = h[0] if self.kind == "LSTM" else h
-        return C.stack([outs[t] for t in range(x.shape[0])], axis=0), h
+        return [outs[t] for t in range(len(xs))], h
 
     def forward(self, input: Any, hx: State = None) -> tuple[Tensor, State]:
         x = C._t(input)
@@ -304,18 +307,25 @@ class _RNNBase(Module):
         shape = (self.num_layers * dirs, x.shape[1], self.hidden_size)
         states = self._initial(hx, shape, unbatched, x.dtype)
         finals: list[State] = []
+        # Layers pass their outputs on as a list of steps, never as one stacked tensor: a
+        # layer that sliced x[t] out of a stacked input would scatter a full-size gradient
+        # per step in backward, growing with the square of the sequence length.
+        xs = [x[t] for t in range(x.shape[0])]
         for layer in range(self.num_layers):
             if layer and self.dropout and self.training:  # between layers, not after the last
-                keep = _random.generator().random(x.shape) >= self.dropout
-                x = x * (keep / (1 - self.dropout) if self.dropout < 1 else keep * 0).astype(
-                    x.dtype
-                )
+                keep = _random.generator().random((len(xs), *xs[0].shape)) >= self.dropout
+                scale = keep / (1 - self.dropout) if self.dropout < 1 else keep * 0
+                xs = [x_t * scale[t].astype(x_t.dtype) for t, x_t in enumerate(xs)]
             outs = []
             for d, suffix in enumerate(("", "_reverse")[:dirs]):
-                y, h = self._run(x, states[layer * dirs + d], layer, suffix)
-                outs.append(y)
+                ys, h = self._run(xs, states[layer * dirs + d], layer, suffix)
+                outs.append(ys)
                 finals.append(h)
-            x = outs[0] if dirs == 1 else C.concatenate(outs, axis=-1)
+            if layer + 1 < self.num_layers:
+                xs = outs[0] if dirs == 1 else [C.concatenate(ab, axis=-1) for ab in zip(*outs)]
+        # the last layer's steps joined once: (L, N, H) per direction, directions side by side
+        stacked = [C.stack(ys, axis=0) for ys in outs]
+        x = stacked[0] if dirs == 1 else C.concatenate(stacked, axis=-1)
         out = C.squeeze(x, 1) if unbatched else (C.swapaxes(x, 0, 1) if self.batch_first else x)
         return out, self._final(finals, unbatched)
 
