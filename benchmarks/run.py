@@ -86,7 +86,8 @@ def main(argv: list[str] | None = None) -> int:
         print(keys, file=sys.stderr)
         return 2
     env = machine.timing_env(os.environ, args.threads, args.keep_pin)
-    child = [sys.executable, "-m", "benchmarks.run", *argv]
+    # the child runs in the repository root: a relative --output means the caller's directory
+    child = [sys.executable, "-m", "benchmarks.run", *argv, "--output", str(args.output.resolve())]
     return subprocess.run(child, env=env, cwd=ROOT).returncode
 
 

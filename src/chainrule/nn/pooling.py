@@ -111,7 +111,7 @@ def _max_pool(
     return y, C.tensor(flat[0] if unbatched else flat)
 
 
-@functools.lru_cache(maxsize=64)
+@functools.lru_cache(maxsize=16)  # a few pooling layers per model
 def _flat_window_index(
     shape: tuple[int, ...],
     out: tuple[int, ...],
