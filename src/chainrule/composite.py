@@ -237,8 +237,49 @@ def multiply(x: ArrayLike, y: ArrayLike) -> Tensor:
     return ops.mul(*_pair(x, y))
 
 
-def divide(x: ArrayLike, y: ArrayLike) -> Tensor:
-    return ops.div(*_pair(x, y))
+def divide(x: ArrayLike, y: ArrayLike, *, rounding_mode: str | None = None) -> Tensor:
+    """x / y; integers divide into the default float dtype, float32, as in PyTorch.
+
+    `rounding_mode` is torch.div's: 'floor' is x // y, 'trunc' rounds toward zero; both keep
+    an integer dtype, and their gradient is 0 (floor's and trunc's).
+
+    Examples
+    --------
+    >>> import chainrule as cr
+    >>> cr.divide(cr.tensor([7, -7]), 2, rounding_mode="trunc").tolist()
+    [3, -3]
+    """
+    from chainrule.methods import floor_divide, remainder
+
+    if rounding_mode == "floor":
+        return floor_divide(*_pair(x, y))
+    if rounding_mode == "trunc":
+        x, y = _pair(x, y)
+        if _integral(x) and _integral(y):
+            # floor, plus one where the exact quotient is a negative non-integer
+            q = floor_divide(x, y)
+            return q + ((remainder(x, y) != 0) & ((_t(x) < 0) ^ (_t(y) < 0))).astype(q.dtype)
+        return trunc(divide(x, y))
+    if rounding_mode is not None:
+        raise ValueError(
+            f"divide: rounding_mode must be None, 'floor' or 'trunc', got {rounding_mode!r}"
+        )
+    x, y = _pair(x, y)
+    return ops.div(*_float_if_integers(x, y))
+
+
+def _integral(v: Any) -> bool:
+    return type(v) in (int, bool) or getattr(v, "dtype", np.dtype(float)).kind in "biu"
+
+
+def _float_if_integers(x: Any, y: Any) -> tuple[Any, Any]:
+    """x and y with an integer Tensor made float32 when both are integers: int / int is the
+    default float dtype in PyTorch (NumPy gives float64). Integers never require grad."""
+    if _integral(x) and _integral(y):
+        return tuple(
+            Tensor(v.data.astype(np.float32)) if isinstance(v, Tensor) else v for v in (x, y)
+        )  # type: ignore[return-value]
+    return x, y
 
 
 def power(x: ArrayLike, y: ArrayLike) -> Tensor:
@@ -1076,8 +1117,19 @@ def _one_axis(name: str, x: Tensor, axis: Any) -> int:
     if not isinstance(axis, (int, np.integer)):
         raise TypeError(f"{name}: axis must be an int, got {axis!r}")
     if not -builtins.max(x.ndim, 1) <= axis < builtins.max(x.ndim, 1):
-        raise ValueError(f"{name}: axis {axis} is out of range for {x.ndim}-d input {x.shape}")
+        # NumPy's AxisError is both the ValueError NumPy raises and the IndexError of PyTorch
+        raise np.exceptions.AxisError(
+            f"{name}: axis {axis} is out of range for {x.ndim}-d input {x.shape}"
+        )
     return int(axis)
+
+
+def _scan(op: ops.OpDef, x: Tensor, axis: int) -> Tensor:
+    """A running op along `axis`; a 0-d x stays 0-d, as in PyTorch (NumPy's scans make it
+    1-d)."""
+    if x.ndim == 0:
+        return ops.reshape(op(ops.reshape(x, shape=(1,)), axis=0), shape=())
+    return op(x, axis=axis)
 
 
 def prod(
@@ -1106,14 +1158,18 @@ def cumsum(x: ArrayLike, axis: int | None = None, *, dim: int | None = None) -> 
     """Running sum along `axis` (NumPy flattens first when axis is None)."""
     x = _t(x)
     axis = _dims("cumsum", axis, False, dim)[0]
-    return ops.cumsum(x, axis=None if axis is None else _one_axis("cumsum", x, axis))
+    if axis is None:
+        return ops.cumsum(x, axis=None)
+    return _scan(ops.cumsum, x, _one_axis("cumsum", x, axis))
 
 
 def cumprod(x: ArrayLike, axis: int | None = None, *, dim: int | None = None) -> Tensor:
     """Running product along `axis`; its gradient is exact where x has zeros, as PyTorch."""
     x = _t(x)
     axis = _dims("cumprod", axis, False, dim)[0]
-    return ops.cumprod(x, axis=None if axis is None else _one_axis("cumprod", x, axis))
+    if axis is None:
+        return ops.cumprod(x, axis=None)
+    return _scan(ops.cumprod, x, _one_axis("cumprod", x, axis))
 
 
 def logcumsumexp(x: ArrayLike, axis: int | None = None, *, dim: int | None = None) -> Tensor:
@@ -1122,7 +1178,7 @@ def logcumsumexp(x: ArrayLike, axis: int | None = None, *, dim: int | None = Non
     axis = _dims("logcumsumexp", axis, False, dim)[0]
     if axis is None:
         raise TypeError("logcumsumexp: give axis= (or dim=), as torch.logcumsumexp")
-    return ops.logcumsumexp(x, axis=_one_axis("logcumsumexp", x, axis))
+    return _scan(ops.logcumsumexp, x, _one_axis("logcumsumexp", x, axis))
 
 
 def cummax(x: ArrayLike, axis: int | None = None, *, dim: int | None = None) -> ValuesIndices:
@@ -1538,31 +1594,49 @@ def one_hot(labels: ArrayLike, num_classes: int = -1) -> Tensor:
 
 def pad(x: ArrayLike, pad: Sequence[int], mode: str = "constant", value: float = 0.0) -> Tensor:
     """torch.nn.functional.pad: `pad` holds (before, after) pairs starting from the last axis;
-    `mode` is 'constant' (with `value`), 'reflect' or 'replicate' (NumPy's 'edge').
+    `mode` is 'constant' (with `value`), 'reflect', 'replicate' (NumPy's 'edge') or 'circular'
+    (NumPy's 'wrap'). A negative size crops, as in PyTorch.
 
     Examples
     --------
     >>> import chainrule as cr
     >>> cr.pad(cr.tensor([1.0, 2.0, 3.0]), (2, 1), mode="reflect").tolist()
     [3.0, 2.0, 1.0, 2.0, 3.0, 2.0]
+    >>> cr.pad(cr.tensor([1.0, 2.0, 3.0]), (-1, 2), mode="circular").tolist()
+    [2.0, 3.0, 2.0, 3.0]
     """
     x = _t(x)
-    mode = {"edge": "replicate"}.get(mode, mode)
+    mode = {"edge": "replicate", "wrap": "circular"}.get(mode, mode)
     pad = tuple(int(p) for p in pad)
-    if mode not in ("constant", "reflect", "replicate"):
-        raise ValueError(f"pad: mode must be 'constant', 'reflect' or 'replicate', got {mode!r}")
+    if mode not in ("constant", "reflect", "replicate", "circular"):
+        raise ValueError(
+            f"pad: mode must be 'constant', 'reflect', 'replicate' or 'circular', got {mode!r}"
+        )
     if len(pad) % 2 or len(pad) // 2 > x.ndim:
         raise ValueError(f"pad: {len(pad)} pad sizes for a {x.ndim}-d input (give pairs)")
-    if builtins.any(p < 0 for p in pad):
-        raise ValueError(f"pad: negative padding {pad} is not supported")
+    # the largest padding each mode can take from a dimension of size n (None: any)
+    limits = {"reflect": lambda n: n - 1, "circular": lambda n: n, "constant": lambda n: None}
     for k in range(len(pad) // 2):
         n = x.shape[x.ndim - 1 - k]
-        limit = n - 1 if mode == "reflect" else (0 if n == 0 and mode == "replicate" else None)
-        if limit is not None and builtins.max(pad[2 * k], pad[2 * k + 1]) > limit:
+        before, after = pad[2 * k : 2 * k + 2]
+        kept = n + builtins.min(before, 0) + builtins.min(after, 0)  # circular wraps the crop
+        limit = limits.get(mode, lambda n: 0 if n == 0 else None)(kept if mode == "circular" else n)
+        if limit is not None and builtins.max(before, after) > limit:
             raise ValueError(
-                f"pad: {mode} padding {pad[2 * k : 2 * k + 2]} needs a dimension "
+                f"pad: {mode} padding {(before, after)} needs a dimension "
                 f"larger than the padding, got size {n}"
             )
+        if n + before + after < 0:
+            raise ValueError(f"pad: padding {(before, after)} crops more than the size {n}")
+    if mode in ("constant", "circular") and builtins.any(p < 0 for p in pad):
+        # crop first, as PyTorch (reflect and replicate index the uncropped input, so there a
+        # negative size just starts or ends the index range inside it)
+        crop = [slice(None)] * x.ndim
+        for k in range(len(pad) // 2):
+            n, (before, after) = x.shape[x.ndim - 1 - k], pad[2 * k : 2 * k + 2]
+            crop[x.ndim - 1 - k] = slice(builtins.max(-before, 0), n - builtins.max(-after, 0))
+        x = x[tuple(crop)]
+        pad = tuple(builtins.max(p, 0) for p in pad)
     return ops.pad(x, pad=pad, mode=mode, value=value)
 
 
@@ -1713,11 +1787,14 @@ def linspace(
     requires_grad: bool = False,
 ) -> Tensor:
     """`num` evenly spaced numbers from start to stop (NumPy's num, default 50; PyTorch's
-    steps, its third argument too)."""
+    steps, its third argument too). An integer dtype truncates the points, as both do."""
     n = steps if steps is not None else (50 if num is None else num)
     if n < 0:
         raise ValueError(f"linspace: the number of points must be non-negative, got {n}")
-    dt = _float_dtype("linspace", dtype)
+    integer = dtype is not None and np.dtype(dtype).kind in "iu"
+    dt = np.dtype(dtype) if integer else _float_dtype("linspace", dtype)
+    if integer and requires_grad:
+        raise TypeError(f"linspace: an integer tensor cannot require grad (dtype {dt})")
     data = np.linspace(start, stop, n, endpoint=endpoint).astype(dt)
     return Tensor(data, requires_grad=requires_grad)
 
@@ -1808,6 +1885,19 @@ def _binary(op: ops.OpDef, reflected: bool = False) -> Callable[[Tensor, Any], T
     return fop
 
 
+def _true_divide(reflected: bool = False) -> Callable[[Tensor, Any], Tensor]:
+    """`/` as the other operators, and int / int float32 (`_float_if_integers`)."""
+
+    def div(s: Tensor, o: Any) -> Tensor:
+        if s.dtype.kind in "biu":  # one check on the common float path
+            s, o = _float_if_integers(s, o)
+        if type(o) is float and s.dtype.kind in "biu":
+            s = Tensor(s.data.astype(np.float32))
+        return apply(ops.div, o, s) if reflected else apply(ops.div, s, o)
+
+    return div
+
+
 def _attach() -> None:
     T = Tensor
     # Operators call `apply` directly (not OpDef.__call__): one Python frame less per op.
@@ -1821,6 +1911,8 @@ def _attach() -> None:
     ]:
         setattr(T, f"__{name}__", _binary(op))
         setattr(T, f"__r{name}__", _binary(op, reflected=True))
+    setattr(T, "__truediv__", _true_divide())  # noqa: B010 (mypy: a declared method)
+    setattr(T, "__rtruediv__", _true_divide(reflected=True))  # noqa: B010
     from chainrule import methods
 
     transpose_property = property(lambda s: ops.transpose(s) if s.ndim > 1 else s)
