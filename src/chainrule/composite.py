@@ -25,6 +25,7 @@ import numpy as np
 
 from chainrule import ops
 from chainrule import random as _random
+from chainrule.errors import OpError, OpIndexError, OpTypeError
 from chainrule.tensor import Tensor, _as_array, apply, is_grad_enabled
 
 ArrayLike = Any
@@ -357,7 +358,7 @@ def minimum(x: ArrayLike, y: ArrayLike) -> Tensor:
 def clip(x: ArrayLike, a_min: Any = None, a_max: Any = None) -> Tensor:
     """Clamp to [a_min, a_max]; the gradient passes where a_min <= x <= a_max."""
     if a_min is None and a_max is None:
-        raise ValueError("clip: give a_min, a_max or both")
+        raise OpError("clip: give a_min, a_max or both")
     return ops.clip(_t(x), a_min=_data(a_min), a_max=_data(a_max))
 
 
@@ -863,9 +864,22 @@ unsqueeze = expand_dims
 
 
 def squeeze(x: ArrayLike, axis: Any = None, *, dim: Any = None) -> Tensor:
-    """Remove axes of size 1 (all of them, or those in `axis`)."""
-    axis = _dims("squeeze", axis, False, dim)[0]
+    """Remove axes of size 1 (all of them, or those in `axis`). NumPy's `axis=` refuses an axis
+    whose size is not 1; PyTorch's `dim=` leaves it, as PyTorch does.
+
+    Examples
+    --------
+    >>> import chainrule as cr
+    >>> cr.squeeze(cr.ones(1, 3), dim=(0, 1)).shape
+    (3,)
+    """
     x = _t(x)
+    if dim is not None and axis is None:
+        dims = (dim,) if isinstance(dim, (int, np.integer)) else tuple(dim)
+        axes = [_one_axis("squeeze", x, d) % builtins.max(x.ndim, 1) for d in dims]
+        axis = tuple(a for a in axes if x.ndim and x.shape[a] == 1)
+    else:
+        axis = _dims("squeeze", axis, False, dim)[0]
     return ops.reshape(x, shape=np.squeeze(np.empty(x.shape, bool), axis).shape)
 
 
@@ -1441,6 +1455,10 @@ def flip(x: ArrayLike, axis: Any = None, *, dims: Any = None) -> Tensor:
     """Reverse the order along `axis` (every axis by default, as NumPy; torch's `dims`)."""
     x = _t(x)
     axis = _dims("flip", axis, False, dims)[0]
+    if axis is not None and not isinstance(axis, (int, np.integer)):
+        axes = [_one_axis("flip", x, a) % builtins.max(x.ndim, 1) for a in axis]
+        if len(set(axes)) < len(axes):
+            raise OpError(f"flip: axis {tuple(axis)} repeats an axis")
     return ops.flip(x, axis=axis) if x.ndim else x * 1
 
 
@@ -1448,8 +1466,10 @@ def roll(x: ArrayLike, shift: Any, axis: Any = None, *, dims: Any = None) -> Ten
     """Shift elements by `shift` along `axis`, wrapping around (flattened when axis is None)."""
     x = _t(x)
     axis = _dims("roll", axis, False, dims)[0]
+    if axis is None and np.size(shift) != 1:  # as PyTorch (NumPy would add the shifts up)
+        raise OpError(f"roll: {np.size(shift)} shifts need as many axes (give dims=)")
     if axis is not None and np.size(shift) != np.size(axis) and np.size(shift) != 1:
-        raise ValueError(f"roll: {np.size(shift)} shifts for {np.size(axis)} axes")
+        raise OpError(f"roll: {np.size(shift)} shifts for {np.size(axis)} axes")
     return ops.roll(x, shift=shift, axis=axis)
 
 
@@ -1485,8 +1505,12 @@ repeat = repeat_interleave
 
 
 def _tensor_repeat(x: Tensor, *sizes: Any) -> Tensor:
-    """PyTorch's Tensor.repeat(*sizes): tile."""
-    return tile(x, _shape_arg(sizes))
+    """PyTorch's Tensor.repeat(*sizes): tile, with a size for every dimension (NumPy's tile
+    would prepend 1s)."""
+    reps = _shape_arg(sizes)
+    if len(reps) < x.ndim:
+        raise OpError(f"repeat: {len(reps)} sizes {reps} for a {x.ndim}-d tensor (give {x.ndim})")
+    return tile(x, reps)
 
 
 def index_select(x: ArrayLike, dim: int, index: ArrayLike, *, axis: int | None = None) -> Tensor:
@@ -1515,7 +1539,7 @@ def gather(x: ArrayLike, dim: int, index: ArrayLike, *, axis: int | None = None)
     ax = _one_axis("gather", x, _dims("gather", axis, False, dim)[0])
     idx = _index_array("gather", index)
     if idx.ndim != x.ndim:
-        raise ValueError(f"gather: index of shape {idx.shape} for input of shape {x.shape}")
+        raise OpError(f"gather: index of shape {idx.shape} for input of shape {x.shape}")
     return ops.take_along_axis(x, indices=idx, axis=ax)
 
 
@@ -1528,7 +1552,7 @@ def scatter(
     ax = _one_axis("scatter", x, _dims("scatter", axis, False, dim)[0])
     idx = _index_array("scatter", index)
     if idx.ndim != x.ndim:
-        raise ValueError(f"scatter: index of shape {idx.shape} for input of shape {x.shape}")
+        raise OpError(f"scatter: index of shape {idx.shape} for input of shape {x.shape}")
     return ops.scatter(x, _t(src), axis=ax, index=idx)
 
 
@@ -1557,7 +1581,7 @@ def scatter_add_along(
     if builtins.any(i > n for i, n in zip(idx.shape, s.shape)):
         raise ValueError(f"scatter_add: index of shape {idx.shape} is larger than src {s.shape}")
     if idx.size and (idx.min() < -x.shape[ax] or idx.max() >= x.shape[ax]):
-        raise IndexError(
+        raise OpIndexError(
             f"scatter_add: an index is out of range for dimension {ax} of size {x.shape[ax]}"
         )
     block = s[tuple(slice(0, n) for n in idx.shape)]
@@ -1646,7 +1670,7 @@ def unfold(x: ArrayLike, dimension: int, size: int, step: int) -> Tensor:
     ax = _one_axis("unfold", x, dimension)
     n = x.shape[ax] if x.ndim else 1
     if size < 0 or size > n or step <= 0:
-        raise ValueError(f"unfold: size {size} and step {step} for a dimension of size {n}")
+        raise OpError(f"unfold: size {size} and step {step} for a dimension of size {n}")
     return ops.unfold(x, axis=ax, size=size, step=step)
 
 
@@ -1713,7 +1737,7 @@ def hstack(xs: Sequence[ArrayLike]) -> Tensor:
 def _float_dtype(name: str, dtype: Any) -> np.dtype[Any]:
     dt = np.dtype(np.float32 if dtype is None else dtype)
     if dt.kind != "f":
-        raise TypeError(f"{name}: dtype must be a float dtype, got {dt}")
+        raise OpTypeError(f"{name}: dtype must be a float dtype, got {dt}")
     return dt
 
 
@@ -1841,7 +1865,7 @@ def meshgrid(*xs: ArrayLike, indexing: str = "xy") -> list[Tensor]:
     ((2, 3), [[4.0, 4.0, 4.0], [5.0, 5.0, 5.0]])
     """
     if indexing not in ("xy", "ij"):
-        raise ValueError(f"meshgrid: indexing must be 'xy' or 'ij', got {indexing!r}")
+        raise OpError(f"meshgrid: indexing must be 'xy' or 'ij', got {indexing!r}")
     ts = [reshape(_t(x), (-1,)) for x in xs]
     shape = [t.shape[0] for t in ts]
     if indexing == "xy" and len(ts) >= 2:

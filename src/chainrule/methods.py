@@ -13,6 +13,7 @@ import numpy as np
 
 from chainrule import composite as _c
 from chainrule import ops
+from chainrule.errors import OpTypeError
 from chainrule.tensor import Tensor, is_grad_enabled, no_grad
 
 # --------------------------------------------------------------------------- shape and views
@@ -203,7 +204,7 @@ def _integral(name: str, *xs: Any) -> list[Any]:
     arrays = [x.data if isinstance(x, Tensor) else x for x in xs]
     for a in arrays:
         if np.asarray(a).dtype.kind not in "biu":
-            raise TypeError(
+            raise OpTypeError(
                 f"{name}: needs bool or integer tensors, got dtype {np.asarray(a).dtype}"
             )
     # Python ints stay Python ints, so they take the tensor's dtype (int32 & 7 is int32, as in

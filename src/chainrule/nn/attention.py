@@ -14,6 +14,7 @@ import numpy as np
 
 from chainrule import composite as C
 from chainrule import random as _random
+from chainrule.errors import OpError
 from chainrule.nn import init
 from chainrule.nn.layers import Dropout, LayerNorm, Linear
 from chainrule.nn.module import Module
@@ -78,7 +79,7 @@ def scaled_dot_product_attention(
     allowed = None
     if is_causal:
         if attn_mask is not None:
-            raise ValueError("scaled_dot_product_attention: give attn_mask or is_causal, not both")
+            raise OpError("scaled_dot_product_attention: give attn_mask or is_causal, not both")
         allowed = np.tril(np.ones(scores.shape[-2:], dtype=bool))
     elif attn_mask is not None:
         m = np.asarray(attn_mask.data if isinstance(attn_mask, Tensor) else attn_mask)

@@ -14,6 +14,7 @@ import numpy as np
 
 from chainrule import composite as C
 from chainrule import ops
+from chainrule.errors import OpError
 from chainrule.nn import init
 from chainrule.nn.module import Module
 from chainrule.nn.parameter import Parameter
@@ -104,7 +105,7 @@ def _conv_nd(
     pads = _padding(padding, nd, name, k, s, d)
     for size, (lo, hi), dd, kk in zip(x.shape[2:], pads, d, k):
         if size + lo + hi < dd * (kk - 1) + 1:
-            raise ValueError(
+            raise OpError(
                 f"{name}: input of spatial size {x.shape[2:]} padded by {pads} is smaller than "
                 f"the kernel {k} with dilation {d}"
             )

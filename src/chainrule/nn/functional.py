@@ -24,6 +24,7 @@ from chainrule.composite import (
     softplus,
     tanh,
 )
+from chainrule.errors import OpError
 from chainrule.nn.attention import scaled_dot_product_attention
 from chainrule.nn.conv import (
     conv1d,
@@ -116,7 +117,7 @@ def _reduce(loss: Tensor, reduction: str, name: str) -> Tensor:
 
 def _same_shape(x: Tensor, t: Any, name: str) -> None:
     if x.shape != np.shape(t.data if isinstance(t, Tensor) else t):
-        raise ValueError(
+        raise OpError(
             f"{name}: input shape {x.shape} and target shape {np.shape(t)} differ; "
             "broadcasting them is almost always a bug (reshape one of them)"
         )

@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from chainrule import composite as C
+from chainrule.errors import OpError
 from chainrule.tensor import Tensor
 
 __all__ = [
@@ -42,7 +43,7 @@ def _pair(input: Any, target: Any, name: str) -> tuple[Tensor, Any]:
     x = C._t(input)
     t = target if isinstance(target, Tensor) else np.asarray(target, dtype=x.dtype)
     if x.shape != tuple(np.shape(t.data if isinstance(t, Tensor) else t)):
-        raise ValueError(
+        raise OpError(
             f"{name}: input shape {x.shape} and target shape {np.shape(t)} differ; "
             "broadcasting them is almost always a bug (reshape one of them)"
         )
