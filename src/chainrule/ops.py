@@ -2501,7 +2501,11 @@ scatter = defcomposite(
         (
             (REALS.sample(rng, (3, 4), dt), REALS.sample(rng, (3, 2), dt)),
             {"axis": 1, "index": np.array([[0, 3], [1, 2], [2, 0]])},
-        )
+        ),
+        (  # positions written twice: the last source wins
+            (REALS.sample(rng, (3, 4), dt), REALS.sample(rng, (3, 3), dt)),
+            {"axis": 1, "index": np.array([[1, 1, 0], [2, 0, 2], [3, 3, 3]])},
+        ),
     ],
     doc="d scatter(x, i, s) = dx where nothing is written, ds[i] where s is",
     differs="a position written twice keeps its last source, and only that one gets a gradient "
