@@ -22,6 +22,11 @@ DETERMINISTIC: dict[str, tuple[Callable[[], Any], Callable[[], Any], Any]] = {
         lambda: np.linspace(0, 1, 4, endpoint=False),
         F64,
     ),
+    "linspace(int32)": (
+        lambda: cr.linspace(5, -5, 20, dtype=np.int32),
+        lambda: np.linspace(5, -5, 20).astype(np.int32),  # truncated, as torch.linspace
+        np.dtype(np.int32),
+    ),
     "logspace": (lambda: cr.logspace(0, 3, 4), lambda: np.logspace(0, 3, 4), F32),
     "logspace(base)": (
         lambda: cr.logspace(0, 4, 5, base=2.0),
@@ -118,6 +123,11 @@ def test_meshgrid_matches_numpy_and_is_differentiable(indexing: str) -> None:
         (lambda: cr.randint(3, 3), "randint: need low < high"),
         (lambda: cr.normal(0.0, -1.0), "normal: std must be non-negative"),
         (lambda: cr.linspace(0, 1, -2), "linspace: the number of points must be non-negative"),
+        (lambda: cr.linspace(0, 1, 3, dtype=bool), "linspace: dtype must be a float dtype"),
+        (
+            lambda: cr.linspace(0, 9, 3, dtype=np.int32, requires_grad=True),
+            "linspace: an integer tensor cannot require grad",
+        ),
         (lambda: cr.eye(-1), "eye: sizes must be non-negative"),
         (lambda: cr.meshgrid(np.ones(2), indexing="xz"), "meshgrid: indexing must be"),
     ],

@@ -24,6 +24,7 @@ from typing import Any, NamedTuple, overload
 import numpy as np
 
 from chainrule import ops
+from chainrule.errors import OpError, OpIndexError, OpTypeError
 from chainrule.tensor import Tensor, _as_array, apply, is_grad_enabled
 
 ArrayLike = Any
@@ -250,8 +251,49 @@ def multiply(x: ArrayLike, y: ArrayLike) -> Tensor:
     return ops.mul(*_pair(x, y))
 
 
-def divide(x: ArrayLike, y: ArrayLike) -> Tensor:
-    return ops.div(*_pair(x, y))
+def divide(x: ArrayLike, y: ArrayLike, *, rounding_mode: str | None = None) -> Tensor:
+    """x / y; integers divide into the default float dtype, float32, as in PyTorch.
+
+    `rounding_mode` is torch.div's: 'floor' is x // y, 'trunc' rounds toward zero; both keep
+    an integer dtype, and their gradient is 0 (floor's and trunc's).
+
+    Examples
+    --------
+    >>> import chainrule as cr
+    >>> cr.divide(cr.tensor([7, -7]), 2, rounding_mode="trunc").tolist()
+    [3, -3]
+    """
+    from chainrule.methods import floor_divide, remainder
+
+    if rounding_mode == "floor":
+        return floor_divide(*_pair(x, y))
+    if rounding_mode == "trunc":
+        x, y = _pair(x, y)
+        if _integral(x) and _integral(y):
+            # floor, plus one where the exact quotient is a negative non-integer
+            q = floor_divide(x, y)
+            return q + ((remainder(x, y) != 0) & ((_t(x) < 0) ^ (_t(y) < 0))).astype(q.dtype)
+        return trunc(divide(x, y))
+    if rounding_mode is not None:
+        raise ValueError(
+            f"divide: rounding_mode must be None, 'floor' or 'trunc', got {rounding_mode!r}"
+        )
+    x, y = _pair(x, y)
+    return ops.div(*_float_if_integers(x, y))
+
+
+def _integral(v: Any) -> bool:
+    return type(v) in (int, bool) or getattr(v, "dtype", np.dtype(float)).kind in "biu"
+
+
+def _float_if_integers(x: Any, y: Any) -> tuple[Any, Any]:
+    """x and y with an integer Tensor made float32 when both are integers: int / int is the
+    default float dtype in PyTorch (NumPy gives float64). Integers never require grad."""
+    if _integral(x) and _integral(y):
+        return tuple(
+            Tensor(v.data.astype(np.float32)) if isinstance(v, Tensor) else v for v in (x, y)
+        )  # type: ignore[return-value]
+    return x, y
 
 
 def power(x: ArrayLike, y: ArrayLike) -> Tensor:
@@ -329,7 +371,7 @@ def minimum(x: ArrayLike, y: ArrayLike) -> Tensor:
 def clip(x: ArrayLike, a_min: Any = None, a_max: Any = None) -> Tensor:
     """Clamp to [a_min, a_max]; the gradient passes where a_min <= x <= a_max."""
     if a_min is None and a_max is None:
-        raise ValueError("clip: give a_min, a_max or both")
+        raise OpError("clip: give a_min, a_max or both")
     return ops.clip(_t(x), a_min=_data(a_min), a_max=_data(a_max))
 
 
@@ -835,9 +877,22 @@ unsqueeze = expand_dims
 
 
 def squeeze(x: ArrayLike, axis: Any = None, *, dim: Any = None) -> Tensor:
-    """Remove axes of size 1 (all of them, or those in `axis`)."""
-    axis = _dims("squeeze", axis, False, dim)[0]
+    """Remove axes of size 1 (all of them, or those in `axis`). NumPy's `axis=` refuses an axis
+    whose size is not 1; PyTorch's `dim=` leaves it, as PyTorch does.
+
+    Examples
+    --------
+    >>> import chainrule as cr
+    >>> cr.squeeze(cr.ones(1, 3), dim=(0, 1)).shape
+    (3,)
+    """
     x = _t(x)
+    if dim is not None and axis is None:
+        dims = (dim,) if isinstance(dim, (int, np.integer)) else tuple(dim)
+        axes = [_one_axis("squeeze", x, d) % builtins.max(x.ndim, 1) for d in dims]
+        axis = tuple(a for a in axes if x.ndim and x.shape[a] == 1)
+    else:
+        axis = _dims("squeeze", axis, False, dim)[0]
     return ops.reshape(x, shape=np.squeeze(np.empty(x.shape, bool), axis).shape)
 
 
@@ -1092,8 +1147,19 @@ def _one_axis(name: str, x: Tensor, axis: Any) -> int:
     if not isinstance(axis, (int, np.integer)):
         raise TypeError(f"{name}: axis must be an int, got {axis!r}")
     if not -builtins.max(x.ndim, 1) <= axis < builtins.max(x.ndim, 1):
-        raise ValueError(f"{name}: axis {axis} is out of range for {x.ndim}-d input {x.shape}")
+        # NumPy's AxisError is both the ValueError NumPy raises and the IndexError of PyTorch
+        raise np.exceptions.AxisError(
+            f"{name}: axis {axis} is out of range for {x.ndim}-d input {x.shape}"
+        )
     return int(axis)
+
+
+def _scan(op: ops.OpDef, x: Tensor, axis: int) -> Tensor:
+    """A running op along `axis`; a 0-d x stays 0-d, as in PyTorch (NumPy's scans make it
+    1-d)."""
+    if x.ndim == 0:
+        return ops.reshape(op(ops.reshape(x, shape=(1,)), axis=0), shape=())
+    return op(x, axis=axis)
 
 
 def prod(
@@ -1122,14 +1188,18 @@ def cumsum(x: ArrayLike, axis: int | None = None, *, dim: int | None = None) -> 
     """Running sum along `axis` (NumPy flattens first when axis is None)."""
     x = _t(x)
     axis = _dims("cumsum", axis, False, dim)[0]
-    return ops.cumsum(x, axis=None if axis is None else _one_axis("cumsum", x, axis))
+    if axis is None:
+        return ops.cumsum(x, axis=None)
+    return _scan(ops.cumsum, x, _one_axis("cumsum", x, axis))
 
 
 def cumprod(x: ArrayLike, axis: int | None = None, *, dim: int | None = None) -> Tensor:
     """Running product along `axis`; its gradient is exact where x has zeros, as PyTorch."""
     x = _t(x)
     axis = _dims("cumprod", axis, False, dim)[0]
-    return ops.cumprod(x, axis=None if axis is None else _one_axis("cumprod", x, axis))
+    if axis is None:
+        return ops.cumprod(x, axis=None)
+    return _scan(ops.cumprod, x, _one_axis("cumprod", x, axis))
 
 
 def logcumsumexp(x: ArrayLike, axis: int | None = None, *, dim: int | None = None) -> Tensor:
@@ -1138,7 +1208,7 @@ def logcumsumexp(x: ArrayLike, axis: int | None = None, *, dim: int | None = Non
     axis = _dims("logcumsumexp", axis, False, dim)[0]
     if axis is None:
         raise TypeError("logcumsumexp: give axis= (or dim=), as torch.logcumsumexp")
-    return ops.logcumsumexp(x, axis=_one_axis("logcumsumexp", x, axis))
+    return _scan(ops.logcumsumexp, x, _one_axis("logcumsumexp", x, axis))
 
 
 def cummax(x: ArrayLike, axis: int | None = None, *, dim: int | None = None) -> ValuesIndices:
@@ -1463,6 +1533,10 @@ def flip(x: ArrayLike, axis: Any = None, *, dims: Any = None) -> Tensor:
     """Reverse the order along `axis` (every axis by default, as NumPy; torch's `dims`)."""
     x = _t(x)
     axis = _dims("flip", axis, False, dims)[0]
+    if axis is not None and not isinstance(axis, (int, np.integer)):
+        axes = [_one_axis("flip", x, a) % builtins.max(x.ndim, 1) for a in axis]
+        if len(set(axes)) < len(axes):
+            raise OpError(f"flip: axis {tuple(axis)} repeats an axis")
     return ops.flip(x, axis=axis) if x.ndim else x * 1
 
 
@@ -1470,8 +1544,10 @@ def roll(x: ArrayLike, shift: Any, axis: Any = None, *, dims: Any = None) -> Ten
     """Shift elements by `shift` along `axis`, wrapping around (flattened when axis is None)."""
     x = _t(x)
     axis = _dims("roll", axis, False, dims)[0]
+    if axis is None and np.size(shift) != 1:  # as PyTorch (NumPy would add the shifts up)
+        raise OpError(f"roll: {np.size(shift)} shifts need as many axes (give dims=)")
     if axis is not None and np.size(shift) != np.size(axis) and np.size(shift) != 1:
-        raise ValueError(f"roll: {np.size(shift)} shifts for {np.size(axis)} axes")
+        raise OpError(f"roll: {np.size(shift)} shifts for {np.size(axis)} axes")
     return ops.roll(x, shift=shift, axis=axis)
 
 
@@ -1507,8 +1583,12 @@ repeat = repeat_interleave
 
 
 def _tensor_repeat(x: Tensor, *sizes: Any) -> Tensor:
-    """PyTorch's Tensor.repeat(*sizes): tile."""
-    return tile(x, _shape_arg(sizes))
+    """PyTorch's Tensor.repeat(*sizes): tile, with a size for every dimension (NumPy's tile
+    would prepend 1s)."""
+    reps = _shape_arg(sizes)
+    if len(reps) < x.ndim:
+        raise OpError(f"repeat: {len(reps)} sizes {reps} for a {x.ndim}-d tensor (give {x.ndim})")
+    return tile(x, reps)
 
 
 def index_select(
@@ -1564,7 +1644,7 @@ def gather(
     ax = _one_axis("gather", x, _required_axis("gather", axis, dim, index))
     idx = _index_array("gather", index)
     if idx.ndim != x.ndim:
-        raise ValueError(f"gather: index of shape {idx.shape} for input of shape {x.shape}")
+        raise OpError(f"gather: index of shape {idx.shape} for input of shape {x.shape}")
     return ops.take_along_axis(x, indices=idx, axis=ax)
 
 
@@ -1582,7 +1662,7 @@ def scatter(
     ax = _one_axis("scatter", x, _required_axis("scatter", axis, dim, index, src))
     idx = _index_array("scatter", index)
     if idx.ndim != x.ndim:
-        raise ValueError(f"scatter: index of shape {idx.shape} for input of shape {x.shape}")
+        raise OpError(f"scatter: index of shape {idx.shape} for input of shape {x.shape}")
     return ops.scatter(x, _t(src), axis=ax, index=idx)
 
 
@@ -1615,7 +1695,7 @@ def scatter_add_along(
     if builtins.any(i > n for i, n in zip(idx.shape, s.shape)):
         raise ValueError(f"scatter_add: index of shape {idx.shape} is larger than src {s.shape}")
     if idx.size and (idx.min() < -x.shape[ax] or idx.max() >= x.shape[ax]):
-        raise IndexError(
+        raise OpIndexError(
             f"scatter_add: an index is out of range for dimension {ax} of size {x.shape[ax]}"
         )
     block = s[tuple(slice(0, n) for n in idx.shape)]
@@ -1652,31 +1732,49 @@ def one_hot(labels: ArrayLike, num_classes: int = -1) -> Tensor:
 
 def pad(x: ArrayLike, pad: Sequence[int], mode: str = "constant", value: float = 0.0) -> Tensor:
     """torch.nn.functional.pad: `pad` holds (before, after) pairs starting from the last axis;
-    `mode` is 'constant' (with `value`), 'reflect' or 'replicate' (NumPy's 'edge').
+    `mode` is 'constant' (with `value`), 'reflect', 'replicate' (NumPy's 'edge') or 'circular'
+    (NumPy's 'wrap'). A negative size crops, as in PyTorch.
 
     Examples
     --------
     >>> import chainrule as cr
     >>> cr.pad(cr.tensor([1.0, 2.0, 3.0]), (2, 1), mode="reflect").tolist()
     [3.0, 2.0, 1.0, 2.0, 3.0, 2.0]
+    >>> cr.pad(cr.tensor([1.0, 2.0, 3.0]), (-1, 2), mode="circular").tolist()
+    [2.0, 3.0, 2.0, 3.0]
     """
     x = _t(x)
-    mode = {"edge": "replicate"}.get(mode, mode)
+    mode = {"edge": "replicate", "wrap": "circular"}.get(mode, mode)
     pad = tuple(int(p) for p in pad)
-    if mode not in ("constant", "reflect", "replicate"):
-        raise ValueError(f"pad: mode must be 'constant', 'reflect' or 'replicate', got {mode!r}")
+    if mode not in ("constant", "reflect", "replicate", "circular"):
+        raise ValueError(
+            f"pad: mode must be 'constant', 'reflect', 'replicate' or 'circular', got {mode!r}"
+        )
     if len(pad) % 2 or len(pad) // 2 > x.ndim:
         raise ValueError(f"pad: {len(pad)} pad sizes for a {x.ndim}-d input (give pairs)")
-    if builtins.any(p < 0 for p in pad):
-        raise ValueError(f"pad: negative padding {pad} is not supported")
+    # the largest padding each mode can take from a dimension of size n (None: any)
+    limits = {"reflect": lambda n: n - 1, "circular": lambda n: n, "constant": lambda n: None}
     for k in range(len(pad) // 2):
         n = x.shape[x.ndim - 1 - k]
-        limit = n - 1 if mode == "reflect" else (0 if n == 0 and mode == "replicate" else None)
-        if limit is not None and builtins.max(pad[2 * k], pad[2 * k + 1]) > limit:
+        before, after = pad[2 * k : 2 * k + 2]
+        kept = n + builtins.min(before, 0) + builtins.min(after, 0)  # circular wraps the crop
+        limit = limits.get(mode, lambda n: 0 if n == 0 else None)(kept if mode == "circular" else n)
+        if limit is not None and builtins.max(before, after) > limit:
             raise ValueError(
-                f"pad: {mode} padding {pad[2 * k : 2 * k + 2]} needs a dimension "
+                f"pad: {mode} padding {(before, after)} needs a dimension "
                 f"larger than the padding, got size {n}"
             )
+        if n + before + after < 0:
+            raise ValueError(f"pad: padding {(before, after)} crops more than the size {n}")
+    if mode in ("constant", "circular") and builtins.any(p < 0 for p in pad):
+        # crop first, as PyTorch (reflect and replicate index the uncropped input, so there a
+        # negative size just starts or ends the index range inside it)
+        crop = [slice(None)] * x.ndim
+        for k in range(len(pad) // 2):
+            n, (before, after) = x.shape[x.ndim - 1 - k], pad[2 * k : 2 * k + 2]
+            crop[x.ndim - 1 - k] = slice(builtins.max(-before, 0), n - builtins.max(-after, 0))
+        x = x[tuple(crop)]
+        pad = tuple(builtins.max(p, 0) for p in pad)
     return ops.pad(x, pad=pad, mode=mode, value=value)
 
 
@@ -1686,7 +1784,7 @@ def unfold(x: ArrayLike, dimension: int, size: int, step: int) -> Tensor:
     ax = _one_axis("unfold", x, dimension)
     n = x.shape[ax] if x.ndim else 1
     if size < 0 or size > n or step <= 0:
-        raise ValueError(f"unfold: size {size} and step {step} for a dimension of size {n}")
+        raise OpError(f"unfold: size {size} and step {step} for a dimension of size {n}")
     return ops.unfold(x, axis=ax, size=size, step=step)
 
 
@@ -1757,7 +1855,7 @@ def hstack(xs: Sequence[ArrayLike]) -> Tensor:
 def _float_dtype(name: str, dtype: Any) -> np.dtype[Any]:
     dt = np.dtype(np.float32 if dtype is None else dtype)
     if dt.kind != "f":
-        raise TypeError(f"{name}: dtype must be a float dtype, got {dt}")
+        raise OpTypeError(f"{name}: dtype must be a float dtype, got {dt}")
     return dt
 
 
@@ -1829,11 +1927,14 @@ def linspace(
     requires_grad: bool = False,
 ) -> Tensor:
     """`num` evenly spaced numbers from start to stop (NumPy's num, default 50; PyTorch's
-    steps, its third argument too)."""
+    steps, its third argument too). An integer dtype truncates the points, as both do."""
     n = steps if steps is not None else (50 if num is None else num)
     if n < 0:
         raise ValueError(f"linspace: the number of points must be non-negative, got {n}")
-    dt = _float_dtype("linspace", dtype)
+    integer = dtype is not None and np.dtype(dtype).kind in "iu"
+    dt = np.dtype(dtype) if integer else _float_dtype("linspace", dtype)
+    if integer and requires_grad:
+        raise TypeError(f"linspace: an integer tensor cannot require grad (dtype {dt})")
     return _leaf(
         ops.linspace(start=start, stop=stop, num=n, endpoint=endpoint, dtype=dt), requires_grad
     )
@@ -1881,7 +1982,7 @@ def meshgrid(*xs: ArrayLike, indexing: str = "xy") -> list[Tensor]:
     ((2, 3), [[4.0, 4.0, 4.0], [5.0, 5.0, 5.0]])
     """
     if indexing not in ("xy", "ij"):
-        raise ValueError(f"meshgrid: indexing must be 'xy' or 'ij', got {indexing!r}")
+        raise OpError(f"meshgrid: indexing must be 'xy' or 'ij', got {indexing!r}")
     ts = [reshape(_t(x), (-1,)) for x in xs]
     shape = [t.shape[0] for t in ts]
     if indexing == "xy" and len(ts) >= 2:
@@ -1925,6 +2026,19 @@ def _binary(op: ops.OpDef, reflected: bool = False) -> Callable[[Tensor, Any], T
     return fop
 
 
+def _true_divide(reflected: bool = False) -> Callable[[Tensor, Any], Tensor]:
+    """`/` as the other operators, and int / int float32 (`_float_if_integers`)."""
+
+    def div(s: Tensor, o: Any) -> Tensor:
+        if s.dtype.kind in "biu":  # one check on the common float path
+            s, o = _float_if_integers(s, o)
+        if type(o) is float and s.dtype.kind in "biu":
+            s = Tensor(s.data.astype(np.float32))
+        return apply(ops.div, o, s) if reflected else apply(ops.div, s, o)
+
+    return div
+
+
 def _attach() -> None:
     T = Tensor
     # Operators call `apply` directly (not OpDef.__call__): one Python frame less per op.
@@ -1938,6 +2052,8 @@ def _attach() -> None:
     ]:
         setattr(T, f"__{name}__", _binary(op))
         setattr(T, f"__r{name}__", _binary(op, reflected=True))
+    setattr(T, "__truediv__", _true_divide())  # noqa: B010 (mypy: a declared method)
+    setattr(T, "__rtruediv__", _true_divide(reflected=True))  # noqa: B010
     from chainrule import methods
 
     transpose_property = property(lambda s: ops.transpose(s) if s.ndim > 1 else s)

@@ -13,6 +13,7 @@ import numpy as np
 
 from chainrule import composite as _c
 from chainrule import ops
+from chainrule.errors import OpTypeError
 from chainrule.tensor import Tensor, is_grad_enabled, no_grad
 
 # --------------------------------------------------------------------------- shape and views
@@ -200,10 +201,14 @@ def zero_(x: Tensor) -> Tensor:
 
 
 def _integral(name: str, *xs: Any) -> list[Any]:
-    arrays = [np.asarray(x.data if isinstance(x, Tensor) else x) for x in xs]
+    arrays = [x.data if isinstance(x, Tensor) else x for x in xs]
     for a in arrays:
-        if a.dtype.kind not in "biu":
-            raise TypeError(f"{name}: needs bool or integer tensors, got dtype {a.dtype}")
+        if np.asarray(a).dtype.kind not in "biu":
+            raise OpTypeError(
+                f"{name}: needs bool or integer tensors, got dtype {np.asarray(a).dtype}"
+            )
+    # Python ints stay Python ints, so they take the tensor's dtype (int32 & 7 is int32, as in
+    # PyTorch and NumPy), not int64's
     return arrays
 
 
@@ -269,6 +274,10 @@ OPERATORS: dict[str, Any] = {
     "__rand__": _rbitwise("&", np.bitwise_and),
     "__ror__": _rbitwise("|", np.bitwise_or),
     "__rxor__": _rbitwise("^", np.bitwise_xor),
+    "__lshift__": _bitwise("<<", np.left_shift),
+    "__rshift__": _bitwise(">>", np.right_shift),
+    "__rlshift__": _rbitwise("<<", np.left_shift),
+    "__rrshift__": _rbitwise(">>", np.right_shift),
     "__invert__": invert,
     "__floordiv__": floor_divide,
     "__rfloordiv__": _reflected(floor_divide),

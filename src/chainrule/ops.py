@@ -2366,7 +2366,7 @@ def _triangle(x: Tensor, k: int, lower: bool) -> Tensor:
     # where, not a product with the mask: inf * 0 would be NaN where torch gives 0
     n, m = x.shape[-2], x.shape[-1]
     mask = np.tri(n, m, k=k, dtype=bool) if lower else ~np.tri(n, m, k=k - 1, dtype=bool)
-    return where(mask, x, 0.0)
+    return where(mask, x, np.zeros((), x.dtype))  # a zero of x's dtype: bool stays bool
 
 
 def _pair_cases(
@@ -2503,7 +2503,19 @@ def _scatter(x: Tensor, src: Tensor, axis: int, index: np.ndarray) -> Tensor:
         if src.ndim == 0
         else getitem(src, index=tuple(np.ix_(*(np.arange(n) for n in index.shape))))
     )
-    placed = scatter_add(broadcast_to(source, shape=index.shape), index=at, shape=x.shape)
+    source = broadcast_to(source, shape=index.shape)
+    # a position written more than once keeps its last source, as torch's CPU loop and NumPy's
+    # fancy assignment do (a sum of the sources would be none of them); the others get no
+    # gradient, since they do not reach the output
+    at_full = tuple(np.broadcast_to(a, index.shape) for a in at)
+    flat = np.ravel_multi_index(at_full, x.shape, mode="wrap")  # bad indices: scatter_add says
+    flat = flat.ravel()
+    if np.unique(flat).size < flat.size:
+        _, first_from_end = np.unique(flat[::-1], return_index=True)
+        last = np.zeros(flat.size, dtype=bool)
+        last[flat.size - 1 - first_from_end] = True
+        source = where(last.reshape(index.shape), source, np.zeros((), source.dtype))
+    placed = scatter_add(source, index=at, shape=x.shape)
     hit = np.zeros(x.shape, dtype=bool)
     hit[at] = True
     return where(hit, placed, x)
@@ -2513,6 +2525,8 @@ def _pad_indices(n: int, before: int, after: int, mode: str) -> np.ndarray:
     i = np.arange(-before, n + after)
     if mode == "replicate":
         return np.clip(i, 0, n - 1)
+    if mode == "circular":
+        return i % n
     # reflect: mirror about the first and the last element (not repeating them), as torch
     i = np.abs(i)
     return (n - 1) - np.abs((n - 1) - i)
@@ -2609,10 +2623,15 @@ scatter = defcomposite(
         (
             (REALS.sample(rng, (3, 4), dt), REALS.sample(rng, (3, 2), dt)),
             {"axis": 1, "index": np.array([[0, 3], [1, 2], [2, 0]])},
-        )
+        ),
+        (  # positions written twice: the last source wins
+            (REALS.sample(rng, (3, 4), dt), REALS.sample(rng, (3, 3), dt)),
+            {"axis": 1, "index": np.array([[1, 1, 0], [2, 0, 2], [3, 3, 3]])},
+        ),
     ],
     doc="d scatter(x, i, s) = dx where nothing is written, ds[i] where s is",
-    differs="a position written twice gets the sum of its sources (torch keeps one of them)",
+    differs="a position written twice keeps its last source, and only that one gets a gradient "
+    "(torch's backward sends one to every source)",
     batch=batch_compose,
 )
 masked_fill = defcomposite(
@@ -2639,8 +2658,9 @@ pad = defcomposite(
         ((2, 3), {"pad": (1, 2)}),
         ((2, 4), {"pad": (2, 1, 1, 0), "mode": "reflect"}),
         ((3, 2), {"pad": (1, 2, 0, 1), "mode": "replicate"}),
+        ((3, 4), {"pad": (-1, 3, 2, -1), "mode": "circular"}),
     ),
-    doc="d pad(x) = dx at x's own positions (plus the copies' for reflect and replicate)",
+    doc="d pad(x) = dx at x's own positions (plus the copies' for reflect, replicate, circular)",
     batch=batch_compose,
 )
 unfold = defcomposite(

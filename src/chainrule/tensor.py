@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from chainrule.errors import OpError, OpIndexError, OpTypeError
 from chainrule.mode import _state
 from chainrule.mode import detect_anomaly as detect_anomaly
 from chainrule.mode import enable_grad as enable_grad
@@ -461,11 +462,21 @@ def _stacked(args: tuple[Any, ...]) -> list[Any]:
     return [tensor(a) if type(a) in (list, tuple) and _holds_grad(a) else a for a in args]
 
 
+# NumPy's error in a forward -> what chainrule raises: the same type, and also PyTorch's
+# RuntimeError (chainrule.errors), so `except RuntimeError` ported from PyTorch catches it
+_AS_OP_ERROR: dict[type, type] = {
+    ValueError: OpError,
+    TypeError: OpTypeError,
+    IndexError: OpIndexError,
+}
+
+
 def _forward_error(op: Any, arrays: Sequence[Any], exc: Exception) -> Exception:
+    kind = _AS_OP_ERROR.get(type(exc), type(exc))
     if str(exc).startswith(("shapes", "dtypes")):
-        return type(exc)(f"{op.name}: {exc}")
+        return kind(f"{op.name}: {exc}")
     shapes = ", ".join(str(np.shape(a)) for a in arrays)
-    return type(exc)(f"{op.name}: inputs of shapes {shapes}: {exc}")
+    return kind(f"{op.name}: inputs of shapes {shapes}: {exc}")
 
 
 def _apply_checked(op: Any, args: tuple[Any, ...], params: Any) -> Tensor:

@@ -52,7 +52,31 @@ FUNCTIONAL = [
     (F.conv2d, (1, 2, 5, 4), (2, 1, 2, 2), {"groups": 2, "padding": "same", "dilation": 2}),
     (F.conv_transpose1d, (2, 2, 4), (2, 3, 3), {"stride": 2, "output_padding": 1}),
     (F.conv_transpose2d, (1, 2, 3, 3), (2, 1, 2, 2), {"stride": 2, "padding": 1}),
+    (F.conv3d, (1, 2, 3, 2, 3), (3, 2, 2, 1, 2), {"padding": 1}),
+    (F.conv_transpose3d, (1, 2, 2, 2, 2), (2, 3, 2, 1, 2), {"stride": 2}),
 ]
+
+
+@pytest.mark.parametrize(
+    ("f", "xs", "ws", "kw"),
+    [
+        (F.conv3d, (2, 4, 5, 6, 4), (6, 2, 2, 3, 2), {"stride": (1, 2, 1), "groups": 2}),
+        (F.conv3d, (1, 2, 4, 4, 4), (3, 2, 3, 3, 3), {"padding": 1, "dilation": (1, 2, 1)}),
+        (F.conv_transpose3d, (2, 2, 3, 2, 3), (2, 4, 2, 2, 3), {"stride": 2, "output_padding": 1}),
+    ],
+    ids=lambda v: getattr(v, "__name__", ""),
+)
+def test_functional_conv3d_matches_torch(f, xs, ws, kw, rng) -> None:
+    torch = pytest.importorskip("torch")
+    x, w = rng.standard_normal(xs), rng.standard_normal(ws)
+    ours = [cr.tensor(a, requires_grad=True) for a in (x, w)]
+    theirs = [torch.tensor(a, requires_grad=True) for a in (x, w)]
+    y, ty = f(*ours, **kw), getattr(torch.nn.functional, f.__name__)(*theirs, **kw)
+    y.sum().backward()
+    ty.sum().backward()
+    np.testing.assert_allclose(y.data, ty.detach().numpy(), rtol=1e-10, atol=1e-10)
+    for a, b in zip(ours, theirs):
+        np.testing.assert_allclose(a.grad.data, b.grad.numpy(), rtol=1e-10, atol=1e-10)
 
 
 @pytest.mark.parametrize(

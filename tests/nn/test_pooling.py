@@ -105,7 +105,58 @@ FUNCTIONAL = [
     (lambda x: F.interpolate(x, size=7, mode="linear"), (2, 2, 4)),
     (lambda x: F.interpolate(x, scale_factor=2, mode="bilinear"), (1, 1, 3, 3)),
     (lambda x: F.interpolate(x, scale_factor=(2, 1)), (1, 1, 3, 3)),
+    (lambda x: F.interpolate(x, size=(3, 2, 4), mode="trilinear"), (1, 1, 2, 3, 3)),
+    (lambda x: F.interpolate(x, size=(5, 2), mode="nearest-exact"), (1, 1, 3, 3)),
+    (lambda x: F.max_pool3d(x, 2, padding=1), (1, 1, 3, 3, 2)),
+    (lambda x: F.avg_pool3d(x, (2, 2, 2), count_include_pad=False, padding=1), (1, 1, 3, 3, 2)),
+    (lambda x: F.max_unpool2d(*F.max_pool2d(x, 2, return_indices=True), 2), (1, 2, 4, 3)),
 ]
+
+# the functions with no layer above, each against torch.nn.functional's own (name, args, shape)
+TORCH_FUNCTIONAL = [
+    ("interpolate", {"size": (4, 3, 5), "mode": "trilinear"}, (2, 1, 2, 3, 3)),
+    (
+        "interpolate",
+        {"size": (3, 7, 2), "mode": "trilinear", "align_corners": True},
+        (1, 2, 4, 2, 3),
+    ),
+    ("interpolate", {"size": 11, "mode": "nearest-exact"}, (2, 2, 7)),
+    ("interpolate", {"size": (10, 3), "mode": "nearest-exact"}, (1, 2, 7, 9)),
+    ("max_pool3d", {"kernel_size": (2, 3, 2), "padding": 1, "stride": 2}, (2, 2, 5, 6, 4)),
+    ("avg_pool3d", {"kernel_size": 2, "ceil_mode": True}, (1, 2, 5, 4, 3)),
+]
+
+
+@pytest.mark.parametrize(("name", "kwargs", "shape"), TORCH_FUNCTIONAL, ids=str)
+def test_functional_matches_torch(name, kwargs, shape, rng) -> None:
+    torch = pytest.importorskip("torch")
+    x = rng.standard_normal(shape)
+    ours, theirs = cr.tensor(x, requires_grad=True), torch.tensor(x, requires_grad=True)
+    y, ty = getattr(F, name)(ours, **kwargs), getattr(torch.nn.functional, name)(theirs, **kwargs)
+    g = rng.standard_normal(ty.shape)
+    y.backward(cr.tensor(g))
+    ty.backward(torch.tensor(g))
+    np.testing.assert_allclose(y.data, ty.detach().numpy(), rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(ours.grad.data, theirs.grad.numpy(), rtol=1e-12, atol=1e-12)
+
+
+def test_max_unpool_matches_torch(rng) -> None:
+    """Values back where max_pool took them (output_size given as torch's (N, C, H, W) too)."""
+    torch = pytest.importorskip("torch")
+    x = rng.standard_normal((2, 3, 9, 8))
+    kw = {"kernel_size": 3, "stride": (3, 2), "padding": 1}
+    y = F.max_unpool2d(*F.max_pool2d(cr.tensor(x), return_indices=True, **kw), **kw,
+                       output_size=(2, 3, 9, 8))  # fmt: skip
+    t = torch.nn.functional
+    ty = t.max_unpool2d(*t.max_pool2d(torch.tensor(x), return_indices=True, **kw), **kw,
+                        output_size=(9, 8))  # fmt: skip
+    np.testing.assert_array_equal(y.data, ty.numpy())
+
+
+def test_integer_interpolation_rounds_to_the_dtype() -> None:
+    x = cr.tensor(np.array([[[0, 3]]], dtype=np.uint8))
+    y = F.interpolate(x, size=4, mode="linear", align_corners=True)
+    assert y.dtype == np.uint8 and y.tolist() == [[[0, 1, 2, 3]]]  # 1.0, 2.0 exactly
 
 
 @pytest.mark.parametrize(("f", "shape"), FUNCTIONAL)
@@ -121,6 +172,12 @@ def test_functional_pooling_gradcheck_order_2(f, shape, rng) -> None:
         (lambda: F.max_pool2d(cr.ones(5), 2), "4-D .* or 3-D unbatched"),
         (lambda: F.interpolate(cr.ones(1, 1, 4), size=3, mode="bilinear"), "'bilinear' for 4-D"),
         (lambda: F.interpolate(cr.ones(1, 1, 4)), "exactly one of size and scale_factor"),
+        (
+            lambda: F.interpolate(cr.ones(1, 1, 4, 4), size=2, mode="trilinear"),
+            "'trilinear' for 5-D",
+        ),
+        (lambda: F.max_unpool2d(cr.ones(1, 1, 2, 2), np.ones((1, 1, 2)), 2), "indices of shape"),
+        (lambda: F.max_unpool2d(cr.ones(1, 1, 1, 1), np.array([[[[4]]]]), 2), r"\[0, 4\)"),
         (lambda: F.adaptive_avg_pool1d(cr.ones(1, 1, 4), 0), "positive ints"),
     ],
 )

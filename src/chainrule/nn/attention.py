@@ -14,6 +14,7 @@ import numpy as np
 
 from chainrule import composite as C
 from chainrule import random as _random
+from chainrule.errors import OpError
 from chainrule.nn import init
 from chainrule.nn.layers import Dropout, LayerNorm, Linear
 from chainrule.nn.module import Module
@@ -43,11 +44,14 @@ def scaled_dot_product_attention(
     dropout_p: float = 0.0,
     is_causal: bool = False,
     scale: float | None = None,
+    enable_gqa: bool = False,
 ) -> Tensor:
     """softmax(q k^T / sqrt(d) + mask) v over the last two axes, as PyTorch.
 
-    `attn_mask` is boolean (True: may attend) or added to the scores; `is_causal` lets query
-    i attend to keys 0..i only. Dropout applies to the weights (pass 0 in evaluation).
+    `attn_mask` is boolean (True: may attend) or added to the scores (a float Tensor mask gets
+    a gradient too); `is_causal` lets query i attend to keys 0..i only. Dropout applies to the
+    weights (pass 0 in evaluation). `enable_gqa` shares each key/value head among a group of
+    query heads (axis -3), as PyTorch's grouped-query attention.
 
     Examples
     --------
@@ -63,16 +67,26 @@ def scaled_dot_product_attention(
             f"scaled_dot_product_attention: query {q.shape}, key {k.shape} and value "
             f"{v.shape} do not fit (need q (..., L, E), k (..., S, E), v (..., S, Ev))"
         )
+    if enable_gqa and q.ndim >= 3 and k.ndim >= 3 and q.shape[-3] != k.shape[-3]:
+        hq, hk = q.shape[-3], k.shape[-3]
+        if hk == 0 or hq % hk or k.shape[-3] != v.shape[-3]:
+            raise ValueError(
+                f"scaled_dot_product_attention: {hq} query heads cannot share {hk} key and "
+                f"{v.shape[-3]} value heads (enable_gqa needs a multiple)"
+            )
+        k, v = (C.repeat_interleave(t, hq // hk, axis=-3) for t in (k, v))
     scores = _scores(q, k, scale)
     allowed = None
     if is_causal:
         if attn_mask is not None:
-            raise ValueError("scaled_dot_product_attention: give attn_mask or is_causal, not both")
+            raise OpError("scaled_dot_product_attention: give attn_mask or is_causal, not both")
         allowed = np.tril(np.ones(scores.shape[-2:], dtype=bool))
     elif attn_mask is not None:
         m = np.asarray(attn_mask.data if isinstance(attn_mask, Tensor) else attn_mask)
         if m.dtype == bool:
             allowed = m
+        elif isinstance(attn_mask, Tensor):
+            scores = scores + C.astype(attn_mask, scores.dtype)
         else:
             scores = scores + m.astype(scores.dtype)
     if allowed is not None:

@@ -1,4 +1,4 @@
-"""Convolutions: `conv1d`, `conv2d`, `conv_transpose1d/2d` and the `Conv*` Modules around them.
+"""Convolutions: `conv1d/2d/3d`, `conv_transpose1d/2d/3d` and the `Conv*` Modules around them.
 
 The forward and both gradients are the one `conv` primitive of the op table (im2col on GEMM);
 a transposed convolution is that primitive's input-gradient (`ops._conv_transpose`) run on
@@ -14,6 +14,7 @@ import numpy as np
 
 from chainrule import composite as C
 from chainrule import ops
+from chainrule.errors import OpError
 from chainrule.nn import init
 from chainrule.nn.module import Module
 from chainrule.nn.parameter import Parameter
@@ -104,7 +105,7 @@ def _conv_nd(
     pads = _padding(padding, nd, name, k, s, d)
     for size, (lo, hi), dd, kk in zip(x.shape[2:], pads, d, k):
         if size + lo + hi < dd * (kk - 1) + 1:
-            raise ValueError(
+            raise OpError(
                 f"{name}: input of spatial size {x.shape[2:]} padded by {pads} is smaller than "
                 f"the kernel {k} with dilation {d}"
             )
@@ -159,6 +160,19 @@ def conv2d(
     (1, 1, 4, 4)
     """
     return _conv_nd(2, input, weight, bias, stride, padding, dilation, groups)
+
+
+def conv3d(
+    input: Any,
+    weight: Any,
+    bias: Any = None,
+    stride: Any = 1,
+    padding: Any = 0,
+    dilation: Any = 1,
+    groups: int = 1,
+) -> Tensor:
+    """3-d cross-correlation of (N, C_in, D, H, W) with weight (C_out, C_in/groups, kD, kH, kW)."""
+    return _conv_nd(3, input, weight, bias, stride, padding, dilation, groups)
 
 
 def _conv_transpose_nd(
@@ -228,6 +242,22 @@ def conv_transpose2d(
     """The adjoint of conv2d: (N, C_in, H, W) with weight (C_in, C_out/groups, kH, kW)."""
     return _conv_transpose_nd(
         2, input, weight, bias, stride, padding, output_padding, groups, dilation
+    )
+
+
+def conv_transpose3d(
+    input: Any,
+    weight: Any,
+    bias: Any = None,
+    stride: Any = 1,
+    padding: Any = 0,
+    output_padding: Any = 0,
+    groups: int = 1,
+    dilation: Any = 1,
+) -> Tensor:
+    """The adjoint of conv3d: (N, C_in, D, H, W) with weight (C_in, C_out/groups, kD, kH, kW)."""
+    return _conv_transpose_nd(
+        3, input, weight, bias, stride, padding, output_padding, groups, dilation
     )
 
 

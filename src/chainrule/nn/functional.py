@@ -24,8 +24,16 @@ from chainrule.composite import (
     softplus,
     tanh,
 )
+from chainrule.errors import OpError
 from chainrule.nn.attention import scaled_dot_product_attention
-from chainrule.nn.conv import conv1d, conv2d, conv_transpose1d, conv_transpose2d
+from chainrule.nn.conv import (
+    conv1d,
+    conv2d,
+    conv3d,
+    conv_transpose1d,
+    conv_transpose2d,
+    conv_transpose3d,
+)
 from chainrule.nn.loss_functions import (
     bce_with_logits_general,
     binary_cross_entropy,
@@ -41,9 +49,13 @@ from chainrule.nn.pooling import (
     adaptive_avg_pool2d,
     avg_pool1d,
     avg_pool2d,
+    avg_pool3d,
     interpolate,
     max_pool1d,
     max_pool2d,
+    max_pool3d,
+    max_unpool1d,
+    max_unpool2d,
 )
 from chainrule.nn.rnn import embedding
 from chainrule.tensor import Tensor
@@ -53,12 +65,15 @@ __all__ = [
     "adaptive_avg_pool2d",
     "avg_pool1d",
     "avg_pool2d",
+    "avg_pool3d",
     "binary_cross_entropy",
     "binary_cross_entropy_with_logits",
     "conv1d",
     "conv2d",
+    "conv3d",
     "conv_transpose1d",
     "conv_transpose2d",
+    "conv_transpose3d",
     "cross_entropy",
     "embedding",
     "gelu",
@@ -72,6 +87,9 @@ __all__ = [
     "logsumexp",
     "max_pool1d",
     "max_pool2d",
+    "max_pool3d",
+    "max_unpool1d",
+    "max_unpool2d",
     "mse_loss",
     "nll_loss",
     "relu",
@@ -99,7 +117,7 @@ def _reduce(loss: Tensor, reduction: str, name: str) -> Tensor:
 
 def _same_shape(x: Tensor, t: Any, name: str) -> None:
     if x.shape != np.shape(t.data if isinstance(t, Tensor) else t):
-        raise ValueError(
+        raise OpError(
             f"{name}: input shape {x.shape} and target shape {np.shape(t)} differ; "
             "broadcasting them is almost always a bug (reshape one of them)"
         )
@@ -164,7 +182,8 @@ def cross_entropy(
             and (t.min() < 0 or (ignore_index >= 0 and bool((t == ignore_index).any())))
         )
     ):  # the options the fused op lacks; a negative label is ignored or reported there
-        return cross_entropy_general(z, t, weight, ignore_index, reduction, label_smoothing)
+        target = target if isinstance(target, Tensor) else t  # a Tensor keeps its gradient
+        return cross_entropy_general(z, target, weight, ignore_index, reduction, label_smoothing)
     if z.ndim not in (1, 2):
         raise ValueError(f"cross_entropy: logits must have shape (N, C) or (C,), got {z.shape}")
     if t.dtype.kind in "iub":

@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from chainrule import composite as C
+from chainrule.errors import OpError
 from chainrule.tensor import Tensor
 
 __all__ = [
@@ -42,7 +43,7 @@ def _pair(input: Any, target: Any, name: str) -> tuple[Tensor, Any]:
     x = C._t(input)
     t = target if isinstance(target, Tensor) else np.asarray(target, dtype=x.dtype)
     if x.shape != tuple(np.shape(t.data if isinstance(t, Tensor) else t)):
-        raise ValueError(
+        raise OpError(
             f"{name}: input shape {x.shape} and target shape {np.shape(t)} differ; "
             "broadcasting them is almost always a bug (reshape one of them)"
         )
@@ -136,9 +137,11 @@ def cross_entropy_general(
     if t.dtype.kind == "f":  # class probabilities: -sum_c w_c t'_c logp_c, t' smoothed
         if t.shape != x.shape:
             raise ValueError(f"cross_entropy: probabilities {t.shape} must match input {x.shape}")
-        t = t * (1 - label_smoothing) + label_smoothing / n_classes
-        wt = t if w is None else t * w.reshape(_class_shape(x))
-        return _reduce(-C.sum(logp * wt.astype(x.dtype), axis=axis), reduction, "cross_entropy")
+        # a Tensor target stays one, so the loss is differentiable in it too (as PyTorch)
+        tt = target if isinstance(target, Tensor) else t.astype(x.dtype)
+        tt = tt * (1 - label_smoothing) + label_smoothing / n_classes
+        wt = tt if w is None else tt * w.reshape(_class_shape(x))
+        return _reduce(-C.sum(logp * wt, axis=axis), reduction, "cross_entropy")
     nll = nll_loss(logp, t, w, ignore_index, reduction)
     if not label_smoothing:
         return nll
@@ -147,7 +150,9 @@ def cross_entropy_general(
     wc = np.ones(n_classes, dtype=x.dtype) if w is None else w
     smooth = -C.sum(logp * wc.reshape(_class_shape(x)), axis=axis) * keep
     if reduction == "mean":
-        smooth = C.sum(smooth) / (keep.sum() if w is None else (w[labels] * keep).sum())
+        # the count in x's dtype: an int64 count would promote a float32 loss to float64
+        count = keep.sum() if w is None else (w[labels] * keep).sum()
+        smooth = C.sum(smooth) / np.asarray(count, dtype=x.dtype)
     else:
         smooth = _reduce(smooth, reduction, "cross_entropy")
     return nll * (1 - label_smoothing) + smooth * (label_smoothing / n_classes)

@@ -95,7 +95,12 @@ def _max_pool(
     widen = [(lo, hi if hi > 0 else 0) for lo, hi in pads]
     xa = x.data
     if any(lo or hi for lo, hi in widen):
-        xa = np.pad(xa, ((0, 0), (0, 0), *widen), constant_values=-np.inf)
+        xa = np.pad(
+            xa,
+            ((0, 0), (0, 0), *widen),
+            # integers have no -inf: their smallest value never wins either
+            constant_values=-np.inf if x.dtype.kind == "f" else np.iinfo(x.dtype).min,
+        )
     span = tuple(dd * (kk - 1) + 1 for dd, kk in zip(d, k))
     win = np.lib.stride_tricks.sliding_window_view(xa, span, axis=tuple(range(2, 2 + nd)))
     steps: tuple[Any, ...] = (Ellipsis, *(slice(None, None, v) for v in (*s, *d)))
@@ -187,6 +192,83 @@ def max_pool2d(
     return _max_pool(2, input, kernel_size, stride, padding, dilation, ceil_mode, return_indices)
 
 
+def max_pool3d(
+    input: Any,
+    kernel_size: Any,
+    stride: Any = None,
+    padding: Any = 0,
+    dilation: Any = 1,
+    ceil_mode: bool = False,
+    return_indices: bool = False,
+) -> Any:
+    """Maximum over windows of (N, C, D, H, W); the gradient goes to the first maximum."""
+    return _max_pool(3, input, kernel_size, stride, padding, dilation, ceil_mode, return_indices)
+
+
+def _max_unpool(
+    nd: int,
+    input: Any,
+    indices: Any,
+    kernel_size: Any,
+    stride: Any,
+    padding: Any,
+    output_size: Any,
+) -> Tensor:
+    name = f"max_unpool{nd}d"
+    x, unbatched, k, s, p, _ = _pool_args(name, nd, input, kernel_size, stride, padding, 1)
+    idx = np.asarray(indices.data if isinstance(indices, Tensor) else indices)
+    if idx.shape != (x.shape if not unbatched else x.shape[1:]):
+        raise ValueError(f"{name}: indices of shape {idx.shape} for input of shape {input.shape}")
+    if output_size is None:  # the size max_pool came from: (n - 1) s - 2 p + k
+        size = tuple((n - 1) * ss - 2 * pp + kk for n, ss, pp, kk in zip(x.shape[2:], s, p, k))
+    else:  # PyTorch's (*spatial) or (N, C, *spatial), whose N and C are ignored
+        size = tuple(output_size)[-nd:]
+    flat = int(np.prod(size))
+    if idx.size and (idx.min() < 0 or idx.max() >= flat):
+        raise ValueError(f"{name}: indices must lie in [0, {flat}) for output size {size}")
+    # each value goes back to the flat position max_pool took it from; zeros elsewhere
+    n, c = x.shape[:2]
+    out = C.scatter(
+        C.zeros(n, c, flat, dtype=x.dtype), 2, idx.reshape(n, c, -1), C.reshape(x, (n, c, -1))
+    )
+    out = C.reshape(out, (n, c, *size))
+    return C.squeeze(out, 0) if unbatched else out
+
+
+def max_unpool1d(
+    input: Any,
+    indices: Any,
+    kernel_size: Any,
+    stride: Any = None,
+    padding: Any = 0,
+    output_size: Any = None,
+) -> Tensor:
+    """The inverse of max_pool1d(return_indices=True): each value at its index, zeros elsewhere."""
+    return _max_unpool(1, input, indices, kernel_size, stride, padding, output_size)
+
+
+def max_unpool2d(
+    input: Any,
+    indices: Any,
+    kernel_size: Any,
+    stride: Any = None,
+    padding: Any = 0,
+    output_size: Any = None,
+) -> Tensor:
+    """The inverse of max_pool2d(return_indices=True): each value at its index (flat over
+    H x W, as PyTorch), zeros elsewhere.
+
+    Examples
+    --------
+    >>> import chainrule as cr
+    >>> from chainrule.nn import functional as F
+    >>> y, i = F.max_pool2d(cr.tensor([[[[1.0, 2.0], [4.0, 3.0]]]]), 2, return_indices=True)
+    >>> F.max_unpool2d(y, i, 2).tolist()
+    [[[[0.0, 0.0], [4.0, 0.0]]]]
+    """
+    return _max_unpool(2, input, indices, kernel_size, stride, padding, output_size)
+
+
 def _avg_pool(
     nd: int,
     input: Any,
@@ -260,6 +342,21 @@ def avg_pool2d(
     )
 
 
+def avg_pool3d(
+    input: Any,
+    kernel_size: Any,
+    stride: Any = None,
+    padding: Any = 0,
+    ceil_mode: bool = False,
+    count_include_pad: bool = True,
+    divisor_override: int | None = None,
+) -> Tensor:
+    """Mean over windows of (N, C, D, H, W), as PyTorch."""
+    return _avg_pool(
+        3, input, kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override
+    )
+
+
 def _along(x: Tensor, m: np.ndarray, axis: int) -> Tensor:
     """Apply the (out, in) matrix m along one axis of x."""
     y = C.matmul(C.swapaxes(x, axis, -1), m.T.astype(x.dtype))
@@ -321,7 +418,7 @@ def _linear_matrix(n: int, m: int, scale: float, align_corners: bool) -> np.ndar
     return a
 
 
-_MODES = {"nearest": None, "linear": 1, "bilinear": 2}
+_MODES = {"nearest": None, "nearest-exact": None, "linear": 1, "bilinear": 2, "trilinear": 3}
 
 
 def interpolate(
@@ -331,10 +428,13 @@ def interpolate(
     mode: str = "nearest",
     align_corners: bool | None = None,
 ) -> Tensor:
-    """Resample (N, C, L) or (N, C, H, W) to `size` or by `scale_factor`, as PyTorch.
+    """Resample (N, C, L), (N, C, H, W) or (N, C, D, H, W) to `size` or by `scale_factor`,
+    as PyTorch.
 
-    mode 'nearest' copies x[floor(i * scale)]; 'linear' (3-D) and 'bilinear' (4-D) weigh the
-    two neighbours, with PyTorch's half-pixel coordinates unless align_corners.
+    mode 'nearest' copies x[floor(i * scale)], 'nearest-exact' x[floor((i + 1/2) * scale)];
+    'linear' (3-D), 'bilinear' (4-D) and 'trilinear' (5-D) weigh the two neighbours along each
+    axis, with PyTorch's half-pixel coordinates unless align_corners. Integer inputs are
+    weighed in float32 and rounded back to their dtype.
 
     Examples
     --------
@@ -348,11 +448,12 @@ def interpolate(
     if mode not in _MODES or nd < 1 or _MODES[mode] not in (None, nd):
         raise ValueError(
             f"interpolate: mode {mode!r} does not apply to a {x.ndim}-D input (modes: 'nearest' "
-            "for 3-D or 4-D, 'linear' for 3-D (N, C, L), 'bilinear' for 4-D (N, C, H, W))"
+            "and 'nearest-exact' for 3-D to 5-D, 'linear' for 3-D (N, C, L), 'bilinear' for 4-D "
+            "(N, C, H, W), 'trilinear' for 5-D (N, C, D, H, W))"
         )
     if (size is None) == (scale_factor is None):
         raise ValueError("interpolate: give exactly one of size and scale_factor")
-    if mode == "nearest" and align_corners is not None:
+    if mode.startswith("nearest") and align_corners is not None:
         raise ValueError("interpolate: align_corners applies only to 'linear' and 'bilinear'")
     n_in = x.shape[2:]
     if size is not None:
@@ -364,13 +465,20 @@ def interpolate(
         scales = [1 / ff for ff in f]  # PyTorch uses the given factor, not in/out
     if len(out) != nd or any(m < 1 for m in out):
         raise ValueError(f"interpolate: output size {out} must be {nd} positive ints")
+    dtype = x.dtype
+    integral = dtype.kind in "iub" and not mode.startswith("nearest")
+    if integral:  # integers are weighed in float and rounded back, as PyTorch does
+        x = C.astype(x, np.float32)
     for axis, (n, m, sc) in enumerate(zip(n_in, out, scales)):
-        if mode == "nearest":
-            src = np.minimum(np.floor(np.arange(m) * sc).astype(np.intp), n - 1)
+        if mode.startswith("nearest"):
+            # 'nearest' copies from floor(i * scale) (PyTorch's legacy rule), 'nearest-exact'
+            # from the nearest pixel centre, floor((i + 1/2) * scale)
+            at = np.arange(m) + (0.5 if mode == "nearest-exact" else 0.0)
+            src = np.minimum(np.floor(at * sc).astype(np.intp), n - 1)
             x = C.getitem(x, (slice(None),) * (axis + 2) + (src,))
         else:
             x = _along(x, _linear_matrix(n, m, sc, bool(align_corners)), axis + 2)
-    return x
+    return C.astype(C.around(x), dtype) if integral else x
 
 
 class _Pool(Module):
