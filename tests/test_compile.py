@@ -145,24 +145,24 @@ def test_value_dependent_computation_is_caught_on_the_second_call():
         f(cr.tensor([-1.0, 1.0], requires_grad=True))
 
 
-def test_optimizer_step_inside_is_refused():
-    model = _mlp()
-    opt = optim.SGD(model.parameters(), lr=0.1)
+def test_in_place_change_outside_a_replayed_call_is_refused():
+    w = cr.tensor(np.ones(3), requires_grad=True)
 
-    def step(x, y):
-        loss = F.cross_entropy(model(x), y)
+    def step(x):
+        loss = (w * x).sum()
         loss.backward()
-        opt.step()
+        with cr.no_grad():
+            w.sub_(0.1 * w.grad)  # an update no replay would make: not an optimizer's step
         return loss
 
-    with pytest.raises(CompileError, match=r"optimizer\.step"):
-        cr.compile(step)(cr.tensor(np.ones((2, 64), np.float32)), np.array([0, 1]))
+    with pytest.raises(CompileError, match="changed a tensor it uses in place"):
+        cr.compile(step)(cr.tensor(np.ones(3)))
 
 
 def test_unsupported_results_and_arguments():
     w = cr.tensor(1.0, requires_grad=True)
     with pytest.raises(CompileError, match="returned a float"):
-        cr.compile(lambda: (w * 2).item())()
+        cr.compile(lambda: 1.5)()
     with pytest.raises(TypeError, match="arguments must be Tensors"):
         cr.compile(lambda x: x)([1.0])
     with pytest.raises(CompileError, match="create_graph"):

@@ -15,6 +15,7 @@ import numpy as np
 
 from chainrule import composite as C
 from chainrule import ops
+from chainrule.compile import recomputed
 from chainrule.nn.conv import _batched, _tuple
 from chainrule.nn.module import Module
 from chainrule.tensor import Tensor, apply
@@ -86,13 +87,28 @@ def _max_pool(
     x, unbatched, k, s, p, d = _pool_args(name, nd, input, kernel_size, stride, padding, dilation)
     size = x.shape[2:]
     out = _out_sizes(name, size, k, s, p, d, ceil_mode)
+    coords = _max_coords(x.data, k, s, p, d, out)
+    n, c = x.shape[:2]
+    index = (np.arange(n).reshape(-1, 1, *(1,) * nd), np.arange(c).reshape(1, -1, *(1,) * nd))
+    y = C.getitem(x, (*index, *coords))
+    y = C.squeeze(y, 0) if unbatched else y
+    if not return_indices:
+        return y
+    flat = recomputed(np.ravel_multi_index)(coords, size)
+    return y, C.tensor(flat[0] if unbatched else flat)
+
+
+@recomputed  # computed from x's values: chainrule.compile computes it again on every replay
+def _max_coords(xd: np.ndarray, k: Any, s: Any, p: Any, d: Any, out: Any) -> tuple[Any, ...]:
+    """The coordinates in x (N, C, *size) of each window's first maximum, one array per axis."""
+    size, nd = xd.shape[2:], len(k)
     # -inf padding (and the ceil-mode overhang) never wins a maximum
     pads = [
         (pp, (m - 1) * ss + dd * (kk - 1) + 1 - n - pp)
         for n, m, kk, ss, pp, dd in zip(size, out, k, s, p, d)
     ]
     xa = np.pad(
-        x.data,
+        xd,
         ((0, 0), (0, 0), *[(lo, hi if hi > 0 else 0) for lo, hi in pads]),
         constant_values=-np.inf,
     )
@@ -104,15 +120,7 @@ def _max_pool(
     first = np.argmax(win.reshape(*win.shape[: 2 + nd], -1), axis=-1)  # the first maximum
     taps = np.unravel_index(first, k)
     grids = np.meshgrid(*(np.arange(m) for m in out), indexing="ij")
-    coords = [g * ss + t * dd - pp for g, t, ss, dd, pp in zip(grids, taps, s, d, p)]
-    n, c = x.shape[:2]
-    index = (np.arange(n).reshape(-1, 1, *(1,) * nd), np.arange(c).reshape(1, -1, *(1,) * nd))
-    y = C.getitem(x, (*index, *coords))
-    y = C.squeeze(y, 0) if unbatched else y
-    if not return_indices:
-        return y
-    flat = np.ravel_multi_index(tuple(coords), size)
-    return y, C.tensor(flat[0] if unbatched else flat)
+    return tuple(g * ss + t * dd - pp for g, t, ss, dd, pp in zip(grids, taps, s, d, p))
 
 
 def max_pool1d(
