@@ -312,3 +312,17 @@ def test_a_trace_records_only_its_own_thread():
         f(cr.tensor([1.0, 2.0]))
     assert u.grad.item() == 6.0
     assert w.grad.item() == 5 * 3.0
+
+
+def test_comparisons_are_replayed_on_fresh_values():
+    """A mask from a comparison of traced tensors is recomputed by each replay (not frozen)."""
+    w = cr.tensor(np.array([1.0, -2.0, 3.0]), requires_grad=True)
+
+    def f(x):
+        h = w * x
+        loss = (cr.where(h > 0, h, 0.1 * h) * (x <= 1.0)).sum()
+        loss.backward()
+        return loss
+
+    xs = [np.array(v) for v in ([1.0, 1.0, -1.0], [-1.0, 2.0, 0.5], [0.5, -1.0, 1.0])] * 2
+    _bitwise_calls(f, lambda k: (cr.tensor(xs[k]),), [w], calls=6)

@@ -46,6 +46,17 @@ class _LastStep(nn.Module):
         return self.head(out[:, -1])
 
 
+class _Pooled(nn.Module):
+    """A sequence layer's mean over time, then a linear head."""
+
+    def __init__(self, layer: nn.Module) -> None:
+        super().__init__()
+        self.layer, self.head = layer, nn.Linear(4, 4)
+
+    def forward(self, x):
+        return self.head(self.layer(x).mean(axis=1))
+
+
 # name -> (model factory, one batch's input shape); every model ends in 4 logits
 MODELS = {
     "mlp_dropout": (
@@ -96,6 +107,10 @@ MODELS = {
         (8, 6, 3),
     ),
     "rnn_tanh": (lambda: _LastStep(nn.RNN(3, 5, batch_first=True), 5), (8, 6, 3)),
+    "transformer_encoder_dropout": (
+        lambda: _Pooled(nn.TransformerEncoderLayer(4, 2, 8, dropout=0.2, batch_first=True)),
+        (8, 5, 4),
+    ),
 }
 
 
@@ -283,3 +298,19 @@ def test_module_zero_grad_and_clip_grad_norm_inside():
 
     for u, v in zip(run(False), run(True), strict=True):
         assert u.tobytes() == v.tobytes()
+
+
+def test_the_docs_example_runs():
+    """docs/compile.md's first example: a compiled conv net training step and a hessian."""
+    from pathlib import Path
+
+    page = Path(__file__).resolve().parents[1] / "docs" / "compile.md"
+    if not page.exists():
+        pytest.skip("docs/compile.md is not part of an installed package")
+    text = page.read_text()
+    start = text.index("```python\n") + len("```python\n")
+    scope: dict = {}
+    exec(text[start : text.index("```", start)], scope)
+    assert any(p.checked for p in scope["train_step"].plans.values())
+    assert scope["opt"].param_groups[0]["lr"] == 1e-3 / 4
+    assert scope["h"].shape == (3, 3)

@@ -1,10 +1,12 @@
-"""`compile(fn)`: trace a static training step once, then replay it on plain NumPy arrays.
+"""`compile(fn)`: trace a training step (or a transform) once, then replay it on NumPy arrays.
 
-Owns the trace (every `apply`, and every `backward()` as the events of the engine's one reverse
-sweep, `backward.sweep`, recorded through its hooks while this thread's `mode._state.recorder`
-is set), the replay plan and its guards. A plan is written out as the source of one Python
-function (`_Codegen`) that builds no Tensors and walks no graph: it calls the same forwards and
-vjps, and sums gradients in the same order, as the recorded sweep did.
+Owns the trace (every `apply`; every sweep on arrays, `backward()` or a transform's, as the
+events of the engine's one reverse sweep, `backward.sweep`, recorded through its hooks while
+this thread's `mode._state.recorder` is set; every `replayed` call such as `optimizer.step()`;
+every draw from `chainrule.random`), the replay plan, its cache key and its guards. A plan is
+written out as the source of one Python function (`_Codegen`) that builds no Tensors and walks
+no graph: it calls the same forwards, vjps and replayed functions, and sums gradients in the
+same order, as the traced call did. What is covered and refused: docs/compile.md.
 """
 
 from __future__ import annotations
@@ -49,31 +51,35 @@ class CompileError(RuntimeError):
 def compile(fn: Callable[..., Any]) -> Callable[..., Any]:
     """Trace `fn` on its first call and replay the recorded ops on later calls (as `jax.jit`).
 
-    The first call runs `fn` normally while recording every op and the `backward()` sweep; the
-    second call runs it again and checks that the trace is the same; later calls with arguments
-    of the same shapes and dtypes replay the recorded forwards and vjps on plain arrays, write
-    every leaf's `.grad` exactly as `backward()` would, and return the same outputs (as
-    detached tensors). New shapes, dtypes or Python-value arguments trace again.
+    The first call runs `fn` normally while recording every op, every `backward()` sweep, every
+    optimizer/scheduler call and every random draw; the second call runs it again and checks
+    that the trace is the same; later calls with arguments of the same shapes and dtypes (and
+    modules in the same train/eval mode) replay the recorded forwards and vjps on plain arrays,
+    write every leaf's `.grad` exactly as `backward()` would, make the optimizer's `zero_grad()`
+    and `step()` again, draw Dropout's masks again, and return the same outputs (as detached
+    tensors), bitwise equal to eager mode. New shapes, dtypes or Python-value arguments trace
+    again. Transforms compile too: `compile(hessian(f))`, `compile(vmap(grad(f)))`.
 
-    What may change between calls: the values of the Tensor/ndarray arguments, and the `.data`
-    of tensors `fn` uses by reference (parameters updated in place by an optimizer are read
-    fresh). What is frozen at trace time, as under `jax.jit`: Python control flow, Python
-    numbers, and anything computed from array values outside chainrule ops (NumPy on `.data`,
-    `.item()`, comparison masks, random draws such as Dropout's mask). The check on the second
-    call raises `CompileError` when a frozen value changed. Keep `optimizer.zero_grad()` and
-    `optimizer.step()` outside the compiled function.
+    What may change between calls: the values of the Tensor/ndarray arguments, the `.data` of
+    tensors `fn` uses by reference (parameters updated in place are read fresh), optimizer
+    state and hyper-parameters (a scheduler's lr). What is frozen at trace time, as under
+    `jax.jit`: Python control flow and Python numbers. Reading a traced value into Python
+    (`.item()`, `if x > 0:`) raises `CompileError`; NumPy on `.data` is frozen, and the check
+    on the second call raises `CompileError` when such a value changed. See docs/compile.md.
 
     Parameters
     ----------
     fn : callable
         Takes Tensors, ndarrays and Python scalars positionally; returns None, a Tensor or a
-        tuple/list of Tensors. May call `backward()` (plain: no create_graph, no inputs=).
+        tuple/list of Tensors. May call `backward()` (not `create_graph=True` into `.grad`),
+        optimizers, schedulers and the transforms.
 
     Raises
     ------
     CompileError
-        When the trace cannot be replayed (an in-place update inside `fn`, a non-Tensor
-        result, `create_graph`, a frozen value that changed between the first two calls).
+        When the trace cannot be replayed (a traced value read into Python, an in-place update
+        outside an optimizer step, a non-Tensor result, `create_graph` into `.grad`, a frozen
+        value that changed between the first two calls); the message names the cause.
 
     Examples
     --------
@@ -197,8 +203,8 @@ class OpStep:
 @dataclass(frozen=True)
 class CallStep:
     """`fn(*args, **kwargs)`, made again by every replay: a `replayed` side effect (`out` None;
-    `seen` slots existed then, and their tensors' `.data` is read again after it), or a random
-    draw or a NumPy ufunc on one (`slot[out]` is its result)."""
+    `seen` slots existed then; every tensor's `.data` is read again after it), or a random
+    draw, a NumPy ufunc on one or a `recomputed` function (`slot[out]` is its result)."""
 
     fn: Callable[..., Any]
     args: tuple[Any, ...]
@@ -370,7 +376,7 @@ def _trace(fn: Callable[..., Any], args: tuple[Any, ...]) -> tuple[Any, _Plan]:
         else:  # manual_seed or set_rng_state ran inside
             rec.refusals.append(Refusal.RESEEDED)
         plain: Any = Tensor
-        for t in rec.keep:
+        for t in (*rec.keep, *rec.masks):
             if type(t) is _Traced:
                 t.__class__ = plain
     plan = rec.finish(result)
@@ -394,6 +400,30 @@ class _Traced(Tensor):
     def __bool__(self) -> bool:
         _frozen(self, "bool() (Python control flow on a tensor's value)")
         return Tensor.__bool__(self)
+
+    __hash__ = Tensor.__hash__  # (defining __eq__ below would otherwise unset it)
+
+
+def _compare(f: Any) -> Callable[[Tensor, Any], Tensor]:
+    """A comparison of a traced tensor (a mask): recorded, so that a replay compares the fresh
+    values, and itself traced, so that `if x > 0:` is refused."""
+    name = f"__{f.__name__}__"
+
+    def method(self: Tensor, other: Any) -> Tensor:
+        t = getattr(Tensor, name)(self, other)  # (looked up late: composite attaches it)
+        rec = _state.recorder
+        if rec is not None:
+            o = other.data if isinstance(other, Tensor) else other
+            rec.computed(f, (self.data, o), {}, t.data, plain=True)
+            t.__class__ = _Traced
+            rec.masks.append(t)  # (its class is restored with the others')
+        return t
+
+    return method
+
+
+for _f in (operator.lt, operator.le, operator.gt, operator.ge, operator.eq, operator.ne):
+    setattr(_Traced, f"__{_f.__name__}__", _compare(_f))
 
 
 def _frozen(t: Tensor, what: str) -> None:
@@ -469,6 +499,7 @@ class _Recorder:
         self.seen: dict[int, tuple[Tensor, int, Any]] = {}
         self.modules: dict[int, tuple[Any, bool]] = {}  # nn.Modules called: (module, training)
         self.pending: list[Tensor] = []  # leaves a sweep is writing .grad into
+        self.masks: list[Tensor] = []  # comparison results (their arrays have slots)
         for i, a in enumerate(args):
             if type(a) is Tensor:
                 a.__class__ = _Traced
@@ -714,7 +745,7 @@ class _Plan:
         caps = [s.value for s in rec.slots if s.kind is Kind.CAP]
         self.guards = [_Guard(t, t.data.shape, t.data.dtype, t.requires_grad) for t in caps]
         self.modules = list(rec.modules.values())
-        self.shapes = [np.shape(x.data if isinstance(x, Tensor) else x) for x in rec.keep]
+        self.shapes = [_shape(x) for x in rec.keep]
         self.tensor_args = {
             j
             for j, (s, x) in enumerate(zip(rec.slots, rec.keep))
@@ -870,7 +901,7 @@ class _Codegen:
             self.emit(f"v{step.out} = {call}")
             return
         self.emit(call)
-        for j, slot in enumerate(self.plan.slots[: step.seen]):
+        for j, slot in enumerate(self.plan.slots):  # (also those first used after the call)
             if slot.kind is Kind.CAP:
                 self.emit(f"v{j} = {self.const(slot.value)}.data")
             elif j in self.plan.tensor_args:
@@ -956,6 +987,13 @@ class _Codegen:
             return f"_out({self.ref(spec.j)}, False)"
         items = "".join(f"{self.result(s)}, " for s in spec)
         return f"[{items}]" if isinstance(spec, list) else f"({items})"
+
+
+def _shape(x: Any) -> tuple[int, ...]:
+    """A slot's shape, for unbroadcasting gradients into it; () for a non-array value."""
+    if isinstance(x, Tensor):
+        return tuple(x.data.shape)
+    return tuple(x.shape) if isinstance(x, (np.ndarray, np.generic)) else ()
 
 
 def _dynamic(v: Any) -> bool:

@@ -25,6 +25,7 @@ import numpy as np
 
 from chainrule import ops
 from chainrule import random as _random
+from chainrule.compile import recomputed
 from chainrule.tensor import Tensor, _as_array, apply, is_grad_enabled
 
 ArrayLike = Any
@@ -391,10 +392,16 @@ def log_softmax(x: ArrayLike, axis: int = -1, *, dim: int | None = None) -> Tens
     if _batched(x):  # inside vmap the shift is a batched constant too (no -inf guard)
         s = x - ops.max(x.detach(), axis=axis, keepdims=True)
         return s - ops.logsumexp(s, axis=axis, keepdims=True)
-    m = np.max(x.data, axis=axis, keepdims=True, initial=-np.inf)
-    # an all -inf (or empty) slice is not shifted; a +inf makes its slice NaN, as in torch
-    s = x - np.where(m == -np.inf, 0, m).astype(x.dtype)
+    s = x - _max_shift(x.data, axis)
     return s - ops.logsumexp(s, axis=axis, keepdims=True)
+
+
+@recomputed  # from x's values: chainrule.compile computes it again on every replay
+def _max_shift(a: np.ndarray, axis: int) -> np.ndarray:
+    """max(a) along axis, in a's dtype; an all -inf (or empty) slice is not shifted (0), and a
+    +inf makes its slice NaN, as in torch."""
+    m = np.max(a, axis=axis, keepdims=True, initial=-np.inf)
+    return np.where(m == -np.inf, 0, m).astype(a.dtype)
 
 
 def softmax(x: ArrayLike, axis: int = -1, *, dim: int | None = None) -> Tensor:
