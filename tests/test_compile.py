@@ -326,3 +326,30 @@ def test_comparisons_are_replayed_on_fresh_values():
 
     xs = [np.array(v) for v in ([1.0, 1.0, -1.0], [-1.0, 2.0, 0.5], [0.5, -1.0, 1.0])] * 2
     _bitwise_calls(f, lambda k: (cr.tensor(xs[k]),), [w], calls=6)
+
+
+# name -> f(x, w): ops whose index, mask or shift is computed in NumPy from values
+# (`chainrule.compile.recomputed`): each replay must compute it again, not freeze the trace's
+VALUE_DEPENDENT = {
+    "max_with_indices": lambda x, w: cr.max(x * w, axis=1),
+    "min_with_indices": lambda x, w: cr.min(x * w, axis=0),
+    "log_softmax": lambda x, w: cr.log_softmax(x * w * 30.0, axis=1),
+    "smooth_l1": lambda x, w: F.smooth_l1_loss(x * w, cr.zeros_like(x), beta=0.5),
+    "huber": lambda x, w: F.huber_loss(x * w, cr.zeros_like(x), delta=0.5),
+    "max_pool_indices": lambda x, w: F.max_pool1d((x * w)[None], 2, return_indices=True),
+}
+
+
+@pytest.mark.parametrize("name", VALUE_DEPENDENT)
+def test_value_dependent_indices_are_recomputed_per_replay(name):
+    w = cr.tensor(np.ones(4), requires_grad=True)
+    rng = np.random.default_rng(4)
+    xs = [rng.standard_normal((3, 4)) for _ in range(5)]
+
+    def f(x):
+        out = VALUE_DEPENDENT[name](x, w)
+        outs = list(out) if isinstance(out, tuple) else [out]
+        sum(o.sum() for o in outs if o.dtype.kind == "f").backward()
+        return tuple(outs)
+
+    _bitwise_calls(f, lambda k: (cr.tensor(xs[k]),), [w], calls=5)

@@ -94,8 +94,14 @@ def _max_pool(
     y = C.squeeze(y, 0) if unbatched else y
     if not return_indices:
         return y
-    flat = recomputed(np.ravel_multi_index)(coords, size)
-    return y, C.tensor(flat[0] if unbatched else flat)
+    return y, Tensor(_flat_indices(coords, size, unbatched))
+
+
+@recomputed  # from the coordinates: chainrule.compile computes it again on every replay
+def _flat_indices(coords: tuple[Any, ...], size: Any, unbatched: bool) -> np.ndarray:
+    """Each maximum's flat index in its input plane (PyTorch's return_indices)."""
+    flat = np.ravel_multi_index(coords, size)
+    return flat[0] if unbatched else flat
 
 
 @recomputed  # computed from x's values: chainrule.compile computes it again on every replay
