@@ -24,6 +24,7 @@ from typing import Any, NamedTuple, overload
 import numpy as np
 
 from chainrule import ops
+from chainrule.compile import recomputed
 from chainrule.errors import OpError, OpIndexError, OpTypeError
 from chainrule.tensor import Tensor, _as_array, apply, is_grad_enabled
 
@@ -446,10 +447,21 @@ def log_softmax(x: ArrayLike, axis: int = -1, *, dim: int | None = None) -> Tens
     if _batched(x):  # inside vmap the shift is a batched constant too (no -inf guard)
         s = x - ops.max(x.detach(), axis=axis, keepdims=True)
         return s - ops.logsumexp(s, axis=axis, keepdims=True)
-    m = np.max(x.data, axis=axis, keepdims=True, initial=-np.inf)
-    # an all -inf (or empty) slice is not shifted; a +inf makes its slice NaN, as in torch
-    s = x - np.where(m == -np.inf, 0, m).astype(x.dtype)
+    s = x - _from_values(_max_shift, x.data, axis)
     return s - ops.logsumexp(s, axis=axis, keepdims=True)
+
+
+@recomputed  # chainrule.compile computes it again on every replay, from the fresh values
+def _from_values(f: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    """f(*args, **kwargs): an index, mask or shift computed in NumPy from tensors' values."""
+    return f(*args, **kwargs)
+
+
+def _max_shift(a: np.ndarray, axis: int) -> np.ndarray:
+    """max(a) along axis, in a's dtype; an all -inf (or empty) slice is not shifted (0), and a
+    +inf makes its slice NaN, as in torch."""
+    m = np.max(a, axis=axis, keepdims=True, initial=-np.inf)
+    return np.where(m == -np.inf, 0, m).astype(a.dtype)
 
 
 def softmax(x: ArrayLike, axis: int = -1, *, dim: int | None = None) -> Tensor:
@@ -631,7 +643,7 @@ def _extremum_at(
     if x.ndim and x.shape[d % x.ndim] == 0:
         raise ValueError(f"{name}: reduction over dim {d} of size 0 (shape {x.shape})")
     d = d % x.ndim if x.ndim else 0
-    idx = arg(x.data, axis=d, keepdims=True) if x.ndim else np.zeros((), np.int64)
+    idx = _from_values(arg, x.data, axis=d, keepdims=True) if x.ndim else np.zeros((), np.int64)
     index = tuple(
         idx if i == d else np.arange(n).reshape([-1 if j == i else 1 for j in range(x.ndim)])
         for i, n in enumerate(x.shape)

@@ -219,7 +219,8 @@ def smooth_l1_loss(input: Any, target: Any, reduction: str = "mean", beta: float
     d = x - t
     if beta == 0:
         return _reduce(C.abs(d), reduction, "smooth_l1_loss")
-    loss = C.where(np.abs(d.data) < beta, 0.5 * d * d / beta, C.abs(d) - 0.5 * beta)
+    quadratic = C._from_values(_inside, d.data, beta, False)
+    loss = C.where(quadratic, 0.5 * d * d / beta, C.abs(d) - 0.5 * beta)
     return _reduce(loss, reduction, "smooth_l1_loss")
 
 
@@ -229,8 +230,14 @@ def huber_loss(input: Any, target: Any, reduction: str = "mean", delta: float = 
         raise ValueError(f"huber_loss: delta must be > 0, got {delta}")
     x, t = _pair(input, target, "huber_loss")
     d = x - t
-    loss = C.where(np.abs(d.data) <= delta, 0.5 * d * d, delta * (C.abs(d) - 0.5 * delta))
+    quadratic = C._from_values(_inside, d.data, delta, True)
+    loss = C.where(quadratic, 0.5 * d * d, delta * (C.abs(d) - 0.5 * delta))
     return _reduce(loss, reduction, "huber_loss")
+
+
+def _inside(d: np.ndarray, bound: float, closed: bool) -> np.ndarray:
+    """|d| < bound (<= if closed): where the loss is quadratic (a mask compile recomputes)."""
+    return np.abs(d) <= bound if closed else np.abs(d) < bound
 
 
 def kl_div(input: Any, target: Any, reduction: str = "mean", log_target: bool = False) -> Tensor:

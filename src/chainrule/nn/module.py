@@ -12,6 +12,8 @@ from typing import Any
 
 import numpy as np
 
+from chainrule.compile import replayed
+from chainrule.mode import _state
 from chainrule.nn.parameter import Parameter
 from chainrule.tensor import Tensor
 
@@ -110,6 +112,8 @@ class Module:
     _hooks: _Hooks | None = None  # set per instance by the first register_*_hook
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        if _state.hooked and _state.recorder is not None:  # chainrule.compile keys on .training
+            _state.recorder.module(self)
         if self._hooks is None:  # the common case costs one attribute lookup
             return self.forward(*args, **kwargs)
         for pre in list(self._hooks.pre.values()):
@@ -220,6 +224,7 @@ class Module:
         """Set evaluation mode (Dropout is the identity)."""
         return self.train(False)
 
+    @replayed  # inside chainrule.compile, every replay clears the gradients again
     def zero_grad(self, set_to_none: bool = True) -> None:
         """Clear the `.grad` of every parameter (None by default, else zeros)."""
         for p in self.parameters():

@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 
 from chainrule import composite as C
+from chainrule.compile import replayed
 from chainrule.nn.module import Module
 from chainrule.nn.parameter import Parameter
 from chainrule.tensor import Tensor
@@ -89,17 +90,19 @@ class _BatchNorm(Module):
                 )
             y, mean, var = _normalize(x, axes, self.eps)
             if self.training and self.track_running_stats:
-                self._update(mean.data.reshape(-1), var.data.reshape(-1) * (count / (count - 1)))
-        else:  # eval: the running statistics are constants
-            rm = self.running_mean.data.reshape(shape)
-            rv = self.running_var.data.reshape(shape)
-            y = (x - rm) / np.sqrt(rv + x.dtype.type(self.eps))
+                self._update(mean.data, var.data, count)
+        else:  # eval: the running statistics, read through ops so compile reads them fresh
+            rm = C.reshape(self.running_mean, shape)
+            rv = C.reshape(self.running_var, shape)
+            y = (x - rm) / C.sqrt(rv + x.dtype.type(self.eps))
         if self.weight is None:
             return y
         return y * C.reshape(self.weight, shape) + C.reshape(self.bias, shape)
 
-    def _update(self, mean: np.ndarray, var: np.ndarray) -> None:
+    @replayed  # inside chainrule.compile, every replay updates the running statistics again
+    def _update(self, mean: np.ndarray, var: np.ndarray, count: int) -> None:
         """running = (1 - m) running + m batch (var unbiased); momentum None: a plain average."""
+        mean, var = mean.reshape(-1), var.reshape(-1) * (count / (count - 1))
         self.num_batches_tracked.data[...] += 1
         m = 1 / int(self.num_batches_tracked.data) if self.momentum is None else self.momentum
         for buf, new in ((self.running_mean, mean), (self.running_var, var)):

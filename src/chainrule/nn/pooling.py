@@ -16,6 +16,7 @@ import numpy as np
 
 from chainrule import composite as C
 from chainrule import ops
+from chainrule.compile import recomputed
 from chainrule.nn.conv import _batched, _tuple
 from chainrule.nn.module import Module
 from chainrule.tensor import Tensor, apply
@@ -87,33 +88,46 @@ def _max_pool(
     x, unbatched, k, s, p, d = _pool_args(name, nd, input, kernel_size, stride, padding, dilation)
     size = x.shape[2:]
     out = _out_sizes(name, size, k, s, p, d, ceil_mode)
+    at = _max_at(x.data, k, s, p, d, out)
+    y = C.getitem(C.reshape(x, (-1,)), (at,))
+    y = C.squeeze(y, 0) if unbatched else y
+    if not return_indices:
+        return y
+    return y, Tensor(_plane_indices(at, size, unbatched))
+
+
+@recomputed  # from the maxima's positions: chainrule.compile computes it again on every replay
+def _plane_indices(at: np.ndarray, size: Any, unbatched: bool) -> np.ndarray:
+    """Each maximum's flat index within its channel's own plane (PyTorch's return_indices)."""
+    flat = at % math.prod(size)
+    return flat[0] if unbatched else flat
+
+
+@recomputed  # computed from x's values: chainrule.compile computes it again on every replay
+def _max_at(xd: np.ndarray, k: Any, s: Any, p: Any, d: Any, out: Any) -> np.ndarray:
+    """The flat position in x (N, C, *size) of each window's first maximum, shape (N, C, *out)."""
+    size, nd = xd.shape[2:], len(k)
     # -inf padding (and the ceil-mode overhang) never wins a maximum
     pads = [
         (pp, (m - 1) * ss + dd * (kk - 1) + 1 - n - pp)
         for n, m, kk, ss, pp, dd in zip(size, out, k, s, p, d)
     ]
     widen = [(lo, hi if hi > 0 else 0) for lo, hi in pads]
-    xa = x.data
+    xa = xd
     if any(lo or hi for lo, hi in widen):
         xa = np.pad(
             xa,
             ((0, 0), (0, 0), *widen),
             # integers have no -inf: their smallest value never wins either
-            constant_values=-np.inf if x.dtype.kind == "f" else np.iinfo(x.dtype).min,
+            constant_values=-np.inf if xd.dtype.kind == "f" else np.iinfo(xd.dtype).min,
         )
     span = tuple(dd * (kk - 1) + 1 for dd, kk in zip(d, k))
     win = np.lib.stride_tricks.sliding_window_view(xa, span, axis=tuple(range(2, 2 + nd)))
     steps: tuple[Any, ...] = (Ellipsis, *(slice(None, None, v) for v in (*s, *d)))
     first_m: tuple[Any, ...] = (slice(None), slice(None), *(slice(0, m) for m in out))
     first = _first_max(win[steps][first_m], nd)
-    origin, offset = _flat_window_index(x.shape, out, k, s, p, d)
-    at = origin + offset[first]
-    y = C.getitem(C.reshape(x, (-1,)), (at,))
-    y = C.squeeze(y, 0) if unbatched else y
-    if not return_indices:
-        return y
-    flat = at % math.prod(size)  # the position within the channel's own plane
-    return y, C.tensor(flat[0] if unbatched else flat)
+    origin, offset = _flat_window_index(xd.shape, tuple(out), k, s, p, d)
+    return origin + offset[first]
 
 
 @functools.lru_cache(maxsize=16)  # a few pooling layers per model

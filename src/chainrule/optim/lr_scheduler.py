@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from chainrule.compile import replayed
 from chainrule.optim.optimizer import Optimizer
 
 __all__ = [
@@ -62,11 +63,13 @@ class LRScheduler:
     def lr_at(self, base_lr: float, epoch: int) -> float:
         raise NotImplementedError
 
+    @replayed  # inside chainrule.compile, every replay advances the schedule again
     def step(self) -> None:
         """Advance one epoch and update the optimizer's learning rates."""
         self.last_epoch += 1
         self._apply()
 
+    @replayed
     def step_to(self, epoch: int) -> None:
         """Jump to `epoch` (after changing the schedule's parameters, e.g. when resuming)."""
         self.last_epoch = int(epoch)
@@ -359,6 +362,7 @@ class ReduceLROnPlateau:
             return a < (self.best * (1 - self.threshold) if rel else self.best - self.threshold)
         return a > (self.best * (1 + self.threshold) if rel else self.best + self.threshold)
 
+    @replayed
     def step(self, metrics: float) -> None:
         current = float(metrics)
         self.last_epoch += 1

@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from chainrule.compile import replayed
 from chainrule.tensor import Tensor
 
 __all__ = ["Optimizer", "clip_grad_norm_"]
@@ -71,6 +72,7 @@ class Optimizer:
                 f"{type(self).__name__}: weight_decay must be >= 0, got {group['weight_decay']}"
             )
 
+    @replayed  # inside chainrule.compile, every replay clears the gradients again
     def zero_grad(self, set_to_none: bool = True) -> None:
         """Clear every parameter's gradient (None by default, as in PyTorch)."""
         for group in self.param_groups:
@@ -80,6 +82,7 @@ class Optimizer:
                 else:
                     p.grad.data = np.zeros_like(p.grad.data)
 
+    @replayed  # inside chainrule.compile, every replay steps again (state, step count, lr)
     def step(self) -> None:
         """Update every parameter that has a gradient, once."""
         for group in self.param_groups:
@@ -175,6 +178,7 @@ class Optimizer:
         return "\n".join([*lines, ")"])
 
 
+@replayed
 def clip_grad_norm_(
     parameters: Iterable[Tensor],
     max_norm: float,

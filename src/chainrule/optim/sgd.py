@@ -7,6 +7,7 @@ from typing import Any
 
 import numpy as np
 
+from chainrule.compile import replayed
 from chainrule.optim.optimizer import Optimizer
 from chainrule.tensor import Tensor
 
@@ -54,6 +55,7 @@ class SGD(Optimizer):
             ),
         )
 
+    @replayed
     def step(self) -> None:
         """Update every parameter that has a gradient, once.
 
