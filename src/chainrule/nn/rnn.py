@@ -313,9 +313,7 @@ class _RNNBase(Module):
         xs = [x[t] for t in range(x.shape[0])]
         for layer in range(self.num_layers):
             if layer and self.dropout and self.training:  # between layers, not after the last
-                keep = _random.generator().random((len(xs), *xs[0].shape)) >= self.dropout
-                scale = keep / (1 - self.dropout) if self.dropout < 1 else keep * 0
-                xs = [x_t * scale[t].astype(x_t.dtype) for t, x_t in enumerate(xs)]
+                xs = [x_t * self._dropout_mask(x_t) for x_t in xs]
             outs = []
             for d, suffix in enumerate(("", "_reverse")[:dirs]):
                 ys, h = self._run(xs, states[layer * dirs + d], layer, suffix)
@@ -328,6 +326,12 @@ class _RNNBase(Module):
         x = stacked[0] if dirs == 1 else C.concatenate(stacked, axis=-1)
         out = C.squeeze(x, 1) if unbatched else (C.swapaxes(x, 0, 1) if self.batch_first else x)
         return out, self._final(finals, unbatched)
+
+    def _dropout_mask(self, x_t: Tensor) -> np.ndarray:
+        """One step's mask, drawn on its own (the same stream as one draw for all steps): a
+        compiled step replays each draw, and an index into a shared draw would not be recorded."""
+        keep = _random.generator().random(x_t.shape) >= self.dropout
+        return (keep / (1 - self.dropout) if self.dropout < 1 else keep * 0).astype(x_t.dtype)
 
     def _initial(
         self, hx: State, shape: tuple[int, ...], unbatched: bool, dtype: Any
