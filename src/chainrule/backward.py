@@ -152,9 +152,9 @@ def sweep(
     state.grad_enabled = create_graph
     try:
         with np.errstate(**quiet):
-            for k in range(len(order) - 1, -1, -1):
-                node = order[k]
-                order[k] = None  # type: ignore[call-overload]  # release as we go
+            pop = order.pop
+            while order:
+                node = pop()  # outputs first; popping releases each node as we go
                 g = grads.pop(node, None)
                 if g is None:
                     continue

@@ -826,11 +826,13 @@ def _np_softmax(z: np.ndarray) -> np.ndarray:
     return e
 
 
-# The softmax the last cross-entropy forward of this thread computed, as (z, softmax), for its
-# vjp: recomputing it from z (a row max, exp and sum) was 8 of the vjp's 11 us on W2's (32, 10)
-# logits. The vjp takes it only if handed the same z array (the engine and compile's replay
-# hand it the forward's own), and takes it out of the slot, since it then edits it in place.
-# The cached and the recomputed softmax are the same floats: both are `_np_softmax`'s.
+# What the last cross-entropy forward of this thread computed for its vjp: (z, softmax(z),
+# labels, the index that picks the labels). Recomputing the softmax from z (a row max, exp and
+# sum) was 8 of the vjp's 11 us on W2's (32, 10) logits. The vjp takes it only if handed the
+# same z array (the engine and compile's replay hand it the forward's own), and takes it out
+# of the slot, since it then edits it in place. The saved and the recomputed softmax are the
+# same floats (the same operations as `_np_softmax`). At most one (z, softmax) pair per thread
+# stays alive after a forward without a backward.
 _XENT_SAVED = threading.local()
 
 
@@ -840,10 +842,11 @@ def _xent_forward(z: np.ndarray, labels: np.ndarray, mean: bool = False) -> np.n
     shifted = z - np.maximum.reduce(z, axis=-1, keepdims=True)
     e = np.exp(shifted)
     s = np.add.reduce(e, axis=-1, keepdims=True)
-    losses = np.log(s[..., 0]) - shifted[_label_index(z, labels)]
+    index = _label_index(z, labels)
+    losses = np.log(s[..., 0]) - shifted[index]
     if _state.grad_enabled and type(z) is np.ndarray:  # a backward may follow
         e /= s
-        _XENT_SAVED.last = (z, e)
+        _XENT_SAVED.last = (z, e, labels, index)
     if not mean or losses.ndim == 0:
         return losses
     return np.add.reduce(losses) / losses.size  # ufunc reduce: a quarter of .mean()'s cost
@@ -857,9 +860,10 @@ def _xent_vjp(g: Any, out: Any, z: Any, xp: Any, labels: np.ndarray, mean: bool 
         if saved is not None and saved[0] is z:
             _XENT_SAVED.last = None
             p = saved[1]
+            index = saved[3] if saved[2] is labels else _label_index(z, labels)
         else:
-            p = _np_softmax(z)
-        p[_label_index(z, labels)] -= 1
+            p, index = _np_softmax(z), _label_index(z, labels)
+        p[index] -= 1
         if mean:
             p *= g / rows
             return p
@@ -953,7 +957,8 @@ def _matmul_cases(rng: np.random.Generator, dtype: Any, op: OpDef) -> list[Case]
 
 
 def _matmul(x: np.ndarray, y: np.ndarray) -> np.ndarray:
-    _same_dtype("matmul", x, y)
+    if getattr(x, "dtype", None) is not getattr(y, "dtype", 0):  # one dtype: nothing to check
+        _same_dtype("matmul", x, y)
     try:
         return _blas.matmul(x, y)  # np.matmul on the BLAS thread count for its size
     except ValueError:  # diagnose only on failure: the hot path is one NumPy call
@@ -1015,7 +1020,8 @@ def _linear(x: np.ndarray, w: np.ndarray, b: Any = None) -> np.ndarray:
             f"shapes {np.shape(x)} and {np.shape(w)}: linear needs x of at least 1-D and a "
             "weight of shape (out_features, in_features)"
         )
-    _same_dtype("linear", x, w)
+    if x.dtype is not w.dtype:  # one dtype (the common case): nothing to check
+        _same_dtype("linear", x, w)
     y = _matmul(x, w.T)
     if b is None:
         return y
