@@ -72,6 +72,17 @@ def test_linear_and_its_gradients_are_sized_too(policy):
     assert blas.blas_threads() == 1
 
 
+def test_products_of_constants_and_batches_still_work(policy):
+    blas.configure(enabled=True, max_threads=2)
+    w = cr.tensor([[1.0, 2.0], [3.0, 4.0]], requires_grad=True)
+    assert (cr.matmul([[1.0, 0.0]], w).data == [[1.0, 2.0]]).all()  # a list: not sized
+    assert (cr.matmul(w, [1.0, 1.0]).data == [3.0, 7.0]).all()
+    batch = cr.tensor(np.ones((3, 2, 2), np.float32))
+    assert (blas.matmul(batch.data, batch.data) == 2).all()  # 3-D: sized by fit
+    with pytest.raises(ValueError, match=r"matmul: shapes \(2, 2\) and \(3,\) are not aligned"):
+        cr.matmul(w, np.ones(3, np.float32))
+
+
 def test_turned_off_it_gives_the_count_back_and_leaves_it_alone(policy):
     _needs_blas()
     blas.configure(enabled=True, max_threads=2)

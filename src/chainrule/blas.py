@@ -36,7 +36,8 @@ class Policy:
     max_threads: int | None
 
 
-_ENV_ENABLED = os.environ.get("CHAINRULE_BLAS_POLICY", "on").lower() not in ("off", "0", "no")
+_OFF = ("off", "0", "no", "false")
+_ENV_ENABLED = os.environ.get("CHAINRULE_BLAS_POLICY", "on").strip().lower() not in _OFF
 _policy = Policy(
     enabled=_ENV_ENABLED,
     threshold=DEFAULT_THRESHOLD,
@@ -140,7 +141,7 @@ def matmul(x: np.ndarray, y: np.ndarray) -> np.ndarray:
     The check is inline, not a call of `fit`: it runs on every product of a training step,
     and a small step (benchmarks/ W2) has five of them.
     """
-    if _switch:
+    if _switch and type(x) is np.ndarray and type(y) is np.ndarray:  # not lists, scalars
         if y.ndim == 2:  # the common case: m * k * n is x.size * n
             small = x.size * y.shape[1] < _policy.threshold
             if (1 if small else _big) != _current:
@@ -156,6 +157,7 @@ def fit(x: Any, y: Any) -> None:
     A switch is a ctypes call (about 1 us) plus a read of the count (another), so it happens
     only when a product's size crosses the threshold; the check is a few attribute reads.
     """
+    x, y = np.asarray(x), np.asarray(y)
     m = x.shape[-2] if x.ndim > 1 else 1
     n = y.shape[-1] if y.ndim > 1 else 1
     small = max(x.size * n, y.size * m) < _policy.threshold  # m * k * n, times batch axes
