@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 import chainrule.tensor as _tensor
-from chainrule.mode import _GradMode, _state
+from chainrule.mode import _state
 from chainrule.tensor import Tensor, _freed_message
 
 
@@ -23,27 +23,35 @@ def toposort(roots: Iterable[Tensor]) -> list[Tensor]:
     """Nodes reachable from `roots` through tensors that require grad, inputs before outputs.
 
     Iterative (an explicit stack), so a chain of a million ops does not hit the recursion limit.
+    A node is expanded once: pushed back under a None marker, with its inputs above it, so that
+    when the marker comes off the stack every input is already in `order`.
     """
     order: list[Tensor] = []
-    visited: set[int] = set()
-    stack: list[tuple[Tensor, bool]] = [(r, False) for r in roots]
+    # Keyed by the tensors themselves: Tensor hashes by identity (a C slot), faster than id().
+    visited: set[Tensor] = set()
+    stack: list[Any] = list(roots)
+    push, pop, emit, seen = stack.append, stack.pop, order.append, visited.add
     while stack:
-        node, expanded = stack.pop()
-        if expanded:
-            order.append(node)
+        node = pop()
+        if node is None:  # the marker: the node under it has all its inputs in `order`
+            emit(pop())
             continue
-        if id(node) in visited:
+        if node in visited:
             continue
-        visited.add(id(node))
-        stack.append((node, True))
+        seen(node)
         if node._op is None:
+            emit(node)
             continue
         parents = node._parents
         if parents is None:
             raise RuntimeError(_freed_message(node))
+        push(node)
+        push(None)
         for p in parents:
-            if isinstance(p, Tensor) and p.requires_grad and id(p) not in visited:
-                stack.append((p, False))
+            # `type(p) is Tensor` first: it spares the isinstance call in the common case
+            is_tensor = type(p) is Tensor or isinstance(p, Tensor)
+            if is_tensor and p.requires_grad and p not in visited:
+                push(p)
     return order
 
 
@@ -125,57 +133,79 @@ def sweep(
     Every consumer of gradients (eager `backward()`, the transforms, `compile`'s replay, viz)
     comes through here; what they do differently is in the flags and the `hooks`.
     """
-    from chainrule.ops import NUMPY_NS, TENSOR_NS
-
-    xp = TENSOR_NS if create_graph else NUMPY_NS
-    grads: dict[int, Any] = {}
+    xp = _namespaces()[1 if create_graph else 0]
+    # Keyed by the tensors themselves: Tensor hashes by identity (a C slot), faster than id().
+    grads: dict[Tensor, Any] = {}
     for r, s in zip(roots, seeds):
         s = _to_mode(s, create_graph)
         # Seeds may be the caller's own arrays: never let them become a leaf's .grad uncopied.
-        grads[id(r)] = (
-            (s if create_graph else _Shared(s)) if id(r) not in grads else (_plus(grads[id(r)], s))
-        )
+        grads[r] = (s if create_graph else _Shared(s)) if r not in grads else _plus(grads[r], s)
     results: dict[int, Any] = {}
     check_versions = _tensor._inplace_count > 0
     # inf from a division is a legitimate gradient (sqrt at 0, as torch); under detect_anomaly
     # every non-finite value is reported by op name instead of as a NumPy warning.
     quiet: dict[str, Any] = {"all": "ignore"} if _state.hooked and _state.anomaly else _QUIET
-    with _GradMode(create_graph), np.errstate(**quiet):
-        for k in range(len(order) - 1, -1, -1):
-            node = order[k]
-            order[k] = None  # type: ignore[call-overload]  # release as we go
-            g = grads.pop(id(node), None)
-            if g is None:
-                continue
-            shared = type(g) is _Shared
-            if shared:
-                g = g.a
-            if hooks:
-                for h in hooks:
-                    h.node(node, g)
-            if node._op is None or (stop is not None and id(node) in stop):
-                results[id(node)] = g
-                if accumulate and node.requires_grad and node._op is None:
-                    _accumulate_leaf(node, g, create_graph, shared)
-                continue
-            if node._retains_grad and accumulate:
-                node.grad = g if create_graph else Tensor._leaf(np.array(g), False)
-            if check_versions:
-                _check_versions(node)
-            for i, p, gi in pullback(node, g, xp, create_graph):
+    # Grad mode is set and restored by hand rather than with _GradMode: a context manager
+    # object per backward() is a measurable part of a small step (benchmarks/ W2).
+    state = _state
+    was_enabled = state.grad_enabled
+    state.grad_enabled = create_graph
+    try:
+        with np.errstate(**quiet):
+            pop = order.pop
+            while order:
+                node = pop()  # outputs first; popping releases each node as we go
+                g = grads.pop(node, None)
+                if g is None:
+                    continue
+                shared = type(g) is _Shared
+                if shared:
+                    g = g.a
                 if hooks:
                     for h in hooks:
-                        h.edge(node, i, p, gi)
-                pid = id(p)
-                acc = grads.get(pid)
-                if acc is None:
-                    # An identity-like vjp may hand the same array to several inputs: mark it.
-                    grads[pid] = gi if (create_graph or gi is not g) else _Shared(gi)
-                else:
-                    grads[pid] = _plus(acc, gi)
-            if not retain_graph:
-                node._parents = None
+                        h.node(node, g)
+                if node._op is None or (stop is not None and id(node) in stop):
+                    results[id(node)] = g
+                    if accumulate and node.requires_grad and node._op is None:
+                        if create_graph:
+                            _accumulate_leaf_tensor(node, g)
+                        else:
+                            arr = g.data if isinstance(g, Tensor) else g
+                            accumulate_leaf_array(node, arr, shared)
+                    continue
+                if node._retains_grad and accumulate:
+                    node.grad = g if create_graph else Tensor._leaf(np.array(g), False)
+                if check_versions:
+                    _check_versions(node)
+                for i, p, gi in pullback(node, g, xp, create_graph):
+                    if hooks:
+                        for h in hooks:
+                            h.edge(node, i, p, gi)
+                    acc = grads.get(p)
+                    if acc is None:
+                        # An identity-like vjp may hand the same array to several inputs.
+                        grads[p] = gi if (create_graph or gi is not g) else _Shared(gi)
+                    else:
+                        grads[p] = _plus(acc, gi)
+                if not retain_graph:
+                    node._parents = None
+    finally:
+        state.grad_enabled = was_enabled
     return results
+
+
+_NAMESPACES: tuple[Any, Any] | None = None
+
+
+def _namespaces() -> tuple[Any, Any]:
+    """(NUMPY_NS, TENSOR_NS) from ops.py, imported once (ops imports this module's tensor.py,
+    so the import cannot be at the top; an import statement per sweep costs a microsecond)."""
+    global _NAMESPACES
+    if _NAMESPACES is None:
+        from chainrule.ops import NUMPY_NS, TENSOR_NS
+
+        _NAMESPACES = (NUMPY_NS, TENSOR_NS)
+    return _NAMESPACES
 
 
 def pullback(
@@ -195,12 +225,17 @@ def pullback(
         inputs: Sequence[Any] = parents
         out: Any = node
     else:
-        inputs = [p.data if isinstance(p, Tensor) else p for p in parents]
+        inputs = _tensor._arrays(parents)
         out = node.data
     sent = []
     vjps = None if op.variadic else op.vjps
-    for i, p in enumerate(parents):
-        if not isinstance(p, Tensor) or not p.requires_grad or (argnum is not None and i != argnum):
+    i = -1
+    for p in parents:
+        i += 1
+        # `type(p) is Tensor` first: it spares the isinstance call in the common case
+        if not (type(p) is Tensor or isinstance(p, Tensor)) or not p.requires_grad:
+            continue
+        if argnum is not None and i != argnum:
             continue
         rule = vjps[i] if vjps is not None else None
         if rule is not None:  # the common case, without a call to vjp_rule (W3 measures it)
@@ -208,8 +243,9 @@ def pullback(
         else:
             rule, extra = vjp_rule(op, i)
             gi = rule(g, out, *inputs, xp, **extra, **params)
-        if gi.shape != p.data.shape:
-            gi = xp.sum_to(gi, p.data.shape)
+        shape = p.data.shape
+        if gi.shape != shape:
+            gi = xp.sum_to(gi, shape)
         sent.append((i, p, gi))
     return sent
 
@@ -276,6 +312,8 @@ def _depends_outside(order: list[Tensor], seeds: Sequence[Any], stop: set[int] |
 def _to_mode(g: Any, create_graph: bool) -> Any:
     if create_graph:
         return g if isinstance(g, Tensor) else Tensor._leaf(np.asarray(g), False)
+    if type(g) is np.ndarray:
+        return g
     return g.data if isinstance(g, Tensor) else np.asarray(g)
 
 
@@ -298,12 +336,10 @@ def _plus(acc: Any, gi: Any) -> Any:
     return a + b
 
 
-def _accumulate_leaf(leaf: Tensor, g: Any, create_graph: bool, shared: bool) -> None:
-    if create_graph:
-        g = g if isinstance(g, Tensor) else Tensor._leaf(np.asarray(g), False)
-        leaf.grad = g if leaf.grad is None else leaf.grad + g
-        return
-    accumulate_leaf_array(leaf, g.data if isinstance(g, Tensor) else g, shared)
+def _accumulate_leaf_tensor(leaf: Tensor, g: Any) -> None:
+    """Add `g` into `leaf.grad` as a Tensor, so the sum is recorded (create_graph)."""
+    g = g if isinstance(g, Tensor) else Tensor._leaf(np.asarray(g), False)
+    leaf.grad = g if leaf.grad is None else leaf.grad + g
 
 
 def accumulate_leaf_array(leaf: Tensor, g: np.ndarray, shared: bool) -> None:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import builtins
 import math
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from types import SimpleNamespace
@@ -23,6 +24,7 @@ from typing import Any
 
 import numpy as np
 
+from chainrule import blas as _blas
 from chainrule import random as _random
 from chainrule.mode import _state
 from chainrule.tensor import Tensor, _batched, apply
@@ -130,7 +132,7 @@ class OpDef:
         return self.args or ("x", "y", "z", "w")[: builtins.max(self.arity, 1)]
 
     def __call__(self, *args: Any, **params: Any) -> Tensor:
-        if "dim" in params or "keepdim" in params:  # PyTorch's spellings of axis/keepdims
+        if params and ("dim" in params or "keepdim" in params):  # PyTorch's axis/keepdims
             params = _numpy_axis_names(self.name, params)
         if self.compose is not None:
             ts = tuple(a if isinstance(a, Tensor) else Tensor(a) for a in args)
@@ -231,6 +233,8 @@ def _kept_shape(shape: tuple[int, ...], axis: Any) -> tuple[int, ...]:
 def _np_sum_to(g: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
     """Sum a broadcast gradient back to `shape` (the one unbroadcast of the engine)."""
     lead = g.ndim - len(shape)
+    if lead == 1 and shape and g.shape[1:] == shape:  # a bias over a batch: one reduce
+        return np.add.reduce(g, axis=0)
     axes = tuple(range(lead)) + tuple(
         i + lead for i, n in enumerate(shape) if n == 1 and g.shape[i + lead] != 1
     )
@@ -343,7 +347,10 @@ def _concat(*xs: np.ndarray, axis: int = 0) -> np.ndarray:
 
 
 def _swap(x: Any) -> Any:
-    return np.swapaxes(x, -1, -2) if not isinstance(x, Tensor) else TENSOR_NS.swapaxes(x, -1, -2)
+    # the method, not np.swapaxes: a third of the time on the small matrices of a W2 step
+    if type(x) is np.ndarray:
+        return x.swapaxes(-1, -2)
+    return TENSOR_NS.swapaxes(x, -1, -2) if isinstance(x, Tensor) else np.swapaxes(x, -1, -2)
 
 
 def _ext_weights(x: Any, y: Any, g: Any, sign: int) -> np.ndarray:
@@ -877,12 +884,27 @@ def _np_softmax(z: np.ndarray) -> np.ndarray:
     return e
 
 
+# What the last cross-entropy forward of this thread computed for its vjp: (z, softmax(z),
+# labels, the index that picks the labels). Recomputing the softmax from z (a row max, exp and
+# sum) was 8 of the vjp's 11 us on W2's (32, 10) logits. The vjp takes it only if handed the
+# same z array (the engine and compile's replay hand it the forward's own), and takes it out
+# of the slot, since it then edits it in place. The saved and the recomputed softmax are the
+# same floats (the same operations as `_np_softmax`). At most one (z, softmax) pair per thread
+# stays alive after a forward without a backward.
+_XENT_SAVED = threading.local()
+
+
 def _xent_forward(z: np.ndarray, labels: np.ndarray, mean: bool = False) -> np.ndarray:
     # logsumexp shifted by the row max, without _logsumexp's guard for all -inf rows: there
     # the loss is -inf - (-inf) = NaN either way, and the guard was a fifth of this op's time.
-    m = z.max(axis=-1, keepdims=True)
-    shifted = z - m
-    losses = np.log(np.exp(shifted).sum(axis=-1)) - shifted[_label_index(z, labels)]
+    shifted = z - np.maximum.reduce(z, axis=-1, keepdims=True)
+    e = np.exp(shifted)
+    s = np.add.reduce(e, axis=-1, keepdims=True)
+    index = _label_index(z, labels)
+    losses = np.log(s[..., 0]) - shifted[index]
+    if _state.grad_enabled and type(z) is np.ndarray:  # a backward may follow
+        e /= s
+        _XENT_SAVED.last = (z, e, labels, index)
     if not mean or losses.ndim == 0:
         return losses
     return np.add.reduce(losses) / losses.size  # ufunc reduce: a quarter of .mean()'s cost
@@ -892,11 +914,18 @@ def _xent_vjp(g: Any, out: Any, z: Any, xp: Any, labels: np.ndarray, mean: bool 
     """(softmax(z) - onehot(labels)) times g per row (seed 002); with mean, g / N per row."""
     rows = labels.size if labels.ndim else 1
     if type(z) is np.ndarray:  # fast path: subtract the one-hot in place, no mask array
-        # with mean, out is the mean, so the per-row softmax is recomputed from z
-        lse = None if mean else out + z[_label_index(z, labels)]
-        p = _np_softmax(z) if lse is None else np.exp(z - lse[..., None])
-        p[_label_index(z, labels)] -= 1
-        return p * (g / rows) if mean else g[..., None] * p
+        saved = getattr(_XENT_SAVED, "last", None)
+        if saved is not None and saved[0] is z:
+            _XENT_SAVED.last = None
+            p = saved[1]
+            index = saved[3] if saved[2] is labels else _label_index(z, labels)
+        else:
+            p, index = _np_softmax(z), _label_index(z, labels)
+        p[index] -= 1
+        if mean:
+            p *= g / rows
+            return p
+        return g[..., None] * p
     onehot = (np.arange(z.shape[-1]) == labels[..., None]).astype(_np(z).dtype)
     scale = g / rows if mean else xp.reshape(g, (*g.shape, 1))
     return scale * (xp.softmax(z) - onehot)
@@ -986,9 +1015,10 @@ def _matmul_cases(rng: np.random.Generator, dtype: Any, op: OpDef) -> list[Case]
 
 
 def _matmul(x: np.ndarray, y: np.ndarray) -> np.ndarray:
-    _same_dtype("matmul", x, y)
+    if getattr(x, "dtype", None) is not getattr(y, "dtype", 0):  # one dtype: nothing to check
+        _same_dtype("matmul", x, y)
     try:
-        return np.matmul(x, y)
+        return _blas.matmul(x, y)  # np.matmul on the BLAS thread count for its size
     except ValueError:  # diagnose only on failure: the hot path is one NumPy call
         raise ValueError(_matmul_mismatch(np.shape(x), np.shape(y))) from None
 
@@ -1048,7 +1078,8 @@ def _linear(x: np.ndarray, w: np.ndarray, b: Any = None) -> np.ndarray:
             f"shapes {np.shape(x)} and {np.shape(w)}: linear needs x of at least 1-D and a "
             "weight of shape (out_features, in_features)"
         )
-    _same_dtype("linear", x, w)
+    if x.dtype is not w.dtype:  # one dtype (the common case): nothing to check
+        _same_dtype("linear", x, w)
     y = _matmul(x, w.T)
     if b is None:
         return y
@@ -1062,16 +1093,16 @@ def _linear(x: np.ndarray, w: np.ndarray, b: Any = None) -> np.ndarray:
 # The vjps take `*rest` = (b, xp) or (xp,): the bias is an optional third input.
 def _linear_vjp_x(g: Any, out: Any, x: Any, w: Any, *rest: Any) -> Any:
     """dL/dx = g W (a 1-D x gets a 1-D g, so no promotion is needed)."""
-    return g @ w
+    return rest[-1].matmul(g, w)  # xp.matmul: NUMPY_NS's picks the BLAS thread count
 
 
 def _linear_vjp_w(g: Any, out: Any, x: Any, w: Any, *rest: Any) -> Any:
     """dL/dW = g^T x, summed over every leading (batch) axis of x."""
-    if x.ndim == 2:
-        return g.T @ x
     xp = rest[-1]
+    if x.ndim == 2:
+        return xp.matmul(g.T, x)
     g2 = xp.reshape(g, (-1, g.shape[-1]))
-    return g2.T @ xp.reshape(x, (-1, x.shape[-1]))
+    return xp.matmul(g2.T, xp.reshape(x, (-1, x.shape[-1])))
 
 
 def _linear_vjp_b(g: Any, out: Any, x: Any, w: Any, b: Any, xp: Any) -> Any:
@@ -2942,6 +2973,7 @@ NAMESPACE = (
     "einsum",
 )
 _NUMPY_HELPERS: dict[str, Callable[..., Any]] = {
+    "matmul": _blas.matmul,  # np.matmul on the BLAS thread count for the product's size
     "sigmoid": _sigmoid,
     "softmax": _np_softmax,
     "sum_to": _np_sum_to,

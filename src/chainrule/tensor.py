@@ -337,16 +337,17 @@ class Tensor(_Methods):
                     f"backward(): output has shape {self.shape}; gradient can be implicit only "
                     "for a scalar output, pass gradient= of the same shape"
                 )
-            seed: Any = np.ones_like(self.data)
+            # np.array(1, dtype) is a C call; np.ones_like goes through Python (~1 us)
+            seed: Any = np.array(1, dtype=self.data.dtype)
+            if self.data.ndim:
+                seed = seed.reshape(self.data.shape)
         else:
             seed = gradient if isinstance(gradient, Tensor) else _as_array(gradient, self.dtype)
             if seed.shape != self.shape:
                 raise ValueError(
                     f"backward(): gradient has shape {seed.shape}, output has shape {self.shape}"
                 )
-        from chainrule.backward import backprop
-
-        backprop(
+        backprop(  # bound at the end of this module (backward.py imports tensor.py)
             [self],
             [seed],
             retain_graph=retain_graph or create_graph,
@@ -400,7 +401,7 @@ def apply(op: Any, *args: Any, **params: Any) -> Tensor:
             return state.recorder.apply(op, args, params)
         if state.anomaly:
             return _apply_checked(op, args, params)
-    arrays = [a.data if isinstance(a, Tensor) else a for a in args]
+    arrays = _arrays(args)
     try:
         out = op.forward(*arrays, **params)
     except (ValueError, TypeError, IndexError) as exc:
@@ -438,6 +439,21 @@ def apply(op: Any, *args: Any, **params: Any) -> Tensor:
 
 
 _new_tensor = object.__new__
+
+
+def _arrays(args: Sequence[Any]) -> Sequence[Any]:
+    """The arrays of Tensor arguments, constants as they are. Unrolled for one and two
+    arguments, most ops' counts: a comprehension is a function call of its own."""
+    if len(args) == 2:
+        x, y = args
+        return (
+            x.data if isinstance(x, Tensor) else x,
+            y.data if isinstance(y, Tensor) else y,
+        )
+    if len(args) == 1:
+        x = args[0]
+        return (x.data if isinstance(x, Tensor) else x,)
+    return [a.data if isinstance(a, Tensor) else a for a in args]
 
 
 def _batched(args: Sequence[Any], params: dict[str, Any]) -> bool:

@@ -1,0 +1,236 @@
+"""Size-aware BLAS threading: small matrix products on one BLAS thread, large ones on all.
+
+Owns the policy (`threads_for`, `configure`, `policy`) and the one cached handle on NumPy's BLAS
+(through threadpoolctl, imported on first use). `matmul` is the product every matmul and linear
+kernel of the op table calls. Imports NumPy only; without threadpoolctl the policy is off.
+
+Why: a second BLAS thread buys nothing on a small product (W2's, MNIST-1D's 100 x 100 x 100)
+and costs 2x when another process holds a core, since the product then waits for a descheduled
+worker; a large one (W1's 256 x 784 x 512) runs about 1.1-1.3x faster on two cores. Measured on
+the 2-core development machine (benchmarks/bench_load.py, docs/performance.md).
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+# Below this many multiply-adds (m * k * n) a product runs on one thread. Measured with
+# float32 GEMMs on the 2-core development machine, quiet: 128^3 (2.1 M) is 1.4x slower on two
+# threads than on one, 100 x 256 x 256 (6.6 M) 1.15x faster; OpenBLAS itself keeps products
+# under 0.26 M on one thread.
+DEFAULT_THRESHOLD = 2**22
+
+
+@dataclass(frozen=True)
+class Policy:
+    """What `configure` set: `enabled`, the `threshold` in multiply-adds, and `max_threads`,
+    the thread count for large products (None: the BLAS's own count when first asked)."""
+
+    enabled: bool
+    threshold: int
+    max_threads: int | None
+
+
+_OFF = ("off", "0", "no", "false")
+_ENV_ENABLED = os.environ.get("CHAINRULE_BLAS_POLICY", "on").strip().lower() not in _OFF
+_policy = Policy(
+    enabled=_ENV_ENABLED,
+    threshold=DEFAULT_THRESHOLD,
+    max_threads=None,
+)
+# NumPy's BLAS as threadpoolctl lib controllers (None: not looked up yet; (): none usable).
+_libs: tuple[Any, ...] | None = None
+# The count the BLAS had when chainrule last found it changed by someone else (the environment,
+# threadpool_limits, the user): the ceiling for large products unless max_threads is given.
+_found: int | None = None
+_current: int | None = None  # the count the BLAS runs on, as chainrule last saw or set it
+_big = 0  # the count for large products (0: not known before the first lookup)
+_switch = _policy.enabled  # the one flag `matmul` reads
+
+
+def policy() -> Policy:
+    """The policy in force (see `configure`)."""
+    return _policy
+
+
+def configure(
+    enabled: bool | None = None, threshold: int | None = None, max_threads: int | None = None
+) -> Policy:
+    """Set the whole policy: on or off, the threshold and the count for large products.
+
+    Every argument left out takes its default, so one call states the whole policy and
+    ``configure()`` restores the defaults.
+
+    Parameters
+    ----------
+    enabled : bool, optional
+        False leaves the BLAS's thread count to the user (and gives back the count it had
+        before chainrule changed it). Default: on, unless the environment says
+        ``CHAINRULE_BLAS_POLICY=off``.
+    threshold : int, optional
+        Products of at least this many multiply-adds (m * k * n) run on the large count,
+        smaller ones on one thread; 0 puts every product on the large count. Default:
+        `DEFAULT_THRESHOLD`.
+    max_threads : int, optional
+        The count for large products. Default: the BLAS's own count as chainrule found it
+        (``OPENBLAS_NUM_THREADS``, a surrounding ``threadpool_limits``, or all cores).
+
+    Returns
+    -------
+    Policy
+        The previous policy, to restore with ``configure(**vars(old))``.
+
+    Raises
+    ------
+    ValueError
+        If `threshold` is negative or `max_threads` is below 1.
+
+    Examples
+    --------
+    >>> from chainrule import blas
+    >>> old = blas.configure(enabled=False)   # leave BLAS threading to the user
+    >>> blas.policy().enabled
+    False
+    >>> _ = blas.configure(**vars(old))
+    """
+    global _policy, _switch, _current, _big
+    if threshold is not None and threshold < 0:
+        raise ValueError(f"blas.configure: threshold must be >= 0 multiply-adds, got {threshold}")
+    if max_threads is not None and max_threads < 1:
+        raise ValueError(f"blas.configure: max_threads must be >= 1, got {max_threads}")
+    old = _policy
+    _policy = Policy(
+        enabled=_ENV_ENABLED if enabled is None else bool(enabled),
+        threshold=DEFAULT_THRESHOLD if threshold is None else int(threshold),
+        max_threads=max_threads,
+    )
+    if _current is not None and _found is not None and _current != _found:
+        _set(_found)  # give the BLAS back as chainrule found it; the next product decides anew
+    _current = None
+    _big = _policy.max_threads or _found or 0
+    _switch = _policy.enabled
+    return old
+
+
+def threads_for(work: int) -> int:
+    """The thread count the policy gives a product of `work` multiply-adds (m * k * n).
+
+    Examples
+    --------
+    >>> from chainrule import blas
+    >>> blas.threads_for(100 * 100 * 100)
+    1
+    """
+    if work < _policy.threshold:
+        return 1
+    if _policy.max_threads:
+        return _policy.max_threads
+    if _found is None:
+        blas_threads()  # looks the BLAS up, which sets _found
+    return _found or os.cpu_count() or 1
+
+
+def matmul(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """`np.matmul` on the thread count the policy gives its size (when the policy is on).
+
+    The check is inline, not a call of `fit`: it runs on every product of a training step,
+    and a small step (benchmarks/ W2) has five of them.
+    """
+    if _switch and type(x) is np.ndarray and type(y) is np.ndarray:  # not lists, scalars
+        if y.ndim == 2:  # the common case: m * k * n is x.size * n
+            small = x.size * y.shape[1] < _policy.threshold
+            if (1 if small else _big) != _current:
+                _switch_to(small)
+        else:
+            fit(x, y)
+    return np.matmul(x, y)
+
+
+def fit(x: Any, y: Any) -> None:
+    """Put the BLAS on the thread count for the product x @ y, if it is not there already.
+
+    A switch is a ctypes call (about 1 us) plus a read of the count (another), so it happens
+    only when a product's size crosses the threshold; the check is a few attribute reads.
+    """
+    x, y = np.asarray(x), np.asarray(y)
+    m = x.shape[-2] if x.ndim > 1 else 1
+    n = y.shape[-1] if y.ndim > 1 else 1
+    small = max(x.size * n, y.size * m) < _policy.threshold  # m * k * n, times batch axes
+    if (1 if small else _big) != _current:
+        _switch_to(small)
+
+
+def _switch_to(small: bool) -> None:
+    global _switch, _current, _found, _big
+    libs = _libs if _libs is not None else _find_libs()
+    if not libs:
+        _switch = False  # nothing to switch: stop checking
+        return
+    now = int(libs[0].get_num_threads())
+    if now != _current:  # the first switch, or someone else set the count: that is the ceiling
+        _found = _current = now
+        _big = _policy.max_threads or now
+    want = 1 if small else _big
+    if want != _current:
+        _set(want)
+
+
+def _set(n: int) -> None:
+    global _current
+    for lib in _libs or ():
+        lib.set_num_threads(n)
+    _current = n
+
+
+def _find_libs() -> tuple[Any, ...]:
+    """NumPy's BLAS through threadpoolctl, looked up once (the lookup scans the loaded
+    libraries: milliseconds). () when threadpoolctl is missing or finds no BLAS."""
+    global _libs
+    try:
+        with warnings.catch_warnings():  # threadpoolctl warns about odd OpenMP mixes
+            warnings.simplefilter("ignore")
+            from threadpoolctl import ThreadpoolController
+
+            found = ThreadpoolController().select(user_api="blas").lib_controllers
+    except Exception:  # ImportError, or a platform threadpoolctl cannot inspect
+        found = []
+    mine = [lib for lib in found if "numpy" in str(lib.filepath)]  # not torch's own BLAS
+    _libs = tuple(mine or found)
+    return _libs
+
+
+def blas_threads() -> int | None:
+    """The thread count NumPy's BLAS runs on now (None without threadpoolctl).
+
+    Examples
+    --------
+    >>> from chainrule import blas
+    >>> n = blas.blas_threads()
+    >>> n is None or n >= 1
+    True
+    """
+    global _found
+    libs = _libs if _libs is not None else _find_libs()
+    if not libs:
+        return None
+    now = int(libs[0].get_num_threads())
+    if _found is None:
+        _found = now
+    return now
+
+
+__all__ = [
+    "DEFAULT_THRESHOLD",
+    "Policy",
+    "blas_threads",
+    "configure",
+    "fit",
+    "matmul",
+    "policy",
+    "threads_for",
+]
