@@ -18,10 +18,17 @@ from chainrule.limits import DEFAULT, LimitError, Limits, active, applied, check
 from chainrule.symbolic import render as V
 from chainrule.symbolic.forms import keep_coefficient
 from chainrule.symbolic.functions import lambdify, sigmoid
-from chainrule.symbolic.parse import Program, check_name, dependency_order, parse_program
+from chainrule.symbolic.parse import (
+    ParseError,
+    Program,
+    check_name,
+    dependency_order,
+    parse_program,
+)
 from chainrule.symbolic.rules import ConstantRule, IdentityRule, Rule, rate
 from chainrule.symbolic.size import Size, estimate
 from chainrule.symbolic.steps import diff_by_statement, diff_program, diff_steps
+from chainrule.symbolic.tree import UndefinedError
 
 __all__ = ["Derivation", "explain", "learner_form"]
 
@@ -228,7 +235,10 @@ def _explain(expr: str | sp.Expr, wrt: str | sp.Symbol | None, lang: str) -> Der
         wrt = wrt_name if program is None or program.wrt is None else program.wrt
     if program is not None and program.definitions:
         every = set().union(*(e.free_symbols for e in program.definitions.values()))
-        return _explain_program(program, _symbol(wrt, every), lang)
+        try:
+            return _explain_program(program, _symbol(wrt, every), lang)
+        except UndefinedError as exc:  # a constant only the substituted program reveals
+            raise ParseError(exc.message, expr, 0) from None
     user = program.expr if program is not None else sp.sympify(expr, strict=True)
     e, back = _real_symbols(user)
     x = _symbol(wrt, e.free_symbols)

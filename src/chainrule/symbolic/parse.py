@@ -565,7 +565,13 @@ def inline_definitions(defs: Mapping[sp.Symbol, sp.Expr]) -> dict[sp.Symbol, sp.
     """
     done: dict[sp.Symbol, sp.Expr] = {}
     for name in dependency_order(defs):
-        done[name] = defs[name].xreplace(done)
+        try:
+            done[name] = defs[name].xreplace(done)
+        except (TypeError, ValueError, ArithmeticError, AttributeError):  # SymPy cannot build it:
+            shown = f"{name} = {defs[name]}"  # a0 = |-2 - e|; max(atanh(a0), x) compares a complex
+            raise UndefinedError(
+                f"{shown} cannot be evaluated once the names it uses are substituted", -1
+            ) from None
     return {name: done[name] for name in defs}  # in the definitions' order
 
 

@@ -476,7 +476,9 @@ def _fill(template: str, math: Mapping[str, Math], printer: TextMath, fmt: str, 
                 out.append(_prose(chunk, bold=i % 2 == 1, printer=printer, fmt=fmt))
         if field_name is not None:
             piece = math[field_name](printer)
-            if len(piece) > most:  # said in words: half a formula would not be math
+            # said in words: half a formula would not be math. A program's listing is exempt:
+            # it is the typed input, already bounded by max_chars.
+            if len(piece) > most and field_name != "defs":
                 elided = TEMPLATES["elided", lang].format(size=f"{len(piece):,}", limit=most)
                 out.append(_prose(elided, bold=False, printer=printer, fmt=fmt))
                 continue
