@@ -48,6 +48,12 @@ class Limits:
     max_steps : int
         Lines of a step-by-step derivation; past it the answer is still given, with the steps
         shortened and the reason said.
+    max_output : int
+        Characters of one printed expression. A program whose answer, written out in its
+        inputs, would be longer (or nested deeper than ``max_depth``, or take more than
+        ``max_steps`` lines as one tree) is derived statement by statement and answered in terms
+        of its intermediates and their derivatives, with the reason said; any other longer piece
+        of math is left out of the printed line, with its size and this limit named.
     seconds : float
         Time budget of one request (parse, derive, render, check), checked cooperatively.
 
@@ -64,6 +70,7 @@ class Limits:
     max_digits: int = 1_000
     max_statements: int = 100
     max_steps: int = 300
+    max_output: int = 4_000
     seconds: float = 10.0
 
     def __post_init__(self):

@@ -17,6 +17,7 @@ import resource
 import subprocess
 import sys
 import time
+import tracemalloc
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -35,7 +36,10 @@ EXAMPLES = int(os.environ.get("CHAINRULE_FUZZ_EXAMPLES", "60"))
 # Per case: the cooperative budget, and a wall-clock bound with room for a loaded 2-core machine.
 LIMITS = Limits(seconds=5)
 WALL_S = 20.0
-PEAK_RSS_MB = 2_000  # the process's high-water mark: a blow-up shows here even if it recovers
+# Memory of ONE case: the peak of what Python and NumPy allocate (tracemalloc, reset at the
+# start of every case), so a case that blows up and recovers is caught even after a bigger one.
+PEAK_CASE_MB = 400
+PEAK_RSS_MB = 2_000  # and the process's high-water mark, which also sees SymPy's C-level caches
 OURS = (ParseError, LimitError, InputError)
 
 fuzz = settings(
@@ -47,10 +51,18 @@ fuzz = settings(
 
 @contextlib.contextmanager
 def bounded(case: str):
+    if not tracemalloc.is_tracing():
+        tracemalloc.start()  # one frame per allocation: the cheapest setting
+    tracemalloc.reset_peak()
     start = time.monotonic()
-    yield
+    try:
+        yield
+    finally:
+        peak_case_mb = tracemalloc.get_traced_memory()[1] / 2**20
+        tracemalloc.stop()
     elapsed = time.monotonic() - start
     assert elapsed < WALL_S, f"{case!r} took {elapsed:.1f} s"
+    assert peak_case_mb < PEAK_CASE_MB, f"{case!r}: this case allocated {peak_case_mb:.0f} MB"
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     assert peak_mb < PEAK_RSS_MB, f"{case!r}: peak memory {peak_mb:.0f} MB"
 
@@ -61,6 +73,17 @@ def ours_or_result(call, case: str):
             return call()
         except OURS:
             return None
+
+
+def test_the_per_case_memory_bound_catches_one_large_case(monkeypatch):
+    monkeypatch.setattr(sys.modules[__name__], "PEAK_CASE_MB", 20)
+    with bounded("small"):
+        bytearray(10 * 2**20)
+    too_much = pytest.raises(AssertionError, match="'large': this case allocated 3")
+    with too_much, bounded("large"):
+        bytearray(30 * 2**20)
+    with bounded("small after large"):  # the peak is per case, not per process
+        bytearray(10 * 2**20)
 
 
 @fuzz
@@ -91,6 +114,27 @@ def test_expression_tree_explains_in_every_format(text):
         return d
 
     ours_or_result(run, text)
+
+
+@fuzz
+@given(programs())
+def test_a_program_statement_by_statement_agrees_with_the_written_out_answer(case):
+    """A max_output of 10 forces every program through the statement-by-statement path; where
+    both answers have a value at the point, they are the same number."""
+    expr, at = case
+    point = {k: float(v) for k, v in (item.split("=") for item in at.split(","))}
+
+    def run():
+        short = explain(expr, limits=LIMITS.with_(max_output=10))
+        short.to_text(), short.to_markdown(), short.to_latex()
+        full = explain(expr, limits=LIMITS)
+        try:
+            values = short.evaluate(**point), full.evaluate(**point)
+        except ValueError:  # no real value there (both paths say so in the same words)
+            return
+        assert values[0] == pytest.approx(values[1], rel=1e-6, abs=1e-9), (expr, at)
+
+    ours_or_result(run, expr)
 
 
 def cli(argv: list[str]) -> tuple[int, str, str]:

@@ -170,6 +170,11 @@ def _derivative_value(derivation, values: dict[str, float], shown_f: str, where:
     from chainrule.symbolic.functions import lambdify
 
     x = derivation.wrt
+    if derivation.rates:  # given statement by statement (limits.max_output): evaluated so too
+        try:
+            return derivation.evaluate(**values)
+        except ValueError:
+            raise PointError(f"the derivative of {shown_f} at {where} has no real value") from None
     try:
         return _real_value(derivation.result, values, "the derivative")
     except PointError as exc:

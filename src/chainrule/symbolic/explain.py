@@ -9,18 +9,26 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import sympy as sp
 
-from chainrule.limits import LimitError, Limits, active, applied, check_time
+from chainrule.limits import DEFAULT, LimitError, Limits, active, applied, check_time
 from chainrule.symbolic import render as V
 from chainrule.symbolic.forms import keep_coefficient
 from chainrule.symbolic.functions import lambdify, sigmoid
-from chainrule.symbolic.parse import Program, check_name, parse_program
-from chainrule.symbolic.rules import IdentityRule, Rule
-from chainrule.symbolic.steps import diff_program, diff_steps
+from chainrule.symbolic.parse import (
+    ParseError,
+    Program,
+    check_name,
+    dependency_order,
+    parse_program,
+)
+from chainrule.symbolic.rules import ConstantRule, IdentityRule, Rule, rate
+from chainrule.symbolic.size import Size, estimate
+from chainrule.symbolic.steps import diff_by_statement, diff_program, diff_steps
+from chainrule.symbolic.tree import UndefinedError
 
 __all__ = ["Derivation", "explain", "learner_form"]
 
@@ -51,6 +59,12 @@ class Derivation:
         Default language of the renderings, ``"en"`` or ``"zh"``.
     definitions : dict
         A program's intermediates (empty for a single expression).
+    rates : dict
+        Empty, unless the answer was too large to write out in the inputs
+        (``Limits.max_output``, ``max_depth``, ``max_steps``): then the program is derived
+        statement by statement, ``result`` is in terms of the intermediates and their
+        derivatives, and ``rates`` maps each such derivative (the symbol ``du/dx``, a
+        ``rules.Rate``) to its value in the same terms, in dependency order.
     """
 
     expr: sp.Expr
@@ -60,7 +74,9 @@ class Derivation:
     result: sp.Expr
     lang: str = "en"
     definitions: Mapping[sp.Symbol, sp.Expr] = field(default_factory=dict)
+    rates: Mapping[sp.Symbol, sp.Expr] = field(default_factory=dict)
     lines: tuple[V.Line, ...] = ()
+    limits: Limits = DEFAULT  # the request's: rendering keeps to its max_output and time budget
 
     def to_text(self, lang: str | None = None) -> str:
         """The derivation as indented lines of Unicode math."""
@@ -76,7 +92,8 @@ class Derivation:
 
     def _render(self, lang: str | None, fmt: str) -> str:
         try:
-            return V.render(self.lines, lang=lang or self.lang, fmt=fmt)
+            with applied(self.limits):
+                return V.render(self.lines, lang=lang or self.lang, fmt=fmt)
         except RecursionError:  # SymPy's printers recurse: a long program composes deeply
             raise LimitError("max_depth", "the derivation is nested too deeply to print") from None
 
@@ -100,25 +117,44 @@ class Derivation:
         >>> explain("(x^2+1)^3").evaluate(x=2)
         300.0
         """
-        symbols = {s.name: s for s in self.result.free_symbols}
-        if missing := sorted(set(symbols) - set(values)):
-            raise ValueError(f"evaluate: no value for {', '.join(missing)}")
         point = ", ".join(f"{k} = {v:g}" for k, v in sorted(values.items()))
-        names = sorted(symbols)
-        # float64 through NumPy, never evalf: mpmath raises where there is no value, and raises
-        # its precision without bound on a tower such as exp(exp(exp(x))) at 30 (minutes)
-        f = lambdify([symbols[k] for k in names], self.result)
-        try:
-            with np.errstate(all="ignore"):
-                value = complex(f(*(np.float64(values[k]) for k in names)))
-        except (ArithmeticError, TypeError, ValueError):
-            value = complex(math.nan)
+        # A derivation given statement by statement is evaluated the same way, statement by
+        # statement: written out in the inputs its answer may be exponentially long.
+        steps = {**self.definitions, **self.rates}
+        needed, stack = set(), [s for s in self.result.free_symbols if s in steps]
+        while stack:
+            s = stack.pop()
+            if s not in needed:
+                needed.add(s)
+                stack.extend(t for t in steps[s].free_symbols if t in steps)
+        leaves = set().union(self.result.free_symbols, *(steps[s].free_symbols for s in needed))
+        leaves -= needed
+        if missing := sorted({s.name for s in leaves} - set(values)):
+            raise ValueError(f"evaluate: no value for {', '.join(missing)}")
+        known = {s: complex(values[s.name]) for s in leaves}
+        for name in dependency_order({s: steps[s] for s in needed}):
+            known[name] = self._value(steps[name], known)
+        value = self._value(self.result, known)
         if value.imag != 0 or not math.isfinite(value.real):
             raise ValueError(
                 f"evaluate: the derivative has no real float value at {point} "
                 "(undefined, complex or too large)"
             )
         return value.real
+
+    @staticmethod
+    def _value(e: sp.Expr, known: Mapping[sp.Symbol, complex]) -> complex:
+        """e at the point (nan where it has no value); every free symbol is known."""
+        symbols = sorted(e.free_symbols, key=lambda s: s.name)
+        # float64 through NumPy, never evalf: mpmath raises where there is no value, and raises
+        # its precision without bound on a tower such as exp(exp(exp(x))) at 30 (minutes)
+        f = lambdify(symbols, e)
+        try:
+            with np.errstate(all="ignore"):
+                args = (known[s] if known[s].imag else np.float64(known[s].real) for s in symbols)
+                return complex(f(*args))
+        except (ArithmeticError, TypeError, ValueError):
+            return complex(math.nan)
 
 
 def explain(
@@ -176,7 +212,7 @@ def explain(
         raise ValueError(f"explain: lang must be one of {V.LANGUAGES}, got {lang!r}")
     with applied(limits):
         try:
-            return _explain(expr, wrt, lang)
+            return replace(_explain(expr, wrt, lang), limits=active())
         except RecursionError:  # SymPy recurses on deep expressions; the parser bounds depth
             raise LimitError("max_depth", "the formula is nested too deeply to explain") from None
 
@@ -198,10 +234,14 @@ def _explain(expr: str | sp.Expr, wrt: str | sp.Symbol | None, lang: str) -> Der
     if wrt is None:
         wrt = wrt_name if program is None or program.wrt is None else program.wrt
     if program is not None and program.definitions:
-        return _explain_program(program, _symbol(wrt, program.inline()), lang)
+        every = set().union(*(e.free_symbols for e in program.definitions.values()))
+        try:
+            return _explain_program(program, _symbol(wrt, every), lang)
+        except UndefinedError as exc:  # a constant only the substituted program reveals
+            raise ParseError(exc.message, expr, 0) from None
     user = program.expr if program is not None else sp.sympify(expr, strict=True)
     e, back = _real_symbols(user)
-    x = _symbol(wrt, e)
+    x = _symbol(wrt, e.free_symbols)
     name = next(
         sp.Symbol(n)
         for n in ("y", "f", "g", "F", "Y")
@@ -225,10 +265,10 @@ def _real_symbols(e: sp.Expr) -> tuple[sp.Expr, dict[sp.Symbol, sp.Symbol]]:
     return e.xreplace(real), {r: s for s, r in real.items()}
 
 
-def _symbol(wrt: str | sp.Symbol, expr: sp.Expr) -> sp.Symbol:
+def _symbol(wrt: str | sp.Symbol, symbols: set[sp.Basic]) -> sp.Symbol:
     if isinstance(wrt, sp.Symbol):
         return sp.Symbol(wrt.name, real=True) if wrt.is_real is None else wrt
-    found = [s for s in expr.free_symbols if s.name == wrt]
+    found = [s for s in symbols if isinstance(s, sp.Symbol) and s.name == wrt]
     return found[0] if found else sp.Symbol(wrt, real=True)
 
 
@@ -236,6 +276,9 @@ def _explain_program(program: Program, x: sp.Symbol, lang: str) -> Derivation:
     if x == program.output:  # dz/dz = 1, whatever z's definition
         return _explain_output(program, x, lang)
     defs = {k: v for k, v in program.definitions.items() if k != x}
+    too_big = _too_big(estimate(defs, x)[program.output], active())
+    if too_big is not None:  # decided before any derivative is taken
+        return _explain_by_statement(program, x, lang, defs, too_big)
     steps = diff_program(program, x)
     inner = learner_form(steps.eval(), source=program.expr)
     result = learner_form(Program(definitions=defs, expr=inner).inline(), source=program.inline())
@@ -260,6 +303,68 @@ def _explain_program(program: Program, x: sp.Symbol, lang: str) -> Derivation:
         definitions=defs,
         lines=lines,
     )
+
+
+def _too_big(size: Size, limits: Limits) -> tuple[str, int, int] | None:
+    """(limit, estimated size, limit's value) for the first limit the written-out answer would
+    break (template ``by_statement_<limit>``), or None when it can be written out."""
+    for limit, value in (
+        ("max_output", size.chars),
+        ("max_depth", size.depth),
+        ("max_steps", size.lines),
+    ):
+        if value > getattr(limits, limit):
+            return limit, value, getattr(limits, limit)
+    return None
+
+
+def _explain_by_statement(
+    program: Program,
+    x: sp.Symbol,
+    lang: str,
+    defs: dict[sp.Symbol, sp.Expr],
+    too_big: tuple[str, int, int],
+) -> Derivation:
+    """The answer in terms of the intermediates and their derivatives: each statement derived
+    once, in dependency order (``steps.diff_by_statement``), the reason said before the steps.
+    Past ``max_steps`` lines each statement keeps only its closing line, then the lines are
+    shortened as any derivation's."""
+    z = program.output
+    rules = diff_by_statement(program, x)
+    partial = bool(V.leaves(z, defs) - {x})
+    limit, size, value = too_big
+    shown = [V.eq(V.expr(k), V.expr(v)) for k, v in program.definitions.items()]
+    head = V.Line("given_program", 0, {"out": V.expr(z), "x": V.expr(x), "defs": V.listing(shown)})
+    reason = V.Line(
+        f"by_statement_{limit}",
+        0,
+        {"out": V.expr(z), "x": V.expr(x), "size": _count(size), "limit": lambda p: str(value)},
+    )
+    body: list[V.Line] = []
+    for u, rule in rules.items():  # laid out until they would not fit (the work stays bounded)
+        body += V.layout(rule, 0, u)
+        if len(body) + 3 > active().max_steps:
+            body = [V.statement(rule, u) for u, rule in rules.items()]
+            break
+    steps = rules.get(z) or ConstantRule(expr=program.expr, wrt=x)
+    top: V.Math = lambda p: p.deriv(z, x, partial)
+    result = V.Line("result", 0, {"eq": V.eq(top, V.value(steps))})
+    lines = _shorten([head, reason, *body, result], len(body) + 2, active().max_steps)
+    return Derivation(
+        expr=program.expr,
+        wrt=x,
+        name=z,
+        steps=steps,
+        result=steps.eval(),
+        lang=lang,
+        definitions=defs,
+        rates={rate(u, x, bool(V.leaves(u, defs) - {x})): r.eval() for u, r in rules.items()},
+        lines=lines,
+    )
+
+
+def _count(n: int) -> V.Math:
+    return lambda p: f"{n:,}"
 
 
 def _explain_output(program: Program, z: sp.Symbol, lang: str) -> Derivation:

@@ -220,7 +220,16 @@ def lambdify(args, expr):
     >>> float(f(0.0))
     0.5
     """
-    return sp.lambdify(args, expr, modules=[dict(NUMPY_FUNCTIONS), "numpy"])
+    if isinstance(expr, sp.Basic) and expr.has(sp.Heaviside):
+        # SymPy prints Heaviside(g) for NumPy as a Piecewise whose conditions it simplifies
+        # (simplify_logic): over a minute for max(atanh(|x - e|), x)'s derivative. NumPy's own
+        # heaviside needs no printing of conditions; H(0) = 1/2 unless the node says otherwise.
+        expr = expr.replace(sp.Heaviside, lambda z, h0=sp.S.Half: _STEP(z, h0))
+    return sp.lambdify(args, expr, modules=[dict(NUMPY_FUNCTIONS), _STEP_MODULE, "numpy"])
+
+
+_STEP = sp.Function("_numpy_heaviside")
+_STEP_MODULE = {"_numpy_heaviside": np.heaviside}
 
 
 sigmoid = sympy_function(OPS["sigmoid"])

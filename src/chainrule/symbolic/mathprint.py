@@ -31,13 +31,17 @@ else:
 
 
 class _SumsLast(_Printer):
-    """Print products with their sums last, as textbooks do: σ(x)(1 − σ(x)), e^x(x² + 2x)."""
+    """Print products with their sums last, as textbooks do: σ(x)(1 − σ(x)), e^x(x² + 2x), and a
+    derivative symbol (rules.Rate) after them: (2a + 1)·da/dx, never da/dx(2a + 1)."""
 
     def _print_Mul(self, expr, **kwargs):
         factors = expr.as_ordered_factors()
-        moved = sorted(factors, key=lambda f: bool(f.is_Add))
+        moved = sorted(factors, key=lambda f: (hasattr(f, "parts"), bool(f.is_Add)))
         if moved == factors:
             return super()._print_Mul(expr, **kwargs)
+        coefficient, rest = expr.as_coeff_Mul()
+        if coefficient.is_negative:  # -3x·e^x(x + 1), not SymPy's -1·3x·... of an unevaluated Mul
+            return "-" + self._print(-coefficient * rest)
         # order "none" keeps our factor order; _print_Add restores the real order inside.
         self._saved_order, self._settings["order"] = self._settings["order"], "none"
         try:
@@ -195,6 +199,13 @@ class _Latex(_SumsLast, LatexPrinter):
     def _print_sign(self, expr, exp=None):
         inner = rf"\operatorname{{sign}}\left({self._print(expr.args[0])}\right)"
         return inner if exp is None else rf"{inner}^{{{exp}}}"
+
+    def _print_Rate(self, expr, exp=None):  # rules.Rate: the symbol du/dx as a fraction
+        d, u, x = expr.parts()
+        d = r"\partial " if d == "∂" else "d"
+        u, x = (self._print(sp.Symbol(n)) for n in (u, x))
+        inner = rf"\frac{{{d}{u}}}{{{d}{x}}}"
+        return inner if exp is None else rf"\left({inner}\right)^{{{exp}}}"
 
 
 _LATEX_SPECIALS = str.maketrans({c: "\\" + c for c in "%&#_${}"} | {"\\": r"\backslash "})

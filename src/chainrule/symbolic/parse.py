@@ -523,6 +523,34 @@ class Program:
         return expr.xreplace(inline_definitions(self.definitions))
 
 
+def dependency_order(defs: Mapping[sp.Symbol, sp.Expr]) -> list[sp.Symbol]:
+    """The defined names, each after the names its definition uses (an iterative post-order,
+    linear in the size of the definitions). Raises ValueError on a cycle (which parse_program
+    excludes).
+
+    >>> u, v, x = sp.symbols("u v x")
+    >>> dependency_order({u: v + 1, v: 2 * x})
+    [v, u]
+    """
+    done: dict[sp.Symbol, None] = {}  # insertion-ordered set
+    for name in defs:
+        stack: list[tuple[sp.Symbol, frozenset[sp.Symbol]]] = [(name, frozenset())]
+        while stack:
+            top, path = stack[-1]
+            if top in done:
+                stack.pop()
+                continue
+            pending = [s for s in defs[top].free_symbols if s in defs and s not in done]
+            if not pending:
+                done[top] = None
+                stack.pop()
+                continue
+            if top in path:
+                raise ValueError("definitions are cyclic")
+            stack += [(s, path | {top}) for s in pending]
+    return list(done)
+
+
 def inline_definitions(defs: Mapping[sp.Symbol, sp.Expr]) -> dict[sp.Symbol, sp.Expr]:
     """Each definition in the leaves only: substituted once each, in dependency order.
 
@@ -536,21 +564,14 @@ def inline_definitions(defs: Mapping[sp.Symbol, sp.Expr]) -> dict[sp.Symbol, sp.
     {u: 2*x + 1, v: 2*x}
     """
     done: dict[sp.Symbol, sp.Expr] = {}
-    for name in defs:
-        stack: list[tuple[sp.Symbol, frozenset[sp.Symbol]]] = [(name, frozenset())]
-        while stack:  # iterative post-order: a name is inlined after the names it uses
-            top, path = stack[-1]
-            if top in done:
-                stack.pop()
-                continue
-            pending = [s for s in defs[top].free_symbols if s in defs and s not in done]
-            if not pending:
-                done[top] = defs[top].xreplace(done)
-                stack.pop()
-                continue
-            if top in path:
-                raise ValueError("definitions are cyclic")
-            stack += [(s, path | {top}) for s in pending]
+    for name in dependency_order(defs):
+        try:
+            done[name] = defs[name].xreplace(done)
+        except (TypeError, ValueError, ArithmeticError, AttributeError):  # SymPy cannot build it:
+            shown = f"{name} = {defs[name]}"  # a0 = |-2 - e|; max(atanh(a0), x) compares a complex
+            raise UndefinedError(
+                f"{shown} cannot be evaluated once the names it uses are substituted", -1
+            ) from None
     return {name: done[name] for name in defs}  # in the definitions' order
 
 
@@ -662,14 +683,26 @@ def _find_output(defs: dict[sp.Symbol, sp.Expr], text: str, lhs: list[Token]) ->
         which = ", ".join(map(str, sinks)) or "none (the definitions are cyclic)"
         pos = position[sinks[1]] if len(sinks) > 1 else 0
         raise ParseError(f"a program needs exactly one output; candidates: {which}", text, pos)
+    # Iterative depth-first walk, each name entered once (following every path instead took
+    # exponential time on a program whose statements each use the two before); a name reached
+    # again while still on the current path is a cycle.
     seen: set[sp.Symbol] = set()
-    stack: list[tuple[sp.Symbol, frozenset[sp.Symbol]]] = [(sinks[0], frozenset())]
-    while stack:  # iterative walk: a name reached again on its own path is a cycle
-        name, path = stack.pop()
-        if name in path:
-            raise ParseError(f"{name} is defined in terms of itself", text, position[name])
-        seen.add(name)
-        stack += [(s, path | {name}) for s in defs[name].free_symbols if s in defs]
+    path: set[sp.Symbol] = {sinks[0]}
+    stack = [(sinks[0], iter([s for s in defs[sinks[0]].free_symbols if s in defs]))]
+    while stack:
+        name, uses = stack[-1]
+        used_name = next(uses, None)
+        if used_name is None:
+            stack.pop()
+            path.discard(name)
+            seen.add(name)
+        elif used_name in path:
+            raise ParseError(
+                f"{used_name} is defined in terms of itself", text, position[used_name]
+            )
+        elif used_name not in seen:
+            path.add(used_name)
+            stack.append((used_name, iter([s for s in defs[used_name].free_symbols if s in defs])))
     if unused := [s for s in defs if s not in seen]:
         raise ParseError(f"{unused[0]} is defined but never used", text, position[unused[0]])
     return sinks[0]

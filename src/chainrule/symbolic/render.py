@@ -13,7 +13,7 @@ from dataclasses import dataclass, field, replace
 
 import sympy as sp
 
-from chainrule.limits import check_time
+from chainrule.limits import active, check_time
 from chainrule.symbolic import rules as R
 from chainrule.symbolic.forms import keep_coefficient
 from chainrule.symbolic.functions import sigmoid
@@ -103,6 +103,27 @@ TEMPLATES: dict[tuple[str, str], str] = {
     ("shortened", "en"): "... {omitted} steps left out: the derivation has {total} lines, "
     "more than the limit max_steps = {limit}",
     ("shortened", "zh"): "…… 省略 {omitted} 步：推导共 {total} 行，超过上限 max_steps = {limit}",
+    ("by_statement_max_output", "en"): "*Statement by statement*: written out in {x}, {out} "
+    "alone would take about {size} characters, more than the limit max_output = {limit}; so each "
+    "intermediate's derivative is found once, in order, and the answer is given in terms of them",
+    ("by_statement_max_output", "zh"): "*逐条语句求导*：{out} 用 {x} 完全展开约有 {size} 个字符，"
+    "超过上限 max_output = {limit}；因此每个中间变量的导数按顺序只求一次，答案用它们表示",
+    ("by_statement_max_depth", "en"): "*Statement by statement*: written out in {x}, {out} "
+    "would be nested about {size} deep, more than the limit max_depth = {limit}; so each "
+    "intermediate's derivative is found once, in order, and the answer is given in terms of them",
+    ("by_statement_max_depth", "zh"): "*逐条语句求导*：{out} 用 {x} 完全展开约嵌套 {size} 层，"
+    "超过上限 max_depth = {limit}；因此每个中间变量的导数按顺序只求一次，答案用它们表示",
+    ("by_statement_max_steps", "en"): "*Statement by statement*: as one tree the derivation "
+    "would take about {size} lines, more than the limit max_steps = {limit}, since it derives "
+    "an intermediate again on every path to it; so each intermediate's derivative is found "
+    "once, in order, and the answer is given in terms of them",
+    ("by_statement_max_steps", "zh"): "*逐条语句求导*：写成一棵树的推导约有 {size} 行（每条路径都"
+    "要重新求一次中间变量的导数），超过上限 max_steps = {limit}；因此每个中间变量的导数按顺序"
+    "只求一次，答案用它们表示",
+    ("statement", "en"): "{def}: {eq}",
+    ("statement", "zh"): "{def}：{eq}",
+    ("elided", "en"): "[{size} characters left out: longer than the limit max_output = {limit}]",
+    ("elided", "zh"): "[省略 {size} 个字符：超过上限 max_output = {limit}]",
     ("result", "en"): "*Result*: {eq}",
     ("result", "zh"): "*结果*：{eq}",
 }
@@ -164,7 +185,7 @@ def _partial(e: sp.Expr, x: sp.Symbol) -> bool:
     return bool(e.free_symbols - {x})
 
 
-def _leaves(e: sp.Expr, definitions: Mapping[sp.Symbol, sp.Expr]) -> set[sp.Symbol]:
+def leaves(e: sp.Expr, definitions: Mapping[sp.Symbol, sp.Expr]) -> set[sp.Symbol]:
     """The symbols e depends on once every definition is substituted (an iterative walk)."""
     leaves, seen, stack = set(), set(), list(e.free_symbols)
     while stack:
@@ -182,7 +203,9 @@ def _leaves(e: sp.Expr, definitions: Mapping[sp.Symbol, sp.Expr]) -> set[sp.Symb
 def lhs(rule: R.Rule, name: sp.Symbol | None) -> Math:
     """dy/dx when the expression has a name, else d/dx(expression)."""
     if isinstance(rule, R.MultivariableChainRule):  # the leaves, without building the inlined
-        partial = bool(_leaves(rule.expr, rule.definitions) - {rule.wrt})  # expression: linear
+        partial = bool(leaves(rule.expr, rule.definitions) - {rule.wrt})  # expression: linear
+    elif isinstance(rule, R.RateRule):
+        partial = rule.partial
     else:
         partial = _partial(rule.expr, rule.wrt)
     if name is not None:
@@ -394,14 +417,31 @@ def _multivariable(rule: R.MultivariableChainRule, depth, name):
         fixed = listing([expr(t.via) for t in terms])
         lines.append(Line("DirectTerm", depth + 1, {"x": expr(x), "fixed": fixed}))
         lines += layout(rule.direct, depth + 2)
-    partials = [keep_coefficient(t.partial.eval(), t.partial.expr) for t in terms]
-    values = [times([factor(p, True), factor(t.total.eval())]) for p, t in zip(partials, terms)]
-    values += [expr(rule.direct.eval())] if rule.direct else []
-    total = eq(lhs(rule, z), plus(values), expr(rule.eval()))
+    total = eq(lhs(rule, z), value(rule), expr(rule.eval()))
     return [
         *lines,
         Line("PathProduct" if one_path else "MultivariableSum", depth + 1, {"eq": total}),
     ]
+
+
+def value(rule: R.Rule) -> Math:
+    """The rule's derivative, a multivariable one as its sum of paths ∂z/∂u·du/dx."""
+    if not isinstance(rule, R.MultivariableChainRule):
+        return expr(rule.eval())
+    partials = [keep_coefficient(t.partial.eval(), t.partial.expr) for t in rule.terms]
+    values = [
+        times([factor(p, True), factor(t.total.eval())]) for p, t in zip(partials, rule.terms)
+    ]
+    return plus(values + ([expr(rule.direct.eval())] if rule.direct else []))
+
+
+def statement(rule: R.Rule, name: sp.Symbol) -> Line:
+    """One line for a statement derived on its own: ``b = a² + a: db/dx = (2a + 1)·da/dx``."""
+    return Line(
+        "statement",
+        0,
+        {"def": eq(expr(name), expr(rule.expr)), "eq": eq(lhs(rule, name), value(rule))},
+    )
 
 
 # Each layout takes its own Rule subclass, so the common type can only say "...": dispatch on
@@ -421,19 +461,27 @@ _LAYOUT: dict[type[R.Rule], Callable[..., list[Line]]] = {
     R.LogDiffRule: _logdiff,
     R.ExtremumRule: _extremum,
     R.MultivariableChainRule: _multivariable,
+    R.RateRule: lambda rule, depth, name: [],  # derived in its own statement, before
 }
 
 # -- printing lines ----------------------------------------------------------------------------
 
 
-def _fill(template: str, math: Mapping[str, Math], printer: TextMath, fmt: str) -> str:
+def _fill(template: str, math: Mapping[str, Math], printer: TextMath, fmt: str, lang: str) -> str:
     out = []
+    most = active().max_output
     for literal, field_name, _, _ in string.Formatter().parse(template):
         for i, chunk in enumerate(literal.split("*")):
             if chunk:
                 out.append(_prose(chunk, bold=i % 2 == 1, printer=printer, fmt=fmt))
         if field_name is not None:
             piece = math[field_name](printer)
+            # said in words: half a formula would not be math. A program's listing is exempt:
+            # it is the typed input, already bounded by max_chars.
+            if len(piece) > most and field_name != "defs":
+                elided = TEMPLATES["elided", lang].format(size=f"{len(piece):,}", limit=most)
+                out.append(_prose(elided, bold=False, printer=printer, fmt=fmt))
+                continue
             if fmt == "markdown":  # HTML sees Markdown math too: no raw <, > or & reach it
                 piece = piece.translate(_MARKDOWN_MATH)
             out.append({"markdown": f"${piece}$", "latex": f" {piece} "}.get(fmt, piece))
@@ -472,7 +520,7 @@ def render(lines: Sequence[Line], *, lang: str = "en", fmt: str = "text") -> str
     filled = []
     for ln in lines:
         check_time("rendering the derivation")
-        filled.append((ln.depth, _fill(_words(ln, lang), ln.math, printer, fmt)))
+        filled.append((ln.depth, _fill(_words(ln, lang), ln.math, printer, fmt, lang)))
     if fmt == "text":
         return "\n".join("  " * d + s for d, s in filled)
     if fmt == "markdown":

@@ -329,6 +329,39 @@ class UnknownRule(Rule):
         return sp.diff(self.expr, self.wrt)
 
 
+class Rate(sp.Symbol):
+    """du/dx as one symbol (named ``du/dx``, or ``∂u/∂x`` when u has other inputs): the derivative
+    of an intermediate, worked out in its own step, so a later step can use it without writing
+    it out again. Printed as a fraction by mathprint; build one with ``rate``."""
+
+    def parts(self) -> tuple[str, str, str]:
+        """(d, u, x): the d or ∂, and the names of the intermediate and the variable."""
+        d = self.name[0]
+        u, _, x = self.name[1:].partition("/" + d)
+        return d, u, x
+
+
+def rate(u: sp.Symbol, x: sp.Symbol, is_partial: bool = False) -> Rate:
+    """The symbol du/dx (∂u/∂x when ``is_partial``).
+
+    >>> rate(sp.Symbol("a1"), sp.Symbol("x")).parts()
+    ('d', 'a1', 'x')
+    """
+    d = "∂" if is_partial else "d"
+    return Rate(f"{d}{u.name}/{d}{x.name}", real=True)
+
+
+@dataclass(frozen=True, kw_only=True)
+class RateRule(Rule):
+    """du/dx of an intermediate u, found in an earlier step: its value is the symbol du/dx
+    (``partial``: ∂u/∂x, when u has inputs other than x)."""
+
+    partial: bool = False
+
+    def eval(self):
+        return rate(self.expr, self.wrt, self.partial)
+
+
 @dataclass(frozen=True, kw_only=True)
 class PathTerm:
     """One term ∂z/∂u · du/dx of the multivariable chain rule."""
