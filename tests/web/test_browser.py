@@ -197,6 +197,28 @@ def test_check_my_answer_names_the_mistake_and_gives_hints_one_at_a_time(page) -
     assert page.locator(tid("hints") + " li").count() == 0
 
 
+def test_check_marks_the_step_an_unknown_mistake_departs_from(page) -> None:
+    open_view(page, "check")
+    page.fill(tid("check-expr"), "x^2*sin(x)")
+    page.fill(tid("answer-input"), "2*x*sin(x) + x^2*sin(x)")  # d/dx sin x taken as sin x
+    page.click(tid("answer-check"))
+    page.wait_for_selector(tid("answer-verdict") + ".wrong")
+    verdict = page.inner_text(tid("answer-verdict"))
+    assert "departs from the derivation in the step that differentiates sin(x)" in verdict
+    assert page.locator(tid("hints") + " li").count() == 1  # hints still come one at a time
+    steps = page.locator(tid("check-steps"))
+    assert steps.is_visible() and not page.locator(tid("departs-step")).is_visible()  # folded
+    page.click(tid("check-steps") + " summary")
+    marked = page.locator(tid("departs-step"))
+    assert marked.count() == 1 and marked.is_visible()
+    assert marked.inner_text().startswith("Trigonometric rule")
+    page.fill(tid("answer-input"), "2*x*sin(x) + x^2*cos(x)")
+    page.click(tid("answer-check"))
+    page.wait_for_selector(tid("answer-verdict") + ".correct")
+    assert not steps.is_visible()
+    assert page.errors == []
+
+
 def test_practice_starts_with_a_seed_example_and_checks_it(page) -> None:
     open_view(page, "practice")
     page.select_option(tid("practice-rule"), "quotient")

@@ -69,10 +69,59 @@ def test_check_says_where_it_differs_and_in_chinese(client) -> None:
     assert "漏乘内层函数的导数" in data["messages"][1]
 
 
-def test_an_unknown_wrong_answer_still_gets_hints(client) -> None:
-    data = client.post("/api/check", json={"expr": "sin(x)", "answer": "x"}).json()
-    assert data["verdict"] == "wrong" and "mistake" not in data
-    assert data["messages"][1].startswith("It does not match a mistake I know")
+# (function, a wrong answer no known mistake explains, the step it departs from, why, the key
+# of the line the page highlights: the step's own, or its parent's when the step is not printed)
+DEPARTURES = [
+    ("sin(x)", "x", "TrigRule", "leaf", "TrigRule"),
+    ("x^3 + sin(x^2)", "2*x^2 + 2*x*cos(x^2)", "PowerRule", "leaf", "PowerRule"),
+    ("x^3 + 5", "3*x^2 + 5", "ConstantRule", "leaf", "SumRule"),  # d/dx 5 is not printed
+    ("x^3 + sin(x^2)", "3*x^2 + 2*x*cos(x^2) + 1", "SumRule", "step", "SumRule"),
+    ("x^2*sin(x)", "2*x*sin(x) + x^2*sin(x)", "TrigRule", "leaf", "TrigRule"),
+    ("(x^2+1)^3", "3*(x^2+1)^2*x", "PowerRule", "leaf", "PowerRule"),  # du/dx = x
+    ("(x^2+1)^3", "3*(x^2+1)^2*x^2", "PowerRule", "leaf", "PowerRule"),
+    ("(x^2+1)^3", "6*x^3*(x^2+1)^2", "PowerRule", "leaf", "PowerRule"),  # 3·2 merged: du/dx
+    ("sin(x^2)^3", "6*x*sin(x^2)^2", "ChainRule", "missing", "ChainRule"),  # no cos(x²)
+    ("sin(cos(x^2))", "cos(cos(x^2))*sin(x^2)*2*x", "TrigRule", "leaf", "TrigRule"),
+    ("x^2/(x+1)", "(2*x*(x+1) - 2*x^2)/(x+1)^2", "IdentityRule", "leaf", "SumRule"),
+    ("x^2/(x+1)", "(x*(x+1) - x^2)/(x+1)^2", "PowerRule", "leaf", "PowerRule"),
+    ("5*x^3", "10*x^2", "PowerRule", "leaf", "PowerRule"),
+    ("x^x", "x*x^(x-1)", "LogDiffRule", "step", "LogDiffRule"),  # the power rule on xˣ
+    ("z = (u+v)^2; u = x*y; v = x + y", "2*(x*y+x+y)*y", "MultivariableChainRule", "missing",
+     "MultivariableChainRule"),  # the path through v left out
+    ("z = (u+v)^2; u = x*y; v = x + y", "2*(x*y+x+y)*x + 2*(x*y+x+y)", "ConstantMultipleRule",
+     "step", "ConstantMultipleRule"),  # du/dx = x: d/dx (xy) is y
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("expr", "answer", "rule", "reason", "key"), DEPARTURES)
+def test_check_names_the_step_a_wrong_answer_departs_from(client, expr, answer, rule, reason, key):
+    data = client.post("/api/check", json={"expr": expr, "answer": answer}).json()
+    assert data["verdict"] == "wrong" and "mistake" not in data, data
+    assert (data["departs"]["rule"], data["departs"]["reason"]) == (rule, reason)
+    assert explain(expr).lines[data["departs"]["line"]].key == key
+    head, tail = answers.MESSAGES[f"departs_{reason}", "en"].split("{node}")
+    assert data["messages"][1].startswith(head) and data["messages"][1].endswith(tail[-40:])
+    marked = [n for n in _flatten(data["steps"]) if n["line"] == data["departs"]["line"]]
+    assert len(marked) == 1 and marked[0]["key"] == key  # the page's tree has that step
+
+
+def _flatten(nodes: list[dict]) -> list[dict]:
+    out, stack = [], list(nodes)
+    while stack:
+        node = stack.pop()
+        out.append(node)
+        stack.extend(node["children"])
+    return out
+
+
+@pytest.mark.parametrize(
+    ("expr", "answer"),
+    [("x^2*sin(x)", "x^3"), ("(x^2+1)^3", "x"), ("x^2/(x+1)", "(x^2 + 1)/(x+1)")],
+)
+def test_an_answer_wrong_everywhere_says_no_step_can_be_named(client, expr, answer) -> None:
+    data = client.post("/api/check", json={"expr": expr, "answer": answer}).json()
+    assert data["verdict"] == "wrong" and "mistake" not in data and "departs" not in data
+    assert data["messages"][1] == answers.MESSAGES["unknown", "en"]
     assert data["hints"]
 
 

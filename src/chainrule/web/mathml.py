@@ -239,12 +239,13 @@ def line_segments(line: V.Line, lang: str, printer: MathMLMath) -> dict[str, Any
 
 
 def step_tree(lines: Sequence[V.Line], lang: str) -> list[dict[str, Any]]:
-    """A derivation's lines nested by depth: each node has ``children`` (its sub-steps)."""
+    """A derivation's lines nested by depth: each node has ``children`` (its sub-steps) and
+    ``line``, its index in ``lines`` (how the checker points at a step)."""
     printer = MathMLMath()
     roots: list[dict[str, Any]] = []
     stack: list[tuple[int, dict[str, Any]]] = []
-    for line in lines:
-        node = {**line_segments(line, lang, printer), "children": []}
+    for i, line in enumerate(lines):
+        node = {**line_segments(line, lang, printer), "line": i, "children": []}
         while stack and stack[-1][0] >= line.depth:
             stack.pop()
         (stack[-1][1]["children"] if stack else roots).append(node)
