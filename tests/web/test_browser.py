@@ -5,6 +5,7 @@ Skipped (with the reason) when Playwright or a system Chromium is missing; see c
 
 from __future__ import annotations
 
+import re
 import time
 from pathlib import Path
 from typing import Any
@@ -233,10 +234,18 @@ def test_practice_starts_with_a_seed_example_and_checks_it(page) -> None:
 
 
 def test_train_streams_the_loss_and_boundary_with_pause_and_reset(page) -> None:
+    requests: list[str] = []
+    page.on("request", lambda r: requests.append(r.url))
     open_view(page, "train")
     page.select_option(tid("train-dataset"), "circles")
     page.click(tid("train-start"))
     wait_text(page, "train-status", "includes('epoch 3')")
+    curve = tid("train-loss") + " path"
+    before = page.get_attribute(curve, "d")
+    page.wait_for_function(  # the loss curve grows as events arrive, without a request per epoch
+        f"d => document.querySelector('{curve}').getAttribute('d') !== d", arg=before
+    )
+    assert len(page.get_attribute(curve, "d")) > len(before)
     page.click(tid("train-pause"))
     wait_text(page, "train-status", "startsWith('paused')")
     painted = page.evaluate(
@@ -251,6 +260,10 @@ def test_train_streams_the_loss_and_boundary_with_pause_and_reset(page) -> None:
     wait_text(page, "train-status", "startsWith('done')", timeout=60000)
     page.click(tid("train-reset"))
     wait_text(page, "train-status", "=== ''")
+    train = [u for u in requests if "/api/train/" in u]
+    streams = [u for u in train if "/events" in u]
+    assert len(streams) == 1  # one EventSource, open through pause and resume, closed at the end
+    assert not [u for u in train if re.search(r"/api/train/run\d+(\?|$)", u)]  # no polling
     assert page.errors == []
 
 

@@ -496,41 +496,60 @@ async function checkExercise() {
 }
 
 // ---------------------------------------------------------------- train
-const train = { id: null, timer: null, history: [], since: 0 };
+// The server streams each run as Server-Sent Events: one "progress" event per epoch (and on
+// pause and at the end). Pause and resume are requests; the stream stays open through them.
+const train = { id: null, source: null, history: [], since: 0, paused: false };
 
 async function startTraining() {
   const form = document.querySelector('[data-form="train"]');
-  if (train.id && train.paused) { await api(`/api/train/${train.id}/resume`, {}); train.paused = false; poll(); return; }
+  if (train.id && train.paused) {
+    if (await api(`/api/train/${train.id}/resume`, {})) train.paused = false;
+    if (!train.source) follow();
+    return;
+  }
   await resetTraining();
   const hidden = form.hidden.value.split(",").map((s) => Number(s.trim())).filter((n) => n > 0);
   const data = await api("/api/train/start", { dataset: form.dataset.value, hidden, activation: form.activation.value, lr: Number(form.lr.value) });
   if (!data) return;
   Object.assign(train, { id: data.id, history: [], since: 0, paused: false });
-  poll();
+  follow();
 }
 
-async function poll() {
-  if (!train.id) return;
-  clearTimeout(train.timer);
+function follow() {
+  closeStream();
   const id = train.id;
-  const data = await api(`/api/train/${id}?since=${train.since}`);
-  if (!data || id !== train.id) return;
-  train.history.push(...data.history);
-  train.since = train.history.length;
-  drawTraining(data);
-  if (data.status === "running") train.timer = setTimeout(poll, 250);
+  const source = new EventSource(`/api/train/${id}/events?since=${train.since}`);
+  train.source = source;
+  source.addEventListener("progress", (ev) => {
+    if (id !== train.id) return;
+    const data = JSON.parse(ev.data);
+    train.history.push(...data.history);
+    train.since = train.history.length;
+    drawTraining(data);
+    // the server ends the stream after these; closing keeps EventSource from reconnecting
+    if (data.status === "done" || data.status === "stopped") closeStream();
+  });
+  source.addEventListener("error", () => {
+    // CONNECTING: the browser reconnects by itself (with Last-Event-ID); CLOSED: refused
+    if (source.readyState === EventSource.CLOSED && train.source === source) {
+      closeStream();
+      showError("the training stream was refused (too many open tabs?); press Start to retry");
+    }
+  });
+}
+
+function closeStream() {
+  if (train.source) train.source.close();
+  train.source = null;
 }
 
 async function pauseTraining() {
   if (!train.id) return;
-  await api(`/api/train/${train.id}/pause`, {});
-  train.paused = true;
-  clearTimeout(train.timer);
-  poll();
+  if (await api(`/api/train/${train.id}/pause`, {})) train.paused = true;
 }
 
 async function resetTraining() {
-  clearTimeout(train.timer);
+  closeStream();
   if (train.id) await api(`/api/train/${train.id}/stop`, {});
   Object.assign(train, { id: null, history: [], since: 0, paused: false });
   $("train-status").textContent = "";
