@@ -325,7 +325,10 @@ def test_serve_binds_loopback_and_warns_for_another_host(monkeypatch, capsys, ho
     monkeypatch.setattr(uvicorn, "run", lambda app, **kw: calls.append(kw))
     assert main(["serve", "--no-browser", "--port", "8123", "--host", host]) == 0
     out = capsys.readouterr()
-    assert calls == [{"host": host, "port": 8123, "log_level": "warning"}]
+    # the grace period: an open training stream must not hold Ctrl+C
+    assert calls == [
+        {"host": host, "port": 8123, "log_level": "warning", "timeout_graceful_shutdown": 2}
+    ]
     assert f"chainrule playground on http://{host}:8123/" in out.out
     assert ("WARNING" in out.err) is warned
 
@@ -363,6 +366,44 @@ def test_chainrule_serve_serves_the_page_on_loopback() -> None:
         out, err = proc.communicate(timeout=30)
     assert out.startswith(f"chainrule playground on http://127.0.0.1:{port}/")
     assert "Traceback" not in err
+
+
+def test_chainrule_serve_stops_while_a_training_stream_is_open() -> None:
+    """A tab that keeps an event stream open (a paused run) does not hold the server's stop."""
+    import http.client
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    cmd = [sys.executable, "-m", "chainrule", "serve", "--no-browser", "--port", str(port)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                conn.request("POST", "/api/train/start", body=json.dumps({"epochs": 200}))
+                job = json.loads(conn.getresponse().read())["id"]
+                break
+            except ConnectionError:
+                if time.monotonic() > deadline or proc.poll() is not None:
+                    raise
+                conn.close()
+                time.sleep(0.2)
+        conn.request("POST", f"/api/train/{job}/pause", body="{}")
+        assert json.loads(conn.getresponse().read()) == {"status": "paused"}
+        conn.request("GET", f"/api/train/{job}/events")
+        stream = conn.getresponse()
+        assert stream.readline().startswith(b"id: ")  # the stream is open, the run paused
+        proc.terminate()
+        t0 = time.monotonic()
+        proc.communicate(timeout=30)
+        assert time.monotonic() - t0 < 10
+    finally:
+        conn.close()
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
 
 
 def test_a_wildcard_bind_answers_to_this_machines_names(monkeypatch) -> None:
