@@ -84,6 +84,7 @@ DEPARTURES = [
     ("(x^2+1)^3", "6*x^3*(x^2+1)^2", "PowerRule", "leaf", "PowerRule"),  # 3·2 merged: du/dx
     ("sin(x^2)^3", "6*x*sin(x^2)^2", "ChainRule", "missing", "ChainRule"),  # no cos(x²)
     ("sin(cos(x^2))", "cos(cos(x^2))*sin(x^2)*2*x", "TrigRule", "leaf", "TrigRule"),
+    ("cos(x+1)", "sin(x+1)", "TrigRule", "leaf", "TrigRule"),  # the sign: d cos = -sin
     ("x^2/(x+1)", "(2*x*(x+1) - 2*x^2)/(x+1)^2", "IdentityRule", "leaf", "SumRule"),
     ("x^2/(x+1)", "(x*(x+1) - x^2)/(x+1)^2", "PowerRule", "leaf", "PowerRule"),
     ("5*x^3", "10*x^2", "PowerRule", "leaf", "PowerRule"),

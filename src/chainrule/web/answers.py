@@ -179,7 +179,8 @@ def _values(fn: Any, n_vars: int) -> np.ndarray:
     return np.array(out, dtype=float)
 
 
-def _same(a: np.ndarray, b: np.ndarray) -> bool:
+def same_values(a: np.ndarray, b: np.ndarray) -> bool:
+    """Equal at the points where both are defined (at least three of them)."""
     ok = np.isfinite(a) & np.isfinite(b)
     return int(ok.sum()) >= 3 and bool(np.allclose(a[ok], b[ok], rtol=RTOL, atol=1e-9))
 
@@ -210,7 +211,7 @@ def check(d: Derivation, answer: str, lang: str = "en") -> dict[str, Any]:
         "messages": [],
         "hints": [],
     }
-    if _same(got, want) and sp.simplify(yours - result) == 0:
+    if same_values(got, want) and sp.simplify(yours - result) == 0:
         out["verdict"] = "correct"
         msg = MESSAGES["correct", lang].format(result=text.expr(result), n=len(POINTS))
         out["messages"].append(msg)
@@ -226,7 +227,7 @@ def check(d: Derivation, answer: str, lang: str = "en") -> dict[str, Any]:
     rules = {r.expr: r for r in d.steps.walk()}
     hints: list[list[dict[str, Any]]] = []
     for slip in slips(full, d.wrt):
-        if _same(got, _values(_sampler(slip.derivative, names), len(names))):
+        if same_values(got, _values(_sampler(slip.derivative, names), len(names))):
             rule = rules.get(slip.node)
             out["mistake"] = {"kind": slip.kind, "node": text.expr(slip.node)}
             out["messages"].append(
@@ -238,7 +239,7 @@ def check(d: Derivation, answer: str, lang: str = "en") -> dict[str, Any]:
             )
             hints.append([{"text": FIX_HINTS[slip.kind, lang], "bold": False}])
             break
-    departure = locate(d.steps, yours, _step_sampler(names), _same)
+    departure = locate(d.steps, yours, step_sampler(names), same_values)
     if departure is not None and (departure.reason != "several" or len(departure.path) > 1):
         line = _line_of(d, departure)
         out["departs"] = {
@@ -262,7 +263,7 @@ def check(d: Derivation, answer: str, lang: str = "en") -> dict[str, Any]:
     return out
 
 
-def _step_sampler(names: list[sp.Symbol]) -> Callable[[sp.Expr], np.ndarray]:
+def step_sampler(names: list[sp.Symbol]) -> Callable[[sp.Expr], np.ndarray]:
     """Values of an expression of the inputs at the points, each expression lambdified once."""
     by_name = {s.name: s for s in names}
     seen: dict[sp.Expr, np.ndarray] = {}

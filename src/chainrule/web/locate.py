@@ -83,22 +83,42 @@ def locate(root: R.Rule, answer: sp.Expr, sample: Sample, same: Same) -> Departu
                 return _departure(path, "step")
             rule, y, env = part.child, target, part.env
             continue
-        unmatched, leftover = _match(split, split.prepare(y), sample, same)
+        pieces = split.prepare(y)
+        unmatched, leftover = _match(split, pieces, sample, same)
         loose = len(unmatched) > 1 and split.op == "mul"  # 6x(x² + 1): 3·2 merged in one number
-        if loose:  # factors matched up to a number: only a factor that differs more is named
-            unmatched, leftover = _match(split, split.prepare(y), sample, _same_ratio)
+        compare = _same_ratio if loose else same  # loose: only a factor that differs more
+        if loose:
+            unmatched, leftover = _match(split, pieces, sample, compare)
         if len(unmatched) != 1:
             return _departure(path, "step" if not unmatched and not loose else "several")
         part = split.parts[unmatched[0]]
+        others = (j for j in range(len(split.parts)) if j != unmatched[0])
+        # a constant term's 0 is always matched by nothing: when the leftover is that constant
+        # copied (d/dx 5 = 5), _match chose it over the other terms on purpose
+        copied = split.op == "add" and same(sample(part.want), np.zeros(len(sample(y))))
+        if not copied and any(
+            not _match(split, pieces, sample, compare, skip=j)[0] for j in others
+        ):
+            return _departure(path, "several")  # the pieces also fit another sub-result wrong
+        if split.op == "mul" and _only_a_number_differs(part, leftover, sample):
+            return _departure(path, "several")  # -3 sin(x+1): the 3 may be any factor's
         if not leftover:  # the sub-result is left out altogether, if the rest is exactly right
             rest = [sample(p.want) for p in split.parts if p is not part]
             unit = 0.0 if split.op == "add" else 1.0
             combine = np.add if split.op == "add" else np.multiply
             whole = _fold(combine, rest, unit, rest[0].shape)
-            return _departure(
-                path, "missing" if same(sample(split.prepare(y)), whole) else "several"
-            )
+            return _departure(path, "missing" if same(sample(pieces), whole) else "several")
         rule, y, env = part.child, part.target(y), part.env
+
+
+def _only_a_number_differs(part: _Part, leftover: list[sp.Expr], sample: Sample) -> bool:
+    """The pieces left for ``part`` are its value times a number: a number written into one
+    factor of a product cannot be told from one written into another."""
+    # a number of the learner's own (3 in 3(x² + 1)²·x went to dy/du exactly) is left alone;
+    # a number left over, or distributed into a sum (6x + 6), may belong anywhere
+    if not any(p.is_number or (p.is_Add and p.as_content_primitive()[0] != 1) for p in leftover):
+        return False
+    return _same_ratio(sample(sp.Mul(*leftover)), sample(part.want))
 
 
 def _departure(path: list[R.Rule], reason: str) -> Departure:
@@ -130,10 +150,10 @@ def _pieces(e: sp.Expr, op: str, numbers: bool) -> list[sp.Expr]:
 
 
 def _match(
-    split: _Split, y: sp.Expr, sample: Sample, same: Same
+    split: _Split, y: sp.Expr, sample: Sample, same: Same, skip: int | None = None
 ) -> tuple[list[int], list[sp.Expr]]:
-    """Give each sub-result the smallest group of the answer's pieces that adds (multiplies) up
-    to it; returns the sub-results no group matches and the pieces no sub-result took."""
+    """Give each sub-result (but ``skip``) the smallest group of the answer's pieces that adds
+    (multiplies) up to it; returns the sub-results no group matches and the pieces left."""
     pieces = _pieces(y, split.op, numbers=same is not _same_ratio)
     wants = [sample(p.want) for p in split.parts]
     if len(pieces) > MAX_PARTS:
@@ -144,7 +164,8 @@ def _match(
     left = list(range(len(pieces)))
     unmatched = []
     units = [k for k, w in enumerate(wants) if same(w, np.full(w.shape, unit))]
-    order = [k for k in range(len(wants)) if k not in units] + units
+    order = [k for k in range(len(wants)) if k not in units and k != skip]
+    order += [k for k in units if k != skip]
     for k in order:
         want = wants[k]
         group = next(
@@ -160,8 +181,12 @@ def _match(
             unmatched.append(k)
         else:
             left = [i for i in left if i not in group]
-    if left and not unmatched and len(units) == 1:  # the learner's d/dx 5 = 5, d/dx (x+1) = 2:
-        unmatched = units  # what is left over is the one trivial sub-result, written wrong
+    if left and not unmatched and split.op == "add":
+        # the learner's d/dx 5 = 5: what is left over is a constant term, copied unchanged
+        extra = _fold(np.add, [values[i] for i in left], 0.0, wants[0].shape)
+        copied = [_in(split.parts[k].child.expr, split.parts[k].env) for k in units]
+        kept = [k for k, c in zip(units, copied) if same(extra, sample(c))]
+        unmatched = kept if len(kept) == 1 else []
     return sorted(unmatched), [pieces[i] for i in left]
 
 
