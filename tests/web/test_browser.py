@@ -5,6 +5,7 @@ Skipped (with the reason) when Playwright or a system Chromium is missing; see c
 
 from __future__ import annotations
 
+import re
 import time
 from pathlib import Path
 from typing import Any
@@ -197,6 +198,28 @@ def test_check_my_answer_names_the_mistake_and_gives_hints_one_at_a_time(page) -
     assert page.locator(tid("hints") + " li").count() == 0
 
 
+def test_check_marks_the_step_an_unknown_mistake_departs_from(page) -> None:
+    open_view(page, "check")
+    page.fill(tid("check-expr"), "x^2*sin(x)")
+    page.fill(tid("answer-input"), "2*x*sin(x) + x^2*sin(x)")  # d/dx sin x taken as sin x
+    page.click(tid("answer-check"))
+    page.wait_for_selector(tid("answer-verdict") + ".wrong")
+    verdict = page.inner_text(tid("answer-verdict"))
+    assert "departs from the derivation in the step that differentiates sin(x)" in verdict
+    assert page.locator(tid("hints") + " li").count() == 1  # hints still come one at a time
+    steps = page.locator(tid("check-steps"))
+    assert steps.is_visible() and not page.locator(tid("departs-step")).is_visible()  # folded
+    page.click(tid("check-steps") + " summary")
+    marked = page.locator(tid("departs-step"))
+    assert marked.count() == 1 and marked.is_visible()
+    assert marked.inner_text().startswith("Trigonometric rule")
+    page.fill(tid("answer-input"), "2*x*sin(x) + x^2*cos(x)")
+    page.click(tid("answer-check"))
+    page.wait_for_selector(tid("answer-verdict") + ".correct")
+    assert not steps.is_visible()
+    assert page.errors == []
+
+
 def test_practice_starts_with_a_seed_example_and_checks_it(page) -> None:
     open_view(page, "practice")
     page.select_option(tid("practice-rule"), "quotient")
@@ -211,10 +234,18 @@ def test_practice_starts_with_a_seed_example_and_checks_it(page) -> None:
 
 
 def test_train_streams_the_loss_and_boundary_with_pause_and_reset(page) -> None:
+    requests: list[str] = []
+    page.on("request", lambda r: requests.append(r.url))
     open_view(page, "train")
     page.select_option(tid("train-dataset"), "circles")
     page.click(tid("train-start"))
     wait_text(page, "train-status", "includes('epoch 3')")
+    curve = tid("train-loss") + " path"
+    before = page.get_attribute(curve, "d")
+    page.wait_for_function(  # the loss curve grows as events arrive, without a request per epoch
+        f"d => document.querySelector('{curve}').getAttribute('d') !== d", arg=before
+    )
+    assert len(page.get_attribute(curve, "d")) > len(before)
     page.click(tid("train-pause"))
     wait_text(page, "train-status", "startsWith('paused')")
     painted = page.evaluate(
@@ -229,6 +260,10 @@ def test_train_streams_the_loss_and_boundary_with_pause_and_reset(page) -> None:
     wait_text(page, "train-status", "startsWith('done')", timeout=60000)
     page.click(tid("train-reset"))
     wait_text(page, "train-status", "=== ''")
+    train = [u for u in requests if "/api/train/" in u]
+    streams = [u for u in train if "/events" in u]
+    assert len(streams) == 1  # one EventSource, open through pause and resume, closed at the end
+    assert not [u for u in train if re.search(r"/api/train/run\d+(\?|$)", u)]  # no polling
     assert page.errors == []
 
 
@@ -244,11 +279,12 @@ def _stage(page: Any, view: str) -> None:
         page.wait_for_selector(tid("graph") + " svg g.node.active")
         for _ in range(9):
             page.click(tid("step-next"))
-    elif view == "check":
-        page.fill(tid("answer-input"), "3*(x^2+1)^2")
+    elif view == "check":  # du/dx written x: no known mistake, the step is located
+        page.fill(tid("answer-input"), "3*(x^2+1)^2*x")
         page.click(tid("answer-check"))
         page.wait_for_selector(tid("answer-verdict") + ".wrong")
-        page.click(tid("hint-next"))
+        page.click(tid("check-steps") + " summary")
+        page.wait_for_selector(tid("departs-step"))
     elif view == "train":
         page.click(tid("train-start"))
         wait_text(page, "train-status", "startsWith('done')", timeout=60000)

@@ -54,5 +54,8 @@ def run(args: argparse.Namespace) -> int:
     print(f"chainrule playground on {url}  (Ctrl+C to stop)", flush=True)
     if not args.no_browser:
         threading.Timer(1.0, webbrowser.open, args=(url,)).start()
-    uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
+    # an open training stream (Server-Sent Events) would hold Ctrl+C until its tab closes
+    uvicorn.run(
+        app, host=args.host, port=args.port, log_level="warning", timeout_graceful_shutdown=2
+    )
     return 0

@@ -137,6 +137,8 @@ class Line:
     depth: int
     math: Mapping[str, Math] = field(default_factory=dict)
     prose: Mapping[str, str] = field(default_factory=dict)  # words from the op table (a title)
+    # the rule whose first line this is, so a reader of the lines can point at a step of the tree
+    rule: R.Rule | None = field(default=None, compare=False, repr=False)
 
 
 # -- math pieces: each takes a printer (TextMath or LatexMath) and returns a string ------------
@@ -218,7 +220,8 @@ def lhs(rule: R.Rule, name: sp.Symbol | None) -> Math:
 
 def layout(rule: R.Rule, depth: int = 0, name: sp.Symbol | None = None) -> list[Line]:
     """The lines that explain ``rule`` (its sub-steps indented one level deeper)."""
-    return _LAYOUT.get(type(rule), _function)(rule, depth, name)
+    first, *rest = _LAYOUT.get(type(rule), _function)(rule, depth, name)
+    return [replace(first, rule=rule), *rest]
 
 
 def _leaf(key: str, rule: R.Rule, depth: int, name, **math: Math) -> list[Line]:

@@ -11,7 +11,7 @@ goes in for F'(x). Answers are compared numerically at fixed points, and symboli
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,6 +25,7 @@ from chainrule.symbolic.parse import Program
 from chainrule.symbolic.render import TEMPLATES
 from chainrule.symbolic.rules import Rule
 from chainrule.web import mathml
+from chainrule.web.locate import Departure, locate
 
 # Points where answers are compared (other variables too); away from 0 and 1, where slips hide.
 POINTS = (0.37, 1.23, 1.71, 2.19, 0.81, 2.63, 1.47)
@@ -43,8 +44,38 @@ MESSAGES = {
     (
         "unknown",
         "en",
-    ): "It does not match a mistake I know; compare it with the steps, one hint at a time.",
-    ("unknown", "zh"): "它不符合已知的常见错误；请借助提示逐步对照推导步骤。",
+    ): "It does not match a mistake I know, and it differs from more than one part of the"
+    " derivation, so I cannot point at one step; compare it with the steps, one hint at a time.",
+    ("unknown", "zh"): "它不符合已知的常见错误，而且与推导的不止一处不同，无法指出是哪一步；"
+    "请借助提示逐步对照推导步骤。",
+    (
+        "departs_step",
+        "en",
+    ): "It departs from the derivation in the step that differentiates {node} ({rule}):"
+    " your answer does not combine that step's parts the way the rule does.",
+    ("departs_step", "zh"): "它在对 {node} 求导的那一步（{rule}）偏离了推导：你的答案没有按这条"
+    "法则的方式组合这一步的各部分。",
+    (
+        "departs_leaf",
+        "en",
+    ): "It departs from the derivation in the step that differentiates {node} ({rule}):"
+    " your answer needs a different result for that step.",
+    ("departs_leaf", "zh"): "它在对 {node} 求导的那一步（{rule}）偏离了推导：你的答案要求这一步"
+    "得出不同的结果。",
+    (
+        "departs_missing",
+        "en",
+    ): "It departs from the derivation in the step that differentiates {node} ({rule}):"
+    " one of the parts that step multiplies or adds is missing from your answer.",
+    ("departs_missing", "zh"): "它在对 {node} 求导的那一步（{rule}）偏离了推导：这一步要相乘或"
+    "相加的某一部分在你的答案里缺失了。",
+    (
+        "departs_several",
+        "en",
+    ): "It departs from the derivation inside the step that differentiates {node} ({rule}):"
+    " more than one part of that step differs from your answer.",
+    ("departs_several", "zh"): "它在对 {node} 求导的那一步（{rule}）里偏离了推导：这一步中不止"
+    "一部分与你的答案不同。",
 }
 MISTAKES = {
     ("inner", "en"): "the chain rule without the inner derivative",
@@ -148,7 +179,8 @@ def _values(fn: Any, n_vars: int) -> np.ndarray:
     return np.array(out, dtype=float)
 
 
-def _same(a: np.ndarray, b: np.ndarray) -> bool:
+def same_values(a: np.ndarray, b: np.ndarray) -> bool:
+    """Equal at the points where both are defined (at least three of them)."""
     ok = np.isfinite(a) & np.isfinite(b)
     return int(ok.sum()) >= 3 and bool(np.allclose(a[ok], b[ok], rtol=RTOL, atol=1e-9))
 
@@ -179,7 +211,7 @@ def check(d: Derivation, answer: str, lang: str = "en") -> dict[str, Any]:
         "messages": [],
         "hints": [],
     }
-    if _same(got, want) and sp.simplify(yours - result) == 0:
+    if same_values(got, want) and sp.simplify(yours - result) == 0:
         out["verdict"] = "correct"
         msg = MESSAGES["correct", lang].format(result=text.expr(result), n=len(POINTS))
         out["messages"].append(msg)
@@ -195,7 +227,7 @@ def check(d: Derivation, answer: str, lang: str = "en") -> dict[str, Any]:
     rules = {r.expr: r for r in d.steps.walk()}
     hints: list[list[dict[str, Any]]] = []
     for slip in slips(full, d.wrt):
-        if _same(got, _values(_sampler(slip.derivative, names), len(names))):
+        if same_values(got, _values(_sampler(slip.derivative, names), len(names))):
             rule = rules.get(slip.node)
             out["mistake"] = {"kind": slip.kind, "node": text.expr(slip.node)}
             out["messages"].append(
@@ -207,12 +239,53 @@ def check(d: Derivation, answer: str, lang: str = "en") -> dict[str, Any]:
             )
             hints.append([{"text": FIX_HINTS[slip.kind, lang], "bold": False}])
             break
-    else:
+    departure = locate(d.steps, yours, step_sampler(names), same_values)
+    if departure is not None and (departure.reason != "several" or len(departure.path) > 1):
+        line = _line_of(d, departure)
+        out["departs"] = {
+            "line": line,
+            "rule": type(departure.rule).__name__,
+            "reason": departure.reason,
+        }
+        if "mistake" not in out:
+            out["messages"].append(
+                MESSAGES[f"departs_{departure.reason}", lang].format(
+                    node=text.expr(departure.rule.expr),
+                    rule=_rule_name(departure.rule, lang) or _rule_name(d.steps, lang),
+                )
+            )
+    if "mistake" not in out and "departs" not in out:
         out["messages"].append(MESSAGES["unknown", lang])
     lines = [ln for ln in d.lines if ln.key not in ("given", "given_program", "result")]
     hints += [mathml.line_segments(ln, lang, printer)["segments"] for ln in lines]
     out["hints"] = hints
+    out["steps"] = mathml.step_tree(d.lines, lang)
     return out
+
+
+def step_sampler(names: list[sp.Symbol]) -> Callable[[sp.Expr], np.ndarray]:
+    """Values of an expression of the inputs at the points, each expression lambdified once."""
+    by_name = {s.name: s for s in names}
+    seen: dict[sp.Expr, np.ndarray] = {}
+
+    def sample(e: sp.Expr) -> np.ndarray:
+        e = sp.sympify(e)
+        e = e.xreplace({s: by_name[s.name] for s in e.free_symbols if s.name in by_name})
+        if e not in seen:
+            if e.free_symbols - set(names):  # a symbol the points give no value: no verdict
+                seen[e] = np.full(len(POINTS), math.nan)
+            else:
+                seen[e] = _values(_sampler(e, names), len(names))
+        return seen[e]
+
+    return sample
+
+
+def _line_of(d: Derivation, departure: Departure) -> int | None:
+    """The index in ``d.lines`` of the deepest step on the path that has a line of its own (a
+    constant term's step is not printed; a long derivation may have been shortened)."""
+    where = {id(ln.rule): i for i, ln in enumerate(d.lines) if ln.rule is not None}
+    return next((where[id(r)] for r in reversed(departure.path) if id(r) in where), None)
 
 
 def _num(v: float) -> str:

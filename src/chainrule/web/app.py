@@ -15,7 +15,13 @@ from typing import Any
 
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import FileResponse, JSONResponse, PlainTextResponse, Response
+from starlette.responses import (
+    FileResponse,
+    JSONResponse,
+    PlainTextResponse,
+    Response,
+    StreamingResponse,
+)
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -24,7 +30,7 @@ from chainrule.web import limits
 from chainrule.web.limits import InputError
 from chainrule.web.practice import MAX_INDEX as PRACTICE_MAX
 from chainrule.web.practice import RULES as PRACTICE_RULES
-from chainrule.web.train import Trainer, config_from
+from chainrule.web.train import StreamsBusy, Trainer, config_from
 from chainrule.web.worker import BudgetExceeded, WorkerFailed, WorkerPool
 
 STATIC = resources.files("chainrule.web") / "static"
@@ -193,10 +199,35 @@ async def train_start(request: Request, body: dict[str, Any]) -> Any:
 
 
 async def train_poll(request: Request, body: dict[str, Any]) -> Any:
-    since = request.query_params.get("since", "0")
-    if not since.isdigit():
-        raise InputError(f"since: expected a count, got {since[:12]!r}")
-    return _trainer(request).poll(request.path_params["job"], int(since))
+    since = _count(request.query_params.get("since", "0"), "since")
+    return _trainer(request).poll(request.path_params["job"], since)
+
+
+async def train_events(request: Request) -> Response:
+    """The run streamed as Server-Sent Events (the page's EventSource); a reconnecting
+    EventSource sends Last-Event-ID, the number of epochs it has, and gets the rest."""
+    trainer = _trainer(request)
+    try:
+        since = max(
+            _count(request.query_params.get("since", "0"), "since"),
+            _count(request.headers.get("last-event-id", "0") or "0", "Last-Event-ID"),
+        )
+        job = trainer.open_stream(request.path_params["job"])
+    except StreamsBusy as exc:
+        return _error(str(exc), 503)
+    except ValueError as exc:
+        return _error(str(exc), 400)
+    return StreamingResponse(
+        trainer.events(job, since),
+        media_type="text/event-stream",
+        headers={"cache-control": "no-store", "x-accel-buffering": "no"},
+    )
+
+
+def _count(value: str, field: str) -> int:
+    if not value.isdigit() or len(value) > 6:
+        raise InputError(f"{field}: expected a count, got {value[:12]!r}")
+    return int(value)
 
 
 async def train_action(request: Request, body: dict[str, Any]) -> Any:
@@ -243,6 +274,7 @@ def create_app(
         Route("/api/practice", _api(practice), methods=["POST"]),
         Route("/api/train/start", _api(train_start), methods=["POST"]),
         Route("/api/train/{job}", _api(train_poll)),
+        Route("/api/train/{job}/events", train_events),
         Route("/api/train/{job}/{action}", _api(train_action), methods=["POST"]),
         Mount("/static", StaticFiles(directory=str(STATIC)), name="static"),
     ]

@@ -134,11 +134,17 @@ class MathMLMath(TextMath):
     def __init__(self) -> None:
         self._printer = _Presentation({"order": "none", "mul_symbol": None})
         self._text = TextMath()
+        # A derivation's lines print the same expressions again and again (dy/du, u, the
+        # factors): 349 prints but 60 distinct ones for the six seed examples, so each is
+        # printed once per printer (one printer per derivation).
+        self._printed: dict[sp.Basic, str] = {}
 
     def expr(self, e) -> str:
         e = sp.sympify(e)
-        # the text printer's term order (x² + 1, sums last), the MathML printer's markup
-        return self._printer.doprint(_ordered(e))
+        if e not in self._printed:
+            # the text printer's term order (x² + 1, sums last), the MathML printer's markup
+            self._printed[e] = self._printer.doprint(_ordered(e))
+        return self._printed[e]
 
     def deriv(self, f, x, partial: bool) -> str:
         d = "∂" if partial else "d"
@@ -239,12 +245,13 @@ def line_segments(line: V.Line, lang: str, printer: MathMLMath) -> dict[str, Any
 
 
 def step_tree(lines: Sequence[V.Line], lang: str) -> list[dict[str, Any]]:
-    """A derivation's lines nested by depth: each node has ``children`` (its sub-steps)."""
+    """A derivation's lines nested by depth: each node has ``children`` (its sub-steps) and
+    ``line``, its index in ``lines`` (how the checker points at a step)."""
     printer = MathMLMath()
     roots: list[dict[str, Any]] = []
     stack: list[tuple[int, dict[str, Any]]] = []
-    for line in lines:
-        node = {**line_segments(line, lang, printer), "children": []}
+    for i, line in enumerate(lines):
+        node = {**line_segments(line, lang, printer), "line": i, "children": []}
         while stack and stack[-1][0] >= line.depth:
             stack.pop()
         (stack[-1][1]["children"] if stack else roots).append(node)

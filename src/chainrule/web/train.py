@@ -1,18 +1,21 @@
 """The Train view: small MLPs on 2-D data, trained in the background with the loop behind
-`chainrule train` (``training.setup`` and ``training.train_epoch``), polled by the page.
+`chainrule train` (``training.setup`` and ``training.train_epoch``), streamed to the page as
+Server-Sent Events (``Trainer.events``).
 
 Each run is a thread (the model is small; NumPy releases the GIL in its kernels) that checks
 for pause and stop between epochs. Limits keep a tab from hogging the machine: a few layers of
 at most 64 units, at most ``MAX_EPOCHS`` epochs or ``MAX_SECONDS``, ``MAX_JOBS`` runs at once
-(starting another stops the oldest).
+(starting another stops the oldest), at most ``MAX_STREAMS`` open event streams.
 """
 
 from __future__ import annotations
 
+import asyncio
 import itertools
+import json
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,6 +27,9 @@ from chainrule.tensor import Tensor, no_grad
 from chainrule.web.limits import InputError
 
 MAX_JOBS = 4
+MAX_STREAMS = 8  # open event streams (a tab holds one while a run lasts)
+STREAM_TICK_S = 0.05  # how often a stream looks for a new epoch (the thread paces at PACE_S)
+HEARTBEAT_S = 10.0  # a comment line this often, so a stream whose reader left gets noticed
 MAX_EPOCHS = 200
 MAX_SECONDS = 120.0
 MAX_LAYERS, MAX_UNITS = 4, 64
@@ -84,6 +90,10 @@ def config_from(body: Mapping[str, Any]) -> training.TrainConfig:
     )
 
 
+class StreamsBusy(RuntimeError):
+    """Every event-stream slot is taken (the page shows the line, the server answers 503)."""
+
+
 class Trainer:
     """The runs of one server: start, poll, pause, resume, stop."""
 
@@ -91,6 +101,7 @@ class Trainer:
         self.jobs: dict[str, Job] = {}
         self._ids = itertools.count(1)
         self._lock = threading.Lock()
+        self.streams = 0
 
     def start(self, config: training.TrainConfig) -> str:
         job = Job(id=f"run{next(self._ids)}", config=config)
@@ -114,14 +125,56 @@ class Trainer:
     def poll(self, job_id: str, since: int) -> dict[str, Any]:
         job = self.job(job_id)
         with job.lock:
-            return {
-                "id": job.id,
-                "status": job.status,
-                "epochs": job.config.epochs,
-                "history": job.history[max(0, since) :],
-                "boundary": job.boundary,
-                "error": job.error,
-            }
+            return self._snapshot(job, since)
+
+    @staticmethod
+    def _snapshot(job: Job, since: int) -> dict[str, Any]:
+        """What the page draws: the epochs after ``since``, the boundary, status (lock held)."""
+        return {
+            "id": job.id,
+            "status": job.status,
+            "epochs": job.config.epochs,
+            "history": job.history[max(0, since) :],
+            "boundary": job.boundary,
+            "error": job.error,
+        }
+
+    def open_stream(self, job_id: str) -> Job:
+        """Count a new event stream of ``job_id``; InputError past ``MAX_STREAMS``."""
+        job = self.job(job_id)
+        with self._lock:
+            if self.streams >= MAX_STREAMS:
+                raise StreamsBusy(
+                    f"{MAX_STREAMS} training streams are open already; close a tab and retry"
+                )
+            self.streams += 1
+        return job
+
+    async def events(self, job: Job, since: int) -> AsyncIterator[str]:
+        """The run as Server-Sent Events: one ``progress`` event per change (new epochs, pause,
+        the end), each with the epochs after ``since``; ends after ``done`` or ``stopped``. The
+        stream's slot is given back however it ends (a closed tab cancels the generator)."""
+        try:
+            sent: tuple[int, str] | None = None
+            quiet = 0.0
+            while True:
+                with job.lock:
+                    state = (len(job.history), job.status)
+                    if state != sent:
+                        data = self._snapshot(job, since)
+                if state != sent:
+                    sent, since, quiet = state, state[0], 0.0
+                    yield f"id: {state[0]}\nevent: progress\ndata: {json.dumps(data)}\n\n"
+                    if state[1] in ("done", "stopped"):
+                        return
+                elif quiet >= HEARTBEAT_S:
+                    quiet = 0.0
+                    yield ": still here\n\n"
+                await asyncio.sleep(STREAM_TICK_S)
+                quiet += STREAM_TICK_S
+        finally:
+            with self._lock:
+                self.streams -= 1
 
     def pause(self, job_id: str) -> dict[str, Any]:
         job = self.job(job_id)

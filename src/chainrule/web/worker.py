@@ -3,7 +3,8 @@
 SymPy cannot be interrupted from another thread, so one hostile expression could otherwise hold
 the server: a worker that overruns its budget is killed and replaced, and the request answers
 with one line. Workers are forked from a forkserver that has already imported the views (and
-SymPy), so a replacement is ready in milliseconds.
+SymPy) and run each kind of interaction once (``preload.py``), so a replacement is ready in
+milliseconds and answers its first request as fast as a worker that has been running.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from typing import Any
 from chainrule.limits import applied
 from chainrule.web.limits import LIBRARY_LIMITS, TIME_BUDGET_S
 
-_PRELOAD = ["chainrule.web.views"]
+_PRELOAD = ["chainrule.web.preload"]  # the views, imported and run once (see views.WARM_UP)
 MEMORY_GB = 2  # more address space a worker may take: a runaway expansion fails, not swaps
 
 

@@ -36,6 +36,8 @@ const STRINGS = {
     stopped: "stopped", exercise: "Differentiate", wrt: "with respect to",
     correct: "Correct", wrong: "Not quite", equivalent: "Correct (same function, written differently)",
     tangent: "tangent", yours: "You wrote:",
+    steps_all: "The derivation, step by step",
+    steps_marked: "The derivation, with the step your answer departs from marked",
   },
   zh: {
     playground: "演练场", tab_derive: "求导", tab_graph: "计算图与反向传播",
@@ -62,6 +64,8 @@ const STRINGS = {
     stopped: "已停止", exercise: "求导：", wrt: "对",
     correct: "正确", wrong: "还不对", equivalent: "正确（同一个函数，写法不同）",
     tangent: "切线", yours: "你写的是：",
+    steps_all: "逐步推导",
+    steps_marked: "逐步推导（标出了你的答案偏离的那一步）",
   },
 };
 
@@ -167,8 +171,12 @@ async function runDerive(keepWrt = true) {
   else $("point-check").replaceChildren();
 }
 
-function stepNode(node) {
-  const line = el("div", { class: `step step-${node.key}` });
+function stepNode(node, marked = null) {
+  const line = el("div", { class: `step step-${node.key}`, "data-line": String(node.line) });
+  if (node.line === marked) {
+    line.classList.add("departs");
+    line.setAttribute("data-testid", "departs-step");
+  }
   segments(line, node.segments);
   if (!node.children.length) {
     const leaf = el("div", { class: "leaf" });
@@ -180,7 +188,7 @@ function stepNode(node) {
   summary.appendChild(line);
   details.appendChild(summary);
   const kids = el("div", { class: "children" });
-  for (const child of node.children) kids.appendChild(stepNode(child));
+  for (const child of node.children) kids.appendChild(stepNode(child, marked));
   details.appendChild(kids);
   return details;
 }
@@ -407,7 +415,24 @@ async function loadExample(name) {
 }
 
 // ---------------------------------------------------------------- check my answer, practice
-function showVerdict(data, verdictId, hintsId, nextId) {
+// The derivation under a wrong answer, folded away (it gives the answer away), with the step
+// the answer departs from marked.
+function showSteps(data, stepsId) {
+  const box = $(stepsId);
+  box.replaceChildren();
+  box.hidden = data.verdict !== "wrong" || !data.steps;
+  if (box.hidden) return;
+  const marked = data.departs ? data.departs.line : null;
+  const details = el("details");
+  details.appendChild(el("summary", {}, marked === null ? t("steps_all") : t("steps_marked")));
+  const tree = el("div", { class: "tree" });
+  for (const node of data.steps) tree.appendChild(stepNode(node, marked));
+  details.appendChild(tree);
+  box.appendChild(details);
+}
+
+function showVerdict(data, verdictId, hintsId, nextId, stepsId) {
+  showSteps(data, stepsId);
   const verdict = $(verdictId);
   verdict.replaceChildren();
   verdict.className = `verdict ${data.verdict}`;
@@ -440,7 +465,7 @@ function showVerdict(data, verdictId, hintsId, nextId) {
 async function runCheck() {
   const form = document.querySelector('[data-form="check"]');
   const data = await api("/api/check", { expr: form.expr.value, wrt: form.wrt.value || "x", answer: form.answer.value, lang });
-  if (data) showVerdict(data, "answer-verdict", "hints", "hint-next");
+  if (data) showVerdict(data, "answer-verdict", "hints", "hint-next", "check-steps");
 }
 
 const practice = { exercise: null, index: 0, key: "" };
@@ -459,6 +484,7 @@ async function newExercise() {
   $("practice-verdict").replaceChildren();
   $("practice-hints").replaceChildren();
   $("practice-hint-next").hidden = true;
+  $("practice-steps").hidden = true;
 }
 
 async function checkExercise() {
@@ -466,45 +492,64 @@ async function checkExercise() {
   const ex = practice.exercise;
   if (!ex) return;
   const data = await api("/api/check", { expr: ex.expr, wrt: ex.wrt, answer: $("practice-answer").value, lang });
-  if (data) showVerdict(data, "practice-verdict", "practice-hints", "practice-hint-next");
+  if (data) showVerdict(data, "practice-verdict", "practice-hints", "practice-hint-next", "practice-steps");
 }
 
 // ---------------------------------------------------------------- train
-const train = { id: null, timer: null, history: [], since: 0 };
+// The server streams each run as Server-Sent Events: one "progress" event per epoch (and on
+// pause and at the end). Pause and resume are requests; the stream stays open through them.
+const train = { id: null, source: null, history: [], since: 0, paused: false };
 
 async function startTraining() {
   const form = document.querySelector('[data-form="train"]');
-  if (train.id && train.paused) { await api(`/api/train/${train.id}/resume`, {}); train.paused = false; poll(); return; }
+  if (train.id && train.paused) {
+    if (await api(`/api/train/${train.id}/resume`, {})) train.paused = false;
+    if (!train.source) follow();
+    return;
+  }
   await resetTraining();
   const hidden = form.hidden.value.split(",").map((s) => Number(s.trim())).filter((n) => n > 0);
   const data = await api("/api/train/start", { dataset: form.dataset.value, hidden, activation: form.activation.value, lr: Number(form.lr.value) });
   if (!data) return;
   Object.assign(train, { id: data.id, history: [], since: 0, paused: false });
-  poll();
+  follow();
 }
 
-async function poll() {
-  if (!train.id) return;
-  clearTimeout(train.timer);
+function follow() {
+  closeStream();
   const id = train.id;
-  const data = await api(`/api/train/${id}?since=${train.since}`);
-  if (!data || id !== train.id) return;
-  train.history.push(...data.history);
-  train.since = train.history.length;
-  drawTraining(data);
-  if (data.status === "running") train.timer = setTimeout(poll, 250);
+  const source = new EventSource(`/api/train/${id}/events?since=${train.since}`);
+  train.source = source;
+  source.addEventListener("progress", (ev) => {
+    if (id !== train.id) return;
+    const data = JSON.parse(ev.data);
+    train.history.push(...data.history);
+    train.since = train.history.length;
+    drawTraining(data);
+    // the server ends the stream after these; closing keeps EventSource from reconnecting
+    if (data.status === "done" || data.status === "stopped") closeStream();
+  });
+  source.addEventListener("error", () => {
+    // CONNECTING: the browser reconnects by itself (with Last-Event-ID); CLOSED: refused
+    if (source.readyState === EventSource.CLOSED && train.source === source) {
+      closeStream();
+      showError("the training stream was refused (too many open tabs?); press Start to retry");
+    }
+  });
+}
+
+function closeStream() {
+  if (train.source) train.source.close();
+  train.source = null;
 }
 
 async function pauseTraining() {
   if (!train.id) return;
-  await api(`/api/train/${train.id}/pause`, {});
-  train.paused = true;
-  clearTimeout(train.timer);
-  poll();
+  if (await api(`/api/train/${train.id}/pause`, {})) train.paused = true;
 }
 
 async function resetTraining() {
-  clearTimeout(train.timer);
+  closeStream();
   if (train.id) await api(`/api/train/${train.id}/stop`, {});
   Object.assign(train, { id: null, history: [], since: 0, paused: false });
   $("train-status").textContent = "";
