@@ -447,3 +447,35 @@ def test_every_warm_up_interaction_answers(entry) -> None:
     status, payload = answer(views.VIEWS, name, kwargs)
     assert status == "ok", payload
     assert _PRELOAD == ["chainrule.web.preload"]
+
+
+@pytest.mark.parametrize(
+    "program",
+    [
+        # too long to write out: derived statement by statement (limits.max_output)
+        "a1 = x*sin(x); " + "; ".join(f"a{i} = a{i - 1}*sin(a{i - 1})" for i in range(2, 13)),
+        # each statement uses the two before it: exponential written out
+        "a1 = x^2/9; a2 = a1*a1 + a1; "
+        + "; ".join(f"a{i} = a{i - 1}*a{i - 2}/4 + a{i - 1}/2" for i in range(3, 31)),
+    ],
+    ids=["chain", "diamond"],
+)
+def test_a_program_derived_statement_by_statement_is_plotted_and_checked(program) -> None:
+    """The plot and the point check evaluate the program one statement at a time, as the
+    derivation was made, and agree with central differences of f (never written out)."""
+    d = explain(program)
+    assert d.rates, "the case must exercise the statement-by-statement answer"
+    out = views.derive(program)
+    plot = out["plot"]
+    xs, f, df = (np.array(plot[k], dtype=float) for k in ("x", "f", "df"))
+    inside = np.isfinite(f) & np.isfinite(df)
+    assert inside.sum() > len(xs) // 2
+    checked = 0
+    for i in np.flatnonzero(inside)[::16]:
+        at = views.point(program, "x", float(xs[i]))
+        assert at["agree"], at  # the derivative, central differences and autodiff agree
+        assert df[i] == pytest.approx(at["analytic"], rel=1e-9, abs=1e-12)
+        assert f[i] == pytest.approx(at["f"], rel=1e-9, abs=1e-12)
+        checked += 1
+    assert checked >= 4
+    assert views.point(program, "x", 0.7)["analytic"] == pytest.approx(d.evaluate(x=0.7))

@@ -7,6 +7,7 @@ Imports parse, steps and render; never the autodiff engine (see evaluate.py).
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
@@ -478,6 +479,7 @@ def _sigmoid_args(expr: sp.Expr) -> list[sp.Expr]:
     return found
 
 
+@functools.lru_cache(maxsize=64)  # asked twice per derivation (lines, result); simplify is slow
 def _as_sigmoid(expr: sp.Expr, result: sp.Expr) -> sp.Expr | None:
     """result as c·σ(g)(1 - σ(g)) when expr has 1/(1 + e^(-g)) and that form exists."""
     for g in _sigmoid_args(expr):

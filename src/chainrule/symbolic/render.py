@@ -220,8 +220,10 @@ def lhs(rule: R.Rule, name: sp.Symbol | None) -> Math:
 
 def layout(rule: R.Rule, depth: int = 0, name: sp.Symbol | None = None) -> list[Line]:
     """The lines that explain ``rule`` (its sub-steps indented one level deeper)."""
-    first, *rest = _LAYOUT.get(type(rule), _function)(rule, depth, name)
-    return [replace(first, rule=rule), *rest]
+    lines = _LAYOUT.get(type(rule), _function)(rule, depth, name)
+    if not lines:  # a rate derived in an earlier statement prints nothing here
+        return lines
+    return [replace(lines[0], rule=rule), *lines[1:]]
 
 
 def _leaf(key: str, rule: R.Rule, depth: int, name, **math: Math) -> list[Line]:

@@ -19,7 +19,7 @@ import sympy as sp
 from chainrule.symbolic import Derivation, explain
 from chainrule.symbolic.functions import lambdify
 from chainrule.symbolic.mathprint import TextMath
-from chainrule.symbolic.parse import Program
+from chainrule.symbolic.parse import dependency_order
 from chainrule.web import mathml
 from chainrule.web.limits import SLIDER_RANGE, InputError
 
@@ -54,9 +54,29 @@ def _explain(expr: str, wrt: str, lang: str) -> Derivation:
     return explain(expr, wrt=wrt, lang=lang)
 
 
-def _full(d: Derivation) -> sp.Expr:
-    """The differentiated function in its inputs only (a program's definitions inlined)."""
-    return Program(definitions=dict(d.definitions), expr=d.expr).inline()
+def _inputs(d: Derivation) -> set[str]:
+    """The names the differentiated function takes (a program's intermediates left out)."""
+    free = set().union(d.expr.free_symbols, *(e.free_symbols for e in d.definitions.values()))
+    return {s.name for s in free - set(d.definitions)}
+
+
+def _function_on(d: Derivation, xs: np.ndarray) -> np.ndarray:
+    """f on all of xs, a program statement by statement: never written out in its inputs,
+    which for a program that reuses its intermediates grows exponentially."""
+    known: dict[sp.Symbol, np.ndarray] = {d.wrt: xs}
+    for name in dependency_order(dict(d.definitions)):
+        known[name] = _sample_with(d.definitions[name], known, xs)
+    return _sample_with(d.expr, known, xs)
+
+
+def _engine_value(d: Derivation, t: Any) -> Any:
+    """f on chainrule's engine at the tensor t, statement by statement."""
+    from chainrule.symbolic.evaluate import to_engine
+
+    env = {d.wrt.name: t}
+    for name in dependency_order(dict(d.definitions)):
+        env[name.name] = to_engine(d.definitions[name], env)
+    return to_engine(d.expr, env)
 
 
 def _text(e: sp.Expr) -> str:
@@ -70,8 +90,7 @@ def _finite(values: np.ndarray) -> list[float | None]:
 def derive(expr: str, wrt: str = "x", lang: str = "en") -> dict[str, Any]:
     """The derivation as a tree of named steps (MathML), the result, and a plot of f and f'."""
     d = _explain(expr, wrt, lang)
-    full = _full(d)
-    names = sorted({s.name for s in full.free_symbols} | {d.wrt.name})
+    names = sorted(_inputs(d) | {d.wrt.name})
     printer = mathml.MathMLMath()
     top = printer.deriv(d.name, d.wrt, len(names) > 1)
     out: dict[str, Any] = {
@@ -83,16 +102,19 @@ def derive(expr: str, wrt: str = "x", lang: str = "en") -> dict[str, Any]:
         "plot": None,
     }
     if names == [d.wrt.name]:
-        out["plot"] = _plot(full, d)
+        out["plot"] = _plot(d)
     return out
 
 
-def _plot(full: sp.Expr, d: Derivation) -> dict[str, Any]:
+def _plot(d: Derivation) -> dict[str, Any]:
     """f and f' sampled on PLOT_RANGE; None where undefined; a y-window that ignores poles."""
     x = sp.Symbol(d.wrt.name, real=True)
     xs = np.linspace(*PLOT_RANGE, PLOT_POINTS)
-    f = _sample(lambdify([d.wrt], full), xs)
-    df = _sample(lambdify([d.wrt], d.result.xreplace({d.wrt: x}).subs(x, d.wrt)), xs)
+    f = _function_on(d, xs)
+    if d.rates:  # given statement by statement: evaluated that way, never written out
+        df = _by_statement(d, xs)
+    else:
+        df = _sample(lambdify([d.wrt], d.result.xreplace({d.wrt: x}).subs(x, d.wrt)), xs)
     both = np.concatenate([f, df])
     both = both[np.isfinite(both)]
     if both.size:
@@ -104,6 +126,29 @@ def _plot(full: sp.Expr, d: Derivation) -> dict[str, Any]:
     return {"x": xs.tolist(), "f": _finite(f), "df": _finite(df), "y": window}
 
 
+def _by_statement(d: Derivation, xs: np.ndarray) -> np.ndarray:
+    """The derivative of a program derived statement by statement, on all of xs at once: each
+    intermediate and each intermediate's rate is computed once, in dependency order."""
+    steps = {**d.definitions, **d.rates}
+    known: dict[sp.Symbol, np.ndarray] = {d.wrt: xs}
+    for name in dependency_order(steps):
+        known[name] = _sample_with(steps[name], known, xs)
+    return _sample_with(d.result, known, xs)
+
+
+def _sample_with(e: sp.Expr, known: dict[sp.Symbol, np.ndarray], xs: np.ndarray) -> np.ndarray:
+    """e on xs given its free symbols' values there (point by point where NumPy refuses)."""
+    symbols = sorted(e.free_symbols, key=lambda s: s.name)
+    fn = lambdify(symbols, e)
+    args = [np.broadcast_to(known[s], xs.shape) for s in symbols]
+    with np.errstate(all="ignore"):
+        try:
+            values = np.asarray(fn(*args), dtype=float)
+        except (ArithmeticError, TypeError, ValueError):
+            values = np.array([_one(fn, *point) for point in zip(*args)] if args else [math.nan])
+    return np.broadcast_to(values, xs.shape).astype(float)
+
+
 def _sample(fn: Callable[..., Any], xs: np.ndarray) -> np.ndarray:
     with np.errstate(all="ignore"):
         try:
@@ -113,9 +158,9 @@ def _sample(fn: Callable[..., Any], xs: np.ndarray) -> np.ndarray:
     return np.broadcast_to(values, xs.shape).astype(float)
 
 
-def _one(fn: Callable[..., Any], v: float) -> float:
+def _one(fn: Callable[..., Any], *v: float) -> float:
     try:
-        return float(fn(v))
+        return float(fn(*v))
     except (TypeError, ValueError, ZeroDivisionError, OverflowError):
         return math.nan
 
@@ -124,23 +169,19 @@ def point(expr: str, wrt: str, x: float, lang: str = "en") -> dict[str, Any]:
     """At x: f, the tangent, and f'(x) three ways (the derivation, central differences as seed
     003's template with h = 1e-7, chainrule's autodiff)."""
     import chainrule as cr
-    from chainrule.symbolic.evaluate import to_engine
 
     d = _explain(expr, wrt, lang)
-    full = _full(d)
-    if {s.name for s in full.free_symbols} - {d.wrt.name}:
+    if _inputs(d) - {d.wrt.name}:
         raise InputError("the point check needs a function of one variable")
-    f = lambdify([d.wrt], full)
-    with np.errstate(all="ignore"):
-        fx = _one(f, x)
-        central = (_one(f, x + CENTRAL_H) - _one(f, x - CENTRAL_H)) / (2 * CENTRAL_H)
+    fx, below, above = _function_on(d, np.array([x, x - CENTRAL_H, x + CENTRAL_H])).tolist()
+    central = (above - below) / (2 * CENTRAL_H)
     try:
         analytic = d.evaluate(**{d.wrt.name: x})
     except (TypeError, ValueError):  # complex or undefined there
         analytic = math.nan
     t = cr.tensor(np.float64(x), dtype=np.float64, requires_grad=True)
     with np.errstate(all="ignore"):
-        out = to_engine(full, {d.wrt.name: t})
+        out = _engine_value(d, t)
         if out.requires_grad:
             out.backward()
         autodiff = float(t.grad.item()) if t.grad is not None else 0.0
