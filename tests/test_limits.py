@@ -401,3 +401,18 @@ def test_a_max_derivative_evaluates_without_simplifying_its_conditions():
     assert d.evaluate(x=3.0) == 1.0
     assert time.process_time() - start < 0.75  # 0.1 s; 1.5 s when SymPy simplified
     assert explain("max(x, 2*x)").evaluate(x=0.0) == 1.5
+
+
+def test_at_checks_a_program_too_big_to_write_out_statement_by_statement():
+    """`--at` on a 60-statement diamond: written out it is exponentially long, so f, its
+    central differences and autodiff are computed one statement at a time, as the answer."""
+    program = "a1 = x^2/9; a2 = a1*a1 + a1; " + "; ".join(
+        f"a{i} = a{i - 1}*a{i - 2}/4 + a{i - 1}/2" for i in range(3, 61)
+    )
+    assert explain(program).rates  # answered statement by statement
+    code, out, err = cli("explain", program, "--at", "x=0.7")
+    assert (code, err) == (0, ""), err
+    lines = out.strip().splitlines()[-4:]
+    values = [float(line.split()[-1]) for line in lines[:3]]
+    assert lines[-1].strip() == "all three agree"
+    assert values[0] == pytest.approx(values[2], rel=1e-8) and values[0] != 0

@@ -13,6 +13,7 @@ import argparse
 import itertools
 import math
 import sys
+from typing import Any
 
 from chainrule import limits as L
 
@@ -101,16 +102,31 @@ def _check(derivation, point: dict[str, float], lang: str, typed: str) -> int:
     """
     from chainrule.symbolic.parse import Program
 
-    full = Program(definitions=dict(derivation.definitions), expr=derivation.expr).inline()
+    if derivation.rates:
+        # Given statement by statement (too big to write out in its inputs, limits.max_output):
+        # f, its central differences and autodiff are computed one statement at a time too.
+        full: Any = _Statements(derivation.definitions, derivation.expr)
+    else:
+        full = Program(definitions=dict(derivation.definitions), expr=derivation.expr).inline()
     names = {s.name for s in full.free_symbols} | {derivation.wrt.name}
     if missing := sorted(names - set(point)):
         raise ValueError(f"--at needs a value for {', '.join(missing)}")
     values = {k: point[k] for k in names}
     shown_f = str(derivation.name) if derivation.definitions else typed.strip()
     where = ", ".join(f"{k} = {v:g}" for k, v in sorted(values.items()))
-    _real_value(full, values, f"{shown_f} at {where}")
+    if isinstance(full, _Statements):
+        if not math.isfinite(full.value(values)):
+            raise PointError(f"{shown_f} at {where} is not a finite real float64 number")
+    else:
+        _real_value(full, values, f"{shown_f} at {where}")
     symbolic = _derivative_value(derivation, values, shown_f, where)
-    central = _central_difference(full, derivation.wrt.name, values)
+    if isinstance(full, _Statements):
+        h = 1e-6 * max(1.0, abs(values[derivation.wrt.name]))
+        x = derivation.wrt.name
+        shifted = [{**values, x: values[x] + d} for d in (h, -h)]
+        central = (full.value(shifted[0]) - full.value(shifted[1])) / (2 * h)
+    else:
+        central = _central_difference(full, derivation.wrt.name, values)
     engine = _autodiff(full, derivation.wrt.name, values)
     agree = _close(symbolic, engine, 1e-8) and _close(symbolic, central, 1e-5)
     head, *labels, yes, no = _AT_LABELS[lang]
@@ -120,6 +136,48 @@ def _check(derivation, point: dict[str, float], lang: str, typed: str) -> int:
         print(f"  {label:<22} {value:.12g}")
     print(f"  {yes if agree else no}")
     return 0 if agree else 1
+
+
+class _Statements:
+    """A program kept as its statements: evaluated one statement at a time, in float64 or on
+    chainrule's engine, so a program whose written-out form is exponentially long still has
+    values (a diamond: each statement uses the two before it)."""
+
+    def __init__(self, definitions, expr) -> None:
+        from chainrule.symbolic.parse import dependency_order
+
+        self.definitions, self.expr = dict(definitions), expr
+        self.order = dependency_order(self.definitions)
+        free = set().union(expr.free_symbols, *(e.free_symbols for e in self.definitions.values()))
+        self.free_symbols = free - set(self.definitions)
+
+    def _run(self, env: dict[str, Any], evaluate: Any) -> Any:
+        for name in self.order:
+            env[name.name] = evaluate(self.definitions[name], env)
+        return evaluate(self.expr, env)
+
+    def value(self, values: dict[str, float]) -> float:
+        """f at the point in float64; nan where a statement has no real value."""
+        import numpy as np
+
+        from chainrule.symbolic.functions import lambdify
+
+        def evaluate(e, env):
+            symbols = sorted(e.free_symbols, key=lambda s: s.name)
+            try:
+                with np.errstate(all="ignore"):
+                    v = complex(lambdify(symbols, e)(*(np.float64(env[s.name]) for s in symbols)))
+            except (ArithmeticError, ValueError, TypeError, KeyError):
+                return math.nan
+            return v.real if v.imag == 0 else math.nan
+
+        return float(self._run(dict(values), evaluate))
+
+    def engine(self, env: dict[str, Any]) -> Any:
+        """f on chainrule's engine (the tensors in env are the inputs)."""
+        from chainrule.symbolic.evaluate import to_engine
+
+        return self._run(dict(env), to_engine)
 
 
 class PointError(ValueError):
@@ -261,7 +319,7 @@ def _autodiff(expr, wrt: str, values: dict[str, float]) -> float:
         k: cr.tensor(np.float64(v), dtype=np.float64, requires_grad=k == wrt)
         for k, v in values.items()
     }
-    out = to_engine(expr, env)
+    out = expr.engine(env) if isinstance(expr, _Statements) else to_engine(expr, env)
     if not out.requires_grad:  # the expression does not depend on wrt at all
         return 0.0
     out.backward()
