@@ -416,3 +416,16 @@ def test_at_checks_a_program_too_big_to_write_out_statement_by_statement():
     values = [float(line.split()[-1]) for line in lines[:3]]
     assert lines[-1].strip() == "all three agree"
     assert values[0] == pytest.approx(values[2], rel=1e-8) and values[0] != 0
+
+
+def test_the_hard_stop_gets_through_code_that_swallows_value_errors():
+    """SymPy catches ValueError (LimitError's base) in places: the CLI's stop is not one, and it
+    fires again until it gets through."""
+    from chainrule.limits import enforced
+
+    start = time.monotonic()
+    with pytest.raises(LimitError, match="time budget"), enforced(DEFAULT.with_(seconds=0.2), 0.1):
+        while time.monotonic() - start < 10:
+            with contextlib.suppress(ValueError):
+                time.sleep(0.01)
+    assert time.monotonic() - start < 5

@@ -149,16 +149,26 @@ def enforced(limits: Limits, grace: float = 1.0) -> Iterator[Limits]:
         return
 
     def stop(signum: int, frame: Any) -> None:
-        raise LimitError("seconds", "the request took longer than the time budget")
+        raise _HardStop
 
     previous = signal.signal(signal.SIGALRM, stop)
-    signal.setitimer(signal.ITIMER_REAL, limits.seconds + grace)
+    # Not a ValueError inside SymPy, and again every quarter second: SymPy catches ValueError
+    # (LimitError's base) in places, and a bare except may still swallow one stop.
+    signal.setitimer(signal.ITIMER_REAL, limits.seconds + grace, 0.25)
     try:
         with applied(limits) as active_limits:
             yield active_limits
+    except _HardStop:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        raise LimitError("seconds", "the request took longer than the time budget") from None
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, previous)
+
+
+class _HardStop(BaseException):
+    """Raised by the CLI's SIGALRM inside whatever call overran; `enforced` turns it into a
+    LimitError at its boundary."""
 
 
 def check_time(what: str) -> None:
