@@ -1329,13 +1329,14 @@ def all(
 
 
 def einsum(subscripts: str, *operands: ArrayLike) -> Tensor:
-    """NumPy's einsum with explicit or implicit output ('ij,jk->ik', 'ij,jk'); every operand
-    is differentiable, and each gradient is itself an einsum.
+    """NumPy's einsum with explicit or implicit output ('ij,jk->ik', 'ij,jk'), '...' for the
+    leading axes and an index repeated within one operand ('ii->i', a diagonal); every
+    operand is differentiable, and each gradient is itself an einsum.
 
     Raises
     ------
     ValueError
-        For '...', an index repeated within one operand, or a wrong number of operands.
+        For a wrong number of operands, or an operand with fewer axes than its subscripts.
 
     Examples
     --------
@@ -1343,12 +1344,45 @@ def einsum(subscripts: str, *operands: ArrayLike) -> Tensor:
     >>> a = cr.tensor([[1.0, 2.0], [3.0, 4.0]], requires_grad=True)
     >>> cr.einsum("ij,j->i", a, cr.tensor([1.0, 1.0])).tolist()
     [3.0, 7.0]
+    >>> cr.einsum("...ii->...", a[None]).tolist()
+    [5.0]
     """
     if not isinstance(subscripts, str):
         raise TypeError("einsum: the first argument is the subscripts string ('ij,jk->ik')")
     xs = [_t(x) for x in operands]
-    ops._einsum_parts(subscripts, len(xs))
-    return ops.einsum(*xs, subscripts=subscripts)
+    spec, xs = _einsum_explicit(subscripts, xs)
+    ops._einsum_parts(spec, len(xs))
+    return ops.einsum(*xs, subscripts=spec)
+
+
+def _einsum_explicit(subscripts: str, xs: list[Tensor]) -> tuple[str, list[Tensor]]:
+    """The subscripts the einsum primitive takes: '...' written out as unused letters (right
+    aligned across operands, as NumPy broadcasts it), an index repeated within an operand
+    taken as that operand's diagonal first, and the output explicit (NumPy's implicit one is
+    the '...' axes, then the letters that occur once, sorted)."""
+    lhs, arrow, out = subscripts.replace(" ", "").partition("->")
+    ins = lhs.split(",")
+    if len(ins) != len(xs):
+        raise ValueError(f"einsum: {subscripts!r} names {len(ins)} operands, got {len(xs)}")
+    if not arrow:
+        once = sorted(c for c in set(lhs) if c.isalpha() and lhs.count(c) == 1)
+        out = ("..." if "..." in lhs else "") + "".join(once)
+    free = [c for c in "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz" if c not in lhs]
+    extra = [x.ndim - len(s.replace("...", "")) for s, x in zip(ins, xs) if "..." in s]
+    if builtins.any(k < 0 for k in extra):
+        raise ValueError(f"einsum: an operand has fewer axes than {subscripts!r} names")
+    dots = "".join(free[: builtins.max(extra, default=0)])
+    ins = [s.replace("...", dots[len(dots) - (x.ndim - len(s) + 3) :]) for s, x in zip(ins, xs)]
+    xs = list(xs)
+    for i, s in enumerate(ins):
+        for c in dict.fromkeys(c for c in s if s.count(c) > 1):
+            while s.count(c) > 1:  # NumPy's diagonal: both axes go, the diagonal comes last
+                p = s.index(c)
+                q = s.index(c, p + 1)
+                xs[i] = diagonal(xs[i], 0, p, q)
+                s = s[:p] + s[p + 1 : q] + s[q + 1 :] + c
+        ins[i] = s
+    return ",".join(ins) + "->" + out.replace("...", dots), xs
 
 
 def tensordot(a: ArrayLike, b: ArrayLike, axes: Any = 2, *, dims: Any = None) -> Tensor:
