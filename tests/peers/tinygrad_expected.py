@@ -19,7 +19,6 @@ _PROMOTE = "an int32 tensor with a float32 tensor promotes to float64 (PyTorch: 
 EXPECTED: dict[str, tuple[str, str]] = {
     # ---- chainrule lacks it
     "test_bitcast": (LACKS, "bitcast (PyTorch's Tensor.view(dtype))"),
-    "test_einsum_ellipsis": (LACKS, "einsum with '...'"),
     "test_logical_not": (LACKS, "logical_not of a float tensor (~ takes bool or int)"),
     "test_scatter_mul": (LACKS, "scatter(reduce='multiply')"),
     "test_scatter_reduce": (LACKS, "scatter_reduce"),
