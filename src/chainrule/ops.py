@@ -26,6 +26,7 @@ import numpy as np
 
 from chainrule import blas as _blas
 from chainrule import random as _random
+from chainrule.errors import OpError
 from chainrule.mode import _state
 from chainrule.tensor import Tensor, _batched, apply
 
@@ -2228,13 +2229,13 @@ def _einsum_parts(subscripts: str, shapes: list[tuple[int, ...]]) -> tuple[list[
     lhs, arrow, out = spec.partition("->")
     ins = lhs.split(",")
     if len(ins) != len(shapes):
-        raise ValueError(f"einsum: {subscripts!r} names {len(ins)} operands, got {len(shapes)}")
+        raise OpError(f"einsum: {subscripts!r} names {len(ins)} operands, got {len(shapes)}")
     for s in (*ins, out):
         letters = s.replace("...", "", 1)
         if not builtins.all(c.isalpha() for c in letters):
-            raise ValueError(f"einsum: {subscripts!r}: subscripts are letters and one '...'")
+            raise OpError(f"einsum: {subscripts!r}: subscripts are letters and one '...'")
         if len(set(letters)) != len(letters):
-            raise ValueError(
+            raise OpError(
                 f"einsum: a repeated index within one operand ({s!r}) is not "
                 "supported; use diagonal or trace"
             )
@@ -2247,7 +2248,7 @@ def _einsum_parts(subscripts: str, shapes: list[tuple[int, ...]]) -> tuple[list[
     ranks = [len(shape) - len(s.replace("...", "")) for s, shape in zip(ins, shapes)]
     for s, shape, r in zip(ins, shapes, ranks):
         if r < 0 or (r and "..." not in s):
-            raise ValueError(
+            raise OpError(
                 f"einsum: {subscripts!r} names {len(s.replace('...', ''))} axes for an "
                 f"operand of shape {shape}"
             )
@@ -2256,7 +2257,7 @@ def _einsum_parts(subscripts: str, shapes: list[tuple[int, ...]]) -> tuple[list[
     try:
         sizes = np.broadcast_shapes(*dots)  # the '...' axes, broadcast as NumPy's
     except ValueError:
-        raise ValueError(f"einsum: the '...' axes {dots} do not broadcast") from None
+        raise OpError(f"einsum: the '...' axes {dots} do not broadcast") from None
     full = [next(free) for _ in range(n)]
     expanded = []
     for s, sh, r in zip(ins, shapes, ranks):
@@ -2267,8 +2268,8 @@ def _einsum_parts(subscripts: str, shapes: list[tuple[int, ...]]) -> tuple[list[
             ]
             s = s.replace("...", "".join(mine))
         expanded.append(s)
-    if n and "..." not in out:  # NumPy refuses to sum them away silently, and so do we
-        raise ValueError(f"einsum: {subscripts!r}: the output needs '...' for the broadcast axes")
+    # An output without '...' sums the broadcast axes away, as PyTorch (NumPy refuses: every
+    # spec NumPy accepts means the same here)
     return expanded, out.replace("...", "".join(full))
 
 
@@ -2333,6 +2334,7 @@ einsum = defop(
     cases=_einsum_cases,
     nosym="a sum of products over named indices",
     doc="d einsum(x, y) = einsum(dx, y) + einsum(x, dy); each vjp is an einsum",
+    differs="an output without '...' sums the '...' axes away, as PyTorch (NumPy refuses)",
     local=("einsum(g, the other inputs)",),
     batch=_einsum_batch,
 )

@@ -41,11 +41,6 @@ EXPECTED: dict[str, tuple[str, str]] = {
         "mixed dtypes)",
     ),
     # ---- NumPy's rule where it and PyTorch differ
-    "test_einsum_ellipsis": (
-        NUMPY,
-        "'ij...,ij...->ij' leaves the '...' axes out of the output: NumPy refuses, PyTorch sums "
-        "them",
-    ),
     "test_div_rounding_mode": (NUMPY, _PROMOTE),
     "test_maximum": (NUMPY, _PROMOTE),
     "test_minimum": (NUMPY, _PROMOTE),
