@@ -274,7 +274,7 @@ def test_streams_are_bounded_and_a_closed_one_frees_its_slot(client, monkeypatch
     client.post(f"/api/train/{job}/pause", json={})
     with client.stream("GET", f"/api/train/{job}/events") as held:
         lines = held.iter_lines()  # kept: a dropped iterator closes the response
-        assert next(lines) == "id: 0"  # the stream is open and counted
+        assert next(lines).startswith("id: ")  # open, counted (an epoch may end before pause)
         assert _trainer(client).streams == 1
         r = client.get(f"/api/train/{job}/events")
         assert r.status_code == 503
