@@ -20,13 +20,24 @@ from autograd import Unsupported
 from . import random  # noqa: F401  (autograd.numpy.random)
 
 # chainrule's functions under their NumPy names
-_NAMES = (
-    "abs", "add", "arccos", "arcsin", "arctan", "argmax", "argmin", "broadcast_to", "clip",
-    "concatenate", "cos", "cosh", "divide", "dot", "exp", "expand_dims", "log", "log2",
-    "log10", "matmul", "max", "maximum", "mean", "min", "minimum", "multiply", "negative",
-    "power", "reshape", "sign", "sin", "sinh", "split", "sqrt", "squeeze", "stack", "std",
-    "subtract", "sum", "swapaxes", "tan", "tanh", "transpose", "var", "where",
-)  # fmt: skip
+# Derived, not listed: every NumPy function name chainrule also defines (a hand-written list
+# fell behind as the op table grew), less chainrule's checkpoint I/O and the creation and
+# random functions (their NumPy results are constants either way; chainrule's are Tensors).
+_NOT_NUMPY = {"load", "save"}
+# same name, another convention: chainrule's pad is torch.nn.functional.pad (pairs from the
+# last axis), not numpy.pad (a pad_width per axis from the first); NumPy's runs on constants
+_NOT_NUMPY.add("pad")
+_CREATION = {
+    name for name, op in _cr.ops.OPS.items() if op.arity == 0 and not op.differentiable
+}  # zeros, ones, full, empty, eye, arange, linspace, logspace, randn, ...
+_NAMES = sorted(
+    name
+    for name in dir(_onp)
+    if not name.startswith("_")
+    and not isinstance(getattr(_onp, name), type)
+    and callable(getattr(_cr, name, None))
+    and name not in _NOT_NUMPY | _CREATION
+)
 _CHAINRULE = {name: getattr(_cr, name) for name in _NAMES}
 _ALIASES = {"absolute": "abs", "true_divide": "divide", "amax": "max", "amin": "min"}
 
