@@ -429,3 +429,25 @@ def test_the_hard_stop_gets_through_code_that_swallows_value_errors():
             with contextlib.suppress(ValueError):
                 time.sleep(0.01)
     assert time.monotonic() - start < 5
+
+
+def test_a_stop_landing_where_it_cannot_propagate_is_not_printed():
+    """A stop inside a __del__ (or a gc callback) is unraisable: it is dropped, not printed as
+    "Exception ignored", and a later stop ends the call."""
+    from chainrule.limits import enforced
+
+    seen: list[object] = []
+    previous = sys.unraisablehook
+    sys.unraisablehook = seen.append
+
+    class Slow:
+        def __del__(self) -> None:
+            time.sleep(0.6)  # the first stop lands here
+
+    try:
+        with pytest.raises(LimitError), enforced(DEFAULT.with_(seconds=0.1), 0.1):
+            Slow()  # deleted at once: its __del__ swallows the stop
+            time.sleep(5)
+    finally:
+        sys.unraisablehook = previous
+    assert seen == []

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import contextvars
+import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -151,7 +152,14 @@ def enforced(limits: Limits, grace: float = 1.0) -> Iterator[Limits]:
     def stop(signum: int, frame: Any) -> None:
         raise _HardStop
 
+    def unraisable(info: Any) -> None:
+        # A stop that lands in a gc callback or a __del__ cannot propagate; the next one will,
+        # so it is dropped here rather than printed as "Exception ignored in ...".
+        if not isinstance(info.exc_value, _HardStop):
+            previous_hook(info)
+
     previous = signal.signal(signal.SIGALRM, stop)
+    previous_hook, sys.unraisablehook = sys.unraisablehook, unraisable
     # Not a ValueError inside SymPy, and again every quarter second: SymPy catches ValueError
     # (LimitError's base) in places, and a bare except may still swallow one stop.
     signal.setitimer(signal.ITIMER_REAL, limits.seconds + grace, 0.25)
@@ -164,6 +172,7 @@ def enforced(limits: Limits, grace: float = 1.0) -> Iterator[Limits]:
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, previous)
+        sys.unraisablehook = previous_hook
 
 
 class _HardStop(BaseException):
