@@ -11,19 +11,17 @@ run; every other case must pass: no wrong value. Offline, the test skips.
 from __future__ import annotations
 
 import collections
-import hashlib
 import io
 import json
 import os
 import subprocess
 import sys
 import tarfile
-import urllib.error
-import urllib.request
 from pathlib import Path
 from typing import Any
 
 import pytest
+from sdist import check_offline_and_tampered, download
 
 VERSION = "1.9.1"
 URL = (
@@ -66,15 +64,7 @@ NOT_RUN = {
 
 
 def _download() -> bytes:
-    try:
-        with urllib.request.urlopen(URL, timeout=30) as response:
-            data: bytes = response.read()
-    except OSError as exc:  # URLError, timeouts, no route: offline
-        pytest.skip(f"offline: could not download autograd {VERSION} from PyPI ({exc})")
-    digest = hashlib.sha256(data).hexdigest()
-    if digest != SHA256:
-        pytest.fail(f"autograd-{VERSION}.tar.gz has sha256 {digest}, expected {SHA256}")
-    return data
+    return download("autograd", VERSION, URL, SHA256)
 
 
 @pytest.fixture(scope="module")
@@ -143,20 +133,4 @@ def test_autograd_suite_runs_on_chainrule_without_a_wrong_value(
 
 
 def test_offline_skips_and_a_wrong_digest_fails(monkeypatch: pytest.MonkeyPatch) -> None:
-    def offline(url: str, timeout: float) -> Any:
-        raise urllib.error.URLError("no route to host")
-
-    monkeypatch.setattr(urllib.request, "urlopen", offline)
-    with pytest.raises(pytest.skip.Exception, match="offline: could not download autograd"):
-        _download()
-
-    class Tampered(io.BytesIO):
-        def __enter__(self) -> Tampered:
-            return self
-
-        def __exit__(self, *exc: object) -> None:
-            pass
-
-    monkeypatch.setattr(urllib.request, "urlopen", lambda url, timeout: Tampered(b"not it"))
-    with pytest.raises(pytest.fail.Exception, match="has sha256"):
-        _download()
+    check_offline_and_tampered(monkeypatch, _download, "autograd")

@@ -11,7 +11,6 @@ that passes fails this test, and so does any unlisted failure. Skipped offline o
 from __future__ import annotations
 
 import collections
-import hashlib
 import importlib.util
 import io
 import json
@@ -19,12 +18,11 @@ import os
 import subprocess
 import sys
 import tarfile
-import urllib.error
-import urllib.request
 from pathlib import Path
 from typing import Any
 
 import pytest
+from sdist import check_offline_and_tampered, download
 
 VERSION = "0.12.0"
 URL = (
@@ -38,15 +36,7 @@ MIN_PASSING = 0.90  # issue 11: at least 90% pass (measured: 377 of 410, 92.0%)
 
 
 def _download() -> bytes:
-    try:
-        with urllib.request.urlopen(URL, timeout=30) as response:
-            data: bytes = response.read()
-    except OSError as exc:  # URLError, timeouts, no route: offline
-        pytest.skip(f"offline: could not download tinygrad {VERSION} from PyPI ({exc})")
-    digest = hashlib.sha256(data).hexdigest()
-    if digest != SHA256:
-        pytest.fail(f"tinygrad-{VERSION}.tar.gz has sha256 {digest}, expected {SHA256}")
-    return data
+    return download("tinygrad", VERSION, URL, SHA256)
 
 
 @pytest.fixture(scope="module")
@@ -118,20 +108,4 @@ def test_tinygrad_test_ops_run_on_chainrule_without_a_wrong_value(
 
 
 def test_offline_skips_and_a_wrong_digest_fails(monkeypatch: pytest.MonkeyPatch) -> None:
-    def offline(url: str, timeout: float) -> Any:
-        raise urllib.error.URLError("no route to host")
-
-    monkeypatch.setattr(urllib.request, "urlopen", offline)
-    with pytest.raises(pytest.skip.Exception, match="offline: could not download tinygrad"):
-        _download()
-
-    class Tampered(io.BytesIO):
-        def __enter__(self) -> Tampered:
-            return self
-
-        def __exit__(self, *exc: object) -> None:
-            pass
-
-    monkeypatch.setattr(urllib.request, "urlopen", lambda url, timeout: Tampered(b"not it"))
-    with pytest.raises(pytest.fail.Exception, match="has sha256"):
-        _download()
+    check_offline_and_tampered(monkeypatch, _download, "tinygrad")
