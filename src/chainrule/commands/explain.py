@@ -105,10 +105,11 @@ def _check(derivation, point: dict[str, float], lang: str, typed: str) -> int:
     if derivation.rates:
         # Given statement by statement (too big to write out in its inputs, limits.max_output):
         # f, its central differences and autodiff are computed one statement at a time too.
-        full: Any = _Statements(derivation.definitions, derivation.expr)
+        full: Any = _Statements(derivation)
     else:
         full = Program(definitions=dict(derivation.definitions), expr=derivation.expr).inline()
-    names = {s.name for s in full.free_symbols} | {derivation.wrt.name}
+    inputs = derivation.inputs if derivation.rates else {s.name for s in full.free_symbols}
+    names = inputs | {derivation.wrt.name}
     if missing := sorted(names - set(point)):
         raise ValueError(f"--at needs a value for {', '.join(missing)}")
     values = {k: point[k] for k in names}
@@ -139,22 +140,12 @@ def _check(derivation, point: dict[str, float], lang: str, typed: str) -> int:
 
 
 class _Statements:
-    """A program kept as its statements: evaluated one statement at a time, in float64 or on
-    chainrule's engine, so a program whose written-out form is exponentially long still has
-    values (a diamond: each statement uses the two before it)."""
+    """A program kept as its statements (`Derivation.run`): evaluated one statement at a time,
+    in float64 or on chainrule's engine, so a program whose written-out form is exponentially
+    long still has values (a diamond: each statement uses the two before it)."""
 
-    def __init__(self, definitions, expr) -> None:
-        from chainrule.symbolic.parse import dependency_order
-
-        self.definitions, self.expr = dict(definitions), expr
-        self.order = dependency_order(self.definitions)
-        free = set().union(expr.free_symbols, *(e.free_symbols for e in self.definitions.values()))
-        self.free_symbols = free - set(self.definitions)
-
-    def _run(self, env: dict[str, Any], evaluate: Any) -> Any:
-        for name in self.order:
-            env[name.name] = evaluate(self.definitions[name], env)
-        return evaluate(self.expr, env)
+    def __init__(self, derivation: Any) -> None:
+        self.derivation = derivation
 
     def value(self, values: dict[str, float]) -> float:
         """f at the point in float64; nan where a statement has no real value."""
@@ -162,7 +153,7 @@ class _Statements:
 
         from chainrule.symbolic.functions import lambdify
 
-        def evaluate(e, env):
+        def evaluate(e: Any, env: dict[str, Any]) -> float:
             symbols = sorted(e.free_symbols, key=lambda s: s.name)
             try:
                 with np.errstate(all="ignore"):
@@ -171,13 +162,13 @@ class _Statements:
                 return math.nan
             return v.real if v.imag == 0 else math.nan
 
-        return float(self._run(dict(values), evaluate))
+        return float(self.derivation.run(dict(values), evaluate))
 
     def engine(self, env: dict[str, Any]) -> Any:
         """f on chainrule's engine (the tensors in env are the inputs)."""
         from chainrule.symbolic.evaluate import to_engine
 
-        return self._run(dict(env), to_engine)
+        return self.derivation.run(dict(env), to_engine)
 
 
 class PointError(ValueError):

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import functools
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 import numpy as np
 import sympy as sp
@@ -111,6 +112,23 @@ class Derivation:
         """The answer in one line, ``<Derivation dy/dx = 6x(x² + 1)²>`` (print it for the steps)."""
         answer = V.render(self.lines[-1:], lang="en", fmt="text").removeprefix("Result: ")
         return f"<Derivation {answer}>"
+
+    @property
+    def inputs(self) -> set[str]:
+        """The names the differentiated function takes (a program's intermediates left out)."""
+        defs = self.definitions
+        free = set().union(self.expr.free_symbols, *(e.free_symbols for e in defs.values()))
+        return {s.name for s in free - set(defs)}
+
+    def run(self, env: dict[str, Any], evaluate: Callable[[sp.Expr, dict[str, Any]], Any]) -> Any:
+        """The function itself, one statement at a time: ``evaluate(expr, env)`` gives each
+        definition's value (stored in `env` under its name, in dependency order), then the
+        output's. Never written out in its inputs, which for a program that reuses its
+        intermediates grows exponentially. `env` holds the inputs' values (floats, arrays,
+        tensors: whatever `evaluate` takes)."""
+        for name in dependency_order(dict(self.definitions)):
+            env[name.name] = evaluate(self.definitions[name], env)
+        return evaluate(self.expr, env)
 
     def evaluate(self, **values: float) -> float:
         """The derivative at a point, e.g. ``d.evaluate(x=2.0)``; every free symbol needs a value.

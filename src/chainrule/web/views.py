@@ -54,29 +54,16 @@ def _explain(expr: str, wrt: str, lang: str) -> Derivation:
     return explain(expr, wrt=wrt, lang=lang)
 
 
-def _inputs(d: Derivation) -> set[str]:
-    """The names the differentiated function takes (a program's intermediates left out)."""
-    free = set().union(d.expr.free_symbols, *(e.free_symbols for e in d.definitions.values()))
-    return {s.name for s in free - set(d.definitions)}
-
-
-def _function_on(d: Derivation, xs: np.ndarray) -> np.ndarray:
-    """f on all of xs, a program statement by statement: never written out in its inputs,
-    which for a program that reuses its intermediates grows exponentially."""
-    known: dict[sp.Symbol, np.ndarray] = {d.wrt: xs}
-    for name in dependency_order(dict(d.definitions)):
-        known[name] = _sample_with(d.definitions[name], known, xs)
-    return _sample_with(d.expr, known, xs)
-
-
 def _engine_value(d: Derivation, t: Any) -> Any:
     """f on chainrule's engine at the tensor t, statement by statement."""
     from chainrule.symbolic.evaluate import to_engine
 
-    env = {d.wrt.name: t}
-    for name in dependency_order(dict(d.definitions)):
-        env[name.name] = to_engine(d.definitions[name], env)
-    return to_engine(d.expr, env)
+    return d.run({d.wrt.name: t}, to_engine)
+
+
+def _function_on(d: Derivation, xs: np.ndarray) -> np.ndarray:
+    """f on all of xs, a program statement by statement (never written out)."""
+    return d.run({d.wrt.name: xs}, lambda e, env: _sample_with(e, env, xs))
 
 
 def _text(e: sp.Expr) -> str:
@@ -90,7 +77,7 @@ def _finite(values: np.ndarray) -> list[float | None]:
 def derive(expr: str, wrt: str = "x", lang: str = "en") -> dict[str, Any]:
     """The derivation as a tree of named steps (MathML), the result, and a plot of f and f'."""
     d = _explain(expr, wrt, lang)
-    names = sorted(_inputs(d) | {d.wrt.name})
+    names = sorted(d.inputs | {d.wrt.name})
     printer = mathml.MathMLMath()
     top = printer.deriv(d.name, d.wrt, len(names) > 1)
     out: dict[str, Any] = {
@@ -130,17 +117,17 @@ def _by_statement(d: Derivation, xs: np.ndarray) -> np.ndarray:
     """The derivative of a program derived statement by statement, on all of xs at once: each
     intermediate and each intermediate's rate is computed once, in dependency order."""
     steps = {**d.definitions, **d.rates}
-    known: dict[sp.Symbol, np.ndarray] = {d.wrt: xs}
+    known: dict[str, np.ndarray] = {d.wrt.name: xs}
     for name in dependency_order(steps):
-        known[name] = _sample_with(steps[name], known, xs)
+        known[name.name] = _sample_with(steps[name], known, xs)
     return _sample_with(d.result, known, xs)
 
 
-def _sample_with(e: sp.Expr, known: dict[sp.Symbol, np.ndarray], xs: np.ndarray) -> np.ndarray:
+def _sample_with(e: sp.Expr, known: dict[str, np.ndarray], xs: np.ndarray) -> np.ndarray:
     """e on xs given its free symbols' values there (point by point where NumPy refuses)."""
     symbols = sorted(e.free_symbols, key=lambda s: s.name)
     fn = lambdify(symbols, e)
-    args = [np.broadcast_to(known[s], xs.shape) for s in symbols]
+    args = [np.broadcast_to(known[s.name], xs.shape) for s in symbols]
     with np.errstate(all="ignore"):
         try:
             values = np.asarray(fn(*args), dtype=float)
@@ -171,7 +158,7 @@ def point(expr: str, wrt: str, x: float, lang: str = "en") -> dict[str, Any]:
     import chainrule as cr
 
     d = _explain(expr, wrt, lang)
-    if _inputs(d) - {d.wrt.name}:
+    if d.inputs - {d.wrt.name}:
         raise InputError("the point check needs a function of one variable")
     fx, below, above = _function_on(d, np.array([x, x - CENTRAL_H, x + CENTRAL_H])).tolist()
     central = (above - below) / (2 * CENTRAL_H)
