@@ -68,11 +68,16 @@ def _call(
         return f(*full, **kwargs), [x for x, _ in pairs]
 
 
-def _as_tensor_output(out: Any, where: str) -> Tensor:
+def _as_tensor_output(out: Any, where: str, path: str = "") -> Tensor:
     if isinstance(out, Tensor):
         return out
     if isinstance(out, (int, float, np.ndarray, np.generic)):
         return Tensor._leaf(np.asarray(out), False)
+    if path:
+        raise TypeError(
+            f"{where}: f must return a Tensor (or dicts, lists, tuples of them), got "
+            f"{type(out).__name__} at output{path}"
+        )
     raise TypeError(f"{where}: f must return a Tensor, got {type(out).__name__}")
 
 
@@ -89,12 +94,20 @@ def _detached_unless_needed(out: Tensor, xs: Sequence[Tensor]) -> Tensor:
     return out.detach()
 
 
-def _pullback(out: Tensor, seed: Any, xs: Sequence[Tensor], retain: bool) -> list[Tensor]:
-    """d<seed, out>/dx for each x in xs (zeros where out does not depend on x)."""
-    if not out.requires_grad:
+def _pullback(
+    outs: Sequence[Tensor], seeds: Sequence[Any], xs: Sequence[Tensor], retain: bool
+) -> list[Tensor]:
+    """d sum_k <seeds[k], outs[k]>/dx for each x in xs (zeros where no output depends on x)."""
+    live = [(o, s) for o, s in zip(outs, seeds) if o.requires_grad]
+    if not live:
         return [C.zeros_like(x) for x in xs]
     got = backprop(
-        [out], [seed], retain_graph=retain, create_graph=None, accumulate=False, inputs=xs
+        [o for o, _ in live],
+        [s for _, s in live],
+        retain_graph=retain,
+        create_graph=None,
+        accumulate=False,
+        inputs=xs,
     )
     res = []
     for x in xs:
@@ -106,6 +119,11 @@ def _pullback(out: Tensor, seed: Any, xs: Sequence[Tensor], retain: bool) -> lis
     return res
 
 
+# --------------------------------------------------------------------------- pytrees
+# JAX's pytrees: dicts, lists and tuples (namedtuples too) are nodes, everything else a leaf.
+# One exception keeps chainrule.tensor's reading: a list of plain numbers is one array leaf.
+
+
 def _is_tree(a: Any) -> bool:
     """Whether `a` is a pytree node: a dict, or a list or tuple holding tensors, arrays or
     nodes (a list of Python numbers stays one array, as `chainrule.tensor` reads it)."""
@@ -114,6 +132,10 @@ def _is_tree(a: Any) -> bool:
     return isinstance(a, (list, tuple)) and any(
         isinstance(v, (Tensor, np.ndarray)) or _is_tree(v) for v in a
     )
+
+
+def _children(tree: Any) -> list[tuple[Any, Any]]:
+    return list(tree.items()) if isinstance(tree, dict) else list(enumerate(tree))
 
 
 def _leaves(tree: Any) -> tuple[list[Any], Callable[[Sequence[Any]], Any]]:
@@ -136,12 +158,92 @@ def _leaves(tree: Any) -> tuple[list[Any], Callable[[Sequence[Any]], Any]]:
     return [x for leaves, _ in parts for x in leaves], rebuild
 
 
+def _paths(tree: Any, path: str = "") -> list[str]:
+    """Where each leaf sits (`['w'][0]`), in `_leaves`' order, for error messages."""
+    if not _is_tree(tree):
+        return [path]
+    return [p for k, v in _children(tree) for p in _paths(v, f"{path}[{k!r}]")]
+
+
+def _numeric(a: Any) -> bool:
+    if isinstance(a, (Tensor, np.ndarray)):
+        return True
+    try:
+        return np.asarray(a).dtype.kind in "biufc"
+    except (TypeError, ValueError):  # a ragged list
+        return False
+
+
+def _check_leaf(leaf: Any, where: str, what: str) -> None:
+    """Refuse a leaf that is not a Tensor, an array or a number, naming where it sits."""
+    if not _numeric(leaf):
+        raise TypeError(
+            f"{where}: {what} is a {type(leaf).__name__}; pytree leaves must be "
+            "Tensors, arrays or numbers (dicts, lists and tuples hold them)"
+        )
+
+
+def _check_leaves(tree: Any, where: str, what: str) -> None:
+    for path, leaf in zip(_paths(tree), _leaves(tree)[0]):
+        _check_leaf(leaf, where, f"{what}{path}")
+
+
+def _describe(a: Any) -> str:
+    if isinstance(a, dict):
+        return f"a dict with keys {sorted(map(str, a))}"
+    if isinstance(a, (list, tuple)):
+        return f"a {type(a).__name__} of {len(a)}"
+    return f"a {type(a).__name__}"
+
+
+def _leaves_like(ref: Any, tree: Any, where: str, what: str, ref_name: str) -> list[Any]:
+    """`tree`'s leaves in `ref`'s order: a cotangent for an output, a tangent for a primal.
+    Their structures must agree (a list may stand for a tuple, as the leaves are what count)."""
+    pairs: list[Any] = []
+
+    def walk(r: Any, t: Any, path: str) -> None:
+        if not _is_tree(r):
+            pairs.append(t)
+            return
+        same = (
+            isinstance(t, dict) and t.keys() == r.keys()
+            if isinstance(r, dict)
+            else isinstance(t, (list, tuple)) and len(t) == len(r)
+        )
+        if not same:
+            raise ValueError(
+                f"{where}: {what}{path} is {_describe(t)}, but {ref_name}{path} is "
+                f"{_describe(r)}; they must have the same structure"
+            )
+        for k, v in _children(r):
+            walk(v, t[k], f"{path}[{k!r}]")
+
+    walk(ref, tree, "")
+    return pairs
+
+
+def _out_is_tree(out: Any) -> bool:
+    """Whether f's output is a pytree (an empty tuple or list too: a tree without leaves)."""
+    return _is_tree(out) or (isinstance(out, (list, tuple)) and not out)
+
+
+def _outputs(out: Any, where: str) -> tuple[list[Tensor], Callable[[Sequence[Any]], Any]]:
+    """f's output as its leaves, each a Tensor, and the function that rebuilds its structure."""
+    if isinstance(out, (list, tuple)) and not out:
+        return [], lambda new: out
+    leaves, rebuild = _leaves(out)
+    paths = _paths(out) if _is_tree(out) else [""]
+    return [_as_tensor_output(o, where, p) for o, p in zip(leaves, paths)], rebuild
+
+
 def _flat_args(
-    f: Fn, args: Sequence[Any], nums: tuple[int, ...]
+    f: Fn, args: Sequence[Any], nums: tuple[int, ...], where: str
 ) -> tuple[Fn, list[Any], tuple[int, ...], Callable[[list[Any]], list[Any]]]:
     """f as a function of the differentiated arguments' leaves first, then the others, so a
     gradient with respect to a dict, list or tuple of tensors is one per leaf; and the
     function that puts the leaves' gradients back into each argument's structure."""
+    for i in nums:
+        _check_leaves(args[i], where, f"argument {i}")
     if not any(_is_tree(args[i]) for i in nums):
         return f, list(args), nums, lambda gs: gs
     trees = [_leaves(args[i]) for i in nums]
@@ -168,6 +270,14 @@ def _flat_args(
     return f_flat, [*flat, *(args[k] for k in others)], tuple(range(len(flat))), regroup
 
 
+def _physical_all(ts: Sequence[Tensor]) -> tuple[list[Tensor], tuple[int, ...]]:
+    """The physical tensors of outputs inside vmap (each batched at every active level), and
+    those levels; (ts, ()) outside vmap."""
+    if not _state.levels:
+        return list(ts), ()
+    return [physical(t)[0] for t in ts], tuple(level for level, _ in _state.levels)
+
+
 def value_and_grad(f: Fn, argnums: int | Sequence[int] = 0, has_aux: bool = False) -> Fn:
     """Return a function computing (f(*args), df/dargs) in one forward and one backward pass.
 
@@ -187,7 +297,7 @@ def value_and_grad(f: Fn, argnums: int | Sequence[int] = 0, has_aux: bool = Fals
 
     def vg(*args: Any, **kwargs: Any) -> Any:
         nums, single = _argnums(argnums, len(args), "grad")
-        f_flat, flat, flat_nums, regroup = _flat_args(f, args, nums)
+        f_flat, flat, flat_nums, regroup = _flat_args(f, args, nums, "grad")
         res, xs = _call(f_flat, flat, flat_nums, "grad", kwargs)
         out, aux = _split_aux(res, has_aux, "grad")
         out = _as_tensor_output(out, "grad")
@@ -205,7 +315,9 @@ def value_and_grad(f: Fn, argnums: int | Sequence[int] = 0, has_aux: bool = Fals
         # inside vmap: one scalar per example, all seeded at once (examples never mix)
         out, levels = physical(out) if _state.levels else (out, ())
         value = rewrap(_detached_unless_needed(out, xs), levels)
-        gs = regroup([rewrap(g, levels) for g in _pullback(out, np.ones_like(out.data), xs, False)])
+        gs = regroup(
+            [rewrap(g, levels) for g in _pullback([out], [np.ones_like(out.data)], xs, False)]
+        )
         out = value
         g = gs[0] if single else tuple(gs)
         return ((out, aux), g) if has_aux else (out, g)
@@ -248,36 +360,52 @@ def _split_aux(res: Any, has_aux: bool, where: str) -> tuple[Any, Any]:
 def vjp(f: Fn, *primals: Any, has_aux: bool = False) -> tuple[Any, ...]:
     """Evaluate f at `primals` and return (out, vjp_fn); vjp_fn(ct) = ct^T J, one per primal.
 
+    As JAX's: a primal may be a pytree (dicts, lists, tuples of tensors) and so may f's
+    output; the cotangent has the output's structure, and each gradient its primal's.
+
     Examples
     --------
     >>> import chainrule as cr
     >>> out, f_vjp = cr.vjp(lambda x: x * x, cr.tensor([1.0, 2.0]))
     >>> f_vjp(cr.tensor([1.0, 1.0]))[0]
     tensor([2., 4.])
+    >>> out, f_vjp = cr.vjp(lambda p: {"s": p["a"] * p["b"]}, {"a": 2.0, "b": 3.0})
+    >>> f_vjp({"s": 1.0})
+    ({'a': tensor(3.), 'b': tensor(2.)},)
     """
     nums = tuple(range(len(primals)))
-    res, xs = _call(f, primals, nums, "vjp", {})
+    f_flat, flat, flat_nums, regroup = _flat_args(f, primals, nums, "vjp")
+    res, xs = _call(f_flat, flat, flat_nums, "vjp", {})
     out, aux = _split_aux(res, has_aux, "vjp")
-    shown = _as_tensor_output(out, "vjp")
-    out, levels = physical(shown) if _state.levels else (shown, ())
+    shown, rebuild = _outputs(out, "vjp")
+    outs, levels = _physical_all(shown)
 
-    def vjp_fn(cotangent: Any) -> tuple[Tensor, ...]:
-        ct = cotangent if isinstance(cotangent, Tensor) else _as_array(cotangent, out.dtype)
-        if ct.shape != shown.shape:
-            raise ValueError(f"vjp: cotangent has shape {ct.shape}, the output has {shown.shape}")
-        if levels:
-            ct, _ = physical(ct)
-        return tuple(rewrap(g, levels) for g in _pullback(out, ct, xs, retain=True))
+    def vjp_fn(cotangent: Any) -> tuple[Any, ...]:
+        cts = _leaves_like(out, cotangent, "vjp", "cotangent", "the output")
+        paths = _paths(out) if _is_tree(out) else [""]
+        seeds = []
+        for ct, s, path in zip(cts, shown, paths):
+            _check_leaf(ct, "vjp", f"cotangent{path}")
+            ct = ct if isinstance(ct, Tensor) else _as_array(ct, s.dtype)
+            if ct.shape != s.shape:
+                raise ValueError(
+                    f"vjp: cotangent{path} has shape {ct.shape}, the output{path} has {s.shape}"
+                )
+            seeds.append(physical(ct)[0] if levels else ct)
+        gs = _pullback(outs, seeds, xs, retain=True)
+        return tuple(regroup([rewrap(g, levels) for g in gs]))
 
-    value = rewrap(_detached_unless_needed(out, xs), levels)
+    value = rebuild([rewrap(_detached_unless_needed(o, xs), levels) for o in outs])
     return (value, vjp_fn, aux) if has_aux else (value, vjp_fn)
 
 
-def jvp(f: Fn, primals: Sequence[Any], tangents: Sequence[Any]) -> tuple[Tensor, Tensor]:
+def jvp(f: Fn, primals: Sequence[Any], tangents: Sequence[Any]) -> tuple[Any, Any]:
     """Forward-mode product: (f(*primals), J @ tangents).
 
     Computed as the transpose of a vjp (the vjp is linear in its cotangent u, so
-    d<vjp(u), t>/du = J t), which needs nothing beyond the op table's vjps.
+    d<vjp(u), t>/du = J t), which needs nothing beyond the op table's vjps. As JAX's, a
+    primal may be a pytree (its tangent has its structure), and so may f's output (the
+    output tangent has its structure).
 
     Examples
     --------
@@ -285,37 +413,60 @@ def jvp(f: Fn, primals: Sequence[Any], tangents: Sequence[Any]) -> tuple[Tensor,
     >>> out, t = cr.jvp(lambda x: cr.sin(x), (cr.tensor(0.0),), (cr.tensor(2.0),))
     >>> t.item()
     2.0
+    >>> cr.jvp(lambda p: [p["a"] * p["b"]], ({"a": 2.0, "b": 3.0},), ({"a": 1.0, "b": 0.0},))[1]
+    [tensor(3.)]
     """
     if len(primals) != len(tangents):
         raise ValueError(f"jvp: {len(primals)} primals but {len(tangents)} tangents")
+    labelled = []  # (what the error calls it, tangent leaf), in the primals' leaf order
+    for i, (p, t) in enumerate(zip(primals, tangents)):
+        paths = _paths(p) if _is_tree(p) else [""]
+        leaves = _leaves_like(p, t, "jvp", f"tangent {i}", f"primal {i}")
+        for path, leaf in zip(paths, leaves):
+            _check_leaf(leaf, "jvp", f"tangent {i}{path}")
+            labelled.append((f"{i}{path}", leaf))
     nums = tuple(range(len(primals)))
-    shown, xs = _call(f, primals, nums, "jvp", {})
-    shown = _as_tensor_output(shown, "jvp")
-    ts = [
-        t if isinstance(t, Tensor) else Tensor._leaf(_as_array(t, x.dtype), False)
-        for t, x in zip(tangents, xs)
-    ]
-    for i, (t, p) in enumerate(zip(ts, primals)):
+    f_flat, flat, flat_nums, _ = _flat_args(f, primals, nums, "jvp")
+    res, xs = _call(f_flat, flat, flat_nums, "jvp", {})
+    shown, rebuild = _outputs(res, "jvp")
+    ts = []
+    for (label, t), x, p in zip(labelled, xs, flat):
+        t = t if isinstance(t, Tensor) else Tensor._leaf(_as_array(t, x.dtype), False)
         if t.shape != np.shape(p):
-            raise ValueError(f"jvp: tangent {i} has shape {t.shape}, primal has {np.shape(p)}")
-    out, levels = physical(shown) if _state.levels else (shown, ())
+            raise ValueError(f"jvp: tangent {label} has shape {t.shape}, primal has {np.shape(p)}")
+        ts.append(t)
+    outs, levels = _physical_all(shown)
     if levels:  # inside vmap: tangents batched like the primals
         ts = [physical(t)[0] for t in ts]
-    if not out.requires_grad:
-        return shown, rewrap(C.zeros_like(out), levels)
-    u = Tensor._leaf(np.zeros_like(out.data), True)
+
+    def zeros() -> Any:
+        return rebuild([rewrap(C.zeros_like(o), levels) for o in outs])
+
+    live = [o for o in outs if o.requires_grad]
+    if not live:
+        return rebuild(shown), zeros()
+    us = [Tensor._leaf(np.zeros_like(o.data), True) for o in outs]
     with _GradMode(True):
-        gs = backprop([out], [u], retain_graph=True, create_graph=True, accumulate=False, inputs=xs)
+        gs = backprop(
+            live,
+            [u for o, u in zip(outs, us) if o.requires_grad],
+            retain_graph=True,
+            create_graph=True,
+            accumulate=False,
+            inputs=xs,
+        )
         s = None
         for x, t in zip(xs, ts):
             if id(x) in gs:
                 term = C.sum(gs[id(x)] * t)
                 s = term if s is None else s + term
     if s is None or not s.requires_grad:
-        return shown, rewrap(C.zeros_like(out), levels)
-    value = _detached_unless_needed(out, xs)
-    (tangent_out,) = _pullback(s, np.ones_like(s.data), [u], retain=False)
-    return rewrap(value, levels), rewrap(_detached_unless_needed(tangent_out, [*xs, u]), levels)
+        return rebuild(shown), zeros()
+    value = rebuild([rewrap(_detached_unless_needed(o, xs), levels) for o in outs])
+    tangent_outs = _pullback([s], [np.ones_like(s.data)], us, retain=False)
+    return value, rebuild(
+        [rewrap(_detached_unless_needed(t, [*xs, *us]), levels) for t in tangent_outs]
+    )
 
 
 def jacobian(f: Fn, argnums: int | Sequence[int] = 0, chunk_size: int | None = None) -> Fn:
@@ -326,26 +477,37 @@ def jacobian(f: Fn, argnums: int | Sequence[int] = 0, chunk_size: int | None = N
     row in a Python loop. That holds out.size copies of f's intermediates at once;
     `chunk_size` (as torch.func.jacrev's) bounds it to that many rows per batch.
 
+    Pytrees as in JAX's jacrev: for a dict, list or tuple output, the result has the
+    output's structure, each leaf holding the argument's structure (a tuple of them for a
+    tuple `argnums`), each Jacobian of shape out_leaf.shape + arg_leaf.shape.
+
     Examples
     --------
     >>> import chainrule as cr
     >>> cr.jacobian(lambda x: x ** 2)(cr.tensor([1.0, 3.0]))
     tensor([[2., 0.],
             [0., 6.]])
+    >>> cr.jacobian(lambda p: {"y": p["a"] * p["b"]})({"a": 2.0, "b": 3.0})
+    {'y': {'a': tensor(3.), 'b': tensor(2.)}}
     """
 
     def jac(*args: Any) -> Any:
         nums, single = _argnums(argnums, len(args), "jacobian")
-        g = _restrict(f, args, nums)
-        primals = [args[i] for i in nums]
-        out = _as_tensor_output(g(*primals), "jacobian")  # for the output's shape only
-        basis = _basis(out.shape, out.dtype)
+        g, leaves, regroup = _restrict_leaves(f, args, nums, "jacobian")
+        primals = [p if isinstance(p, Tensor) else C.tensor(p) for p in leaves]
+        out = g(*primals)  # for the output's structure and shapes only
+        shown, rebuild = _outputs(out, "jacobian")
+        tree = _out_is_tree(out)
+        h = _joined(g, "jacobian") if tree else g
+        shape = (sum(o.size for o in shown),) if tree else shown[0].shape
+        dtype = np.result_type(*(o.dtype for o in shown)) if shown else np.float32
+        basis = _basis(shape, dtype)
         if basis.shape[0] == 0:
-            jacs = [C.zeros((*out.shape, *np.shape(p)), dtype=out.dtype) for p in primals]
+            mats = [C.zeros((*shape, *np.shape(p)), dtype=dtype) for p in primals]
         else:
-            rows = _vmap_rows(lambda ct: vjp(g, *primals)[1](ct), basis, chunk_size, "jacobian")
-            jacs = [C.reshape(r, (*out.shape, *np.shape(p))) for r, p in zip(rows, primals)]
-        return jacs[0] if single else tuple(jacs)
+            rows = _vmap_rows(lambda ct: vjp(h, *primals)[1](ct), basis, chunk_size, "jacobian")
+            mats = [C.reshape(r, (*shape, *np.shape(p))) for r, p in zip(rows, primals)]
+        return _assemble(mats, primals, [o.shape for o in shown], tree, regroup, single, rebuild)
 
     return jac
 
@@ -358,7 +520,7 @@ def jacfwd(f: Fn, argnums: int | Sequence[int] = 0, chunk_size: int | None = Non
 
     vmap of jvp over the basis of each input: one batched evaluation per input, cheaper than
     jacobian (reverse mode) when the output is larger than the input. `chunk_size` bounds
-    the columns per batch, as in `jacobian`.
+    the columns per batch, as in `jacobian`; pytrees in and out as in `jacobian`.
 
     Examples
     --------
@@ -370,23 +532,80 @@ def jacfwd(f: Fn, argnums: int | Sequence[int] = 0, chunk_size: int | None = Non
 
     def jac(*args: Any) -> Any:
         nums, single = _argnums(argnums, len(args), "jacfwd")
-        g = _restrict(f, args, nums)
-        primals = [C.tensor(args[i]) if not isinstance(args[i], Tensor) else args[i] for i in nums]
-        jacs = []
+        g, leaves, regroup = _restrict_leaves(f, args, nums, "jacfwd")
+        primals = [p if isinstance(p, Tensor) else C.tensor(p) for p in leaves]
+        seen: dict[str, Any] = {}  # the output's structure, read as f runs inside the vmap
+
+        def h(*xs: Any) -> Any:
+            out = g(*xs)
+            shown, seen["rebuild"] = _outputs(out, "jacfwd")
+            seen["shapes"], seen["tree"] = [o.shape for o in shown], _out_is_tree(out)
+            return _join(shown) if seen["tree"] else shown[0]
+
+        mats = []
         for k, p in enumerate(primals):
             basis = _basis(p.shape, p.dtype)
 
             def column(t: Tensor, k: int = k) -> Tensor:
                 tangents = [t if i == k else C.zeros_like(q) for i, q in enumerate(primals)]
-                return jvp(g, primals, tangents)[1]
+                return jvp(h, primals, tangents)[1]
 
             cols = _vmap_rows(column, basis, chunk_size, "jacfwd")  # (arg.size, *out.shape)
             out_shape = cols.shape[1:]
             moved = C.transpose(cols, (*range(1, cols.ndim), 0)) if cols.ndim > 1 else cols
-            jacs.append(C.reshape(moved, (*out_shape, *p.shape)))
-        return jacs[0] if single else tuple(jacs)
+            mats.append(C.reshape(moved, (*out_shape, *p.shape)))
+        if not seen:  # no column ran (no argument, or only empty ones): run f for its structure
+            h(*primals)
+        return _assemble(
+            mats, primals, seen["shapes"], seen["tree"], regroup, single, seen["rebuild"]
+        )
 
     return jac
+
+
+def _restrict_leaves(
+    f: Fn, args: Sequence[Any], nums: tuple[int, ...], where: str
+) -> tuple[Fn, list[Any], Callable[[list[Any]], list[Any]]]:
+    """f as a function of the differentiated arguments' leaves only (the others fixed), those
+    leaves, and the function that puts per-leaf results back into each argument's structure."""
+    f_flat, flat, flat_nums, regroup = _flat_args(f, args, nums, where)
+    return _restrict(f_flat, flat, flat_nums), [flat[i] for i in flat_nums], regroup
+
+
+def _join(leaves: Sequence[Tensor]) -> Tensor:
+    """An output pytree's leaves as one vector, so that one vmap covers every output."""
+    if not leaves:
+        return C.zeros((0,))
+    return C.concatenate([C.reshape(o, (-1,)) for o in leaves], axis=0)
+
+
+def _joined(g: Fn, where: str) -> Fn:
+    return lambda *xs: _join(_outputs(g(*xs), where)[0])
+
+
+def _assemble(
+    mats: Sequence[Tensor],
+    primals: Sequence[Any],
+    out_shapes: Sequence[tuple[int, ...]],
+    tree: bool,
+    regroup: Callable[[list[Any]], list[Any]],
+    single: bool,
+    rebuild: Callable[[Sequence[Any]], Any],
+) -> Any:
+    """JAX's Jacobian structure from one matrix per argument leaf (rows: the output, joined
+    into one vector when it is a pytree): the output's structure, each leaf holding the
+    arguments' structures (a tuple of them for a tuple argnums)."""
+    per_out = [list(mats)]
+    if tree:
+        per_out, at = [], 0
+        for shape in out_shapes:
+            n = int(np.prod(shape))
+            per_out.append(
+                [C.reshape(m[at : at + n], (*shape, *np.shape(p))) for m, p in zip(mats, primals)]
+            )
+            at += n
+    entries = [regroup(js) for js in per_out]
+    return rebuild([e[0] if single else tuple(e) for e in entries])
 
 
 def _vmap_rows(fn: Fn, basis: Tensor, chunk_size: int | None, where: str) -> Any:
@@ -423,8 +642,11 @@ def _basis(shape: tuple[int, ...], dtype: Any) -> Tensor:
     return Tensor._leaf(np.eye(n, dtype=dtype).reshape(n, *shape), False)
 
 
-def hessian(f: Fn, argnums: int = 0) -> Fn:
+def hessian(f: Fn, argnums: int | Sequence[int] = 0) -> Fn:
     """Return a function computing the Hessian of scalar `f`, shape arg.shape + arg.shape.
+
+    The Jacobian of the gradient, so pytrees and tuple `argnums` nest as JAX's hessian
+    does: the gradient's structure outside, the argument's inside.
 
     Examples
     --------
@@ -433,6 +655,4 @@ def hessian(f: Fn, argnums: int = 0) -> Fn:
     tensor([[4., 2.],
             [2., 0.]])
     """
-    if not isinstance(argnums, int):
-        raise TypeError("hessian: argnums must be a single int")
     return jacobian(grad(f, argnums), argnums)
