@@ -4,7 +4,7 @@ The `autograd` sdist is downloaded from PyPI at test time, pinned by version and
 pytest's cache (never committed); only its `tests/` folder is used. The shim maps
 `autograd.numpy`, `autograd.grad` (and the other transforms) and `autograd.test_util`'s
 `check_grads` onto chainrule. A case that needs something chainrule lacks (an op, a method,
-complex numbers, list outputs) is skipped with the reason and summarised at the end of the
+complex numbers) is skipped with the reason and summarised at the end of the
 run; every other case must pass: no wrong value. Offline, the test skips.
 """
 
