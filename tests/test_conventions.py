@@ -28,6 +28,10 @@ TORCH_FORM = {
         lambda f, x, i: f(x, 1, i, x * 2),
         lambda f, x, i: f(x, index=i, src=x * 2, axis=1),
     ),
+    "scatter_reduce": (
+        lambda f, x, i: f(x, 1, i, x * 2, "amax"),
+        lambda f, x, i: f(x, index=i, src=x * 2, reduce="amax", axis=1),
+    ),
     "index_select": (lambda f, x, i: f(x, 1, i[0]), lambda f, x, i: f(x, axis=1, index=i[0])),
     "chunk": (lambda f, x, i: f(x, 2, 1), lambda f, x, i: f(x, 2, axis=1)),
     "topk": (lambda f, x, i: f(x, 2, 1), lambda f, x, i: f(x, 2, axis=1)),

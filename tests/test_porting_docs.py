@@ -142,6 +142,8 @@ def test_the_tables_were_read() -> None:
     assert len(NUMPY_ROWS) >= 40 and all("chainrule" in r for r in NUMPY_ROWS)
 
 
+# torch.func's forward mode scripts a helper with torch.jit on first use, which torch deprecates
+@pytest.mark.filterwarnings("ignore:`torch.jit.script` is deprecated:DeprecationWarning")
 @pytest.mark.parametrize("row", TORCH_ROWS, ids=lambda r: r["chainrule"])
 def test_pytorch_row(row: dict[str, str]) -> None:
     torch = pytest.importorskip("torch")

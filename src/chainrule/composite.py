@@ -1625,6 +1625,7 @@ def _required_axis(name: str, axis: Any, dim: Any, *needed: Any) -> Any:
 
 
 _NEEDED = {
+    "scatter_reduce": ("index", "src", "reduce"),
     "index_select": ("index",),
     "gather": ("index",),
     "scatter": ("index", "src"),
@@ -1983,8 +1984,9 @@ def empty(*shape: Any, dtype: Any = np.float32, requires_grad: bool = False) -> 
 
 
 def meshgrid(*xs: ArrayLike, indexing: str = "xy") -> list[Tensor]:
-    """Coordinate grids from 1-d inputs, differentiable (each output is a broadcast of one
-    input). NumPy's default indexing 'xy' (PyTorch's is 'ij': pass indexing='ij').
+    """Coordinate grids from 1-d inputs, differentiable (each grid is a broadcast of one
+    input, so an input's gradient sums its grid's). NumPy's default indexing 'xy' (PyTorch's
+    is 'ij': pass indexing='ij'); the inputs may be given one by one or as one list (torch).
 
     Examples
     --------
@@ -1995,17 +1997,94 @@ def meshgrid(*xs: ArrayLike, indexing: str = "xy") -> list[Tensor]:
     """
     if indexing not in ("xy", "ij"):
         raise OpError(f"meshgrid: indexing must be 'xy' or 'ij', got {indexing!r}")
-    ts = [reshape(_t(x), (-1,)) for x in xs]
-    shape = [t.shape[0] for t in ts]
-    if indexing == "xy" and len(ts) >= 2:
-        shape[0], shape[1] = shape[1], shape[0]
-    grids = []
-    for i, t in enumerate(ts):
-        axis = {0: 1, 1: 0}.get(i, i) if indexing == "xy" and len(ts) >= 2 else i
-        view = [1] * len(ts)
-        view[axis] = -1
-        grids.append(broadcast_to(reshape(t, tuple(view)), shape))
-    return grids
+    if len(xs) == 1 and isinstance(xs[0], (list, tuple)):  # torch.meshgrid([x, y])
+        xs = tuple(xs[0])
+    if not xs:
+        return []
+    grids = ops.meshgrid(*(_t(x) for x in xs), indexing=indexing)
+    return [grids[i] for i in range(len(xs))]
+
+
+def take_along_dim(x: ArrayLike, indices: ArrayLike, dim: int | None = None) -> Tensor:
+    """torch.take_along_dim: take_along_axis under PyTorch's name; without `dim`, x and the
+    indices are both flattened.
+
+    Examples
+    --------
+    >>> import chainrule as cr
+    >>> cr.take_along_dim(cr.tensor([[10.0, 30.0], [20.0, 40.0]]), cr.tensor([3, 0])).tolist()
+    [40.0, 10.0]
+    """
+    x = _t(x)
+    idx = _index_array("take_along_dim", indices)
+    if dim is None:
+        return ops.take_along_dim(x, indices=idx)
+    ax = _one_axis("take_along_dim", x, dim)
+    fits = idx.ndim == x.ndim and builtins.all(
+        a == b or 1 in (a, b)
+        for d, (a, b) in enumerate(zip(x.shape, idx.shape))
+        if d != ax % x.ndim
+    )
+    if not fits:
+        raise OpError(f"take_along_dim: indices of shape {idx.shape} for input of shape {x.shape}")
+    return ops.take_along_dim(x, indices=idx, axis=ax)
+
+
+def scatter_reduce(
+    x: ArrayLike,
+    dim: int | None = None,
+    index: Any = None,
+    src: Any = None,
+    reduce: str | None = None,
+    *,
+    include_self: bool = True,
+    axis: int | None = None,
+) -> Tensor:
+    """torch.scatter_reduce: each position of x that `index` names along `dim` becomes the
+    `reduce` ('sum', 'prod', 'mean', 'amax', 'amin') of the src elements sent there, and of
+    its own value when `include_self`; both x and src are differentiable, with PyTorch's
+    gradients (amax/amin split it evenly among tied values).
+
+    Examples
+    --------
+    >>> import chainrule as cr
+    >>> x = cr.tensor([1.0, 2.0, 3.0])
+    >>> cr.scatter_reduce(x, 0, [0, 0, 2], cr.tensor([5.0, -1.0, 4.0]), "amax").tolist()
+    [5.0, 2.0, 4.0]
+    """
+    given = _required_axis("scatter_reduce", axis, dim, index, src, reduce)
+    if reduce not in ops.SCATTER_REDUCTIONS:
+        raise OpError(
+            f"scatter_reduce: reduce must be one of {', '.join(ops.SCATTER_REDUCTIONS)}, "
+            f"got {reduce!r}"
+        )
+    x, s = _t(x), _t(src)
+    ax = _one_axis("scatter_reduce", x, given) % builtins.max(x.ndim, 1)
+    idx = _index_array("scatter_reduce", index)
+    if idx.ndim != x.ndim or s.ndim != x.ndim:
+        raise ValueError(
+            f"scatter_reduce: index {idx.shape} and src {s.shape} need input {x.shape}'s dimensions"
+        )
+    small = builtins.all(i <= n for i, n in zip(idx.shape, s.shape)) and builtins.all(
+        i <= n for d, (i, n) in enumerate(zip(idx.shape, x.shape)) if d != ax
+    )
+    if not small:
+        raise ValueError(
+            f"scatter_reduce: index of shape {idx.shape} is larger than src {s.shape} or, "
+            f"outside dim {ax}, than input {x.shape}"
+        )
+    if idx.size and (idx.min() < -x.shape[ax] or idx.max() >= x.shape[ax]):
+        raise OpIndexError(
+            f"scatter_reduce: an index is out of range for dimension {ax} of size {x.shape[ax]}"
+        )
+    return ops.scatter_reduce(
+        x,
+        s,
+        axis=ax,
+        index=idx % builtins.max(x.shape[ax], 1),
+        reduce=reduce,
+        include_self=bool(include_self),
+    )
 
 
 # --------------------------------------------------------------------------- Tensor methods

@@ -21,8 +21,57 @@ from chainrule.tensor import Tensor, is_grad_enabled, no_grad
 
 def view(x: Tensor, *shape: Any) -> Tensor:
     """reshape under PyTorch's name. The result may share memory with x, as NumPy's reshape
-    does, but in-place changes go through the version checks, never silently into a graph."""
+    does, but in-place changes go through the version checks, never silently into a graph.
+    `x.view(dtype)` reinterprets the bytes instead (see `view_dtype`)."""
+    if len(shape) == 1 and _is_dtype(shape[0]):
+        return view_dtype(x, shape[0])
     return _c.reshape(x, *shape)
+
+
+def _is_dtype(a: Any) -> bool:
+    if isinstance(a, (int, np.integer, tuple, list, Tensor)):
+        return False
+    try:
+        np.dtype(a)
+    except TypeError:
+        return False
+    return True
+
+
+def view_dtype(x: Tensor, dtype: Any) -> Tensor:
+    """The same bytes read as `dtype`, as torch's `Tensor.view(dtype)`: the last dimension
+    scales by the ratio of the item sizes (it must divide evenly; a 0-d tensor keeps its
+    item size). Not differentiable (bits have no derivative): a tensor that requires grad is
+    refused, unless the dtype is its own. Memory is shared when x is contiguous.
+
+    Examples
+    --------
+    >>> import chainrule as cr
+    >>> cr.tensor([1.0], dtype="float32").view("int32").tolist()
+    [1065353216]
+    """
+    new = np.dtype(dtype)
+    if new == x.dtype:
+        return _c.reshape(x, x.shape)
+    if x.requires_grad and is_grad_enabled():
+        raise OpTypeError(
+            f"view: reading a tensor that requires grad as {new} is not differentiable "
+            "(its bits have no derivative); call .detach() first"
+        )
+    old = x.dtype.itemsize
+    if old != new.itemsize:
+        if x.ndim == 0:
+            raise ValueError(
+                f"view: a 0-d {x.dtype} tensor ({old} bytes) cannot be read as {new} "
+                f"({new.itemsize} bytes)"
+            )
+        if (x.shape[-1] * old) % new.itemsize:
+            raise ValueError(
+                f"view: the last dimension ({x.shape[-1]} x {old} bytes) is not a multiple of "
+                f"{new}'s {new.itemsize} bytes"
+            )
+    arr = x.data if x.data.flags.c_contiguous else x.data.copy()  # (ascontiguousarray: 1-d)
+    return Tensor(arr.view(new))
 
 
 def permute(x: Tensor, *dims: Any) -> Tensor:

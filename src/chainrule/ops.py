@@ -2708,6 +2708,185 @@ unfold = defcomposite(
 )
 
 
+# --------------------------------------------------------------------------- grids and reductions
+# meshgrid, take_along_dim and scatter_reduce: composites of broadcast_to, getitem,
+# scatter_add, where and mul, so their derivatives (sums of broadcast gradients, scatters,
+# exact products of the others) follow from those entries at every order.
+
+
+def _meshgrid(*xs: Tensor, indexing: str = "xy") -> Tensor:
+    """The coordinate grids stacked along a new first axis: one tensor, so the table's tests
+    and vmap treat the entry as any other; `chainrule.meshgrid` returns the list."""
+    ts = [reshape(x, shape=(-1,)) for x in xs]
+    shape = [t.shape[0] for t in ts]
+    swap = indexing == "xy" and len(ts) >= 2  # NumPy's 'xy': x runs along the columns
+    if swap:
+        shape[0], shape[1] = shape[1], shape[0]
+    grids = []
+    for i, t in enumerate(ts):
+        view = [1] * len(ts)
+        view[(1 - i if i < 2 else i) if swap else i] = -1
+        grid = broadcast_to(reshape(t, shape=tuple(view)), shape=tuple(shape))
+        grids.append(reshape(grid, shape=(1, *shape)))
+    return concatenate(*grids, axis=0)
+
+
+def _grid_cases(rng: np.random.Generator, dtype: Any, op: OpDef) -> list[Case]:
+    s = lambda *shape: op.domain.sample(rng, shape, dtype)
+    return [
+        ((s(3), s(2)), {}),
+        ((s(3), s(2), s(4)), {"indexing": "ij"}),
+        ((s(2), s(3), s(2)), {"indexing": "xy"}),
+    ]
+
+
+meshgrid = defcomposite(
+    "meshgrid",
+    _meshgrid,
+    variadic=True,
+    nosym="places copies of its inputs",
+    cases=_grid_cases,
+    doc="d grid_i = dx_i broadcast; x_i's gradient sums g_i over the other axes",
+    differs="NumPy's default indexing 'xy' (PyTorch's is 'ij': pass indexing='ij'); the entry "
+    "stacks the grids along a new first axis, chainrule.meshgrid returns them as a list",
+    batch=batch_compose,
+)
+
+
+def _take_along_dim(x: Tensor, indices: Any, axis: Any = None) -> Tensor:
+    """torch.take_along_dim: x and the indices broadcast against each other outside `axis`
+    (as NumPy's take_along_axis does), or both flattened without it."""
+    idx = np.asarray(indices)
+    if axis is None:
+        return take_along_axis(reshape(x, shape=(-1,)), indices=idx.reshape(-1), axis=0)
+    axis %= builtins.max(x.ndim, 1)
+    both = [builtins.max(a, b) for a, b in zip(x.shape, idx.shape)]
+    x_shape = tuple(n if d == axis else m for d, (n, m) in enumerate(zip(x.shape, both)))
+    idx_shape = tuple(n if d == axis else m for d, (n, m) in enumerate(zip(idx.shape, both)))
+    if x_shape != x.shape:
+        x = broadcast_to(x, shape=x_shape)
+    return take_along_axis(x, indices=np.broadcast_to(idx, idx_shape), axis=axis)
+
+
+take_along_dim = defcomposite(
+    "take_along_dim",
+    _take_along_dim,
+    nosym="selects elements",
+    cases=_one_cases(
+        ((3, 4), {"indices": np.array([[0, 3], [1, 1], [2, 0]]), "axis": 1}),
+        ((3, 4), {"indices": np.array([11, 0, 5, 5])}),
+        ((1, 4), {"indices": np.array([[1], [3]]), "axis": 1}),  # both broadcast
+    ),
+    doc="d take_along_dim(x, i) = dx at i; repeated indices accumulate",
+    differs="PyTorch's name for take_along_axis; without dim both inputs are flattened",
+    batch=batch_compose,
+)
+
+SCATTER_REDUCTIONS = ("sum", "prod", "mean", "amax", "amin")
+
+
+def _scatter_reduce(
+    x: Tensor, src: Tensor, axis: int, index: np.ndarray, reduce: str, include_self: bool = True
+) -> Tensor:
+    """torch.scatter_reduce: each position of x that `index` names along `axis` becomes the
+    reduction of the src elements sent there (and of its own value, with include_self)."""
+    block = getitem(src, index=tuple(slice(0, n) for n in index.shape))
+    at = tuple(np.broadcast_to(a, index.shape) for a in _along(index, axis % x.ndim))
+    hit = np.zeros(x.shape, dtype=bool)
+    hit[at] = True
+    own = x if include_self else where(hit, np.zeros((), x.dtype), x)
+    if reduce in ("sum", "mean"):
+        total = own + scatter_add(block, index=at, shape=x.shape)
+        if reduce == "sum":
+            return total
+        count = np.zeros(x.shape, dtype=x.dtype)
+        np.add.at(count, at, 1)
+        return where(hit, total / np.maximum(count + include_self, 1), x)
+    if reduce == "prod":
+        return _scatter_prod(x if include_self else where(hit, np.ones((), x.dtype), x), block, at)
+    return _scatter_extreme(x, block, at, hit, reduce, include_self)
+
+
+def _scatter_prod(x: Tensor, block: Tensor, at: tuple[np.ndarray, ...]) -> Tensor:
+    """x times every source sent to each position, one factor per arrival (the k-th source
+    to reach each position): only multiplications, so the gradient is the exact product of
+    the others, zeros included, as torch's (a division by the input would give 0/0)."""
+    flat = np.ravel_multi_index(at, x.shape, mode="wrap").ravel()
+    order = np.argsort(flat, kind="stable")
+    arrival = np.empty(flat.size, dtype=np.int64)
+    first = np.r_[0, np.flatnonzero(np.diff(flat[order])) + 1]  # each position's first arrival
+    arrival[order] = np.arange(flat.size) - np.repeat(first, np.diff(np.r_[first, flat.size]))
+    for k in range(int(arrival.max(initial=-1)) + 1):
+        picked = np.flatnonzero(arrival == k)
+        sources = getitem(reshape(block, shape=(-1,)), index=picked)
+        targets = np.unravel_index(flat[picked], x.shape)
+        hit = np.zeros(x.shape, dtype=bool)
+        hit[targets] = True
+        placed = scatter_add(sources, index=targets, shape=x.shape)
+        x = x * where(hit, placed, np.ones((), x.dtype))
+    return x
+
+
+def _scatter_extreme(
+    x: Tensor, block: Tensor, at: tuple[np.ndarray, ...], hit: Any, reduce: str, own: bool
+) -> Tensor:
+    """amax/amin: the extreme value at each position; its gradient is split evenly among the
+    inputs equal to it (x's own value with include_self, and the sources), as torch's."""
+    pick = np.maximum if reduce == "amax" else np.minimum
+    xv, sv = _np(x), _np(block)
+    empty = -np.inf if reduce == "amax" else np.inf  # without include_self: sources only
+    best = xv.copy() if own else np.where(hit, empty, xv).astype(xv.dtype)
+    pick.at(best, at, sv)
+    # x's own value counts as a tie even without include_self, and its share is then dropped:
+    # torch's rule (ScatterReduceBackward0), so the sources' gradients agree with torch's
+    mine = hit & (xv == best)
+    theirs = sv == best[at]
+    ties = mine.astype(xv.dtype)
+    np.add.at(ties, at, theirs.astype(xv.dtype))
+    share = ((mine & own) / np.maximum(ties, 1)).astype(xv.dtype)
+    weights = (theirs / np.maximum(ties[at], 1)).astype(xv.dtype)
+    spread = x * share + scatter_add(block * weights, index=at, shape=x.shape)
+    # The value is `best` exactly (an average of equal numbers may be an ulp off); the
+    # gradient is the even split, carried by `spread` minus its own constant value.
+    return where(hit, spread - spread.detach() + best, x)
+
+
+def _scatter_reduce_cases(rng: np.random.Generator, dtype: Any, op: OpDef) -> list[Case]:
+    x, src = REALS.sample(rng, (3, 4), dtype), REALS.sample(rng, (3, 3), dtype)
+    index = np.array([[0, 0, 2], [3, 1, 3], [1, 1, 1]])
+    return [
+        ((x, src), {"axis": 1, "index": index, "reduce": r, "include_self": s})
+        for r in SCATTER_REDUCTIONS
+        for s in (True, False)
+    ]
+
+
+def _scatter_reduce_batch(b: Any) -> Any:
+    """vmap of scatter_reduce: the batch axis in front of x, src and the index (the same
+    index for every example), the axis shifted past it; one call."""
+    if b.bparams:
+        return batch_loop(b)
+    index = np.asarray(b.params["index"])
+    params = {
+        **b.params,
+        "axis": b.params["axis"] % builtins.max(b.rank(0), 1) + 1,
+        "index": np.broadcast_to(index, (b.size, *index.shape)),
+    }
+    return b.op(b.value(0), b.value(1), **params)
+
+
+scatter_reduce = defcomposite(
+    "scatter_reduce",
+    _scatter_reduce,
+    nosym="reduces placed elements",
+    cases=_scatter_reduce_cases,
+    doc="d scatter_reduce(x, i, s) = the reduction's derivative where i points, dx elsewhere",
+    differs="amax/amin split the gradient evenly among tied values, as PyTorch's (without "
+    "include_self, x's own tied value still takes its share, which is dropped, as PyTorch's)",
+    batch=_scatter_reduce_batch,
+)
+
+
 # --------------------------------------------------------------------------- not differentiable
 # Predicates, indices and new tensors (defconst): the table describes them as it does every
 # op (docs/ops.md, the porting pages, the vmap and convention tests read them), and says they

@@ -162,9 +162,11 @@ class TensorMethods:
     repeat_interleave = _c.repeat_interleave
     index_select = _c.index_select
     take_along_axis = _c.take_along_axis
+    take_along_dim = _c.take_along_dim
     gather = _c.gather
     scatter = _c.scatter
     scatter_add = _c.scatter_add_along
+    scatter_reduce = _c.scatter_reduce
     masked_fill = _c.masked_fill
     masked_select = _c.masked_select
     unfold = _c.unfold
