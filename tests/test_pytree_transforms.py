@@ -265,6 +265,37 @@ def test_grad_has_aux_with_pytrees_and_argnums() -> None:
     assert_same_tree(ours, theirs)
 
 
+@pytest.mark.parametrize("name", ["jacrev", "jacfwd", "hessian"])
+def test_has_aux_returns_the_aux_beside_the_jacobian(name: str) -> None:
+    torch = pytest.importorskip("torch")
+
+    def f(ns: Any, p: Any) -> Any:
+        y = ns.sum(ns.sin(p["a"]) * p["b"])
+        return y, {"y": y}
+
+    rng = np.random.default_rng(5)
+    p = {"a": rng.standard_normal(3), "b": rng.standard_normal(3)}
+    ours = getattr(cr, name)(lambda p: f(cr, p), has_aux=True)(_map(cr.tensor, p))
+    fn = torch.func
+    peer = {  # torch.func.hessian has no has_aux: it is jacfwd of jacrev
+        "jacrev": fn.jacrev,
+        "jacfwd": fn.jacfwd,
+        "hessian": lambda g, has_aux: fn.jacfwd(fn.jacrev(g, has_aux=True), has_aux=True),
+    }[name]
+    theirs = peer(lambda p: f(torch, p), has_aux=True)(_map(torch.tensor, p))
+    assert_same_tree(ours, theirs)
+
+
+def test_each_jacobian_leaf_keeps_its_output_dtype() -> None:
+    """The leaves are joined into one vector (one promoted dtype); each Jacobian gets its
+    own dtype back."""
+    x = cr.tensor([1.0, 2.0], dtype="float32")
+    f = lambda x: {"y": x * 2, "z": cr.sum(x.double())}
+    for jac in (cr.jacrev(f)(x), cr.jacfwd(f)(x)):
+        assert (jac["y"].dtype, jac["z"].dtype) == (np.float32, np.float64)
+        np.testing.assert_array_equal(jac["z"].data, [1.0, 1.0])
+
+
 def test_a_list_of_numbers_is_one_leaf() -> None:
     """chainrule.tensor's reading: [1.0, 2.0] is one array, so its Jacobian is one matrix."""
     j = cr.jacobian(lambda v: [v * v])([1.0, 2.0])

@@ -469,7 +469,9 @@ def jvp(f: Fn, primals: Sequence[Any], tangents: Sequence[Any]) -> tuple[Any, An
     )
 
 
-def jacobian(f: Fn, argnums: int | Sequence[int] = 0, chunk_size: int | None = None) -> Fn:
+def jacobian(
+    f: Fn, argnums: int | Sequence[int] = 0, chunk_size: int | None = None, *, has_aux: bool = False
+) -> Fn:
     """Return a function computing the Jacobian, shape out.shape + arg.shape (reverse mode).
 
     One vjp per output element, batched by vmap over the rows of the identity: f runs on
@@ -479,7 +481,8 @@ def jacobian(f: Fn, argnums: int | Sequence[int] = 0, chunk_size: int | None = N
 
     Pytrees as in JAX's jacrev: for a dict, list or tuple output, the result has the
     output's structure, each leaf holding the argument's structure (a tuple of them for a
-    tuple `argnums`), each Jacobian of shape out_leaf.shape + arg_leaf.shape.
+    tuple `argnums`), each Jacobian of shape out_leaf.shape + arg_leaf.shape. With
+    `has_aux`, f returns (output, aux) and the result is (Jacobian, aux), as JAX's.
 
     Examples
     --------
@@ -495,9 +498,10 @@ def jacobian(f: Fn, argnums: int | Sequence[int] = 0, chunk_size: int | None = N
         nums, single = _argnums(argnums, len(args), "jacobian")
         g, leaves, regroup = _restrict_leaves(f, args, nums, "jacobian")
         primals = [p if isinstance(p, Tensor) else C.tensor(p) for p in leaves]
-        out = g(*primals)  # for the output's structure and shapes only
+        out, aux = _split_aux(g(*primals), has_aux, "jacobian")  # the output's structure
         shown, rebuild = _outputs(out, "jacobian")
         tree = _out_is_tree(out)
+        g = _without_aux(g, has_aux, "jacobian")
         h = _joined(g, "jacobian") if tree else g
         shape = (sum(o.size for o in shown),) if tree else shown[0].shape
         dtype = np.result_type(*(o.dtype for o in shown)) if shown else np.float32
@@ -507,7 +511,9 @@ def jacobian(f: Fn, argnums: int | Sequence[int] = 0, chunk_size: int | None = N
         else:
             rows = _vmap_rows(lambda ct: vjp(h, *primals)[1](ct), basis, chunk_size, "jacobian")
             mats = [C.reshape(r, (*shape, *np.shape(p))) for r, p in zip(rows, primals)]
-        return _assemble(mats, primals, [o.shape for o in shown], tree, regroup, single, rebuild)
+        shapes, dtypes = [o.shape for o in shown], [o.dtype for o in shown]
+        result = _assemble(mats, primals, shapes, dtypes, tree, regroup, single, rebuild)
+        return (result, aux) if has_aux else result
 
     return jac
 
@@ -515,12 +521,15 @@ def jacobian(f: Fn, argnums: int | Sequence[int] = 0, chunk_size: int | None = N
 jacrev = jacobian
 
 
-def jacfwd(f: Fn, argnums: int | Sequence[int] = 0, chunk_size: int | None = None) -> Fn:
+def jacfwd(
+    f: Fn, argnums: int | Sequence[int] = 0, chunk_size: int | None = None, *, has_aux: bool = False
+) -> Fn:
     """Return a function computing the Jacobian, shape out.shape + arg.shape (forward mode).
 
     vmap of jvp over the basis of each input: one batched evaluation per input, cheaper than
     jacobian (reverse mode) when the output is larger than the input. `chunk_size` bounds
-    the columns per batch, as in `jacobian`; pytrees in and out as in `jacobian`.
+    the columns per batch, as in `jacobian`; pytrees in and out and `has_aux` as in
+    `jacobian` (the aux from one more call of f, outside the batch).
 
     Examples
     --------
@@ -535,11 +544,14 @@ def jacfwd(f: Fn, argnums: int | Sequence[int] = 0, chunk_size: int | None = Non
         g, leaves, regroup = _restrict_leaves(f, args, nums, "jacfwd")
         primals = [p if isinstance(p, Tensor) else C.tensor(p) for p in leaves]
         seen: dict[str, Any] = {}  # the output's structure, read as f runs inside the vmap
+        aux = _split_aux(g(*primals), True, "jacfwd")[1] if has_aux else None
+        g = _without_aux(g, has_aux, "jacfwd")
 
         def h(*xs: Any) -> Any:
             out = g(*xs)
             shown, seen["rebuild"] = _outputs(out, "jacfwd")
             seen["shapes"], seen["tree"] = [o.shape for o in shown], _out_is_tree(out)
+            seen["dtypes"] = [o.dtype for o in shown]
             return _join(shown) if seen["tree"] else shown[0]
 
         mats = []
@@ -556,9 +568,9 @@ def jacfwd(f: Fn, argnums: int | Sequence[int] = 0, chunk_size: int | None = Non
             mats.append(C.reshape(moved, (*out_shape, *p.shape)))
         if not seen:  # no column ran (no argument, or only empty ones): run f for its structure
             h(*primals)
-        return _assemble(
-            mats, primals, seen["shapes"], seen["tree"], regroup, single, seen["rebuild"]
-        )
+        shapes, dtypes, rebuild = seen["shapes"], seen["dtypes"], seen["rebuild"]
+        result = _assemble(mats, primals, shapes, dtypes, seen["tree"], regroup, single, rebuild)
+        return (result, aux) if has_aux else result
 
     return jac
 
@@ -570,6 +582,14 @@ def _restrict_leaves(
     leaves, and the function that puts per-leaf results back into each argument's structure."""
     f_flat, flat, flat_nums, regroup = _flat_args(f, args, nums, where)
     return _restrict(f_flat, flat, flat_nums), [flat[i] for i in flat_nums], regroup
+
+
+def _without_aux(g: Fn, has_aux: bool, where: str) -> Fn:
+    return (lambda *xs: _split_aux(g(*xs), True, where)[0]) if has_aux else g
+
+
+def _cast(t: Tensor, dtype: Any) -> Tensor:
+    return t if t.dtype == dtype else C.astype(t, dtype)
 
 
 def _join(leaves: Sequence[Tensor]) -> Tensor:
@@ -587,6 +607,7 @@ def _assemble(
     mats: Sequence[Tensor],
     primals: Sequence[Any],
     out_shapes: Sequence[tuple[int, ...]],
+    out_dtypes: Sequence[Any],
     tree: bool,
     regroup: Callable[[list[Any]], list[Any]],
     single: bool,
@@ -598,10 +619,14 @@ def _assemble(
     per_out = [list(mats)]
     if tree:
         per_out, at = [], 0
-        for shape in out_shapes:
+        for shape, dtype in zip(out_shapes, out_dtypes):
             n = int(np.prod(shape))
+            rows = [
+                C.reshape(m[at : at + n], (*shape, *np.shape(p))) for m, p in zip(mats, primals)
+            ]
+            # joined, the leaves share one promoted dtype: each gets its own back
             per_out.append(
-                [C.reshape(m[at : at + n], (*shape, *np.shape(p))) for m, p in zip(mats, primals)]
+                [_cast(r, np.result_type(dtype, p.dtype)) for r, p in zip(rows, primals)]
             )
             at += n
     entries = [regroup(js) for js in per_out]
@@ -642,11 +667,12 @@ def _basis(shape: tuple[int, ...], dtype: Any) -> Tensor:
     return Tensor._leaf(np.eye(n, dtype=dtype).reshape(n, *shape), False)
 
 
-def hessian(f: Fn, argnums: int | Sequence[int] = 0) -> Fn:
+def hessian(f: Fn, argnums: int | Sequence[int] = 0, *, has_aux: bool = False) -> Fn:
     """Return a function computing the Hessian of scalar `f`, shape arg.shape + arg.shape.
 
     The Jacobian of the gradient, so pytrees and tuple `argnums` nest as JAX's hessian
-    does: the gradient's structure outside, the argument's inside.
+    does: the gradient's structure outside, the argument's inside. With `has_aux`, f
+    returns (output, aux) and the result is (Hessian, aux).
 
     Examples
     --------
@@ -655,4 +681,4 @@ def hessian(f: Fn, argnums: int | Sequence[int] = 0) -> Fn:
     tensor([[4., 2.],
             [2., 0.]])
     """
-    return jacobian(grad(f, argnums), argnums)
+    return jacobian(grad(f, argnums, has_aux), argnums, has_aux=has_aux)
