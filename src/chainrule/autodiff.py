@@ -416,15 +416,7 @@ def jvp(f: Fn, primals: Sequence[Any], tangents: Sequence[Any]) -> tuple[Any, An
     >>> cr.jvp(lambda p: [p["a"] * p["b"]], ({"a": 2.0, "b": 3.0},), ({"a": 1.0, "b": 0.0},))[1]
     [tensor(3.)]
     """
-    if len(primals) != len(tangents):
-        raise ValueError(f"jvp: {len(primals)} primals but {len(tangents)} tangents")
-    labelled = []  # (what the error calls it, tangent leaf), in the primals' leaf order
-    for i, (p, t) in enumerate(zip(primals, tangents)):
-        paths = _paths(p) if _is_tree(p) else [""]
-        leaves = _leaves_like(p, t, "jvp", f"tangent {i}", f"primal {i}")
-        for path, leaf in zip(paths, leaves):
-            _check_leaf(leaf, "jvp", f"tangent {i}{path}")
-            labelled.append((f"{i}{path}", leaf))
+    labelled = _tangent_leaves(primals, tangents)
     nums = tuple(range(len(primals)))
     f_flat, flat, flat_nums, _ = _flat_args(f, primals, nums, "jvp")
     res, xs = _call(f_flat, flat, flat_nums, "jvp", {})
@@ -446,10 +438,40 @@ def jvp(f: Fn, primals: Sequence[Any], tangents: Sequence[Any]) -> tuple[Any, An
     if not live:
         return rebuild(shown), zeros()
     us = [Tensor._leaf(np.zeros_like(o.data), True) for o in outs]
+    s = _vjp_dot_tangents(outs, us, xs, ts)
+    if s is None or not s.requires_grad:
+        return rebuild(shown), zeros()
+    value = rebuild([rewrap(_detached_unless_needed(o, xs), levels) for o in outs])
+    tangent_outs = _pullback([s], [np.ones_like(s.data)], us, retain=False)
+    return value, rebuild(
+        [rewrap(_detached_unless_needed(t, [*xs, *us]), levels) for t in tangent_outs]
+    )
+
+
+def _tangent_leaves(primals: Sequence[Any], tangents: Sequence[Any]) -> list[tuple[str, Any]]:
+    """Each tangent leaf, in the primals' leaf order, with the name an error gives it."""
+    if len(primals) != len(tangents):
+        raise ValueError(f"jvp: {len(primals)} primals but {len(tangents)} tangents")
+    labelled = []
+    for i, (p, t) in enumerate(zip(primals, tangents)):
+        paths = _paths(p) if _is_tree(p) else [""]
+        leaves = _leaves_like(p, t, "jvp", f"tangent {i}", f"primal {i}")
+        for path, leaf in zip(paths, leaves):
+            _check_leaf(leaf, "jvp", f"tangent {i}{path}")
+            labelled.append((f"{i}{path}", leaf))
+    return labelled
+
+
+def _vjp_dot_tangents(
+    outs: Sequence[Tensor], us: Sequence[Tensor], xs: Sequence[Tensor], ts: Sequence[Tensor]
+) -> Tensor | None:
+    """<vjp(u), t> summed over the inputs, recorded, so that its gradient in u is J t (None
+    when no input reaches an output)."""
+    live = [(o, u) for o, u in zip(outs, us) if o.requires_grad]
     with _GradMode(True):
         gs = backprop(
-            live,
-            [u for o, u in zip(outs, us) if o.requires_grad],
+            [o for o, _ in live],
+            [u for _, u in live],
             retain_graph=True,
             create_graph=True,
             accumulate=False,
@@ -460,13 +482,7 @@ def jvp(f: Fn, primals: Sequence[Any], tangents: Sequence[Any]) -> tuple[Any, An
             if id(x) in gs:
                 term = C.sum(gs[id(x)] * t)
                 s = term if s is None else s + term
-    if s is None or not s.requires_grad:
-        return rebuild(shown), zeros()
-    value = rebuild([rewrap(_detached_unless_needed(o, xs), levels) for o in outs])
-    tangent_outs = _pullback([s], [np.ones_like(s.data)], us, retain=False)
-    return value, rebuild(
-        [rewrap(_detached_unless_needed(t, [*xs, *us]), levels) for t in tangent_outs]
-    )
+    return s
 
 
 def jacobian(
