@@ -85,12 +85,13 @@ def test_scatter_reduce_second_derivative_matches_torch(reduce: str, rng) -> Non
         ((0, [[5]], [[1.0]], "sum"), "an index is out of range for dimension 0 of size 2"),
         ((1, [[0, 1, 0]], [[1.0, 2.0]], "sum"), r"index of shape \(1, 3\) is larger than src"),
         ((1, [0], [[1.0]], "sum"), r"index \(1,\) and src \(1, 1\) need input \(2, 2\)'s"),
+        ((0, [[0]], np.ones((1, 1), np.float32), "sum"), "input is float64 but src is float32"),
     ],
 )
 def test_scatter_reduce_refuses_with_one_line(args: tuple, message: str) -> None:
     dim, index, src, reduce = args
-    with pytest.raises((ValueError, IndexError), match=message) as info:
-        cr.scatter_reduce(cr.zeros((2, 2)), dim, index, cr.tensor(src), reduce)
+    with pytest.raises((ValueError, IndexError, TypeError), match=message) as info:
+        cr.scatter_reduce(cr.zeros((2, 2), dtype="float64"), dim, index, np.asarray(src), reduce)
     assert "\n" not in str(info.value)
 
 

@@ -2059,6 +2059,8 @@ def scatter_reduce(
             f"got {reduce!r}"
         )
     x, s = _t(x), _t(src)
+    if x.dtype != s.dtype:  # as torch: no silent promotion of the input written into
+        raise OpTypeError(f"scatter_reduce: input is {x.dtype} but src is {s.dtype}; cast one")
     ax = _one_axis("scatter_reduce", x, given) % builtins.max(x.ndim, 1)
     idx = _index_array("scatter_reduce", index)
     if idx.ndim != x.ndim or s.ndim != x.ndim:

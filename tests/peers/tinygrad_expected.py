@@ -18,11 +18,8 @@ _PROMOTE = "an int32 tensor with a float32 tensor promotes to float64 (PyTorch: 
 
 EXPECTED: dict[str, tuple[str, str]] = {
     # ---- chainrule lacks it
-    "test_bitcast": (LACKS, "bitcast (PyTorch's Tensor.view(dtype))"),
     "test_logical_not": (LACKS, "logical_not of a float tensor (~ takes bool or int)"),
     "test_scatter_mul": (LACKS, "scatter(reduce='multiply')"),
-    "test_scatter_reduce": (LACKS, "scatter_reduce"),
-    "test_scatter_reduce_prod_zeros": (LACKS, "scatter_reduce"),
     # ---- another exception type for a bad input
     "test_cat": (ERROR_TYPE, "concatenating 0-d tensors is a ValueError (PyTorch: IndexError)"),
     "test_pad": (ERROR_TYPE, "an unknown pad mode is a ValueError (PyTorch: NotImplementedError)"),

@@ -497,6 +497,10 @@ class Tensor(metaclass=_TensorType):
     def cast(self, dtype: Any) -> Tensor:
         return _call(cr.astype, self, np.dtype(dtype))
 
+    def bitcast(self, dtype: Any) -> Tensor:
+        """PyTorch's view(dtype); tinygrad's bitcast has no gradient, so the graph is cut."""
+        return _wrap(self.t.detach().view(np.dtype(dtype)))
+
     def float(self) -> Tensor:
         return self.cast(dtypes.float32)
 
