@@ -220,6 +220,8 @@ OPS_WITHOUT_TWIN = {
     "csch": "torch has no csch: a composite of sinh and div, both compared here",
     "coth": "torch has no coth: a composite of tanh and div, both compared here",
     "astype": "a cast: no edge values of its own",
+    "scatter_reduce": "compared with torch.scatter_reduce in test_grids_and_scatter_reduce.py "
+    "(every reduce, ties and zeros drawn by hypothesis; NaN ties are torch's 0/0)",
     "softmax_cross_entropy": "tested through F.cross_entropy below",
     "matmul": "tested on empty shapes below",
     "linear": "tested through matmul (same vjps) and nn's tests",
@@ -359,6 +361,21 @@ LINALG.update(
                 lambda a: torch.gather(a, 1, torch.tensor(_IDX)),
             ),
             ((3, 3),),
+        ),
+        "take_along_dim": (
+            Twin(
+                lambda a: cr.take_along_dim(a, _IDX, 1),
+                lambda a: torch.take_along_dim(a, torch.tensor(_IDX), 1),
+            ),
+            ((3, 3),),
+        ),
+        "meshgrid": (
+            Twin(
+                lambda a, b: cr.stack(cr.meshgrid(a, b)),
+                lambda a, b: torch.stack(torch.meshgrid(a, b, indexing="xy")),
+                2,
+            ),
+            ((3,), (2,)),
         ),
         "scatter": (
             Twin(
