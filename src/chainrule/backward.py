@@ -388,19 +388,19 @@ def _accumulate_leaf_tensor(leaf: Tensor, g: Any) -> None:
 def accumulate_leaf_array(leaf: Tensor, g: np.ndarray, shared: bool) -> None:
     """Add gradient array `g` into `leaf.grad` (a new `.grad` if there is none), in the leaf's
     dtype. `shared`: another consumer may hold `g` (a seed, an identity vjp's result), so a new
-    `.grad` gets a copy. `compile`'s replay calls this too."""
-    if shared:
-        g = g.copy()
+    `.grad` gets a copy; an array of its own becomes the `.grad` uncopied. `compile`'s replay
+    calls this too."""
     dtype = leaf.data.dtype
     if g.dtype is not dtype and g.dtype != dtype:  # `is` first: `!=` is slow
-        g = g.astype(dtype)
+        g = g.astype(dtype)  # a new array: no longer shared
+        shared = False
     grad = leaf.grad
     if grad is None:
-        if g.base is not None or not g.flags.writeable:
+        if shared or g.base is not None or not g.flags.writeable:
             g = np.array(g)
         leaf.grad = Tensor._leaf(g, False)
     else:
-        grad.data = grad.data + g
+        grad.data = grad.data + g  # a sum never aliases g, shared or not
 
 
 class _AnomalyHooks(SweepHooks):
