@@ -176,6 +176,64 @@ def test_modifying_a_saved_constant_is_caught_at_backward() -> None:
         y.backward()
 
 
+@pytest.mark.parametrize(
+    "change",
+    [
+        lambda d: d.mul_(2),  # an in-place op on the alias
+        lambda d: d.__setitem__(0, 5.0),  # item assignment on the alias
+    ],
+    ids=["mul_", "setitem"],
+)
+def test_a_change_through_a_detached_alias_is_caught_at_backward(change) -> None:
+    x = leaf([1.0, 2.0])
+    y = cr.exp(x)  # exp's vjp reads its own output y
+    alias = y.detach()  # shares y's memory and, as in PyTorch, its version counter
+    change(alias)
+    assert y._version == alias._version == 1
+    with pytest.raises(RuntimeError, match=r"exp: one of the tensors .* modified in place"):
+        y.sum().backward()
+
+
+def test_a_change_to_an_unrelated_tensor_leaves_the_graph_alone() -> None:
+    x, other = leaf([1.0, 2.0]), cr.tensor([0.0])
+    y = cr.sum(x * x)
+    other[0] = 1.0  # the in-place clock moves on, but nothing y's graph saved changed
+    x.detach()  # a detach without a change counts for nothing
+    y.backward()
+    np.testing.assert_allclose(x.grad.data, [2.0, 4.0])
+
+
+def test_a_graph_built_after_an_in_place_change_is_not_refused() -> None:
+    w = leaf([1.0, 2.0])
+    with cr.no_grad():
+        w[0] = 3.0  # an optimizer's update between two steps
+    y = cr.sum(w * w)
+    y.backward()
+    np.testing.assert_allclose(w.grad.data, [6.0, 4.0])
+
+
+@pytest.mark.parametrize(
+    "convert",
+    [np.asarray, np.array, lambda t: np.dot(t, np.ones(2)), lambda t: np.linalg.norm(t)],
+    ids=["asarray", "array", "dot", "linalg.norm"],
+)
+def test_numpy_refuses_a_tensor_that_requires_grad(convert) -> None:
+    """NumPy would turn it into an array cut from the graph: its gradient would be lost."""
+    x = leaf([3.0, 4.0])
+    with pytest.raises(RuntimeError, match=r"Can't call numpy\(\) on Tensor that requires grad"):
+        convert(x)
+    np.testing.assert_allclose(convert(x.detach()), convert(np.array([3.0, 4.0])))
+    np.testing.assert_allclose(convert(cr.sin(x).detach()), convert(np.sin([3.0, 4.0])))
+
+
+def test_numpy_ufuncs_refuse_tensors() -> None:
+    # ufuncs never see a Tensor's array (Tensor.__array_ufunc__ is None): np.sin(x) cannot
+    # silently detach, and `ndarray + Tensor` goes to Tensor.__radd__
+    with pytest.raises(TypeError, match="does not support ufuncs"):
+        np.sin(leaf([1.0]))
+    assert (np.ones(1) + leaf([1.0])).requires_grad
+
+
 # --------------------------------------------------------------------------- stability
 
 

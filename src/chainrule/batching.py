@@ -123,7 +123,7 @@ def _bt(value: Tensor, level: int) -> BatchTensor:
     t = object.__new__(BatchTensor)
     t._value, t._level = value, level
     t.grad, t.name, t._op, t._parents, t._params = None, None, None, (), None
-    t._version = t._vsum = 0
+    t._vc, t._clock = None, 0
     t._retains_grad = False
     return t
 

@@ -186,8 +186,8 @@ def _inplace(x: Tensor, name: str, f: Callable[..., Tensor], *others: Any) -> Te
         )
     if record:
         old = Tensor._leaf(x.data.copy(), x.requires_grad)
-        old._op, old._parents, old._params, old._vsum = x._op, x._parents, x._params, x._vsum
-        old._version = x._version  # a node's own version is part of its check (vjps read out)
+        # old is a copy no later change touches; the node's stamp still dates its inputs
+        old._op, old._parents, old._params, old._clock = x._op, x._parents, x._params, x._clock
         out = f(old, *others)
     else:
         with no_grad():
@@ -204,7 +204,7 @@ def _inplace(x: Tensor, name: str, f: Callable[..., Tensor], *others: Any) -> Te
     if record:
         out = ops.astype(out, dtype=x.dtype)  # a fresh node of x's dtype for x to become
         x._op, x._parents, x._params = out._op, out._parents, out._params
-        x._vsum = out._vsum - out._version + x._version
+        x._clock = out._clock  # made after x's own change above, so that one is not stale
         x.requires_grad = True
     return x
 

@@ -26,10 +26,29 @@ if TYPE_CHECKING:  # operators and math methods, declared for mypy (attached in 
 else:
     _Methods = object
 
-# Incremented by every in-place change to a Tensor; while it is 0 backward skips version checks.
-# Process-wide on purpose, unlike the per-thread state in mode.py: a tensor changed in one
-# thread must still be checked by a backward() in another.
+# The in-place clock: advanced by every in-place change to a Tensor, which is stamped with the
+# new value; every graph node is stamped with its value when the op ran. A node whose stamp is
+# the clock's value has seen no in-place change anywhere since it was made, so backward skips
+# its version check without looking at its inputs (the common case: an optimizer updates the
+# parameters between one backward and the next forward). Process-wide on purpose, unlike the
+# per-thread state in mode.py: a tensor changed in one thread must still be checked by a
+# backward() in another.
 _inplace_count = 0
+
+
+class _Version:
+    """A tensor's in-place changes: how many (`count`, PyTorch's `_version`) and the clock's
+    value at the last one (`stamp`). Shared by the tensors that share memory through
+    `detach()`, as PyTorch shares its version counter, so a change made through either one is
+    seen by the graph that saved the other. Made on the first change or detach: most tensors
+    never need one."""
+
+    __slots__ = ("count", "stamp")
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.stamp = 0
+
 
 # --------------------------------------------------------------------------- the allocator
 
@@ -129,12 +148,12 @@ class Tensor(_Methods):
 
     __slots__ = (
         "__weakref__",
+        "_clock",
         "_op",
         "_params",
         "_parents",
         "_retains_grad",
-        "_version",
-        "_vsum",
+        "_vc",
         "data",
         "grad",
         "name",
@@ -156,8 +175,8 @@ class Tensor(_Methods):
         self._op: Any = None
         self._parents: tuple[Any, ...] | None = ()
         self._params: dict[str, Any] | None = None
-        self._version = 0
-        self._vsum = 0
+        self._vc: _Version | None = None
+        self._clock = 0
         self._retains_grad = False
 
     # -- basic properties -------------------------------------------------------------
@@ -214,8 +233,16 @@ class Tensor(_Methods):
         return self.data.tolist()
 
     def detach(self) -> Tensor:
-        """A new leaf sharing this tensor's data, cut from the graph."""
-        return Tensor._leaf(self.data, False)
+        """A new leaf sharing this tensor's data and its version counter, cut from the graph.
+
+        As in PyTorch, an in-place change made through the result counts as a change of this
+        tensor: a graph that saved this tensor refuses to backward through the stale value.
+        """
+        t = Tensor._leaf(self.data, False)
+        if self._vc is None:
+            self._vc = _Version()
+        t._vc = self._vc
+        return t
 
     def requires_grad_(self, flag: bool = True) -> Tensor:
         if flag:
@@ -233,6 +260,14 @@ class Tensor(_Methods):
         self.grad = None
 
     def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
+        """The array NumPy sees (`np.asarray(t)`, `np.dot(t, a)`): refused, as in PyTorch, for a
+        tensor that requires grad, whose gradient NumPy's result would silently drop."""
+        if self.requires_grad:
+            raise RuntimeError(
+                "Can't call numpy() on Tensor that requires grad. Use tensor.detach().numpy() "
+                "(NumPy functions turn a Tensor into an array, cut from the graph; the "
+                "chainrule functions of the same names keep the gradient)"
+            )
         return self.data if dtype is None else self.data.astype(dtype, copy=False)
 
     def __len__(self) -> int:
@@ -276,14 +311,13 @@ class Tensor(_Methods):
         t._op = None
         t._parents = ()
         t._params = None
-        t._version = 0
-        t._vsum = 0
+        t._vc = None
+        t._clock = 0
         t._retains_grad = False
         return t
 
     # -- in-place ---------------------------------------------------------------------
     def __setitem__(self, index: Any, value: Any) -> None:
-        global _inplace_count
         if _state.grad_enabled and self.requires_grad:
             raise RuntimeError(
                 "in-place assignment to a tensor that requires grad would change the graph "
@@ -295,14 +329,22 @@ class Tensor(_Methods):
                 raise RuntimeError("in-place assignment of a tensor that requires grad")
             value = value.data
         self.data[_unwrap_index(index)] = value
-        self._version += 1
-        _inplace_count += 1
+        self._bump_version()
 
     def _bump_version(self) -> None:
         """Record an in-place change of `.data` made outside the graph (optimizers)."""
         global _inplace_count
-        self._version += 1
+        vc = self._vc
+        if vc is None:
+            vc = self._vc = _Version()
         _inplace_count += 1
+        vc.count += 1
+        vc.stamp = _inplace_count
+
+    @property
+    def _version(self) -> int:
+        """How many in-place changes this tensor's memory has seen (PyTorch's `_version`)."""
+        return 0 if self._vc is None else self._vc.count
 
     # -- backward -----------------------------------------------------------------------
     def backward(
@@ -401,11 +443,22 @@ def apply(op: Any, *args: Any, **params: Any) -> Tensor:
             return state.recorder.apply(op, args, params)
         if state.anomaly:
             return _apply_checked(op, args, params)
-    arrays = _arrays(args)
+    if len(args) == 2:  # `_arrays` without its call, for the commonest count
+        x, y = args
+        arrays: Sequence[Any] = (
+            x.data if isinstance(x, Tensor) else x,
+            y.data if isinstance(y, Tensor) else y,
+        )
+    else:
+        arrays = _arrays(args)
     try:
         out = op.forward(*arrays, **params)
     except (ValueError, TypeError, IndexError) as exc:
         raise _forward_error(op, arrays, exc) from None
+    except RuntimeError:  # Tensor.__array__ refused a list of tensors that require grad
+        if any((type(a) is list or type(a) is tuple) and _holds_grad(a) for a in args):
+            return apply(op, *_stacked(args), **params)  # rare: stacked, differentiably
+        raise
     if type(out) is not np.ndarray:
         out = np.asarray(out)
     t = _new_tensor(Tensor)
@@ -413,14 +466,13 @@ def apply(op: Any, *args: Any, **params: Any) -> Tensor:
     t.grad = None
     t.name = None
     t._retains_grad = False
-    t._version = 0
+    t._vc = None
     if state.grad_enabled:
-        vsum = 0
         needs = False
         for a in args:
             if isinstance(a, Tensor):
-                vsum += a._version
-                needs = needs or a.requires_grad
+                if a.requires_grad:
+                    needs = True
             elif (type(a) is list or type(a) is tuple) and _holds_grad(a):
                 return apply(op, *_stacked(args), **params)  # rare: run again, connected
         if needs:
@@ -428,13 +480,13 @@ def apply(op: Any, *args: Any, **params: Any) -> Tensor:
             t._op = op
             t._parents = args
             t._params = params or None
-            t._vsum = vsum
+            t._clock = _inplace_count
             return t
     t.requires_grad = False
     t._op = None
     t._parents = ()
     t._params = None
-    t._vsum = 0
+    t._clock = 0
     return t
 
 
@@ -442,17 +494,25 @@ _new_tensor = object.__new__
 
 
 def _arrays(args: Sequence[Any]) -> Sequence[Any]:
-    """The arrays of Tensor arguments, constants as they are. Unrolled for one and two
-    arguments, most ops' counts: a comprehension is a function call of its own."""
-    if len(args) == 2:
+    """The arrays of Tensor arguments, constants as they are. Unrolled for one to three
+    arguments, most ops' counts (three: `linear`): a comprehension is a call of its own."""
+    n = len(args)
+    if n == 2:
         x, y = args
         return (
             x.data if isinstance(x, Tensor) else x,
             y.data if isinstance(y, Tensor) else y,
         )
-    if len(args) == 1:
+    if n == 1:
         x = args[0]
         return (x.data if isinstance(x, Tensor) else x,)
+    if n == 3:
+        x, y, z = args
+        return (
+            x.data if isinstance(x, Tensor) else x,
+            y.data if isinstance(y, Tensor) else y,
+            z.data if isinstance(z, Tensor) else z,
+        )
     return [a.data if isinstance(a, Tensor) else a for a in args]
 
 

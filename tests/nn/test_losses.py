@@ -5,9 +5,12 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
 
 import chainrule as cr
 from chainrule import nn
+from chainrule.nn import functional as F
 
 W3 = np.array([0.2, 1.0, 3.0])
 
@@ -167,3 +170,40 @@ def test_losses_gradcheck_order_2(f, spec, target, rng) -> None:
 def test_bad_loss_input_is_named(call, message) -> None:
     with pytest.raises(ValueError, match=message):
         call()
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    labels=st.lists(st.integers(-3, 6), min_size=1, max_size=6),
+    dtype=st.sampled_from([np.int8, np.int16, np.int32, np.int64, np.uint8, np.uint32]),
+    ignore_index=st.sampled_from([-100, -1, 0, 2, 4, 5]),
+)
+def test_cross_entropy_label_checks_agree_with_the_labels(labels, dtype, ignore_index) -> None:
+    """The one-reduction check of the fused path (labels seen as unsigned) accepts exactly the
+    labels that are all in 0..C-1 and not ignored; every other batch gets the full checks: the
+    value over the rows kept, or the error naming the bad label."""
+    from chainrule.nn.functional import _plain_labels
+
+    n_classes = 4
+    t = np.array(labels).astype(dtype)  # uint8 wraps -1 to 255: out of range either way
+    ignored = t == ignore_index
+    bad = (t < 0) | (t >= n_classes)
+    assert _plain_labels(t, n_classes, ignore_index) == (not bad.any() and not ignored.any())
+    z0 = np.random.default_rng(len(labels)).standard_normal((len(t), n_classes))
+    z = cr.tensor(z0, requires_grad=True)
+    keep = ~ignored
+    if (bad & keep).any():
+        label = t[bad & keep][0]
+        with pytest.raises(ValueError, match=f"label {label} is out of range for 4 classes"):
+            F.cross_entropy(z, t, ignore_index=ignore_index)
+        return
+    assume(keep.any())  # all rows ignored: the mean is 0/0, NaN as in PyTorch
+    loss = F.cross_entropy(z, t, ignore_index=ignore_index)
+    rows = np.flatnonzero(keep)
+    lse = np.log(np.exp(z0).sum(axis=1))
+    np.testing.assert_allclose(loss.item(), np.mean(lse[rows] - z0[rows, t[rows]]), rtol=1e-12)
+    loss.backward()
+    want = np.exp(z0) / np.exp(z0).sum(axis=1, keepdims=True)
+    want[rows, t[rows]] -= 1
+    want[~keep] = 0
+    np.testing.assert_allclose(z.grad.data, want / len(rows), rtol=1e-10, atol=1e-15)

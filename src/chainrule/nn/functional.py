@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 
 from chainrule import composite as C
+from chainrule import ops
 from chainrule.composite import (
     gelu,
     leaky_relu,
@@ -58,7 +59,7 @@ from chainrule.nn.pooling import (
     max_unpool2d,
 )
 from chainrule.nn.rnn import embedding
-from chainrule.tensor import Tensor
+from chainrule.tensor import Tensor, apply
 
 __all__ = [
     "adaptive_avg_pool1d",
@@ -173,6 +174,16 @@ def cross_entropy(
     z = C._t(logits)
     t = target.data if isinstance(target, Tensor) else np.asarray(target)
     if (
+        reduction == "mean"
+        and weight is None
+        and not label_smoothing
+        and t.dtype.kind in "iu"
+        and t.shape == z.shape[:-1]
+        and 1 <= z.ndim <= 2
+        and _plain_labels(t, z.shape[-1], ignore_index)
+    ):  # the common case, validated by one reduction: one fused op, the mean included
+        return apply(ops.softmax_cross_entropy, z, labels=t.astype(np.intp, copy=False), mean=True)
+    if (
         weight is not None
         or label_smoothing
         or z.ndim > 2
@@ -200,6 +211,25 @@ def cross_entropy(
             f"cross_entropy: target dtype {t.dtype} is neither integer labels nor probabilities"
         )
     return _reduce(loss, reduction, "cross_entropy")
+
+
+# Integer dtype -> the unsigned dtype of its size, for `_plain_labels`.
+_UNSIGNED = {np.dtype(f"i{n}"): np.dtype(f"u{n}") for n in (1, 2, 4, 8)}
+
+
+def _plain_labels(t: np.ndarray, n_classes: int, ignore_index: int) -> bool:
+    """Whether integer labels all lie in 0..n_classes-1 and none is `ignore_index`.
+
+    One reduction instead of a min, a max and an ignore_index scan (about 1 us each on W2's 32
+    labels): seen as unsigned, a negative label is above any class count. False sends the
+    labels to the checks that name the bad one (or to the general op, for ignored labels).
+    """
+    if not t.size:
+        return False
+    top = np.maximum.reduce(t.view(_UNSIGNED.get(t.dtype, t.dtype)), axis=None)
+    if top >= n_classes:
+        return False
+    return not (0 <= ignore_index <= top and bool((t == ignore_index).any()))
 
 
 def _ce_labels(z: Tensor, t: np.ndarray, mean: bool = False) -> Tensor:
