@@ -2771,6 +2771,8 @@ logaddexp2 = defop(
     sym=lambda sp, x, y: sp.log(2**x + 2**y, 2),
     cases=BINARY,
     doc="d log2(2^x + 2^y) = s((x - y) ln 2) dx + s((y - x) ln 2) dy",
+    names=("logaddexp2",),
+    expand=True,
     local=("sigmoid((x - y)*log(2))", "sigmoid((y - x)*log(2))"),
 )
 fabs = defcomposite(
