@@ -216,6 +216,7 @@ NUMPY_REFUSALS = {
     "rot90: one axis": (lambda: cr.rot90(_M, axes=(1, 1)), ValueError, "two different axes"),
     "fliplr: 1-d": (lambda: cr.fliplr(cr.ones(3)), ValueError, "at least a 2-d"),
     "cross: 4 components": (lambda: cr.cross(_M, _M), ValueError, "got 4 and 4"),
+    "cross: axisc": (lambda: cr.cross(_M[:, :3], _M[:, :3], axisc=2), ValueError, "axisc 2"),
     "select: counts differ": (lambda: cr.select([_M > 0], [_M, _M]), ValueError, "1 conditions"),
     "select: float condition": (lambda: cr.select([_M], [_M]), TypeError, "boolean"),
     "partition: kth too large": (lambda: cr.partition(_M, 4), ValueError, "kth 4"),

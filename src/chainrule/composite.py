@@ -2030,9 +2030,9 @@ def cross(
     na, nb = a.shape[_one_axis("cross", a, axisa)], b.shape[_one_axis("cross", b, axisb)]
     if na not in (2, 3) or nb not in (2, 3):
         raise ValueError(f"cross: vectors must have 2 or 3 components, got {na} and {nb}")
-    if (na, nb) != (2, 2):
-        rank = builtins.max(a.ndim, b.ndim)
-        _one_axis("cross", Tensor(np.empty((1,) * rank)), axisc)
+    rank = builtins.max(a.ndim, b.ndim)  # the result's, when it has a vector axis
+    if (na, nb) != (2, 2) and not -rank <= axisc < rank:
+        raise np.exceptions.AxisError(f"cross: axisc {axisc} is out of range for a {rank}-d result")
     return ops.cross(a, b, axisa=int(axisa), axisb=int(axisb), axisc=int(axisc))
 
 
