@@ -502,8 +502,11 @@ def sum(
     *,
     dim: Any = None,
     keepdim: bool | None = None,
+    dtype: Any = None,
+    out: None = None,
 ) -> Tensor:
-    """Sum over `axis` (all axes by default); `dim`/`keepdim` are PyTorch's spellings.
+    """Sum over `axis` (all axes by default); `dim`/`keepdim` are PyTorch's spellings, and
+    `dtype` (the dtype to add in) and `out=None` NumPy's, so `numpy.sum(tensor)` works.
 
     Examples
     --------
@@ -512,7 +515,15 @@ def sum(
     [3.0, 7.0]
     """
     axis, keepdims = _dims("sum", axis, keepdims, dim, keepdim)
-    return ops.sum(_t(x), axis=axis, keepdims=keepdims)
+    return ops.sum(_numpy_reduced("sum", x, dtype, out), axis=axis, keepdims=keepdims)
+
+
+def _numpy_reduced(name: str, x: ArrayLike, dtype: Any, out: Any) -> Tensor:
+    """x for a reduction called NumPy's way (numpy.sum(tensor) passes dtype= and out=): in
+    `dtype` when one is given; an `out` array is refused (results are new tensors)."""
+    if out is not None:
+        raise TypeError(f"{name}: out= is not supported (chainrule's results are new tensors)")
+    return _t(x) if dtype is None else astype(_t(x), dtype)
 
 
 def mean(
@@ -557,7 +568,7 @@ class ValuesIndices(NamedTuple):
 
 
 @overload
-def max(x: ArrayLike, axis: Any = None, keepdims: bool = False) -> Tensor: ...
+def max(x: ArrayLike, axis: Any = None, keepdims: bool = False, *, out: None = None) -> Tensor: ...
 @overload
 def max(
     x: ArrayLike, axis: Any = None, keepdims: bool = False, *, dim: int, keepdim: bool = False
@@ -569,6 +580,7 @@ def max(
     *,
     dim: int | None = None,
     keepdim: bool | None = None,
+    out: None = None,
 ) -> Tensor | ValuesIndices:
     """Largest element over `axis`; tied maxima share the gradient.
 
@@ -585,11 +597,11 @@ def max(
     >>> x.max(dim=1).indices.tolist()
     [1]
     """
-    return _extremum("max", x, axis, keepdims, dim, keepdim)
+    return _extremum("max", _numpy_reduced("max", x, None, out), axis, keepdims, dim, keepdim)
 
 
 @overload
-def min(x: ArrayLike, axis: Any = None, keepdims: bool = False) -> Tensor: ...
+def min(x: ArrayLike, axis: Any = None, keepdims: bool = False, *, out: None = None) -> Tensor: ...
 @overload
 def min(
     x: ArrayLike, axis: Any = None, keepdims: bool = False, *, dim: int, keepdim: bool = False
@@ -601,12 +613,13 @@ def min(
     *,
     dim: int | None = None,
     keepdim: bool | None = None,
+    out: None = None,
 ) -> Tensor | ValuesIndices:
     """Smallest element over `axis`; tied minima share the gradient.
 
     With `dim=` it returns `(values, indices)`, as torch.min does (see `max`).
     """
-    return _extremum("min", x, axis, keepdims, dim, keepdim)
+    return _extremum("min", _numpy_reduced("min", x, None, out), axis, keepdims, dim, keepdim)
 
 
 def _extremum(
@@ -1181,6 +1194,8 @@ def prod(
     *,
     dim: Any = None,
     keepdim: bool | None = None,
+    dtype: Any = None,
+    out: None = None,
 ) -> Tensor:
     """Product over `axis` (every axis by default); the gradient is exact where x has zeros
     (the product of the others, never out / 0), as PyTorch.
@@ -1193,7 +1208,7 @@ def prod(
     [0.0, 6.0, 0.0]
     """
     axis, keep = _dims("prod", axis, keepdims, dim, keepdim)
-    return ops.prod(_t(x), axis=axis, keepdims=keep)
+    return ops.prod(_numpy_reduced("prod", x, dtype, out), axis=axis, keepdims=keep)
 
 
 def cumsum(x: ArrayLike, axis: int | None = None, *, dim: int | None = None) -> Tensor:
