@@ -103,6 +103,10 @@ def _call(f, x, **kw):
         return f(x, INDEX[:, :2], **kw)
     if name == "repeat_interleave":
         return f(x, 2, **kw)
+    if name in ("append", "cross"):
+        return f(x, x[::-1], **kw)
+    if name == "partition":
+        return f(x, 1, **kw)
     if name in ("concatenate", "stack"):
         return f([x, x], **kw)
     if name == "split":
@@ -409,3 +413,16 @@ def test_arange_follows_the_default_float_dtype() -> None:
 def test_a_missing_axis_is_named(call, message) -> None:
     with pytest.raises(TypeError, match=message):
         call(cr.ones(2, 3))
+
+
+@pytest.mark.parametrize("name", ["sum", "prod", "max", "min"])
+def test_numpys_own_reductions_of_a_tensor_stay_differentiable(name: str, rng) -> None:
+    """numpy.sum(tensor) calls tensor.sum(axis=None, dtype=None, out=None) (and numpy.max
+    tensor.max(axis=None, out=None)): the result is chainrule's, with its gradient; an out
+    array is refused, naming it."""
+    x = cr.tensor(rng.uniform(0.5, 2.0, size=(2, 3)), requires_grad=True)
+    want = cr.grad(lambda t: getattr(cr, name)(t))(x)
+    np.testing.assert_allclose(cr.grad(lambda t: getattr(np, name)(t))(x).data, want.data)
+    assert getattr(np, name)(x, axis=0).shape == (3,)
+    with pytest.raises(TypeError, match="out= is not supported"):
+        getattr(np, name)(x, out=np.zeros(()))

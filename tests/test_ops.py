@@ -3,10 +3,13 @@ cases, checked against SymPy's derivative, and checked for completeness."""
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 
 import chainrule as cr
+from chainrule.nn import functional as F
 from chainrule.ops import NUMPY_NS, OPS, OpDef
 
 ALL = [op for op in OPS.values() if not op.user]
@@ -148,6 +151,89 @@ def test_an_op_without_a_derivative_gives_no_gradient(op: OpDef, rng) -> None:
             with np.errstate(invalid="ignore"):  # the sum of an inf and a -inf is NaN
                 cr.sum(cr.where(mask, 0.0, floats[0])).backward()  # where's gradient only
             np.testing.assert_array_equal(floats[0].grad.data, np.where(mask.data, 0.0, 1.0))
+
+
+# How NumPy spells an entry's call where the table's inputs or parameters are not NumPy's own
+# (a list where the entry takes inputs, a parameter NumPy names or places otherwise).
+NUMPY_SPELLING = {
+    "astype": lambda xs, p: xs[0].astype(p["dtype"]),
+    "concatenate": lambda xs, p: np.concatenate(xs, **p),
+    "column_stack": lambda xs, p: np.column_stack(xs),
+    "row_stack": lambda xs, p: np.vstack(xs),  # NumPy 2 deprecates the name row_stack
+    "einsum": lambda xs, p: np.einsum(p["subscripts"], *xs),
+    "select": lambda xs, p: np.select(list(p["condlist"]), list(xs), p["default"]),
+    "gradient": lambda xs, p: np.gradient(
+        xs[0], p.get("spacing", 1.0), axis=p.get("axis", 0), edge_order=p.get("edge_order", 1)
+    ),
+    "sort": lambda xs, p: _descending(np.sort(xs[0], p["axis"]), p),
+    "argsort": lambda xs, p: _descending(np.argsort(xs[0], p["axis"], kind="stable"), p),
+}
+# What of the result NumPy fixes: partition's order within each side is NumPy's choice.
+NUMPY_FIXES = {
+    "partition": lambda out, p: (
+        np.sort(out, axis=p.get("axis", -1)),
+        np.take(out, p["kth"], axis=p.get("axis", -1)),
+    ),
+}
+NUMPY_NAMED = [
+    op for op in ALL if op.arity != 0 and callable(getattr(np, op.name, None)) and op.cases
+]
+
+
+def _descending(a: np.ndarray, p: dict) -> np.ndarray:
+    return np.flip(a, p["axis"]) if p.get("descending") else a
+
+
+@pytest.mark.parametrize("op", NUMPY_NAMED, ids=lambda op: op.name)
+def test_an_entry_named_like_numpy_gives_numpys_values(op: OpDef, rng) -> None:
+    """Every entry with a NumPy function's name, on its own cases, equals that function
+    (called with the same inputs and parameters, or as NUMPY_SPELLING says NumPy spells it)."""
+    fixes = NUMPY_FIXES.get(op.name, lambda out, p: (out,))
+    for inputs, params in _cases(op, rng):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)  # np.cross of 2-vectors
+            call = NUMPY_SPELLING.get(op.name, lambda xs, p: getattr(np, op.name)(*xs, **p))
+            want = call(inputs, params)
+        got = op(*inputs, **params).data
+        assert np.shape(got) == np.shape(want), (op.name, params)
+        for a, b in zip(fixes(got, params), fixes(want, params), strict=True):
+            np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-14, err_msg=op.name)
+
+
+_M = cr.ones(3, 4)
+NUMPY_REFUSALS = {
+    "pad: negative width": (lambda: cr.pad(_M, -1), ValueError, "is negative"),
+    "pad: pairs for 3 axes": (lambda: cr.pad(_M, ((1, 1),) * 3), ValueError, "does not fit a 2-d"),
+    "pad: unknown mode": (lambda: cr.pad(_M, 1, mode="replicate"), ValueError, "mode must be"),
+    "pad: an empty axis": (lambda: cr.pad(cr.ones(0, 2), 1, "edge"), ValueError, "empty axis"),
+    "pad: per-axis values": (
+        lambda: cr.pad(_M, 1, constant_values=(1, 2)),
+        ValueError,
+        "one number",
+    ),
+    "F.pad: numpy's mode": (lambda: F.pad(_M, (1, 1), mode="edge"), ValueError, "mode must"),
+    "F.pad: reflect too wide": (lambda: F.pad(_M, (4, 0), "reflect"), ValueError, "size 4"),
+    "rot90: one axis": (lambda: cr.rot90(_M, axes=(1, 1)), ValueError, "two different axes"),
+    "fliplr: 1-d": (lambda: cr.fliplr(cr.ones(3)), ValueError, "at least a 2-d"),
+    "cross: 4 components": (lambda: cr.cross(_M, _M), ValueError, "got 4 and 4"),
+    "cross: axisc": (lambda: cr.cross(_M[:, :3], _M[:, :3], axisc=2), ValueError, "axisc 2"),
+    "select: counts differ": (lambda: cr.select([_M > 0], [_M, _M]), ValueError, "1 conditions"),
+    "select: float condition": (lambda: cr.select([_M], [_M]), TypeError, "boolean"),
+    "partition: kth too large": (lambda: cr.partition(_M, 4), ValueError, "kth 4"),
+    "gradient: too short": (lambda: cr.gradient(cr.ones(1)), ValueError, "size 1"),
+    "gradient: coordinates": (lambda: cr.gradient(_M, [1.0, 2.0]), TypeError, "spacing"),
+    "append: ranks differ": (lambda: cr.append(_M, cr.ones(4), axis=0), ValueError, "(3, 4)"),
+    "rollaxis: start": (lambda: cr.rollaxis(_M, 0, 3), ValueError, "start 3"),
+    "r_: a directive": (lambda: cr.r_["r", cr.ones(2)], ValueError, "'r'"),
+}
+
+
+@pytest.mark.parametrize("name", list(NUMPY_REFUSALS))
+def test_numpy_functions_refuse_bad_input_in_one_line(name: str) -> None:
+    call, kind, fragment = NUMPY_REFUSALS[name]
+    with pytest.raises(kind) as info:
+        call()
+    assert fragment in str(info.value) and "\n" not in str(info.value)
 
 
 def test_defop_rejects_duplicates_and_wrong_arity() -> None:

@@ -209,6 +209,13 @@ TWINS: dict[str, Twin] = {
     "softplus(beta=2, threshold=5)": Twin(
         lambda x: cr.softplus(x, 2.0, 5.0), lambda x: TF.softplus(x, 2.0, 5.0)
     ),
+    # NumPy's other functions
+    "mod": Twin(cr.mod, torch.remainder, 2),
+    "fmod": Twin(cr.fmod, torch.fmod, 2),
+    "logaddexp2": Twin(cr.logaddexp2, torch.logaddexp2, 2),
+    "fabs": Twin(cr.fabs, torch.abs, differs=_nan_in, why="abs'(NaN) is NaN (autograd); torch 0"),
+    "rad2deg": Twin(cr.rad2deg, torch.rad2deg),
+    "deg2rad": Twin(cr.deg2rad, torch.deg2rad),
 }
 OPS_WITHOUT_TWIN = {
     "cbrt": "torch has no real cube root (torch.pow(x, 1/3) is NaN for x < 0)",
@@ -233,6 +240,10 @@ OPS_WITHOUT_TWIN = {
     "concatenate": "moves elements only",
     "conv": "compared with torch's conv1d/conv2d per option in tests/nn",
     "gru_cell": "compared with torch's GRU and GRUCell in tests/nn",
+    "append": "torch has no append: ravel and concatenate, both compared here",
+    "rollaxis": "torch has no rollaxis: a transpose, as movedim (compared here)",
+    "select": "torch's select is indexing; NumPy's select is where, compared here",
+    "partition": "torch has no partition: getitem at NumPy's argpartition",
 }
 SETTINGS = settings(max_examples=30, deadline=None)  # per op
 
@@ -410,7 +421,7 @@ LINALG.update(
         **{
             f"pad({mode})": (
                 Twin(
-                    lambda a, _m=mode: cr.pad(a, (2, 1, 1, 0), _m),
+                    lambda a, _m=mode: F.pad(a, (2, 1, 1, 0), _m),
                     lambda a, _m=mode: TF.pad(a, (2, 1, 1, 0), _m),
                 ),
                 ((1, 2, 3),),
@@ -430,11 +441,43 @@ LINALG.update(
             Twin(lambda a, b: cr.hstack([a, b]), lambda a, b: torch.hstack([a, b]), 2),
             ((2, 1), (2, 3)),
         ),
+        "ravel": (Twin(cr.ravel, torch.ravel), ((2, 3),)),
+        "flipud": (Twin(cr.flipud, torch.flipud), ((3, 2),)),
+        "fliplr": (Twin(cr.fliplr, torch.fliplr), ((3, 2),)),
+        "rot90": (
+            Twin(lambda a: cr.rot90(a, 3, (1, 0)), lambda a: torch.rot90(a, 3, (1, 0))),
+            ((2, 3, 2),),
+        ),
+        **{
+            f"atleast_{n}d": (
+                Twin(getattr(cr, f"atleast_{n}d"), getattr(torch, f"atleast_{n}d")),
+                ((3,),),
+            )
+            for n in (1, 2, 3)
+        },
+        "column_stack": (
+            Twin(lambda a, b: cr.column_stack([a, b]), lambda a, b: torch.column_stack([a, b]), 2),
+            ((3,), (3, 2)),
+        ),
+        "row_stack": (
+            Twin(lambda a, b: cr.row_stack([a, b]), lambda a, b: torch.vstack([a, b]), 2),
+            ((3,), (2, 3)),
+        ),
+        "cross": (
+            Twin(
+                lambda a, b: cr.cross(a, b, dim=0), lambda a, b: torch.linalg.cross(a, b, dim=0), 2
+            ),
+            ((3, 2), (3, 2)),
+        ),
+        "gradient": (
+            Twin(lambda a: cr.gradient(a, axis=1), lambda a: torch.gradient(a, dim=1)[0]),
+            ((2, 4),),
+        ),
     }
 )
 
 
-_PRODUCTS = ("einsum", "einsum(sum)", "tensordot", "outer", "inner", "kron", "trace")
+_PRODUCTS = ("einsum", "einsum(sum)", "tensordot", "outer", "inner", "kron", "trace", "cross")
 
 
 @pytest.mark.parametrize("name", list(LINALG))

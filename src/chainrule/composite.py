@@ -502,8 +502,11 @@ def sum(
     *,
     dim: Any = None,
     keepdim: bool | None = None,
+    dtype: Any = None,
+    out: None = None,
 ) -> Tensor:
-    """Sum over `axis` (all axes by default); `dim`/`keepdim` are PyTorch's spellings.
+    """Sum over `axis` (all axes by default); `dim`/`keepdim` are PyTorch's spellings, and
+    `dtype` (the dtype to add in) and `out=None` NumPy's, so `numpy.sum(tensor)` works.
 
     Examples
     --------
@@ -512,7 +515,15 @@ def sum(
     [3.0, 7.0]
     """
     axis, keepdims = _dims("sum", axis, keepdims, dim, keepdim)
-    return ops.sum(_t(x), axis=axis, keepdims=keepdims)
+    return ops.sum(_numpy_reduced("sum", x, dtype, out), axis=axis, keepdims=keepdims)
+
+
+def _numpy_reduced(name: str, x: ArrayLike, dtype: Any, out: Any) -> Tensor:
+    """x for a reduction called NumPy's way (numpy.sum(tensor) passes dtype= and out=): in
+    `dtype` when one is given; an `out` array is refused (results are new tensors)."""
+    if out is not None:
+        raise TypeError(f"{name}: out= is not supported (chainrule's results are new tensors)")
+    return _t(x) if dtype is None else astype(_t(x), dtype)
 
 
 def mean(
@@ -557,7 +568,7 @@ class ValuesIndices(NamedTuple):
 
 
 @overload
-def max(x: ArrayLike, axis: Any = None, keepdims: bool = False) -> Tensor: ...
+def max(x: ArrayLike, axis: Any = None, keepdims: bool = False, *, out: None = None) -> Tensor: ...
 @overload
 def max(
     x: ArrayLike, axis: Any = None, keepdims: bool = False, *, dim: int, keepdim: bool = False
@@ -569,6 +580,7 @@ def max(
     *,
     dim: int | None = None,
     keepdim: bool | None = None,
+    out: None = None,
 ) -> Tensor | ValuesIndices:
     """Largest element over `axis`; tied maxima share the gradient.
 
@@ -585,11 +597,11 @@ def max(
     >>> x.max(dim=1).indices.tolist()
     [1]
     """
-    return _extremum("max", x, axis, keepdims, dim, keepdim)
+    return _extremum("max", _numpy_reduced("max", x, None, out), axis, keepdims, dim, keepdim)
 
 
 @overload
-def min(x: ArrayLike, axis: Any = None, keepdims: bool = False) -> Tensor: ...
+def min(x: ArrayLike, axis: Any = None, keepdims: bool = False, *, out: None = None) -> Tensor: ...
 @overload
 def min(
     x: ArrayLike, axis: Any = None, keepdims: bool = False, *, dim: int, keepdim: bool = False
@@ -601,12 +613,13 @@ def min(
     *,
     dim: int | None = None,
     keepdim: bool | None = None,
+    out: None = None,
 ) -> Tensor | ValuesIndices:
     """Smallest element over `axis`; tied minima share the gradient.
 
     With `dim=` it returns `(values, indices)`, as torch.min does (see `max`).
     """
-    return _extremum("min", x, axis, keepdims, dim, keepdim)
+    return _extremum("min", _numpy_reduced("min", x, None, out), axis, keepdims, dim, keepdim)
 
 
 def _extremum(
@@ -1181,6 +1194,8 @@ def prod(
     *,
     dim: Any = None,
     keepdim: bool | None = None,
+    dtype: Any = None,
+    out: None = None,
 ) -> Tensor:
     """Product over `axis` (every axis by default); the gradient is exact where x has zeros
     (the product of the others, never out / 0), as PyTorch.
@@ -1193,7 +1208,7 @@ def prod(
     [0.0, 6.0, 0.0]
     """
     axis, keep = _dims("prod", axis, keepdims, dim, keepdim)
-    return ops.prod(_t(x), axis=axis, keepdims=keep)
+    return ops.prod(_numpy_reduced("prod", x, dtype, out), axis=axis, keepdims=keep)
 
 
 def cumsum(x: ArrayLike, axis: int | None = None, *, dim: int | None = None) -> Tensor:
@@ -1743,52 +1758,55 @@ def one_hot(labels: ArrayLike, num_classes: int = -1) -> Tensor:
     return ops.one_hot(Tensor(a), num_classes=n)
 
 
-def pad(x: ArrayLike, pad: Sequence[int], mode: str = "constant", value: float = 0.0) -> Tensor:
-    """torch.nn.functional.pad: `pad` holds (before, after) pairs starting from the last axis;
-    `mode` is 'constant' (with `value`), 'reflect', 'replicate' (NumPy's 'edge') or 'circular'
-    (NumPy's 'wrap'). A negative size crops, as in PyTorch.
+PAD_MODES = ("constant", "reflect", "edge", "wrap", "symmetric")
+
+
+def pad(
+    x: ArrayLike, pad_width: Any, mode: str = "constant", constant_values: float = 0.0
+) -> Tensor:
+    """numpy.pad: `pad_width` is an int, one (before, after) pair, or a pair per axis from the
+    first; `mode` is 'constant' (with `constant_values`, one number), 'reflect', 'edge',
+    'wrap' or 'symmetric'. PyTorch's convention (a flat tuple from the last axis, 'replicate',
+    'circular', negative sizes that crop) is `chainrule.nn.functional.pad`.
+
+    Raises
+    ------
+    ValueError
+        For a negative or ill-shaped `pad_width`, an unknown mode, or an empty axis padded
+        by copying (only 'constant' can extend it).
 
     Examples
     --------
     >>> import chainrule as cr
     >>> cr.pad(cr.tensor([1.0, 2.0, 3.0]), (2, 1), mode="reflect").tolist()
     [3.0, 2.0, 1.0, 2.0, 3.0, 2.0]
-    >>> cr.pad(cr.tensor([1.0, 2.0, 3.0]), (-1, 2), mode="circular").tolist()
-    [2.0, 3.0, 2.0, 3.0]
+    >>> cr.pad(cr.ones(1, 2), ((0, 1), (1, 0))).tolist()
+    [[0.0, 1.0, 1.0], [0.0, 0.0, 0.0]]
     """
     x = _t(x)
-    mode = {"edge": "replicate", "wrap": "circular"}.get(mode, mode)
-    pad = tuple(int(p) for p in pad)
-    if mode not in ("constant", "reflect", "replicate", "circular"):
+    widths = np.asarray(_data(pad_width))
+    if widths.dtype.kind not in "iu":
+        raise TypeError(f"pad: pad_width must be integers, got {pad_width!r}")
+    try:
+        pairs = np.broadcast_to(widths, (x.ndim, 2))
+    except ValueError:
         raise ValueError(
-            f"pad: mode must be 'constant', 'reflect', 'replicate' or 'circular', got {mode!r}"
-        )
-    if len(pad) % 2 or len(pad) // 2 > x.ndim:
-        raise ValueError(f"pad: {len(pad)} pad sizes for a {x.ndim}-d input (give pairs)")
-    # the largest padding each mode can take from a dimension of size n (None: any)
-    limits = {"reflect": lambda n: n - 1, "circular": lambda n: n, "constant": lambda n: None}
-    for k in range(len(pad) // 2):
-        n = x.shape[x.ndim - 1 - k]
-        before, after = pad[2 * k : 2 * k + 2]
-        kept = n + builtins.min(before, 0) + builtins.min(after, 0)  # circular wraps the crop
-        limit = limits.get(mode, lambda n: 0 if n == 0 else None)(kept if mode == "circular" else n)
-        if limit is not None and builtins.max(before, after) > limit:
-            raise ValueError(
-                f"pad: {mode} padding {(before, after)} needs a dimension "
-                f"larger than the padding, got size {n}"
-            )
-        if n + before + after < 0:
-            raise ValueError(f"pad: padding {(before, after)} crops more than the size {n}")
-    if mode in ("constant", "circular") and builtins.any(p < 0 for p in pad):
-        # crop first, as PyTorch (reflect and replicate index the uncropped input, so there a
-        # negative size just starts or ends the index range inside it)
-        crop = [slice(None)] * x.ndim
-        for k in range(len(pad) // 2):
-            n, (before, after) = x.shape[x.ndim - 1 - k], pad[2 * k : 2 * k + 2]
-            crop[x.ndim - 1 - k] = slice(builtins.max(-before, 0), n - builtins.max(-after, 0))
-        x = x[tuple(crop)]
-        pad = tuple(builtins.max(p, 0) for p in pad)
-    return ops.pad(x, pad=pad, mode=mode, value=value)
+            f"pad: pad_width {pad_width!r} does not fit a {x.ndim}-d input (give an int, "
+            "(before, after) or one pair per axis)"
+        ) from None
+    if (pairs < 0).any():
+        raise ValueError(f"pad: pad_width {pad_width!r} is negative (nn.functional.pad crops)")
+    if mode not in PAD_MODES:
+        raise ValueError(f"pad: mode must be one of {', '.join(PAD_MODES)}, got {mode!r}")
+    if np.ndim(_data(constant_values)) != 0:
+        raise ValueError(f"pad: constant_values must be one number, got {constant_values!r}")
+    for n, (before, after) in zip(x.shape, pairs.tolist()):
+        if n == 0 and (before or after) and mode != "constant":
+            raise ValueError(f"pad: mode {mode!r} cannot extend an empty axis (use 'constant')")
+    widths_per_axis = tuple((int(b), int(a)) for b, a in pairs.tolist())
+    return ops.pad(
+        x, pad_width=widths_per_axis, mode=mode, constant_values=float(_data(constant_values))
+    )
 
 
 def unfold(x: ArrayLike, dimension: int, size: int, step: int) -> Tensor:
@@ -1858,6 +1876,283 @@ def hstack(xs: Sequence[ArrayLike]) -> Tensor:
     xs = [_t(x) for x in xs]
     xs = [x if x.ndim else reshape(x, (1,)) for x in xs]
     return concatenate(xs, axis=0 if xs and xs[0].ndim == 1 else 1)
+
+
+# ------------------------------------------------------------------------ NumPy's other functions
+# NumPy's functions of the op table's block of that name (ops.py): its argument checks here,
+# one-line errors naming the value; the entries do the work.
+
+
+def mod(x: ArrayLike, y: ArrayLike) -> Tensor:
+    """x mod y with the sign of y: NumPy's mod and remainder, Python's and PyTorch's `%`
+    (torch.remainder). Gradients as PyTorch's: 1 for x, -floor(x / y) for y.
+
+    Examples
+    --------
+    >>> import chainrule as cr
+    >>> cr.mod(cr.tensor([-3.0, 3.0]), 2.0).tolist()
+    [1.0, 1.0]
+    """
+    return _modulo(ops.mod, np.remainder, x, y)
+
+
+remainder = mod
+
+
+def fmod(x: ArrayLike, y: ArrayLike) -> Tensor:
+    """x mod y with the sign of x (C's fmod, torch.fmod). Gradients: 1 for x, -trunc(x / y)
+    for y.
+
+    Examples
+    --------
+    >>> import chainrule as cr
+    >>> cr.fmod(cr.tensor([-3.0, 3.0]), 2.0).tolist()
+    [-1.0, 1.0]
+    """
+    return _modulo(ops.fmod, np.fmod, x, y)
+
+
+def _modulo(op: ops.OpDef, f: Callable[..., Any], x: ArrayLike, y: ArrayLike) -> Tensor:
+    if np.result_type(_data(x), _data(y)).kind in "iub":  # integers: exact, no gradient
+        return Tensor(np.asarray(f(_data(x), _data(y))))
+    return op(*_pair(x, y))
+
+
+logaddexp2 = _binary_fn(ops.logaddexp2, "log2(2^x + 2^y), without overflow.")
+fabs = _unary(ops.fabs)
+rad2deg = _unary(ops.rad2deg)
+degrees = rad2deg
+deg2rad = _unary(ops.deg2rad)
+radians = deg2rad
+
+
+def ravel(x: ArrayLike) -> Tensor:
+    """x's elements as a 1-d tensor, in C order (NumPy's ravel, torch.ravel)."""
+    return ops.ravel(_t(x))
+
+
+def _at_least(name: str, x: Tensor, ndim: int) -> None:
+    if x.ndim < ndim:
+        raise ValueError(f"{name}: needs at least a {ndim}-d input, got shape {x.shape}")
+
+
+def flipud(x: ArrayLike) -> Tensor:
+    """Reverse the order along axis 0 (NumPy's flipud)."""
+    x = _t(x)
+    _at_least("flipud", x, 1)
+    return ops.flipud(x)
+
+
+def fliplr(x: ArrayLike) -> Tensor:
+    """Reverse the order along axis 1 (NumPy's fliplr)."""
+    x = _t(x)
+    _at_least("fliplr", x, 2)
+    return ops.fliplr(x)
+
+
+def rot90(x: ArrayLike, k: int = 1, axes: Sequence[int] = (0, 1)) -> Tensor:
+    """Rotate by 90 degrees k times, from the first of `axes` towards the second (NumPy's)."""
+    x = _t(x)
+    _at_least("rot90", x, 2)
+    axes = tuple(axes)
+    if len(axes) != 2 or axes[0] % x.ndim == axes[1] % x.ndim:
+        raise ValueError(f"rot90: axes must be two different axes, got {axes}")
+    for a in axes:
+        _one_axis("rot90", x, a)
+    return ops.rot90(x, k=int(k), axes=axes)
+
+
+def _each(op: ops.OpDef, xs: tuple[ArrayLike, ...]) -> Any:
+    """NumPy's atleast_*d: one input gives a Tensor, several a list."""
+    out = [op(_t(x)) for x in xs]
+    return out[0] if len(out) == 1 else out
+
+
+def atleast_1d(*xs: ArrayLike) -> Any:
+    """Each input with at least 1 axis (a number becomes shape (1,))."""
+    return _each(ops.atleast_1d, xs)
+
+
+def atleast_2d(*xs: ArrayLike) -> Any:
+    """Each input with at least 2 axes (a 1-d input of n becomes a row (1, n))."""
+    return _each(ops.atleast_2d, xs)
+
+
+def atleast_3d(*xs: ArrayLike) -> Any:
+    """Each input with at least 3 axes ((n,) becomes (1, n, 1); (m, n) becomes (m, n, 1))."""
+    return _each(ops.atleast_3d, xs)
+
+
+def column_stack(xs: Sequence[ArrayLike]) -> Tensor:
+    """1-d inputs as columns, joined with 2-d ones along axis 1 (NumPy's column_stack)."""
+    return ops.column_stack(*(_t(x) for x in xs))
+
+
+def row_stack(xs: Sequence[ArrayLike]) -> Tensor:
+    """NumPy's row_stack, its vstack: 1-d inputs as rows, joined along axis 0."""
+    return ops.row_stack(*(_t(x) for x in xs))
+
+
+def append(
+    x: ArrayLike, values: ArrayLike, axis: int | None = None, *, dim: int | None = None
+) -> Tensor:
+    """`values` after x's elements: both flattened when axis is None, else joined along
+    `axis` (NumPy's append)."""
+    x, v = _t(x), _t(values)
+    axis = _dims("append", axis, False, dim)[0]
+    if axis is not None and x.ndim != v.ndim:
+        raise ValueError(f"append: shapes {x.shape} and {v.shape} differ in dimensions")
+    return ops.append(x, v, axis=axis if axis is None else _one_axis("append", x, axis))
+
+
+def rollaxis(
+    x: ArrayLike, axis: int | None = None, start: int = 0, *, dim: int | None = None
+) -> Tensor:
+    """Move `axis` (required) to stand before the axis now at `start` (NumPy's rollaxis)."""
+    x = _t(x)
+    axis = _dims("rollaxis", axis, False, dim)[0]
+    if axis is None:
+        raise TypeError("rollaxis: give axis (or dim=)")
+    _one_axis("rollaxis", x, axis)
+    if not -x.ndim <= start <= x.ndim:
+        raise np.exceptions.AxisError(f"rollaxis: start {start} is out of range for {x.ndim}-d")
+    return ops.rollaxis(x, axis=int(axis), start=int(start))
+
+
+def cross(
+    a: ArrayLike,
+    b: ArrayLike,
+    axisa: int = -1,
+    axisb: int = -1,
+    axisc: int = -1,
+    axis: int | None = None,
+    *,
+    dim: int | None = None,
+) -> Tensor:
+    """The cross product of 3-vectors along the last axis, or `axisa`/`axisb`/`axisc` (all
+    three when `axis` or torch's `dim` is given); a 2-vector has z = 0, and two 2-vectors
+    give the z component alone, as NumPy.
+
+    Examples
+    --------
+    >>> import chainrule as cr
+    >>> cr.cross(cr.tensor([1.0, 0.0, 0.0]), cr.tensor([0.0, 1.0, 0.0])).tolist()
+    [0.0, 0.0, 1.0]
+    """
+    a, b = _t(a), _t(b)
+    axis = _dims("cross", axis, False, dim)[0]
+    if axis is not None:
+        axisa = axisb = axisc = axis
+    na, nb = a.shape[_one_axis("cross", a, axisa)], b.shape[_one_axis("cross", b, axisb)]
+    if na not in (2, 3) or nb not in (2, 3):
+        raise ValueError(f"cross: vectors must have 2 or 3 components, got {na} and {nb}")
+    rank = builtins.max(a.ndim, b.ndim)  # the result's, when it has a vector axis
+    if (na, nb) != (2, 2) and not -rank <= axisc < rank:
+        raise np.exceptions.AxisError(f"cross: axisc {axisc} is out of range for a {rank}-d result")
+    return ops.cross(a, b, axisa=int(axisa), axisb=int(axisb), axisc=int(axisc))
+
+
+def select(
+    condlist: Sequence[Any], choicelist: Sequence[ArrayLike], default: float = 0.0
+) -> Tensor:
+    """Each element from the first choice whose condition holds there, else `default`
+    (NumPy's select); the choices are differentiable, the conditions are masks."""
+    if len(condlist) != len(choicelist) or not condlist:
+        raise ValueError(
+            f"select: {len(condlist)} conditions for {len(choicelist)} choices (give as many)"
+        )
+    conds = tuple(np.asarray(_data(c)) for c in condlist)
+    if builtins.any(c.dtype != bool for c in conds):
+        raise TypeError("select: every condition must be a boolean array")
+    return ops.select(*(_t(c) for c in choicelist), condlist=conds, default=float(_data(default)))
+
+
+def partition(x: ArrayLike, kth: Any, axis: int | None = -1, *, dim: int | None = None) -> Tensor:
+    """x rearranged so that the element at each `kth` is where sorting would put it, smaller
+    ones before, larger after (NumPy's partition; flattened when axis is None)."""
+    x = _t(x)
+    axis = _dims("partition", axis, False, dim, default=-1)[0]
+    if axis is None:
+        x, axis = ravel(x), 0
+    n = x.shape[_one_axis("partition", x, axis)] if x.ndim else 1
+    ks = np.atleast_1d(np.asarray(kth))
+    if ks.dtype.kind not in "iu" or (ks.size and (ks.min() < -n or ks.max() >= n)):
+        raise ValueError(f"partition: kth {kth!r} is out of range for an axis of {n}")
+    return ops.partition(x, kth=kth, axis=int(axis))
+
+
+def gradient(
+    f: ArrayLike, *varargs: float, axis: Any = None, edge_order: int = 1, dim: Any = None
+) -> Any:
+    """NumPy's gradient with uniform spacing: central differences inside, one-sided (first or
+    second order) at the ends. One axis gives a Tensor, several a list, as NumPy.
+
+    Examples
+    --------
+    >>> import chainrule as cr
+    >>> cr.gradient(cr.tensor([1.0, 4.0, 9.0, 16.0])).tolist()
+    [3.0, 4.0, 6.0, 7.0]
+    """
+    f = _t(f)
+    axis = _dims("gradient", axis, False, dim)[0]
+    axes = (
+        tuple(range(f.ndim))
+        if axis is None
+        else tuple(_one_axis("gradient", f, a) % f.ndim for a in np.atleast_1d(axis).tolist())
+    )
+    if len(varargs) not in (0, 1, len(axes)):
+        raise TypeError(f"gradient: {len(varargs)} spacings for {len(axes)} axes")
+    if builtins.any(np.ndim(_data(h)) for h in varargs):
+        raise TypeError("gradient: spacing must be numbers (coordinate arrays are not supported)")
+    spacing = [float(_data(h)) for h in varargs] * (len(axes) if len(varargs) == 1 else 1)
+    if edge_order not in (1, 2):
+        raise ValueError(f"gradient: edge_order must be 1 or 2, got {edge_order}")
+    out = []
+    for k, a in enumerate(axes):
+        if f.shape[a] < edge_order + 1:
+            raise ValueError(
+                f"gradient: axis {a} of size {f.shape[a]} is too short for edge_order {edge_order}"
+            )
+        h = spacing[k] if spacing else 1.0
+        out.append(ops.gradient(f, axis=a, spacing=h, edge_order=edge_order))
+    return out[0] if len(out) == 1 else out
+
+
+class _Concatenator:
+    """NumPy's index tricks r_ and c_ on Tensors: `cr.r_[x, 0.0, 1:4]` joins its items along
+    the first axis (c_: 1-d items as columns, along the last); a slice gives an arange, or
+    a linspace for a complex step (`0:1:5j`), as NumPy's. Differentiable in every Tensor."""
+
+    def __init__(self, name: str, axis: int, ndmin: int) -> None:
+        self.name, self.axis, self.ndmin = name, axis, ndmin
+
+    def __getitem__(self, key: Any) -> Tensor:
+        parts = []
+        for item in key if isinstance(key, tuple) else (key,):
+            if isinstance(item, str):
+                raise ValueError(
+                    f"{self.name}: string directives such as {item!r} are not supported"
+                )
+            if isinstance(item, slice):
+                item = tensor(_slice_values(self.name, item))
+            part = _t(item)
+            if part.ndim < self.ndmin:  # c_: a 1-d item is a column, a number a 1 x 1 block
+                part = reshape(part, (-1, 1) if part.ndim == 1 else (1,) * self.ndmin)
+            parts.append(part)
+        return concatenate(parts, axis=self.axis)
+
+
+def _slice_values(name: str, s: slice) -> np.ndarray:
+    start = 0 if s.start is None else s.start
+    if isinstance(s.step, complex):
+        return np.linspace(start, s.stop, int(abs(s.step)))
+    if s.stop is None:
+        raise ValueError(f"{name}: a slice needs a stop, got {s}")
+    return np.arange(start, s.stop, 1 if s.step is None else s.step)
+
+
+r_ = _Concatenator("r_", 0, 1)
+c_ = _Concatenator("c_", -1, 2)
 
 
 # --------------------------------------------------------------------------- creation
@@ -1930,8 +2225,8 @@ def normal(
 
 
 def linspace(
-    start: float,
-    stop: float,
+    start: float | Tensor,
+    stop: float | Tensor,
     num: int | None = None,
     *,
     steps: int | None = None,
@@ -1940,17 +2235,34 @@ def linspace(
     requires_grad: bool = False,
 ) -> Tensor:
     """`num` evenly spaced numbers from start to stop (NumPy's num, default 50; PyTorch's
-    steps, its third argument too). An integer dtype truncates the points, as both do."""
+    steps, its third argument too). An integer dtype truncates the points, as both do.
+    Tensor ends make it differentiable in them, as NumPy's under autograd."""
     n = steps if steps is not None else (50 if num is None else num)
     if n < 0:
         raise ValueError(f"linspace: the number of points must be non-negative, got {n}")
     integer = dtype is not None and np.dtype(dtype).kind in "iu"
+    if not integer and (isinstance(start, Tensor) or isinstance(stop, Tensor)):
+        # a number beside a Tensor end takes that end's dtype (3.4 stays 3.4 in float64)
+        like = next(e for e in (start, stop) if isinstance(e, Tensor)).dtype
+        a, b = (e if isinstance(e, Tensor) else tensor(e, dtype=like) for e in (start, stop))
+        return _linspace_between(a, b, n, endpoint, dtype)
     dt = np.dtype(dtype) if integer else _float_dtype("linspace", dtype)
     if integer and requires_grad:
         raise TypeError(f"linspace: an integer tensor cannot require grad (dtype {dt})")
     return _leaf(
         ops.linspace(start=start, stop=stop, num=n, endpoint=endpoint, dtype=dt), requires_grad
     )
+
+
+def _linspace_between(a: Tensor, b: Tensor, n: int, endpoint: bool, dtype: Any) -> Tensor:
+    """linspace differentiable in its ends (NumPy's, as autograd's): a + (b - a) t for the
+    table's points t in [0, 1], so d/da = 1 - t and d/db = t. Tensor ends of a shape give
+    one such row per element, the points along a new first axis, as NumPy's."""
+    dt = _float_dtype("linspace", dtype if dtype is not None else np.result_type(a.dtype, b.dtype))
+    t = ops.linspace(start=0.0, stop=1.0, num=n, endpoint=endpoint, dtype=dt)
+    shape = np.broadcast_shapes(a.shape, b.shape)
+    t = reshape(t, (n, *(1,) * len(shape)))
+    return astype(a, dt) + (astype(b, dt) - astype(a, dt)) * t
 
 
 def logspace(

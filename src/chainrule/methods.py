@@ -293,16 +293,9 @@ def floor_divide(x: Any, y: Any) -> Tensor:
 
 
 def remainder(x: Any, y: Any) -> Tensor:
-    """x % y with the sign of y (Python's and NumPy's `%`, torch.remainder).
-
-    Gradients as torch.remainder: 1 for x and -floor(x / y) for y.
-    """
-    xd, yd = _c._data(x), _c._data(y)
-    value = np.remainder(xd, yd)
-    if value.dtype.kind not in "fc":
-        return Tensor(value)
-    q = np.floor_divide(xd, yd).astype(value.dtype)  # a constant: its gradient is 0
-    return _exact(x - y * q, value)
+    """x % y with the sign of y (Python's and NumPy's `%`, torch.remainder): the op table's
+    mod, with its gradients (1 for x, -floor(x / y) for y, as torch.remainder)."""
+    return _c.mod(x, y)
 
 
 def _exact(t: Tensor, value: np.ndarray) -> Tensor:

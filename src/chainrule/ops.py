@@ -2555,30 +2555,40 @@ def _scatter(x: Tensor, src: Tensor, axis: int, index: np.ndarray) -> Tensor:
 
 
 def _pad_indices(n: int, before: int, after: int, mode: str) -> np.ndarray:
+    """Which of an axis' n elements each padded position copies (numpy.pad's modes): widths
+    past the axis' length repeat the pattern, as NumPy's do."""
     i = np.arange(-before, n + after)
-    if mode == "replicate":
+    if mode == "edge":
         return np.clip(i, 0, n - 1)
-    if mode == "circular":
+    if mode == "wrap":
         return i % n
-    # reflect: mirror about the first and the last element (not repeating them), as torch
-    i = np.abs(i)
-    return (n - 1) - np.abs((n - 1) - i)
+    if mode == "symmetric":  # mirror including the edge element: period 2n
+        j = i % (2 * n)
+        return np.where(j < n, j, 2 * n - 1 - j)
+    # reflect: mirror about the first and the last element, not repeating them: period 2n - 2
+    if n == 1:
+        return np.zeros_like(i)
+    j = i % (2 * n - 2)
+    return np.where(j < n, j, 2 * n - 2 - j)
 
 
-def _pad(x: Tensor, pad: tuple[int, ...], mode: str = "constant", value: float = 0.0) -> Tensor:
-    """torch.nn.functional.pad: `pad` gives (before, after) pairs from the last axis back."""
-    widths = [(0, 0)] * x.ndim
-    for k in range(len(pad) // 2):
-        widths[x.ndim - 1 - k] = (pad[2 * k], pad[2 * k + 1])
+def _pad(
+    x: Tensor,
+    pad_width: tuple[tuple[int, int], ...],
+    mode: str = "constant",
+    constant_values: float = 0.0,
+) -> Tensor:
+    """numpy.pad: `pad_width` holds one (before, after) pair per axis, from the first."""
     if mode != "constant":
         return getitem(
-            x, index=np.ix_(*(_pad_indices(n, b, a, mode) for n, (b, a) in zip(x.shape, widths)))
+            x,
+            index=np.ix_(*(_pad_indices(n, b, a, mode) for n, (b, a) in zip(x.shape, pad_width))),
         )
-    shape = tuple(n + b + a for n, (b, a) in zip(x.shape, widths))
-    at = np.ix_(*(np.arange(n) + b for n, (b, _) in zip(x.shape, widths)))
+    shape = tuple(n + b + a for n, (b, a) in zip(x.shape, pad_width))
+    at = np.ix_(*(np.arange(n) + b for n, (b, _) in zip(x.shape, pad_width)))
     inside = np.zeros(shape, dtype=bool)
     inside[at] = True
-    return where(inside, scatter_add(x, index=at, shape=shape), value)
+    return where(inside, scatter_add(x, index=at, shape=shape), constant_values)
 
 
 def _unfold(x: Tensor, axis: int, size: int, step: int) -> Tensor:
@@ -2683,17 +2693,23 @@ masked_select = defcomposite(
     doc="d x[m] = dx[m]",
     batch=batch_compose,
 )
+# One entry, two calling conventions: chainrule.pad is numpy.pad (pairs per axis from the
+# first) and chainrule.nn.functional.pad is torch's (a flat tuple from the last axis), which
+# turns its pairs around and its mode names into NumPy's before calling this.
 pad = defcomposite(
     "pad",
     _pad,
     nosym="places or repeats elements",
     cases=_one_cases(
-        ((2, 3), {"pad": (1, 2)}),
-        ((2, 4), {"pad": (2, 1, 1, 0), "mode": "reflect"}),
-        ((3, 2), {"pad": (1, 2, 0, 1), "mode": "replicate"}),
-        ((3, 4), {"pad": (-1, 3, 2, -1), "mode": "circular"}),
+        ((2, 3), {"pad_width": ((0, 0), (1, 2))}),
+        ((2, 4), {"pad_width": ((1, 0), (2, 1)), "mode": "reflect"}),
+        ((3, 2), {"pad_width": ((0, 1), (1, 2)), "mode": "edge"}),
+        ((3, 4), {"pad_width": ((2, 0), (5, 3)), "mode": "wrap"}),
+        ((3, 2), {"pad_width": ((4, 1), (0, 3)), "mode": "symmetric"}),
     ),
-    doc="d pad(x) = dx at x's own positions (plus the copies' for reflect, replicate, circular)",
+    doc="d pad(x) = dx at x's own positions (plus the copies' for reflect, edge, wrap, symmetric)",
+    differs="numpy.pad's names and pairs; nn.functional.pad is PyTorch's (replicate is edge, "
+    "circular is wrap); constant_values is one number",
     batch=batch_compose,
 )
 unfold = defcomposite(
@@ -2884,6 +2900,323 @@ scatter_reduce = defcomposite(
     differs="amax/amin split the gradient evenly among tied values, as PyTorch's (without "
     "include_self, x's own tied value still takes its share, which is dropped, as PyTorch's)",
     batch=_scatter_reduce_batch,
+)
+
+# ------------------------------------------------------------------------ NumPy's other functions
+# NumPy functions a NumPy user (and autograd's own test suite) reaches for. mod, fmod and
+# logaddexp2 are primitives (NumPy's forward is exact where the formula is not); the rest are
+# formulas of the entries above, so their derivatives need no code of their own.
+
+
+def _quotient(x: Any, y: Any, floor: bool) -> np.ndarray:
+    """The integer quotient of x / y as PyTorch's backward computes it: NumPy's floor_divide
+    (from fmod, so 1 // 0.1 is 9 where floor(1 / 0.1) is 10), or the truncated x / y. A
+    constant in the vjps: its derivative is 0 wherever it exists."""
+    with np.errstate(divide="ignore", invalid="ignore"):  # y = 0: inf or NaN, as PyTorch
+        return np.floor_divide(_np(x), _np(y)) if floor else np.trunc(_np(x) / _np(y))
+
+
+# mod and fmod: x - y floor(x / y) loses digits where NumPy's remainder is exact (1 % 0.1).
+mod = defop(
+    "mod",
+    np.remainder,
+    lambda g, out, x, y, xp: g,
+    lambda g, out, x, y, xp: -g * _quotient(x, y, True).astype(g.dtype),
+    nosym="SymPy leaves the derivative of Mod unevaluated (a jump at every multiple of y)",
+    domain=Domain(0.3, 2.0, 0.0),
+    cases=_cases(((2, 3), (2, 3)), ((2, 3), (3,)), ((), (2, 2))),
+    doc="d mod(x, y) = dx - floor(x / y) dy; the sign of y (NumPy's %, torch.remainder)",
+    local=("1", "(out - x)/y"),
+    differs="NumPy calls it mod and remainder, PyTorch remainder; both are this",
+)
+fmod = defop(
+    "fmod",
+    np.fmod,
+    lambda g, out, x, y, xp: g,
+    lambda g, out, x, y, xp: -g * _quotient(x, y, False).astype(g.dtype),
+    nosym="C's fmod: a jump at every multiple of y, which SymPy does not differentiate",
+    domain=Domain(-2.0, 2.0, 0.3),
+    cases=_cases(((2, 3), (2, 3)), ((2, 3), (3,)), ((), (2, 2))),
+    doc="d fmod(x, y) = dx - trunc(x / y) dy; the sign of x (C's fmod, torch.fmod)",
+    local=("1", "(out - x)/y"),
+)
+# logaddexp2: log2(2^x + 2^y) overflows at x = 1025; NumPy's shifts by the larger input first.
+logaddexp2 = defop(
+    "logaddexp2",
+    np.logaddexp2,
+    lambda g, out, x, y, xp: g * xp.sigmoid((x - y) * math.log(2)),
+    lambda g, out, x, y, xp: g * xp.sigmoid((y - x) * math.log(2)),
+    sym=lambda sp, x, y: sp.log(2**x + 2**y, 2),
+    cases=BINARY,
+    doc="d log2(2^x + 2^y) = s((x - y) ln 2) dx + s((y - x) ln 2) dy",
+    names=("logaddexp2",),
+    expand=True,
+    local=("sigmoid((x - y)*log(2))", "sigmoid((y - x)*log(2))"),
+)
+fabs = defcomposite(
+    "fabs",
+    lambda x: abs(x),
+    sym=lambda sp, x: sp.Abs(x),
+    cases=UNARY,
+    doc="d|x| = sign(x) dx (NumPy's name for abs of real numbers)",
+    names=("fabs",),
+    expand=True,
+)
+rad2deg = defcomposite(
+    "rad2deg",
+    lambda x: mul(x, 180 / math.pi),
+    sym=lambda sp, x: x * 180 / sp.pi,
+    cases=UNARY,
+    doc="d (180 x / pi) = 180/pi dx (NumPy's degrees too)",
+    names=("rad2deg", "degrees"),
+    expand=True,
+)
+deg2rad = defcomposite(
+    "deg2rad",
+    lambda x: mul(x, math.pi / 180),
+    sym=lambda sp, x: x * sp.pi / 180,
+    cases=UNARY,
+    doc="d (pi x / 180) = pi/180 dx (NumPy's radians too)",
+    names=("deg2rad", "radians"),
+    expand=True,
+)
+
+
+def _rot90(x: Tensor, k: int = 1, axes: tuple[int, int] = (0, 1)) -> Tensor:
+    """NumPy's rot90: a quarter turn is a flip of the second axis and a swap of the two."""
+    a, b = (ax % x.ndim for ax in axes)
+    swap = list(range(x.ndim))
+    swap[a], swap[b] = b, a
+    k %= 4
+    if k == 2:
+        return flip(x, axis=(a, b))
+    if k == 1:
+        return transpose(flip(x, axis=b), axes=tuple(swap))
+    return flip(transpose(x, axes=tuple(swap)), axis=b) if k == 3 else x
+
+
+def _atleast(x: Tensor, ndim: int) -> Tensor:
+    """NumPy's atleast_1d/2d/3d: a 1-d input is a row (1, n) and, in 3-d, (1, n, 1); a 2-d
+    input gains a last axis."""
+    if x.ndim >= ndim:
+        return x
+    if x.ndim == 0:
+        return reshape(x, shape=(1,) * ndim)
+    if x.ndim == 1:
+        return reshape(x, shape=(1, *x.shape) if ndim == 2 else (1, *x.shape, 1))
+    return reshape(x, shape=(*x.shape, 1))
+
+
+def _column_stack(*xs: Tensor) -> Tensor:
+    """NumPy's column_stack: 1-d inputs are columns, then everything joins along axis 1."""
+    cols = [reshape(x, shape=(-1, 1)) if x.ndim < 2 else x for x in xs]
+    return concatenate(*cols, axis=1)
+
+
+def _row_stack(*xs: Tensor) -> Tensor:
+    """NumPy's vstack (row_stack): 1-d inputs are rows, then everything joins along axis 0."""
+    return concatenate(*(reshape(x, shape=(1, -1)) if x.ndim < 2 else x for x in xs), axis=0)
+
+
+def _append(x: Tensor, values: Tensor, axis: Any = None) -> Tensor:
+    if axis is None:
+        return concatenate(reshape(x, shape=(-1,)), reshape(values, shape=(-1,)), axis=0)
+    return concatenate(x, values, axis=axis)
+
+
+def _rollaxis(x: Tensor, axis: int, start: int = 0) -> Tensor:
+    """NumPy's rollaxis: `axis` moves to stand before the axis now at `start`."""
+    n = x.ndim
+    axis, start = axis % n, start + n if start < 0 else start
+    order = [i for i in range(n) if i != axis]
+    order.insert(start - (axis < start), axis)
+    return transpose(x, axes=tuple(order))
+
+
+def _cross(a: Tensor, b: Tensor, axisa: int = -1, axisb: int = -1, axisc: int = -1) -> Tensor:
+    """NumPy's cross of 3-vectors (a 2-vector has z = 0; two of them give the z component)."""
+    a, b = _moveaxis(a, axisa % a.ndim, a.ndim - 1), _moveaxis(b, axisb % b.ndim, b.ndim - 1)
+    flat = a.shape[-1] == 2 and b.shape[-1] == 2
+
+    def parts(v: Tensor) -> list[Tensor]:
+        xyz = [getitem(v, index=(Ellipsis, i)) for i in range(v.shape[-1])]
+        return xyz if len(xyz) == 3 else [*xyz, mul(xyz[0], 0.0)]
+
+    (ax, ay, az), (bx, by, bz) = parts(a), parts(b)
+    z = sub(mul(ax, by), mul(ay, bx))
+    if flat:
+        return z
+    xyz = [sub(mul(ay, bz), mul(az, by)), sub(mul(az, bx), mul(ax, bz)), z]
+    c = concatenate(*(reshape(v, shape=(*v.shape, 1)) for v in _broadcast_all(xyz)), axis=-1)
+    return _moveaxis(c, c.ndim - 1, axisc % c.ndim)
+
+
+def _broadcast_all(xs: list[Tensor]) -> list[Tensor]:
+    shape = np.broadcast_shapes(*(x.shape for x in xs))
+    return [x if x.shape == shape else broadcast_to(x, shape=shape) for x in xs]
+
+
+def _select(*choices: Tensor, condlist: tuple[np.ndarray, ...], default: float = 0.0) -> Tensor:
+    """NumPy's select: each element from the first choice whose condition holds there."""
+    out: Any = default
+    for cond, choice in zip(reversed(condlist), reversed(choices)):
+        out = where(cond, choice, out)
+    return out if isinstance(out, Tensor) else Tensor(np.asarray(out))
+
+
+def _partition(x: Tensor, kth: Any, axis: int = -1) -> Tensor:
+    """NumPy's partition: the elements NumPy's argpartition orders, picked by getitem."""
+    return getitem(x, index=_along(np.argpartition(_np(x), kth, axis=axis), axis % x.ndim))
+
+
+def _gradient(x: Tensor, axis: int = 0, spacing: float = 1.0, edge_order: int = 1) -> Tensor:
+    """NumPy's gradient along one axis: central differences inside, one-sided differences of
+    first or second order at the two ends, divided by the spacing."""
+    n = x.shape[axis]
+
+    def at(i: int) -> Tensor:  # x's slice i along the axis (negative: from the end)
+        return getitem(x, index=_axis_index(x.ndim, axis, slice(i % n, i % n + 1)))
+
+    inside = getitem(x, index=_axis_index(x.ndim, axis, slice(2, None)))
+    inside = mul(sub(inside, getitem(x, index=_axis_index(x.ndim, axis, slice(None, -2)))), 0.5)
+    if edge_order == 1:
+        first, last = sub(at(1), at(0)), sub(at(-1), at(-2))
+    else:  # (-3 f0 + 4 f1 - f2) / 2 and its mirror image: exact for parabolas
+        first = mul(sub(sub(mul(at(1), 4.0), mul(at(0), 3.0)), at(2)), 0.5)
+        last = mul(add(sub(mul(at(-1), 3.0), mul(at(-2), 4.0)), at(-3)), 0.5)
+    return div(concatenate(first, inside, last, axis=axis), spacing)
+
+
+ravel = defcomposite(
+    "ravel",
+    lambda x: reshape(x, shape=(-1,)),
+    nosym="rearranges elements",
+    cases=_one_cases(((2, 3, 4), {})),
+    doc="d ravel(x) = ravel(dx) (the elements in C order)",
+    batch=batch_compose,
+)
+flipud = defcomposite(
+    "flipud",
+    lambda x: flip(x, axis=0),
+    nosym="rearranges elements",
+    cases=_one_cases(((3, 4), {}), ((3,), {})),
+    doc="d flipud(x) = flipud(dx) (flip along axis 0)",
+    batch=batch_compose,
+)
+fliplr = defcomposite(
+    "fliplr",
+    lambda x: flip(x, axis=1),
+    nosym="rearranges elements",
+    cases=_one_cases(((3, 4), {}), ((2, 3, 2), {})),
+    doc="d fliplr(x) = fliplr(dx) (flip along axis 1)",
+    batch=batch_compose,
+)
+rot90 = defcomposite(
+    "rot90",
+    _rot90,
+    nosym="rearranges elements",
+    cases=_one_cases(
+        ((3, 4), {}), ((2, 3, 4), {"k": 3, "axes": (2, 0)}), ((3, 4), {"k": -2, "axes": (1, 0)})
+    ),
+    doc="d rot90(x, k) = rot90(dx, k)",
+    batch=batch_compose,
+)
+atleast_1d, atleast_2d, atleast_3d = (
+    defcomposite(
+        f"atleast_{n}d",
+        lambda x, _n=n: _atleast(x, _n),
+        nosym="adds axes of length 1",
+        cases=_one_cases(((), {}), ((4,), {}), ((2, 3), {})),
+        doc=f"d atleast_{n}d(x) = atleast_{n}d(dx)",
+        batch=batch_compose,
+    )
+    for n in (1, 2, 3)
+)
+column_stack = defcomposite(
+    "column_stack",
+    _column_stack,
+    nosym="joins arrays",
+    variadic=True,
+    cases=_cases(((3,), (3, 2), (3,))),
+    doc="d column_stack(xs) = column_stack(dxs)",
+    batch=batch_compose,
+)
+row_stack = defcomposite(
+    "row_stack",
+    _row_stack,
+    nosym="joins arrays",
+    variadic=True,
+    cases=_cases(((3,), (2, 3), (3,))),
+    doc="d row_stack(xs) = row_stack(dxs) (NumPy's vstack)",
+    batch=batch_compose,
+)
+append = defcomposite(
+    "append",
+    _append,
+    nosym="joins arrays",
+    cases=lambda rng, dt, op: [
+        *_pair_cases(((2, 3), (4,), {}), ((2, 3), (1, 3), {"axis": 0}))(rng, dt, op)
+    ],
+    doc="d append(x, v) = append(dx, dv) (flattened when axis is None)",
+    arity=2,
+    batch=batch_compose,
+)
+rollaxis = defcomposite(
+    "rollaxis",
+    _rollaxis,
+    nosym="rearranges axes",
+    cases=_one_cases(((2, 3, 4), {"axis": 2}), ((2, 3, 4), {"axis": 0, "start": 3})),
+    doc="d rollaxis(x) = rollaxis(dx)",
+    batch=batch_compose,
+)
+cross = defcomposite(
+    "cross",
+    _cross,
+    nosym="a vector of products",
+    cases=_pair_cases(
+        ((4, 3), (4, 3), {}),
+        ((3, 2), (2, 3), {"axisa": 0, "axisc": 0}),
+        ((2,), (5, 3), {}),
+        ((4, 2), (4, 2), {}),
+    ),
+    doc="d (a x b) = da x b + a x db",
+    arity=2,
+    batch=batch_compose,
+)
+select = defcomposite(
+    "select",
+    _select,
+    nosym="picks elements",
+    variadic=True,
+    cases=lambda rng, dt, op: [
+        (
+            (REALS.sample(rng, (3, 4), dt), REALS.sample(rng, (3, 4), dt)),
+            {
+                "condlist": (np.eye(3, 4, dtype=bool), np.tri(3, 4, dtype=bool)),
+                "default": 0.5,
+            },
+        )
+    ],
+    doc="d select(c, xs) = dx_i where c_i is the first condition that holds, else 0",
+    batch=batch_compose,
+)
+partition = defcomposite(
+    "partition",
+    _partition,
+    nosym="rearranges elements",
+    cases=_one_cases(((7,), {"kth": 3}), ((5, 3), {"kth": (1, 3), "axis": 0})),
+    doc="d partition(x) = dx at the positions argpartition picks",
+    batch=batch_along(-1),
+)
+gradient = defcomposite(
+    "gradient",
+    _gradient,
+    nosym="finite differences of neighbouring elements",
+    cases=_one_cases(
+        ((5,), {}), ((4, 3), {"axis": 1, "spacing": 0.5}), ((4, 3), {"edge_order": 2})
+    ),
+    doc="d gradient(x) = gradient(dx) (a linear map of x)",
+    batch=batch_compose,
 )
 
 

@@ -100,6 +100,7 @@ class TensorMethods:
     transpose = _c.transpose
     swapaxes = _c.swapaxes
     flatten = _c.flatten
+    ravel = _c.ravel
     squeeze = _c.squeeze
     unsqueeze = _c.unsqueeze
     expand = _c.expand

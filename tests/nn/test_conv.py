@@ -22,6 +22,10 @@ CASES = [
     ("Conv2d", (2, 4, (2, 3)), {"stride": (2, 1), "padding": (1, 2)}, (2, 2, 7, 6)),
     ("Conv2d", (4, 4, 3), {"groups": 4, "dilation": (2, 1), "padding": "same"}, (1, 4, 7, 7)),
     ("Conv2d", (3, 2, 2), {"stride": 2, "bias": False}, (3, 5, 5)),  # unbatched
+    ("Conv1d", (2, 3, 3), {"padding": 2, "padding_mode": "reflect"}, (2, 2, 6)),
+    ("Conv1d", (2, 3, 4), {"padding": "same", "padding_mode": "circular"}, (1, 2, 7)),
+    ("Conv2d", (2, 3, 3), {"padding": (1, 2), "padding_mode": "replicate"}, (2, 2, 5, 4)),
+    ("Conv2d", (2, 2, 2), {"padding": 1, "padding_mode": "circular", "stride": 2}, (2, 4, 4)),
     ("ConvTranspose1d", (2, 3, 4), {"stride": 2, "padding": 1}, (2, 2, 5)),
     ("ConvTranspose1d", (4, 2, 3), {"stride": 3, "output_padding": 2, "groups": 2}, (1, 4, 4)),
     ("ConvTranspose1d", (2, 2, 3), {"dilation": 2, "padding": 2, "bias": False}, (2, 2, 6)),
@@ -101,7 +105,8 @@ def test_functional_conv_gradcheck_order_2(f, xs, ws, kw, rng) -> None:
         (lambda: F.conv1d(cr.ones(1, 1, 5), cr.ones(1, 1, 3), padding="full"), "'valid', 'same'"),
         (lambda: nn.Conv1d(3, 4, 3, groups=2), "divisible by groups 2"),
         (lambda: nn.Conv2d(1, 1, 0), "kernel_size must be an int >= 1"),
-        (lambda: nn.Conv1d(1, 1, 3, padding_mode="reflect"), "padding_mode='zeros'"),
+        (lambda: nn.Conv1d(1, 1, 3, padding_mode="edge"), "padding_mode must be one of"),
+        (lambda: nn.ConvTranspose1d(1, 1, 3, padding_mode="reflect"), "padding_mode='zeros'"),
     ],
 )
 def test_bad_conv_arguments_are_named(call, message) -> None:

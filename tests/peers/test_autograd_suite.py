@@ -63,6 +63,10 @@ NOT_RUN = {
 }
 
 
+# the skip reason of autograd's holomorphic_grad (autograd_shim/autograd/__init__.py)
+COMPLEX_DIFFERENTIATION = "complex differentiation (chainrule's gradients are real)"
+
+
 def _download() -> bytes:
     return download("autograd", VERSION, URL, SHA256)
 
@@ -113,9 +117,13 @@ def test_autograd_suite_runs_on_chainrule_without_a_wrong_value(
         n for r in results if r["outcome"] == "passed" for n in r["notes"]
     )
     summary = peer_summary
+    # real-valued: every case but complex differentiation, which chainrule has no form of
+    real = len(results) - sum(1 for r in results if r["reason"] == COMPLEX_DIFFERENTIATION)
+    share = outcomes["passed"] / real
     summary.append(
         f"autograd {VERSION} ({len(RUN)} of its test files): {outcomes['passed']} passed, "
-        f"{outcomes['skipped']} skipped, {outcomes['failed']} failed"
+        f"{outcomes['skipped']} skipped, {outcomes['failed']} failed; "
+        f"{outcomes['passed']} of {real} real-valued cases pass ({share:.1%})"
     )
     summary += [f"  passed, but {note}: {n}" for note, n in partial.most_common()]
     lacks = "chainrule has no numpy."
@@ -129,7 +137,7 @@ def test_autograd_suite_runs_on_chainrule_without_a_wrong_value(
     failed = [f"{r['test']}: {r['message']}" for r in results if r["outcome"] == "failed"]
     assert not failed, "autograd's tests found wrong values:\n" + "\n".join(failed)
     assert proc.returncode == 0, proc.stdout[-3000:]
-    assert outcomes["passed"] > 100  # the shim really ran the cases, not only skips
+    assert share >= 0.9, f"issue 11 asks >= 90% of the real-valued cases, {share:.1%} pass"
 
 
 def test_offline_skips_and_a_wrong_digest_fails(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -515,7 +515,7 @@ class Tensor(metaclass=_TensorType):
 
     # -- movement -------------------------------------------------------------------
     def pad(self, padding: Any, mode: str = "constant", value: float = 0.0) -> Tensor:
-        return _call(cr.pad, self, _flat(_pairs(padding, self.ndim)), mode=mode, value=value)
+        return _call(F.pad, self, _flat(_pairs(padding, self.ndim)), mode=mode, value=value)
 
     def shrink(self, arg: Any) -> Tensor:
         return self[tuple(slice(None) if a is None else slice(a[0], a[1]) for a in arg)]

@@ -40,6 +40,11 @@ def _tuple(v: Any, nd: int, name: str, what: str, low: int = 1) -> tuple[int, ..
     return tuple(int(i) for i in t)
 
 
+# PyTorch's padding modes of a convolution layer ('zeros' is the convolution's own padding;
+# the others pad with nn.functional.pad first)
+PADDING_MODES = ("zeros", "reflect", "replicate", "circular")
+
+
 def _padding(
     padding: Any,
     nd: int,
@@ -288,10 +293,14 @@ class _ConvNd(Module):
                 f"{name}: in_channels {in_channels} and out_channels {out_channels} must both "
                 f"be divisible by groups {groups}"
             )
-        if padding_mode != "zeros":
+        if padding_mode not in PADDING_MODES:
+            modes = ", ".join(map(repr, PADDING_MODES))
+            raise ValueError(f"{name}: padding_mode must be one of {modes}, got {padding_mode!r}")
+        if self.transposed and padding_mode != "zeros":  # as PyTorch
             raise ValueError(
                 f"{name}: only padding_mode='zeros' is supported, got {padding_mode!r}"
             )
+        self.padding_mode = padding_mode
         self.in_channels, self.out_channels, self.groups = in_channels, out_channels, groups
         self.kernel_size = _tuple(kernel_size, self.nd, name, "kernel_size")
         self.stride = _tuple(stride, self.nd, name, "stride")
@@ -337,13 +346,23 @@ class _ConvNd(Module):
                 self.groups,
                 self.dilation,
             )
+        padding: Any = self.padding
+        if self.padding_mode != "zeros":
+            # PyTorch's way: pad with nn.functional.pad's mode first, then convolve unpadded
+            from chainrule.nn.functional import pad
+
+            pairs = _padding(
+                padding, self.nd, type(self).__name__, self.kernel_size, self.stride, self.dilation
+            )
+            x = pad(x, [p for pair in reversed(pairs) for p in pair], mode=self.padding_mode)
+            padding = 0
         return _conv_nd(
             self.nd,
             x,
             self.weight,
             self.bias,
             self.stride,
-            self.padding,
+            padding,
             self.dilation,
             self.groups,
         )
@@ -359,6 +378,8 @@ class _ConvNd(Module):
             s += f", output_padding={self.output_padding}"
         if self.groups != 1:
             s += f", groups={self.groups}"
+        if self.padding_mode != "zeros":
+            s += f", padding_mode={self.padding_mode!r}"
         return s + ("" if self.bias is not None else ", bias=False")
 
 

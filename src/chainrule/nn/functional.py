@@ -93,6 +93,7 @@ __all__ = [
     "max_unpool2d",
     "mse_loss",
     "nll_loss",
+    "pad",
     "relu",
     "scaled_dot_product_attention",
     "sigmoid",
@@ -268,3 +269,67 @@ def binary_cross_entropy_with_logits(
     x = C._t(logits)
     _same_shape(x, target, "binary_cross_entropy_with_logits")
     return _reduce(softplus(x) - x * target, reduction, "binary_cross_entropy_with_logits")
+
+
+# torch's mode names -> numpy.pad's, which the op table's pad entry takes
+_TORCH_PAD_MODES = {
+    "constant": "constant",
+    "reflect": "reflect",
+    "replicate": "edge",
+    "circular": "wrap",
+}
+
+
+def pad(input: Any, pad: Any, mode: str = "constant", value: float | None = None) -> Tensor:
+    """torch.nn.functional.pad: `pad` holds (before, after) pairs starting from the last axis;
+    `mode` is 'constant' (with `value`), 'reflect', 'replicate' or 'circular'. A negative size
+    crops, as in PyTorch. `chainrule.pad` is numpy.pad (pairs from the first axis), on the same
+    op table entry.
+
+    Examples
+    --------
+    >>> import chainrule as cr
+    >>> from chainrule.nn import functional as F
+    >>> F.pad(cr.tensor([1.0, 2.0, 3.0]), (2, 1), mode="reflect").tolist()
+    [3.0, 2.0, 1.0, 2.0, 3.0, 2.0]
+    >>> F.pad(cr.tensor([1.0, 2.0, 3.0]), (-1, 2), mode="circular").tolist()
+    [2.0, 3.0, 2.0, 3.0]
+    """
+    x = C._t(input)
+    flat = tuple(int(p) for p in pad)
+    if mode not in _TORCH_PAD_MODES:
+        raise ValueError(f"pad: mode must be one of {', '.join(_TORCH_PAD_MODES)}, got {mode!r}")
+    if len(flat) % 2 or len(flat) // 2 > x.ndim:
+        raise ValueError(f"pad: {len(flat)} pad sizes for a {x.ndim}-d input (give pairs)")
+    pairs = [(0, 0)] * x.ndim
+    for k in range(len(flat) // 2):
+        pairs[x.ndim - 1 - k] = (flat[2 * k], flat[2 * k + 1])
+    _check_torch_pad(x, pairs, mode)
+    if mode in ("constant", "circular") and any(p < 0 for p in flat):
+        # crop first, as PyTorch (reflect and replicate index the uncropped input, so there a
+        # negative size just starts or ends the index range inside it)
+        x = x[tuple(slice(max(-b, 0), n - max(-a, 0)) for n, (b, a) in zip(x.shape, pairs))]
+        pairs = [(max(b, 0), max(a, 0)) for b, a in pairs]
+    return ops.pad(
+        x,
+        pad_width=tuple(pairs),
+        mode=_TORCH_PAD_MODES[mode],
+        constant_values=0.0 if value is None else float(value),
+    )
+
+
+def _check_torch_pad(x: Tensor, pairs: list[tuple[int, int]], mode: str) -> None:
+    """PyTorch's limits: reflect pads less than the size, circular at most the (cropped) size,
+    replicate needs a non-empty dimension; no pair may crop more than the size."""
+    for n, (before, after) in zip(x.shape, pairs):
+        if (before, after) == (0, 0):
+            continue
+        kept = n + min(before, 0) + min(after, 0)  # circular wraps the cropped input
+        limit = {"reflect": n - 1, "circular": kept, "replicate": None if n else 0}.get(mode)
+        if limit is not None and max(before, after) > limit:
+            raise ValueError(
+                f"pad: {mode} padding {(before, after)} needs a dimension "
+                f"larger than the padding, got size {n}"
+            )
+        if n + before + after < 0:
+            raise ValueError(f"pad: padding {(before, after)} crops more than the size {n}")

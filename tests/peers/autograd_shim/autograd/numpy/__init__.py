@@ -24,9 +24,6 @@ from . import random  # noqa: F401  (autograd.numpy.random)
 # fell behind as the op table grew), less chainrule's checkpoint I/O and the creation and
 # random functions (their NumPy results are constants either way; chainrule's are Tensors).
 _NOT_NUMPY = {"load", "save"}
-# same name, another convention: chainrule's pad is torch.nn.functional.pad (pairs from the
-# last axis), not numpy.pad (a pad_width per axis from the first); NumPy's runs on constants
-_NOT_NUMPY.add("pad")
 _CREATION = {
     name for name, op in _cr.ops.OPS.items() if op.arity == 0 and not op.differentiable
 }  # zeros, ones, full, empty, eye, arange, linspace, logspace, randn, ...
@@ -77,19 +74,16 @@ def array(obj: Any, *args: Any, **kwargs: Any) -> Any:
     return _onp.array(_plain(obj), *args, **kwargs)
 
 
-class _Concatenator:
-    """numpy.r_ / numpy.c_, refusing traced Tensors (NumPy would make them plain arrays)."""
-
-    def __init__(self, name: str) -> None:
-        self.name = name
-
-    def __getitem__(self, key: Any) -> Any:
-        if _needs_grad(key if isinstance(key, tuple) else (key,)):
-            raise Unsupported(f"chainrule has no numpy.{self.name}")
-        return getattr(_onp, self.name)[_plain(key)]
+# NumPy's index tricks: chainrule's, which join Tensors differentiably
+r_, c_ = _cr.r_, _cr.c_
 
 
-r_, c_ = _Concatenator("r_"), _Concatenator("c_")
+def linspace(start: Any, stop: Any, *args: Any, **kwargs: Any) -> Any:
+    """chainrule's linspace where an end is a Tensor (it is differentiable in both ends);
+    NumPy's, a constant, otherwise (creation functions are NumPy's here, see _CREATION)."""
+    if isinstance(start, _cr.Tensor) or isinstance(stop, _cr.Tensor):
+        return _cr.linspace(start, stop, *args, **kwargs)
+    return _onp.linspace(start, stop, *args, **kwargs)
 
 
 asarray = array
