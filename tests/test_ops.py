@@ -225,7 +225,47 @@ NUMPY_REFUSALS = {
     "append: ranks differ": (lambda: cr.append(_M, cr.ones(4), axis=0), ValueError, "(3, 4)"),
     "rollaxis: start": (lambda: cr.rollaxis(_M, 0, 3), ValueError, "start 3"),
     "r_: a directive": (lambda: cr.r_["r", cr.ones(2)], ValueError, "'r'"),
+    "array_split: no sections": (lambda: cr.array_split(_M, 0), ValueError, "got 0"),
+    "split: unequal parts": (lambda: cr.split(_M, 3, axis=1), ValueError, "3 equal parts"),
+    "vsplit: 1-d": (lambda: cr.vsplit(cr.ones(4), 2), ValueError, "at least a 2-d"),
+    "dsplit: 2-d": (lambda: cr.dsplit(_M, 2), ValueError, "at least a 3-d"),
+    "hsplit: float cuts": (lambda: cr.hsplit(_M, [1.5]), ValueError, "integers"),
 }
+
+SPLITS = [
+    ("split", (3, 4), (2,), {"axis": 1}),
+    ("split", (5, 2), ([1, 3],), {}),
+    ("split", (5, 2), ([-2, 9],), {}),  # cut points past the ends clamp, as NumPy's slices
+    ("array_split", (7,), (3,), {}),
+    ("array_split", (4, 7, 2), (4,), {"axis": 1}),
+    ("vsplit", (4, 3), (2,), {}),
+    ("hsplit", (6,), (3,), {}),
+    ("hsplit", (2, 6, 1), ([2],), {}),
+    ("dsplit", (2, 2, 6), ([1, 4],), {}),
+]
+
+
+@pytest.mark.parametrize("name, shape, args, kwargs", SPLITS)
+def test_the_split_family_gives_numpys_pieces_and_gradients(name, shape, args, kwargs, rng):
+    """Lists of pieces: NumPy's values, and the gradient of a weighted sum of the pieces puts
+    each piece's weights back in its place."""
+    x = rng.normal(size=shape)
+    want = getattr(np, name)(x, *args, **kwargs)
+    got = getattr(cr, name)(cr.tensor(x), *args, **kwargs)
+    assert len(got) == len(want)
+    for a, b in zip(got, want, strict=True):
+        np.testing.assert_array_equal(a.data, b)
+    weights = [rng.normal(size=b.shape) for b in want]
+
+    def f(t):
+        pieces = getattr(cr, name)(t, *args, **kwargs)
+        return cr.sum(cr.stack([cr.sum(p * w) for p, w in zip(pieces, weights, strict=True)]))
+
+    g = cr.grad(f)(cr.tensor(x)).data
+    axis = {"vsplit": 0, "hsplit": 0 if len(shape) == 1 else 1, "dsplit": 2}.get(
+        name, kwargs.get("axis", 0)
+    )
+    np.testing.assert_array_equal(g, np.concatenate(weights, axis=axis))
 
 
 @pytest.mark.parametrize("name", list(NUMPY_REFUSALS))

@@ -964,20 +964,62 @@ def split(
     PyTorch's `split(size, dim)` means pieces of that size: `x.split(2, dim=0)` here gives two
     parts; the porting pages say so.
     """
-    axis = _dims("split", axis, False, dim, default=0)[0]
+    return _split("split", x, indices_or_sections, axis, dim, equal=True)
+
+
+def array_split(
+    x: ArrayLike, indices_or_sections: Any, axis: int = 0, *, dim: int | None = None
+) -> list[Tensor]:
+    """NumPy's array_split: as `split`, but n parts need not be equal: the first
+    `size % n` parts take one element more."""
+    return _split("array_split", x, indices_or_sections, axis, dim, equal=False)
+
+
+def vsplit(x: ArrayLike, indices_or_sections: Any) -> list[Tensor]:
+    """NumPy's vsplit: `split` along axis 0 of an at least 2-d tensor."""
+    return _split("vsplit", x, indices_or_sections, 0, None, equal=True, ndim=2)
+
+
+def hsplit(x: ArrayLike, indices_or_sections: Any) -> list[Tensor]:
+    """NumPy's hsplit: `split` along axis 1 (axis 0 of a 1-d tensor)."""
     x = _t(x)
-    ax = axis % x.ndim
+    axis = 0 if x.ndim == 1 else 1
+    return _split("hsplit", x, indices_or_sections, axis, None, equal=True, ndim=1)
+
+
+def dsplit(x: ArrayLike, indices_or_sections: Any) -> list[Tensor]:
+    """NumPy's dsplit: `split` along axis 2 of an at least 3-d tensor."""
+    return _split("dsplit", x, indices_or_sections, 2, None, equal=True, ndim=3)
+
+
+def _split(
+    name: str, x: ArrayLike, parts: Any, axis: int, dim: int | None, *, equal: bool, ndim: int = 1
+) -> list[Tensor]:
+    """The pieces of x along `axis`: `parts` equal (or, unless `equal`, nearly equal) parts,
+    or cut at the given indices (clamped to the axis, as NumPy's slices are)."""
+    axis = _dims(name, axis, False, dim, default=0)[0]
+    x = _t(x)
+    if x.ndim < ndim:
+        raise ValueError(f"{name}: needs at least a {ndim}-d input, got shape {x.shape}")
+    ax = _one_axis(name, x, axis) % x.ndim
     n = x.shape[ax]
-    if isinstance(indices_or_sections, int):
-        if n % indices_or_sections:
+    if isinstance(parts, (int, np.integer)) and not isinstance(parts, bool):
+        count = int(parts)
+        if count <= 0:
+            raise ValueError(f"{name}: the number of sections must be positive, got {count}")
+        if equal and n % count:
             raise ValueError(
-                f"split: axis {axis} of size {n} does not divide into "
-                f"{indices_or_sections} equal parts"
+                f"{name}: axis {axis} of size {n} does not divide into {count} equal parts"
             )
-        step = n // indices_or_sections
-        bounds = list(range(0, n + 1, step))
+        size, extra = divmod(n, count)
+        bounds = [0]
+        for i in range(count):
+            bounds.append(bounds[-1] + size + (i < extra))
     else:
-        bounds = [0, *indices_or_sections, n]
+        cuts = np.asarray(parts)
+        if cuts.ndim != 1 or (cuts.size and cuts.dtype.kind not in "iu"):
+            raise ValueError(f"{name}: indices must be a 1-d sequence of integers, got {parts!r}")
+        bounds = [0, *cuts.tolist(), n]
     pre = (slice(None),) * ax
     # Indices built outside the subscript: mypy misreads x[(*pre, s)] as 3.11-only x[*pre, s].
     indices = [(*pre, slice(a, b)) for a, b in itertools.pairwise(bounds)]
