@@ -232,6 +232,14 @@ NUMPY_REFUSALS = {
     "hsplit: float cuts": (lambda: cr.hsplit(_M, [1.5]), ValueError, "integers"),
 }
 
+def test_take_along_axis_broadcasts_as_numpys(rng) -> None:
+    x, idx = rng.normal(size=(1, 4)), np.array([[1], [3], [3]])
+    got = cr.take_along_axis(cr.tensor(x), idx, axis=1)
+    np.testing.assert_array_equal(got.data, np.take_along_axis(x, idx, axis=1))
+    g = cr.grad(lambda t: cr.sum(cr.take_along_axis(t, idx, axis=1)))(cr.tensor(x)).data
+    np.testing.assert_array_equal(g, [[0, 1, 0, 2]])
+
+
 SPLITS = [
     ("split", (3, 4), (2,), {"axis": 1}),
     ("split", (5, 2), ([1, 3],), {}),

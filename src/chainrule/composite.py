@@ -1694,7 +1694,8 @@ def take_along_axis(
     x: ArrayLike, indices: ArrayLike, axis: int | None = None, *, dim: int | None = None
 ) -> Tensor:
     """NumPy's take_along_axis: x's elements at `indices` along `axis` (or torch's `dim`;
-    one of them is required, as NumPy's axis)."""
+    one of them is required, as NumPy's axis); x and the indices broadcast against each other
+    in the other dimensions, as NumPy's do."""
     x = _t(x)
     idx = _index_array("take_along_axis", indices)
     if idx.ndim != x.ndim:
@@ -1702,7 +1703,7 @@ def take_along_axis(
     axis = _dims("take_along_axis", axis, False, dim)[0]
     if axis is None:
         raise TypeError("take_along_axis: give axis= (or dim=)")
-    return ops.take_along_axis(x, indices=idx, axis=_one_axis("take_along_axis", x, axis))
+    return ops.take_along_dim(x, indices=idx, axis=_one_axis("take_along_axis", x, axis))
 
 
 def gather(
