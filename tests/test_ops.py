@@ -232,6 +232,7 @@ NUMPY_REFUSALS = {
     "hsplit: float cuts": (lambda: cr.hsplit(_M, [1.5]), ValueError, "integers"),
 }
 
+
 def test_take_along_axis_broadcasts_as_numpys(rng) -> None:
     x, idx = rng.normal(size=(1, 4)), np.array([[1], [3], [3]])
     got = cr.take_along_axis(cr.tensor(x), idx, axis=1)
