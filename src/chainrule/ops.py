@@ -2998,6 +2998,71 @@ TENSOR_NS = SimpleNamespace()
 _Pads = tuple[tuple[int, int], ...]
 
 
+def _im2col(
+    x: np.ndarray,
+    kernel: tuple[int, ...],
+    groups: int,
+    stride: tuple[int, ...],
+    padding: _Pads,
+    dilation: tuple[int, ...],
+) -> np.ndarray:
+    """The windows of x (N, C, *size) as one matrix per group, in one of two layouts:
+    (N, G, Cg * taps, positions) when positions >= taps ("columns"), else
+    (G, N * positions, Cg * taps) ("rows"); `_by_positions` tells which from the shapes.
+
+    The gather copies fastest with the longer of (positions, taps) innermost, where it reads
+    the input along its rows: positions for a layer's forward (then the product comes out as
+    (N, O, *pos) with no transpose; 2-4x faster on the MNIST-1D and LeNet layers), taps for a
+    conv whose kernel is larger than its output (the weight gradient's convolution form)."""
+    nd, n, cg = x.ndim - 2, x.shape[0], x.shape[1] // groups
+    if builtins.any(lo or hi for lo, hi in padding):
+        x = np.pad(x, ((0, 0), (0, 0), *padding))
+    span = tuple(d * (kk - 1) + 1 for d, kk in zip(dilation, kernel))
+    win = np.lib.stride_tricks.sliding_window_view(x, span, axis=tuple(range(2, 2 + nd)))
+    steps: tuple[Any, ...] = (Ellipsis, *(slice(None, None, s) for s in (*stride, *dilation)))
+    win = win[steps]
+    pos = win.shape[2 : 2 + nd]
+    win = win.reshape(n, groups, cg, *pos, *kernel)
+    npos, taps = math.prod(pos), math.prod(kernel)
+    p_axes, k_axes = range(3, 3 + nd), range(3 + nd, 3 + 2 * nd)
+    if npos >= taps:
+        return win.transpose(0, 1, 2, *k_axes, *p_axes).reshape(n, groups, cg * taps, npos)
+    return win.transpose(1, 0, *p_axes, 2, *k_axes).reshape(groups, n * npos, cg * taps)
+
+
+def _by_positions(m: np.ndarray) -> bool:
+    """Whether an `_im2col` matrix is in the columns layout (N, G, Cg * taps, positions)."""
+    return m.ndim == 4
+
+
+# The im2col matrices of this thread's recent conv forwards, for their weight gradients:
+# {id(x): (x, key, matrix)}. Gathering the windows a second time was about a third of a conv
+# layer's backward on the LeNet and MNIST-1D steps. A vjp takes a matrix only if handed the
+# forward's own x array (the engine and compile's replay hand it that) with the same kernel
+# shape and parameters, and takes it out of the slot; on a miss it gathers it again with the
+# same `_im2col`, so the gradient is the same floats either way. At most _CONV_KEEP matrices
+# stay alive after forwards without a backward (inference under grad mode, a deep stack).
+_CONV_SAVED = threading.local()
+_CONV_KEEP = 8
+
+
+def _conv_cols(x: np.ndarray, key: tuple[Any, ...], save: bool) -> np.ndarray:
+    """`_im2col(x, *key)`, from the slot when the forward saved it (taken out), else gathered;
+    with `save` (a forward that a backward may follow) it is kept for the weight gradient."""
+    saved = getattr(_CONV_SAVED, "cols", None)
+    if saved is None:
+        saved = _CONV_SAVED.cols = {}
+    hit = saved.pop(id(x), None)
+    if hit is not None and hit[0] is x and hit[1] == key:
+        return hit[2]
+    m = _im2col(x, *key)
+    if save:
+        if len(saved) >= _CONV_KEEP:
+            del saved[next(iter(saved))]  # the oldest: its backward comes last, if at all
+        saved[id(x)] = (x, key, m)
+    return m
+
+
 def _conv(
     x: np.ndarray,
     w: np.ndarray,
@@ -3011,35 +3076,51 @@ def _conv(
     """y[n, o, p] = sum_{c, k} w[o, c, k] xpad[n, c, p * stride + k * dilation] (+ b[o]).
 
     im2col on GEMM: the windows are a strided view of the padded input, gathered once into
-    one (C/groups * taps, positions) matrix per example and group, and the kernel matrix
-    multiplies them all in one batched matmul.
+    one matrix per example and group (`_im2col`), and the kernel matrix multiplies them all
+    in one batched matmul. The matrix is kept for the weight gradient when grad mode is on.
     """
-    nd, (n, _), (o, cg), k = x.ndim - 2, x.shape[:2], w.shape[:2], w.shape[2:]
-    if builtins.any(lo or hi for lo, hi in padding):
-        x = np.pad(x, ((0, 0), (0, 0), *padding))
-    span = tuple(d * (kk - 1) + 1 for d, kk in zip(dilation, k))
-    win = np.lib.stride_tricks.sliding_window_view(x, span, axis=tuple(range(2, 2 + nd)))
-    steps: tuple[Any, ...] = (Ellipsis, *(slice(None, None, s) for s in (*stride, *dilation)))
-    win = win[steps]
-    pos = win.shape[2 : 2 + nd]
-    # The gather copies fastest with the longer of (positions, taps) innermost, where it
-    # reads the input along its rows: positions for a layer's forward (then the product
-    # comes out as (N, O, *pos) with no transpose; 2-4x faster on the MNIST-1D and LeNet
-    # layers), taps for the weight gradient, a conv whose kernel is larger than its output.
-    win = win.reshape(n, groups, cg, *pos, *k)
-    npos, taps = math.prod(pos), math.prod(k)
-    wm = w.reshape(groups, o // groups, cg * taps)
-    p_axes, k_axes = range(3, 3 + nd), range(3 + nd, 3 + 2 * nd)
-    if npos >= taps:  # (N, G, Cg, *k, *pos) columns, one product per example and group
-        cols = win.transpose(0, 1, 2, *k_axes, *p_axes).reshape(n, groups, cg * taps, npos)
-        y = np.matmul(wm, cols).reshape(n, o, *pos)
-    else:  # (G, N, *pos, Cg, *k) rows, one product per group, then (N, O, *pos)
-        rows = win.transpose(1, 0, *p_axes, 2, *k_axes).reshape(groups, n * npos, cg * taps)
-        y = np.matmul(rows, np.swapaxes(wm, 1, 2)).reshape(groups, n, npos, o // groups)
+    nd, n, o, k = x.ndim - 2, x.shape[0], w.shape[0], w.shape[2:]
+    key = (k, groups, stride, padding, dilation)
+    save = _state.grad_enabled and type(x) is np.ndarray
+    m = _conv_cols(x, key, save) if save else _im2col(x, *key)
+    wm = w.reshape(groups, o // groups, -1)
+    pos = tuple(
+        (size + lo + hi - d * (kk - 1) - 1) // s + 1
+        for size, (lo, hi), d, kk, s in zip(x.shape[2:], padding, dilation, k, stride)
+    )
+    if _by_positions(m):  # one product per example and group: (N, O, *pos) directly
+        y = _blas.matmul(wm, m).reshape(n, o, *pos)
+    else:  # one product per group, then (N, O, *pos)
+        y = _blas.matmul(m, np.swapaxes(wm, 1, 2)).reshape(groups, n, -1, o // groups)
         y = np.ascontiguousarray(y.transpose(1, 0, 3, 2)).reshape(n, o, *pos)
     if b is not None:
         y += np.reshape(b, (o,) + (1,) * nd)  # y is a fresh array
     return y
+
+
+def _np_conv_grad_w(
+    g: np.ndarray,
+    x: np.ndarray,
+    w: np.ndarray,
+    stride: tuple[int, ...],
+    padding: _Pads,
+    dilation: tuple[int, ...],
+    groups: int,
+) -> np.ndarray:
+    """`_conv_vjp_w` on arrays: dL/dw = g times the forward's im2col matrix (saved by the
+    forward, or gathered again), one product per group, summed over the batch in the columns
+    layout. The convolution form gathers a second, larger window matrix of x (g as the
+    kernel): 1.5-2x slower on the LeNet and MNIST-1D layers."""
+    n, o = g.shape[:2]
+    og = o // groups
+    m = _conv_cols(x, (w.shape[2:], groups, stride, padding, dilation), False)
+    if _by_positions(m):  # sum_n g[n] m[n]^T
+        gm = g.reshape(n, groups, og, -1)
+        gw = np.add.reduce(_blas.matmul(gm, np.swapaxes(m, 2, 3)), axis=0)
+    else:  # (G, Og, N * pos) @ (G, N * pos, Cg * taps)
+        gm = np.ascontiguousarray(g.reshape(n, groups, og, -1).transpose(1, 2, 0, 3))
+        gw = _blas.matmul(gm.reshape(groups, og, -1), m)
+    return gw.reshape(w.shape)
 
 
 def _np_conv_transpose(
@@ -3062,7 +3143,7 @@ def _np_conv_transpose(
     og, npos = o // groups, math.prod(pos)
     gm = np.ascontiguousarray(np.moveaxis(g, 0, -1)).reshape(groups, og, npos * n)
     wm = w.reshape(groups, og, cg * math.prod(k))
-    cols = np.matmul(np.swapaxes(wm, 1, 2), gm).reshape(groups * cg, *k, *pos, n)
+    cols = _blas.matmul(np.swapaxes(wm, 1, 2), gm).reshape(groups * cg, *k, *pos, n)
     # the padded input, long enough for the last window (a short one past the end is cut)
     reach = [(p - 1) * s + d * (kk - 1) + 1 for p, s, d, kk in zip(pos, stride, dilation, k)]
     full = [builtins.max(r, lo + m + hi) for r, (lo, hi), m in zip(reach, padding, size)]
@@ -3193,7 +3274,9 @@ conv = defop(
     lambda g, out, x, w, *rest, stride, padding, dilation, groups=1: rest[-1].conv_transpose(
         g, w, x.shape[2:], stride, padding, dilation, groups
     ),
-    _conv_vjp_w,
+    lambda g, out, x, w, *rest, stride, padding, dilation, groups=1: rest[-1].conv_grad_w(
+        g, x, w, stride, padding, dilation, groups
+    ),
     _conv_vjp_b,
     cases=_conv_cases,
     nosym="sums over windows",
@@ -3206,6 +3289,11 @@ TENSOR_NS.conv = lambda *xs, **params: apply(conv, *xs, **params)
 # conv's input gradient: col2im on arrays, the differentiable convolution form on Tensors
 NUMPY_NS.conv_transpose = _np_conv_transpose
 TENSOR_NS.conv_transpose = lambda g, w, *params: _conv_transpose(g, w, TENSOR_NS, *params)
+# and its weight gradient: the forward's im2col matrix on arrays, a convolution on Tensors
+NUMPY_NS.conv_grad_w = _np_conv_grad_w
+TENSOR_NS.conv_grad_w = lambda g, x, w, stride, padding, dilation, groups: _conv_vjp_w(
+    g, None, x, w, TENSOR_NS, stride=stride, padding=padding, dilation=dilation, groups=groups
+)
 
 # --------------------------------------------------------------------------- recurrent cells
 NUMPY_NS.tanh = np.tanh
