@@ -231,6 +231,7 @@ OPS_WITHOUT_TWIN = {
     "concatenate": "moves elements only",
     "conv": "compared with torch's conv1d/conv2d per option in tests/nn",
     "gru_cell": "compared with torch's GRU and GRUCell in tests/nn",
+    "max_pool": "compared with torch's max_pool1d/2d, ties and NaN included, in tests/nn",
 }
 SETTINGS = settings(max_examples=30, deadline=None)  # per op
 
