@@ -3071,16 +3071,19 @@ _CONV_KEEP = 8
 
 
 def _conv_cols(x: np.ndarray, key: tuple[Any, ...], save: bool) -> np.ndarray:
-    """`_im2col(x, *key)`, from the slot when the forward saved it (taken out), else gathered;
-    with `save` (a forward that a backward may follow) it is kept for the weight gradient."""
+    """`_im2col(x, *key)`. A forward (`save`) always gathers it, x's values may have changed
+    since an earlier forward, and keeps it for the weight gradient; the vjp takes it out of
+    the slot if the forward of this x and key saved it, else gathers it again."""
     saved = getattr(_CONV_SAVED, "cols", None)
     if saved is None:
         saved = _CONV_SAVED.cols = {}
-    hit = saved.pop(id(x), None)
-    if hit is not None and hit[0] is x and hit[1] == key:
-        return hit[2]
+    if not save:
+        hit = saved.pop(id(x), None)
+        if hit is not None and hit[0] is x and hit[1] == key:
+            return hit[2]
     m = _im2col(x, *key)
     if save:
+        saved.pop(id(x), None)
         if len(saved) >= _CONV_KEEP:
             del saved[next(iter(saved))]  # the oldest: its backward comes last, if at all
         saved[id(x)] = (x, key, m)
@@ -3105,8 +3108,10 @@ def _conv(
     """
     nd, n, o, k = x.ndim - 2, x.shape[0], w.shape[0], w.shape[2:]
     key = (k, groups, stride, padding, dilation)
-    save = _state.grad_enabled and type(x) is np.ndarray
-    m = _conv_cols(x, key, save) if save else _im2col(x, *key)
+    if _state.grad_enabled and type(x) is np.ndarray:  # a backward may follow
+        m = _conv_cols(x, key, save=True)
+    else:
+        m = _im2col(x, *key)
     wm = w.reshape(groups, o // groups, -1)
     pos = tuple(
         (size + lo + hi - d * (kk - 1) - 1) // s + 1
@@ -3137,7 +3142,7 @@ def _np_conv_grad_w(
     kernel): 1.5-2x slower on the LeNet and MNIST-1D layers."""
     n, o = g.shape[:2]
     og = o // groups
-    m = _conv_cols(x, (w.shape[2:], groups, stride, padding, dilation), False)
+    m = _conv_cols(x, (w.shape[2:], groups, stride, padding, dilation), save=False)
     if _by_positions(m):  # sum_n g[n] m[n]^T
         gm = g.reshape(n, groups, og, -1)
         gw = np.add.reduce(_blas.matmul(gm, np.swapaxes(m, 2, 3)), axis=0)

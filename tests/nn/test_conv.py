@@ -175,3 +175,16 @@ def test_conv_keeps_a_bounded_number_of_saved_matrices(rng) -> None:
     g = np.ones((1, 2, 4))
     ops.NUMPY_NS.conv_grad_w(g, xs[-1], w, *p.values())
     assert id(xs[-1]) not in saved and len(saved) == ops._CONV_KEEP - 1
+
+
+def test_conv_forward_never_reuses_a_saved_matrix(rng) -> None:
+    """The saved matrix serves only the weight gradient: a second forward of the same array,
+    changed in place in between, sees the new values."""
+    from chainrule import ops
+
+    w = rng.standard_normal((2, 1, 3))
+    p = {"stride": (1,), "padding": ((1, 1),), "dilation": (1,), "groups": 1}
+    x = rng.standard_normal((1, 1, 6))
+    ops._conv(x, w, **p)
+    x *= 2
+    np.testing.assert_allclose(ops._conv(x, w, **p), ops._conv(x.copy(), w, **p))
