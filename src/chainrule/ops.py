@@ -18,7 +18,7 @@ import builtins
 import functools
 import math
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from types import SimpleNamespace
 from typing import Any
@@ -3332,7 +3332,7 @@ TENSOR_NS.conv_grad_w = lambda g, x, w, stride, padding, dilation, groups: _conv
 # A primitive for speed: composed, max pooling gathered each window's first maximum with a
 # data-dependent flat index (an argmax pass, a gather) and scattered g back with np.add.at
 # into a zeroed input-sized array, about 40% of the LeNet step (W9). Here the forward is
-# k - 1 np.maximum over the window taps' strided slabs, and the vjp adds g into each tap's
+# k - 1 np.maximum over the window taps' strided slabs, and the vjp puts g into each tap's
 # slab where that tap holds the window's first maximum (PyTorch's rule for ties; NaN wins),
 # found by comparing the slab with the output, so nothing is saved between the two.
 # Parameters: kernel, stride, padding, dilation per spatial axis and the output size
@@ -3387,7 +3387,9 @@ def _max_pool_fwd(
     return y
 
 
-def _max_pool_hits(x: np.ndarray, y: np.ndarray, k: Any, s: Any, p: Any, d: Any) -> Any:
+def _max_pool_hits(
+    x: np.ndarray, y: np.ndarray, k: Any, s: Any, p: Any, d: Any
+) -> Iterator[tuple[tuple[Any, ...], np.ndarray]]:
     """(slab, where) for each tap: `where` marks the windows whose first maximum the tap
     holds (the first tap equal to y, or the first NaN of a NaN window; never padding)."""
     out = y.shape[2:]
