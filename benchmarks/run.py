@@ -120,17 +120,18 @@ def load_warning(load_before: str, threads: int) -> str | None:
     """What a run on a loaded machine must say next to its numbers (None when quiet)."""
     if not machine.loaded(load_before, os.cpu_count()):
         return None
-    spread = ""
+    advice = " Rerun on a quiet machine (or compare with --threads 1) before reading the targets."
     if threads > 1:
-        spread = (
+        advice = (
             f" With {threads} threads every library's parallel ops wait for descheduled workers "
             "(PyTorch's spinning OpenMP workers most), so the peer ratios are unreliable in "
-            "either direction."
+            f"either direction.{advice}"
         )
+    else:  # one thread: nothing waits on a worker, but every time is inflated
+        advice = " One thread each: the ratios hold up better than the times; rerun quiet."
     return (
         f"The machine was loaded: load average {load_before} on {os.cpu_count()} cores before "
-        f"the run.{spread} Rerun on a quiet machine (or compare with --threads 1) before "
-        "reading the targets."
+        f"the run.{advice}"
     )
 
 
