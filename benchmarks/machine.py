@@ -2,7 +2,8 @@
 library versions, allocator.
 
 Owns `timing_env` (the environment of the timing process: the machine's own best BLAS kernel,
-the thread count), `configure` (give every library the same threads, once, before anything is
+the thread count, the OpenMP wait policy left to the libraries), `loaded` (was the machine
+busy before the run), `configure` (give every library the same threads, once, before anything is
 timed), `blas_kernel` and `gemm_peak` (what threadpoolctl reports and the float32 GEMM rate,
 also run as `python -m benchmarks.machine` in a process of a given environment) and
 `describe` (the machine table of RESULTS.md). Peers are imported only if installed.
@@ -34,26 +35,50 @@ PINS = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
 DEFAULT_PIN = {"OPENBLAS_CORETYPE": "Haswell", "OPENBLAS_L2_SIZE": "512"}
 # Set in the timing process's environment: the pins it was started without ("" if none).
 LIFTED = "CHAINRULE_BENCH_LIFTED"
+# Set in the timing process's environment: the 1-minute load average before the run.
+LOAD = "CHAINRULE_BENCH_LOAD"
+LOADED_SHARE = 0.5  # a load average above this share of the cores marks a run as loaded
 GEMM_SHAPE = (256, 784, 512)  # W1's first layer: (batch, in) @ (in, out)
 THREAD_VARS = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
 
 
-def timing_env(environ: Mapping[str, str], threads: int, keep_pin: bool) -> dict[str, str]:
+def timing_env(
+    environ: Mapping[str, str], threads: int, keep_pin: bool, load_before: str = "unknown"
+) -> dict[str, str]:
     """A copy of `environ` for the timing process: the OpenBLAS pins removed (unless
-    `keep_pin`), `threads` BLAS/OpenMP threads, passive OpenMP waiting. `environ` itself is
-    not modified: BLAS reads these once, when NumPy is imported, so only a new process can
-    change them.
+    `keep_pin`), `threads` BLAS/OpenMP threads, and the load average measured before the run
+    (`LOAD`, for the machine table). `environ` itself is not modified: BLAS reads these once,
+    when NumPy is imported, so only a new process can change them.
 
-    PyTorch's OpenMP workers spin while waiting for work; on a 2-core machine shared with
-    other processes a spinning worker that gets descheduled stalls every parallel op (the W6
-    PyTorch run took 25 s with spinning, 1 s without), so passive waiting is the fair setting.
+    The OpenMP wait policy is left to each library (an OMP_WAIT_POLICY the caller sets is
+    kept). PyTorch's workers spin between parallel regions by default; passive waiting made
+    its two-thread small ops several times slower on a quiet machine (W2 1.15 ms against
+    0.25 ms on one thread), a handicap in chainrule's favour. On a loaded machine spinning
+    stalls instead (W6 in PyTorch: 25 s against 1 s), so a loaded run is flagged in the
+    results (`loaded`) rather than timed under a policy that slows the peers down.
     """
     env = dict(environ)
     lifted = [] if keep_pin else [f"{k}={env.pop(k)}" for k in PINS if k in env]
     env.update(dict.fromkeys(THREAD_VARS, str(threads)))
-    env.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     env[LIFTED] = ",".join(lifted)
+    env[LOAD] = load_before
     return env
+
+
+def wait_policy(environ: Mapping[str, str]) -> str:
+    """The OpenMP wait policy the timing process runs under, in words."""
+    given = environ.get("OMP_WAIT_POLICY")
+    return f"{given} (set by the caller)" if given else "each library's default (unset)"
+
+
+def loaded(load_before: str, cores: int | None) -> bool:
+    """True when other processes kept at least half the cores busy before the run (1-minute
+    load average above cores / 2): multi-threaded timings, PyTorch's spinning workers most,
+    are then unreliable."""
+    try:
+        return float(load_before) > LOADED_SHARE * (cores or 1)
+    except ValueError:  # "unknown": the platform has no load average
+        return False
 
 
 def pinned_env(environ: Mapping[str, str]) -> tuple[dict[str, str], str]:

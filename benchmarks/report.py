@@ -187,7 +187,10 @@ def markdown(
     args: argparse.Namespace,
     elapsed: float,
     peak: float | None = None,
+    warning: str | None = None,
 ) -> str:
+    """RESULTS.md: the machine table, the targets (after `warning`, if the machine was
+    loaded), the medians, analysis.md and each workload's extra lines."""
     mode = "--quick" if args.quick else "full"
     flags = " --quick" if args.quick else ""
     flags += f" --only {args.only}" if args.only else ""
@@ -205,6 +208,8 @@ def markdown(
     ]
     lines += _md_table(["", ""], [[k, v] for k, v in machine])
     lines += ["", "## Targets", ""]
+    if warning:
+        lines += [f"**Warning:** {warning}", ""]
     lines += _md_table(["target", "measured", ""], target_rows(results))
     lines += ["", "## Medians", ""]
     lines += _md_table(HEADER, [r for wl, t in results for r in rows(wl, t)])

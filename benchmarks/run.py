@@ -10,7 +10,9 @@ are not installed are skipped with a note.
 The timing runs in a child process started with its own environment (`machine.timing_env`):
 the thread count, and OpenBLAS free to pick the CPU's best kernel (the OPENBLAS_CORETYPE /
 OPENBLAS_L2_SIZE pins are lifted for that process only; --keep-pin keeps them). The caller's
-environment is never modified.
+environment is never modified. PyTorch and JAX keep their own OpenMP wait policy; the load
+average is measured before the child starts, and a run on a loaded machine says so in its
+table and in RESULTS.md instead of slowing the peers' threads down to suit the load.
 """
 
 from __future__ import annotations
@@ -85,7 +87,7 @@ def main(argv: list[str] | None = None) -> int:
     if isinstance(keys, str):
         print(keys, file=sys.stderr)
         return 2
-    env = machine.timing_env(os.environ, args.threads, args.keep_pin)
+    env = machine.timing_env(os.environ, args.threads, args.keep_pin, machine.load())
     # the child runs in the repository root: a relative --output means the caller's directory
     child = [sys.executable, "-m", "benchmarks.run", *argv, "--output", str(args.output.resolve())]
     return subprocess.run(child, env=env, cwd=ROOT).returncode
@@ -108,9 +110,29 @@ def machine_rows() -> tuple[list[tuple[str, str]], float]:
     return [
         ("BLAS kernel of the timing process", machine.kernel_text(kernel)),
         ("OpenBLAS pin lifted for timing", lifted or "(none set, or --keep-pin)"),
+        ("OpenMP wait policy (PyTorch's worker threads)", machine.wait_policy(os.environ)),
         (f"float32 GEMM {m}x{k}x{n} peak, best of 100", f"{peak:.0f} GFLOP/s (this process)"),
         ("the same GEMM, pinned kernel", pinned_text),
     ], peak
+
+
+def load_warning(load_before: str, threads: int) -> str | None:
+    """What a run on a loaded machine must say next to its numbers (None when quiet)."""
+    if not machine.loaded(load_before, os.cpu_count()):
+        return None
+    advice = " Rerun on a quiet machine (or compare with --threads 1) before reading the targets."
+    if threads > 1:
+        advice = (
+            f" With {threads} threads every library's parallel ops wait for descheduled workers "
+            "(PyTorch's spinning OpenMP workers most), so the peer ratios are unreliable in "
+            f"either direction.{advice}"
+        )
+    else:  # one thread: nothing waits on a worker, but every time is inflated
+        advice = " One thread each: the ratios hold up better than the times; rerun quiet."
+    return (
+        f"The machine was loaded: load average {load_before} on {os.cpu_count()} cores before "
+        f"the run.{advice}"
+    )
 
 
 def timing_main(argv: list[str]) -> int:
@@ -123,7 +145,10 @@ def timing_main(argv: list[str]) -> int:
     from benchmarks.workloads import ALL
 
     machine.configure(args.threads)
-    load_before = machine.load()
+    load_before = os.environ.get(machine.LOAD, "unknown")  # measured by main, before the child
+    warning = load_warning(load_before, args.threads)
+    if warning:
+        print(f"warning: {warning}", file=sys.stderr, flush=True)
     kernel_rows, peak = machine_rows()
     if args.machine:
         print("\n".join(f"{k}: {v}" for k, v in kernel_rows))
@@ -146,13 +171,15 @@ def timing_main(argv: list[str]) -> int:
         print(f"  ({time.perf_counter() - t0:.1f} s)", file=sys.stderr, flush=True)
     elapsed = time.perf_counter() - t_start
     print(report.targets_text(results))
+    if warning:
+        print(f"warning: {warning}")
     if not args.no_write:
         info = [
             *machine.describe(),
             *kernel_rows,
             ("load average (1 min) before / after", f"{load_before} / {machine.load()}"),
         ]
-        args.output.write_text(report.markdown(results, info, args, elapsed, peak))
+        args.output.write_text(report.markdown(results, info, args, elapsed, peak, warning))
         print(f"wrote {args.output}", file=sys.stderr)
     return 0
 

@@ -22,15 +22,23 @@ from benchmarks import machine, report, run  # noqa: E402
 PIN = {"OPENBLAS_CORETYPE": "Haswell", "OPENBLAS_L2_SIZE": "512"}
 
 
+@pytest.mark.parametrize("policy", [None, "ACTIVE", "PASSIVE"])
 @pytest.mark.parametrize("keep_pin", [False, True])
 @pytest.mark.parametrize("threads", [1, 2])
-def test_timing_env_is_a_copy_with_the_pin_lifted(keep_pin: bool, threads: int) -> None:
-    given = {"PATH": "/bin", "OMP_WAIT_POLICY": "ACTIVE", **PIN}
+def test_timing_env_is_a_copy_with_the_pin_lifted(
+    keep_pin: bool, threads: int, policy: str | None
+) -> None:
+    given = {"PATH": "/bin", **PIN, **({"OMP_WAIT_POLICY": policy} if policy else {})}
     before = dict(given)
-    env = machine.timing_env(given, threads, keep_pin)
+    env = machine.timing_env(given, threads, keep_pin, "0.73")
     assert given == before
     assert all(env[v] == str(threads) for v in machine.THREAD_VARS)
-    assert env["OMP_WAIT_POLICY"] == "ACTIVE"  # an explicit choice is kept
+    # the peers' own wait policy: never set for them, an explicit choice of the caller kept
+    assert env.get("OMP_WAIT_POLICY") == policy
+    assert machine.wait_policy(env) == (
+        f"{policy} (set by the caller)" if policy else "each library's default (unset)"
+    )
+    assert env[machine.LOAD] == "0.73"
     if keep_pin:
         assert all(env[k] == v for k, v in PIN.items()) and env[machine.LIFTED] == ""
     else:
@@ -91,3 +99,33 @@ def test_the_timing_process_runs_without_the_pin() -> None:
 )
 def test_verdict_states_the_margin(value: float, bound: float, cmp: str, want: str) -> None:
     assert report.verdict(value, bound, cmp) == want
+
+
+@pytest.mark.parametrize(
+    ("load", "cores", "want"),
+    [
+        ("0.42", 2, False),
+        ("1.00", 2, False),
+        ("1.05", 2, True),
+        ("3.9", 8, False),
+        ("4.1", 8, True),
+        ("unknown", 2, False),
+    ],
+)
+def test_a_run_is_loaded_when_half_the_cores_were_busy(load: str, cores: int, want: bool) -> None:
+    assert machine.loaded(load, cores) is want
+
+
+def test_a_loaded_run_says_so_above_its_targets(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(os, "cpu_count", lambda: 2)
+    assert run.load_warning("0.40", 2) is None
+    warning = run.load_warning("3.50", 2)
+    assert warning is not None and "load average 3.50 on 2 cores" in warning
+    assert "spinning OpenMP workers" in warning
+    one = run.load_warning("3.50", 1)
+    assert one is not None and "spinning" not in one and "--threads 1" not in one
+    args = run.parse(["--quick", "--no-write"])
+    text = report.markdown([], [("cores", "2")], args, 1.0, None, warning)
+    targets = text.index("## Targets")
+    assert text.index("**Warning:** The machine was loaded") > targets
+    assert "Warning" not in report.markdown([], [("cores", "2")], args, 1.0, None, None)

@@ -244,6 +244,7 @@ OPS_WITHOUT_TWIN = {
     "rollaxis": "torch has no rollaxis: a transpose, as movedim (compared here)",
     "select": "torch's select is indexing; NumPy's select is where, compared here",
     "partition": "torch has no partition: getitem at NumPy's argpartition",
+    "max_pool": "compared with torch's max_pool1d/2d, ties and NaN included, in tests/nn",
 }
 SETTINGS = settings(max_examples=30, deadline=None)  # per op
 

@@ -15,9 +15,10 @@ learner types that are formulas of the primitives (gelu, sec, log10) are entries
 from __future__ import annotations
 
 import builtins
+import functools
 import math
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from types import SimpleNamespace
 from typing import Any
@@ -3510,6 +3511,97 @@ TENSOR_NS = SimpleNamespace()
 _Pads = tuple[tuple[int, int], ...]
 
 
+def _im2col(
+    x: np.ndarray,
+    kernel: tuple[int, ...],
+    groups: int,
+    stride: tuple[int, ...],
+    padding: _Pads,
+    dilation: tuple[int, ...],
+) -> np.ndarray:
+    """The windows of x (N, C, *size) as one matrix per group, in one of two layouts:
+    (N, G, Cg * taps, positions) when positions >= taps ("columns"), else
+    (G, N * positions, Cg * taps) ("rows"); `_by_positions` tells which from the shapes.
+
+    The gather copies fastest with the longer of (positions, taps) innermost, where it reads
+    the input along its rows: positions for a layer's forward (then the product comes out as
+    (N, O, *pos) with no transpose; 2-4x faster on the MNIST-1D and LeNet layers), taps for a
+    conv whose kernel is larger than its output (the weight gradient's convolution form)."""
+    nd, n, cg = x.ndim - 2, x.shape[0], x.shape[1] // groups
+    if builtins.any(lo or hi for lo, hi in padding):
+        x = _zero_pad(x, padding)
+    pos = tuple(
+        (m - d * (kk - 1) - 1) // s + 1
+        for m, d, kk, s in zip(x.shape[2:], dilation, kernel, stride)
+    )
+    # the windows as a strided view (N, C, *pos, *kernel): position i, tap t at i s + t d
+    # (as_strided directly: sliding_window_view's checks were 80 us a call, W8 has 6 a step)
+    row = x.strides[2:]
+    win = np.lib.stride_tricks.as_strided(
+        x,
+        (*x.shape[:2], *pos, *kernel),
+        (
+            *x.strides[:2],
+            *(r * s for r, s in zip(row, stride)),
+            *(r * d for r, d in zip(row, dilation)),
+        ),
+        writeable=False,
+    )
+    win = win.reshape(n, groups, cg, *pos, *kernel)
+    npos, taps = math.prod(pos), math.prod(kernel)
+    p_axes, k_axes = range(3, 3 + nd), range(3 + nd, 3 + 2 * nd)
+    if npos >= taps:
+        return win.transpose(0, 1, 2, *k_axes, *p_axes).reshape(n, groups, cg * taps, npos)
+    return win.transpose(1, 0, *p_axes, 2, *k_axes).reshape(groups, n * npos, cg * taps)
+
+
+def _zero_pad(x: np.ndarray, padding: _Pads) -> np.ndarray:
+    """x (N, C, *size) with zeros around its spatial axes (np.pad costs ~170 us a call in
+    Python-level argument handling; this is a zeroed array and one copy)."""
+    out = np.zeros(
+        (*x.shape[:2], *(m + lo + hi for m, (lo, hi) in zip(x.shape[2:], padding))), x.dtype
+    )
+    every = (slice(None), slice(None))  # built outside: mypy misreads x[(a, *b)]
+    out[every + tuple(slice(lo, lo + m) for m, (lo, _) in zip(x.shape[2:], padding))] = x
+    return out
+
+
+def _by_positions(m: np.ndarray) -> bool:
+    """Whether an `_im2col` matrix is in the columns layout (N, G, Cg * taps, positions)."""
+    return m.ndim == 4
+
+
+# The im2col matrices of this thread's recent conv forwards, for their weight gradients:
+# {id(x): (x, key, matrix)}. Gathering the windows a second time was about a third of a conv
+# layer's backward on the LeNet and MNIST-1D steps. A vjp takes a matrix only if handed the
+# forward's own x array (the engine and compile's replay hand it that) with the same kernel
+# shape and parameters, and takes it out of the slot; on a miss it gathers it again with the
+# same `_im2col`, so the gradient is the same floats either way. At most _CONV_KEEP matrices
+# stay alive after forwards without a backward (inference under grad mode, a deep stack).
+_CONV_SAVED = threading.local()
+_CONV_KEEP = 8
+
+
+def _conv_cols(x: np.ndarray, key: tuple[Any, ...], save: bool) -> np.ndarray:
+    """`_im2col(x, *key)`. A forward (`save`) always gathers it, x's values may have changed
+    since an earlier forward, and keeps it for the weight gradient; the vjp takes it out of
+    the slot if the forward of this x and key saved it, else gathers it again."""
+    saved = getattr(_CONV_SAVED, "cols", None)
+    if saved is None:
+        saved = _CONV_SAVED.cols = {}
+    if not save:
+        hit = saved.pop(id(x), None)
+        if hit is not None and hit[0] is x and hit[1] == key:
+            return hit[2]
+    m = _im2col(x, *key)
+    if save:
+        saved.pop(id(x), None)
+        if len(saved) >= _CONV_KEEP:
+            del saved[next(iter(saved))]  # the oldest: its backward comes last, if at all
+        saved[id(x)] = (x, key, m)
+    return m
+
+
 def _conv(
     x: np.ndarray,
     w: np.ndarray,
@@ -3523,35 +3615,53 @@ def _conv(
     """y[n, o, p] = sum_{c, k} w[o, c, k] xpad[n, c, p * stride + k * dilation] (+ b[o]).
 
     im2col on GEMM: the windows are a strided view of the padded input, gathered once into
-    one (C/groups * taps, positions) matrix per example and group, and the kernel matrix
-    multiplies them all in one batched matmul.
+    one matrix per example and group (`_im2col`), and the kernel matrix multiplies them all
+    in one batched matmul. The matrix is kept for the weight gradient when grad mode is on.
     """
-    nd, (n, _), (o, cg), k = x.ndim - 2, x.shape[:2], w.shape[:2], w.shape[2:]
-    if builtins.any(lo or hi for lo, hi in padding):
-        x = np.pad(x, ((0, 0), (0, 0), *padding))
-    span = tuple(d * (kk - 1) + 1 for d, kk in zip(dilation, k))
-    win = np.lib.stride_tricks.sliding_window_view(x, span, axis=tuple(range(2, 2 + nd)))
-    steps: tuple[Any, ...] = (Ellipsis, *(slice(None, None, s) for s in (*stride, *dilation)))
-    win = win[steps]
-    pos = win.shape[2 : 2 + nd]
-    # The gather copies fastest with the longer of (positions, taps) innermost, where it
-    # reads the input along its rows: positions for a layer's forward (then the product
-    # comes out as (N, O, *pos) with no transpose; 2-4x faster on the MNIST-1D and LeNet
-    # layers), taps for the weight gradient, a conv whose kernel is larger than its output.
-    win = win.reshape(n, groups, cg, *pos, *k)
-    npos, taps = math.prod(pos), math.prod(k)
-    wm = w.reshape(groups, o // groups, cg * taps)
-    p_axes, k_axes = range(3, 3 + nd), range(3 + nd, 3 + 2 * nd)
-    if npos >= taps:  # (N, G, Cg, *k, *pos) columns, one product per example and group
-        cols = win.transpose(0, 1, 2, *k_axes, *p_axes).reshape(n, groups, cg * taps, npos)
-        y = np.matmul(wm, cols).reshape(n, o, *pos)
-    else:  # (G, N, *pos, Cg, *k) rows, one product per group, then (N, O, *pos)
-        rows = win.transpose(1, 0, *p_axes, 2, *k_axes).reshape(groups, n * npos, cg * taps)
-        y = np.matmul(rows, np.swapaxes(wm, 1, 2)).reshape(groups, n, npos, o // groups)
+    nd, n, o, k = x.ndim - 2, x.shape[0], w.shape[0], w.shape[2:]
+    key = (k, groups, stride, padding, dilation)
+    if _state.grad_enabled and type(x) is np.ndarray:  # a backward may follow
+        m = _conv_cols(x, key, save=True)
+    else:
+        m = _im2col(x, *key)
+    wm = w.reshape(groups, o // groups, -1)
+    pos = tuple(
+        (size + lo + hi - d * (kk - 1) - 1) // s + 1
+        for size, (lo, hi), d, kk, s in zip(x.shape[2:], padding, dilation, k, stride)
+    )
+    if _by_positions(m):  # one product per example and group: (N, O, *pos) directly
+        y = _blas.matmul(wm, m).reshape(n, o, *pos)
+    else:  # one product per group, then (N, O, *pos)
+        y = _blas.matmul(m, np.swapaxes(wm, 1, 2)).reshape(groups, n, -1, o // groups)
         y = np.ascontiguousarray(y.transpose(1, 0, 3, 2)).reshape(n, o, *pos)
     if b is not None:
         y += np.reshape(b, (o,) + (1,) * nd)  # y is a fresh array
     return y
+
+
+def _np_conv_grad_w(
+    g: np.ndarray,
+    x: np.ndarray,
+    w: np.ndarray,
+    stride: tuple[int, ...],
+    padding: _Pads,
+    dilation: tuple[int, ...],
+    groups: int,
+) -> np.ndarray:
+    """`_conv_vjp_w` on arrays: dL/dw = g times the forward's im2col matrix (saved by the
+    forward, or gathered again), one product per group, summed over the batch in the columns
+    layout. The convolution form gathers a second, larger window matrix of x (g as the
+    kernel): 1.5-2x slower on the LeNet and MNIST-1D layers."""
+    n, o = g.shape[:2]
+    og = o // groups
+    m = _conv_cols(x, (w.shape[2:], groups, stride, padding, dilation), save=False)
+    if _by_positions(m):  # sum_n g[n] m[n]^T
+        gm = g.reshape(n, groups, og, -1)
+        gw = np.add.reduce(_blas.matmul(gm, np.swapaxes(m, 2, 3)), axis=0)
+    else:  # (G, Og, N * pos) @ (G, N * pos, Cg * taps)
+        gm = np.ascontiguousarray(g.reshape(n, groups, og, -1).transpose(1, 2, 0, 3))
+        gw = _blas.matmul(gm.reshape(groups, og, -1), m)
+    return gw.reshape(w.shape)
 
 
 def _np_conv_transpose(
@@ -3563,29 +3673,33 @@ def _np_conv_transpose(
     dilation: tuple[int, ...],
     groups: int,
 ) -> np.ndarray:
-    """`_conv_transpose` on arrays, by col2im: one matmul w^T g per group gives every tap's
-    contribution, and each tap's slab is added into the padded input at its strided place
-    (one slice-add per kernel offset, no scatter). The batch axis is last while adding, so
-    every add runs along rows of N * width elements rather than width (1.5x faster on
-    LeNet's second layer). Same numbers as the convolution form, which gathers a
-    (C_out * taps)-row window matrix of the zero-dilated, padded g: 3-8x slower on the LeNet
-    and MNIST-1D layers."""
+    """`_conv_transpose` on arrays, by col2im: per kernel tap, one matmul w_tap^T g gives
+    that tap's contribution, added into the padded input at its strided place (no scatter).
+    The batch axis is last while adding, so every add runs along rows of N * width elements
+    rather than width (1.5x faster on LeNet's second layer), and one tap's product at a time
+    stays in cache where all taps' at once (C_in * taps rows) went out to memory and back
+    (1.15 -> 0.75 ms on LeNet's second layer). Same numbers as the convolution form, which
+    gathers a (C_out * taps)-row window matrix of the zero-dilated, padded g: 3-8x slower on
+    the LeNet and MNIST-1D layers."""
     (n, o, *pos), (cg, *k) = g.shape, w.shape[1:]
     og, npos = o // groups, math.prod(pos)
     gm = np.ascontiguousarray(np.moveaxis(g, 0, -1)).reshape(groups, og, npos * n)
-    wm = w.reshape(groups, og, cg * math.prod(k))
-    cols = np.matmul(np.swapaxes(wm, 1, 2), gm).reshape(groups * cg, *k, *pos, n)
+    # (taps, G, Cg, Og): each tap's kernel matrix, transposed, contiguous
+    wt = np.ascontiguousarray(np.moveaxis(w.reshape(groups, og, cg, -1), -1, 0).swapaxes(2, 3))
+    tmp = np.empty((groups, cg, npos * n), dtype=np.result_type(g, w))
+    _blas.fit(wt[0], gm)  # every tap's product has the same size: one thread-count decision
     # the padded input, long enough for the last window (a short one past the end is cut)
     reach = [(p - 1) * s + d * (kk - 1) + 1 for p, s, d, kk in zip(pos, stride, dilation, k)]
     full = [builtins.max(r, lo + m + hi) for r, (lo, hi), m in zip(reach, padding, size)]
-    out = np.zeros((groups * cg, *full, n), dtype=np.result_type(g, w))
+    out = np.zeros((groups * cg, *full, n), dtype=tmp.dtype)
     every = (slice(None),)  # indices built outside the subscript: mypy misreads x[(a, *b)]
-    for tap in np.ndindex(*k):
+    for t, tap in enumerate(np.ndindex(*k)):
         at = every + tuple(
-            slice(t * d, t * d + (p - 1) * s + 1, s)
-            for t, d, p, s in zip(tap, dilation, pos, stride)
+            slice(i * d, i * d + (p - 1) * s + 1, s)
+            for i, d, p, s in zip(tap, dilation, pos, stride)
         )
-        out[at] += cols[every + tap]
+        np.matmul(wt[t], gm, out=tmp)
+        out[at] += tmp.reshape(groups * cg, *pos, n)
     crop = every + tuple(slice(lo, lo + m) for (lo, _), m in zip(padding, size))
     return np.ascontiguousarray(np.moveaxis(out[crop], -1, 0))
 
@@ -3705,7 +3819,9 @@ conv = defop(
     lambda g, out, x, w, *rest, stride, padding, dilation, groups=1: rest[-1].conv_transpose(
         g, w, x.shape[2:], stride, padding, dilation, groups
     ),
-    _conv_vjp_w,
+    lambda g, out, x, w, *rest, stride, padding, dilation, groups=1: rest[-1].conv_grad_w(
+        g, x, w, stride, padding, dilation, groups
+    ),
     _conv_vjp_b,
     cases=_conv_cases,
     nosym="sums over windows",
@@ -3718,6 +3834,195 @@ TENSOR_NS.conv = lambda *xs, **params: apply(conv, *xs, **params)
 # conv's input gradient: col2im on arrays, the differentiable convolution form on Tensors
 NUMPY_NS.conv_transpose = _np_conv_transpose
 TENSOR_NS.conv_transpose = lambda g, w, *params: _conv_transpose(g, w, TENSOR_NS, *params)
+# and its weight gradient: the forward's im2col matrix on arrays, a convolution on Tensors
+NUMPY_NS.conv_grad_w = _np_conv_grad_w
+TENSOR_NS.conv_grad_w = lambda g, x, w, stride, padding, dilation, groups: _conv_vjp_w(
+    g, None, x, w, TENSOR_NS, stride=stride, padding=padding, dilation=dilation, groups=groups
+)
+
+# --------------------------------------------------------------------------- max pooling
+# A primitive for speed: composed, max pooling gathered each window's first maximum with a
+# data-dependent flat index (an argmax pass, a gather) and scattered g back with np.add.at
+# into a zeroed input-sized array, about 40% of the LeNet step (W9). Here the forward is
+# k - 1 np.maximum over the window taps' strided slabs, and the vjp puts g into each tap's
+# slab where that tap holds the window's first maximum (PyTorch's rule for ties; NaN wins),
+# found by comparing the slab with the output, so nothing is saved between the two.
+# Parameters: kernel, stride, padding, dilation per spatial axis and the output size
+# `out_size` (from ceil_mode); x is (N, C, *spatial).
+
+
+def _pool_padded(x: np.ndarray, k: Any, s: Any, p: Any, d: Any, out: Any) -> np.ndarray:
+    """x widened with its dtype's lowest value (never a maximum) by the padding and the
+    ceil-mode overhang past the last window's reach."""
+    pads = [
+        (pp, builtins.max((m - 1) * ss + dd * (kk - 1) + 1 - n - pp, 0))
+        for n, m, kk, ss, pp, dd in zip(x.shape[2:], out, k, s, p, d)
+    ]
+    if not builtins.any(lo or hi for lo, hi in pads):
+        return x
+    return np.pad(x, ((0, 0), (0, 0), *pads), constant_values=_pool_low(x.dtype))
+
+
+def _pool_low(dtype: Any) -> Any:
+    """The padding of max pooling: -inf, or an integer type's smallest value."""
+    return -np.inf if dtype.kind == "f" else np.iinfo(dtype).min
+
+
+def _pool_inside(p: Any, size: Any) -> tuple[slice, ...]:
+    """Where x lies inside its padded copy."""
+    every = (slice(None), slice(None))  # built outside: mypy misreads x[(a, *b)]
+    return every + tuple(slice(pp, pp + n) for pp, n in zip(p, size))
+
+
+def _pool_taps(k: Any, s: Any, d: Any, out: Any) -> list[tuple[Any, ...]]:
+    """Each tap's slab of the padded input, in the taps' row-major order: the slab of tap t
+    holds window i's tap t at i's place."""
+    every = (slice(None), slice(None))
+    return [
+        every
+        + tuple(
+            slice(t * dd, t * dd + (m - 1) * ss + 1, ss) for t, dd, m, ss in zip(tap, d, out, s)
+        )
+        for tap in np.ndindex(*k)
+    ]
+
+
+def _max_pool_fwd(
+    x: np.ndarray, *, kernel: Any, stride: Any, padding: Any, dilation: Any, out_size: Any
+) -> np.ndarray:
+    """y[n, c, i] = max over window i's taps of x (padding never wins)."""
+    xa = _pool_padded(x, kernel, stride, padding, dilation, out_size)
+    slabs = [xa[at] for at in _pool_taps(kernel, stride, dilation, out_size)]
+    y = np.array(slabs[0])
+    for v in slabs[1:]:
+        np.maximum(y, v, out=y)  # NaN propagates: a window holding one is NaN
+    return y
+
+
+def _max_pool_hits(
+    x: np.ndarray, y: np.ndarray, k: Any, s: Any, p: Any, d: Any
+) -> Iterator[tuple[tuple[Any, ...], np.ndarray]]:
+    """(slab, where) for each tap: `where` marks the windows whose first maximum the tap
+    holds (the first tap equal to y, or the first NaN of a NaN window; never padding)."""
+    out = y.shape[2:]
+    xa = _pool_padded(x, k, s, p, d, out)
+    real = None
+    if xa is not x and bool(np.any(y == _pool_low(x.dtype))):  # a max equal to the padding
+        real = np.zeros(xa.shape, bool)
+        real[_pool_inside(p, x.shape[2:])] = True
+    nan = y.dtype.kind == "f" and bool(np.isnan(y).any())
+    taken = None
+    for at in _pool_taps(k, s, d, out):
+        v = xa[at]
+        hit = v == y
+        if nan:
+            hit |= np.isnan(v)
+        if real is not None:
+            hit &= real[at]
+        where = hit if taken is None else hit > taken  # a hit in a window not yet taken
+        taken = hit if taken is None else (taken | hit)
+        yield at, where
+
+
+def _max_pool_index(x: np.ndarray, y: np.ndarray, k: Any, s: Any, p: Any, d: Any) -> np.ndarray:
+    """The flat position in x of each window's first maximum, shape y.shape."""
+    first = np.zeros(y.shape, np.intp)
+    for t, (_, where) in enumerate(_max_pool_hits(x, y, k, s, p, d)):
+        np.copyto(first, t, where=where)
+    origin, offset = _flat_window_index(x.shape, y.shape[2:], k, s, p, d)
+    return origin + offset[first]
+
+
+@functools.lru_cache(maxsize=16)  # a few pooling layers per model
+def _flat_window_index(
+    shape: tuple[int, ...],
+    out: tuple[int, ...],
+    k: tuple[int, ...],
+    s: tuple[int, ...],
+    p: tuple[int, ...],
+    d: tuple[int, ...],
+) -> tuple[np.ndarray, np.ndarray]:
+    """Where each window starts in the flattened input (N, C, *out), and each tap's offset
+    from there: window i's tap t is at origin[i] + offset[t]. Both depend on the shapes only,
+    so a training loop computes them once (read-only, shared)."""
+    (n, c, *size), nd = shape, len(k)
+    origin = np.arange(n * c).reshape(n, c, *(1,) * nd) * math.prod(size)
+    for axis, (m, ss, pp) in enumerate(zip(out, s, p)):
+        step = math.prod(size[axis + 1 :])
+        origin = origin + ((np.arange(m) * ss - pp) * step).reshape(-1, *(1,) * (nd - axis - 1))
+    taps = np.indices(k).reshape(nd, -1)
+    offset = np.asarray(
+        builtins.sum(t * dd * math.prod(size[a + 1 :]) for a, (t, dd) in enumerate(zip(taps, d)))
+    )
+    origin.setflags(write=False)
+    offset.setflags(write=False)
+    return origin, offset
+
+
+def _np_max_pool_grad(
+    g: np.ndarray, y: np.ndarray, x: np.ndarray, k: Any, s: Any, p: Any, d: Any
+) -> np.ndarray:
+    """The max-pool vjp on arrays. Windows that do not overlap (LeNet's, stride >= span):
+    g times each tap's mask written into that tap's slab of a zeroed (padded) input, one
+    product per tap and no scatter (0.55 -> 0.3 ms on LeNet's first pool; a masked copyto is
+    5x slower than the product). Overlapping windows add into the same places, and an
+    infinite or NaN g would make inf * 0 = NaN beside the maximum: a scatter in window order
+    instead, so each sum has PyTorch's order, bit for bit."""
+    overlap = builtins.any(ss < dd * (kk - 1) + 1 for kk, ss, dd in zip(k, s, d))
+    if overlap or not np.isfinite(g).all():
+        gx = np.zeros(x.size, g.dtype)
+        np.add.at(gx, _max_pool_index(x, y, k, s, p, d).reshape(-1), g.reshape(-1))
+        return gx.reshape(x.shape)
+    gxa = np.zeros(_pool_padded(x, k, s, p, d, y.shape[2:]).shape, g.dtype)
+    for at, where in _max_pool_hits(x, y, k, s, p, d):
+        np.multiply(g, where, out=gxa[at])
+    if gxa.shape == x.shape:
+        return gxa
+    return np.ascontiguousarray(gxa[_pool_inside(p, x.shape[2:])])
+
+
+def _max_pool_grad(g: Any, out: Any, x: Any, xp: Any, **params: Any) -> Any:
+    """dL/dx: g at each window's first maximum, summed where windows overlap."""
+    k, s, p, d = (params[n] for n in ("kernel", "stride", "padding", "dilation"))
+    if xp is NUMPY_NS:
+        return _np_max_pool_grad(g, out, x, k, s, p, d)
+    # on Tensors (create_graph) a scatter of g, differentiable again: its vjp gathers
+    at = _max_pool_index(_np(x), _np(out), k, s, p, d)
+    flat = xp.scatter_add(xp.reshape(g, (-1,)), (at.reshape(-1),), (math.prod(x.shape),))
+    return xp.reshape(flat, x.shape)
+
+
+def _max_pool_cases(rng: np.random.Generator, dtype: Any, op: OpDef) -> list[Case]:
+    def s(*shape: int) -> np.ndarray:
+        return op.domain.sample(rng, shape, dtype)
+
+    def p(k: Any, st: Any, pad: Any, dil: Any, out: Any) -> dict[str, Any]:
+        return {"kernel": k, "stride": st, "padding": pad, "dilation": dil, "out_size": out}
+
+    return [
+        ((s(2, 3, 6, 7),), p((2, 2), (2, 2), (0, 0), (1, 1), (3, 3))),  # LeNet's: no overlap
+        ((s(2, 2, 9),), p((3,), (2,), (1,), (1,), (5,))),  # overlapping, padded
+        ((s(1, 2, 8, 9),), p((3, 3), (2, 2), (0, 0), (1, 2), (4, 3))),  # ceil-mode overhang
+    ]
+
+
+def _max_pool_batch(b: Any) -> Any:
+    """vmap of max pooling: the examples' batches side by side in the op's own batch axis."""
+    x = b.value(0)
+    out = b.op(reshape(x, shape=(b.size * x.shape[1], *x.shape[2:])), **b.params)
+    return reshape(out, shape=(b.size, x.shape[1], *out.shape[1:]))
+
+
+max_pool = defop(
+    "max_pool",
+    _max_pool_fwd,
+    _max_pool_grad,
+    cases=_max_pool_cases,
+    nosym="a maximum over windows",
+    doc="d max_pool(x) = dx at each window's first maximum (PyTorch's tie rule)",
+    local=("g at each window's first max",),
+    batch=_max_pool_batch,
+)
 
 # --------------------------------------------------------------------------- recurrent cells
 NUMPY_NS.tanh = np.tanh

@@ -136,3 +136,60 @@ def test_conv_input_gradient_forms_agree(case) -> None:
     np.testing.assert_allclose(fast, graph.data, rtol=1e-12, atol=1e-12)
     # the adjoint identity <conv(x), g> = <x, conv^T(g)>
     np.testing.assert_allclose(np.vdot(ops._conv(x, w, **p), g), np.vdot(x, fast), rtol=1e-10)
+
+
+@pytest.mark.parametrize("case", _conv_cases(), ids=lambda c: str(c[0][0].shape))
+@pytest.mark.parametrize("saved", [False, True], ids=["gathered", "saved"])
+def test_conv_weight_gradient_forms_agree(case, saved) -> None:
+    """conv's weight gradient on arrays multiplies g by the forward's im2col matrix (saved by
+    a forward under grad mode, or gathered again: the same floats); on Tensors it is a
+    convolution of x with g as the kernel, differentiable again. Both are the adjoint of
+    w -> conv(x, w)."""
+    from chainrule import ops
+
+    (x, w, *_), p = case
+    groups = p["groups"]
+    args = (p["stride"], p["padding"], p["dilation"], groups)
+    with cr.no_grad():
+        y = ops._conv(x, w, **p)  # saves nothing
+    g = np.random.default_rng(7).standard_normal(y.shape)
+    gathered = ops.NUMPY_NS.conv_grad_w(g, x, w, *args)
+    if saved:
+        ops._conv(x, w, **p)  # grad mode on: the forward keeps its matrix for the vjp
+        fast = ops.NUMPY_NS.conv_grad_w(g, x, w, *args)
+        np.testing.assert_array_equal(fast, gathered)
+    graph = ops.TENSOR_NS.conv_grad_w(cr.tensor(g), cr.tensor(x), cr.tensor(w), *args)
+    assert gathered.shape == w.shape
+    np.testing.assert_allclose(gathered, graph.data, rtol=1e-12, atol=1e-12)
+    # the adjoint identity <conv(x, w), g> = <w, dL/dw>: conv is linear in w
+    np.testing.assert_allclose(np.vdot(y, g), np.vdot(w, gathered), rtol=1e-10)
+
+
+def test_conv_keeps_a_bounded_number_of_saved_matrices(rng) -> None:
+    """Forwards under grad mode without a backward (inference, a deep stack) keep at most
+    _CONV_KEEP im2col matrices alive; a vjp takes its matrix out of the slot."""
+    from chainrule import ops
+
+    w = rng.standard_normal((2, 1, 3))
+    p = {"stride": (1,), "padding": ((0, 0),), "dilation": (1,), "groups": 1}
+    xs = [rng.standard_normal((1, 1, 6)) for _ in range(ops._CONV_KEEP + 3)]
+    for x in xs:
+        ops._conv(x, w, **p)
+    saved = ops._CONV_SAVED.cols
+    assert len(saved) == ops._CONV_KEEP and xs[-1] is saved[id(xs[-1])][0]
+    g = np.ones((1, 2, 4))
+    ops.NUMPY_NS.conv_grad_w(g, xs[-1], w, *p.values())
+    assert id(xs[-1]) not in saved and len(saved) == ops._CONV_KEEP - 1
+
+
+def test_conv_forward_never_reuses_a_saved_matrix(rng) -> None:
+    """The saved matrix serves only the weight gradient: a second forward of the same array,
+    changed in place in between, sees the new values."""
+    from chainrule import ops
+
+    w = rng.standard_normal((2, 1, 3))
+    p = {"stride": (1,), "padding": ((1, 1),), "dilation": (1,), "groups": 1}
+    x = rng.standard_normal((1, 1, 6))
+    ops._conv(x, w, **p)
+    x *= 2
+    np.testing.assert_allclose(ops._conv(x, w, **p), ops._conv(x.copy(), w, **p))

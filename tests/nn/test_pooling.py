@@ -95,6 +95,52 @@ def test_max_pool_ties_and_nan_match_torch(k, stride, padding, dilation, nan_at,
     np.testing.assert_array_equal(xt.grad.data, tx.grad.numpy())
 
 
+@pytest.mark.parametrize(("k", "stride", "padding"), [(3, 2, 1), (2, 2, 1), (3, 1, 1)])
+def test_max_pool_of_minus_infinity_never_picks_the_padding(k, stride, padding) -> None:
+    """A window whose real values are all -inf, like its padding, takes its first real
+    element (index and gradient), as torch does."""
+    torch = pytest.importorskip("torch")
+    x = np.full((1, 2, 5), -np.inf)
+    x[0, 0, 3] = 1.0
+    xt, tx = cr.tensor(x, requires_grad=True), torch.tensor(x, requires_grad=True)
+    y, idx = F.max_pool1d(xt, k, stride, padding, return_indices=True)
+    ty, tidx = torch.nn.functional.max_pool1d(tx, k, stride, padding, return_indices=True)
+    y.backward(cr.ones(*y.shape))
+    ty.backward(torch.ones_like(ty))
+    np.testing.assert_array_equal(idx.data, tidx.numpy())
+    np.testing.assert_array_equal(xt.grad.data, tx.grad.numpy())
+
+
+def _max_pool_cases() -> list:
+    from chainrule import ops
+
+    return ops.max_pool.cases(np.random.default_rng(5), np.float64, ops.max_pool)
+
+
+@pytest.mark.parametrize("case", _max_pool_cases(), ids=lambda c: str(c[1]))
+@pytest.mark.parametrize("g_edge", [None, np.inf, np.nan])
+def test_max_pool_gradient_forms_agree(case, g_edge) -> None:
+    """max_pool's vjp on arrays (a product per tap slab without overlap, else a scatter) and on
+    Tensors (a scatter, differentiable again) put g at the same places, zeros elsewhere, also
+    when g holds inf or NaN (no inf * 0 beside the maximum) and when x has ties."""
+    from chainrule import ops
+
+    (x,), p = case
+    x = np.round(x)  # ties in most windows
+    y = ops._max_pool_fwd(x, **p)
+    g = np.random.default_rng(6).standard_normal(y.shape)
+    if g_edge is not None:
+        g.flat[::3] = g_edge
+    fast = ops.max_pool.vjps[0](g, y, x, ops.NUMPY_NS, **p)
+    graph = ops.max_pool.vjps[0](cr.tensor(g), cr.tensor(y), cr.tensor(x), ops.TENSOR_NS, **p)
+    np.testing.assert_array_equal(fast, graph.data)
+    # NaN exactly where a NaN of g lands (inf * 0 would add some beside the maxima)
+    at = ops._max_pool_index(x, y, p["kernel"], p["stride"], p["padding"], p["dilation"])
+    lands = np.zeros(x.size, bool)
+    lands[at[np.isnan(g)]] = True
+    np.testing.assert_array_equal(np.isnan(fast).reshape(-1), lands)
+
+
 FUNCTIONAL = [
     (lambda x: F.max_pool1d(x, 3, stride=2, padding=1), (2, 2, 9)),
     (lambda x: F.max_pool2d(x, 2, ceil_mode=True), (1, 2, 5, 5)),

@@ -1,14 +1,13 @@
 """Pooling and resampling: max, average and adaptive average pools, `interpolate`, as PyTorch.
 
-All composed from op-table primitives, so none needs derivative code: max pooling gathers
-each window's first maximum with `getitem` (its vjp scatters g back there, PyTorch's rule for
-ties); average pooling is the `conv` primitive with a ones kernel; adaptive pooling and linear
-interpolation are matmuls with a fixed weight matrix per axis; nearest is a gather.
+None needs derivative code of its own: max pooling is the op table's `max_pool` primitive
+(the gradient goes to each window's first maximum, PyTorch's rule for ties); average pooling
+is the `conv` primitive with a ones kernel; adaptive pooling and linear interpolation are
+matmuls with a fixed weight matrix per axis; nearest is a gather.
 """
 
 from __future__ import annotations
 
-import functools
 import math
 from typing import Any
 
@@ -88,11 +87,11 @@ def _max_pool(
     x, unbatched, k, s, p, d = _pool_args(name, nd, input, kernel_size, stride, padding, dilation)
     size = x.shape[2:]
     out = _out_sizes(name, size, k, s, p, d, ceil_mode)
-    at = _max_at(x.data, k, s, p, d, out)
-    y = C.getitem(C.reshape(x, (-1,)), (at,))
-    y = C.squeeze(y, 0) if unbatched else y
+    pooled = apply(ops.max_pool, x, kernel=k, stride=s, padding=p, dilation=d, out_size=out)
+    y = C.squeeze(pooled, 0) if unbatched else pooled
     if not return_indices:
         return y
+    at = _max_at(x.data, pooled.data, k, s, p, d)
     return y, Tensor(_plane_indices(at, size, unbatched))
 
 
@@ -104,72 +103,9 @@ def _plane_indices(at: np.ndarray, size: Any, unbatched: bool) -> np.ndarray:
 
 
 @recomputed  # computed from x's values: chainrule.compile computes it again on every replay
-def _max_at(xd: np.ndarray, k: Any, s: Any, p: Any, d: Any, out: Any) -> np.ndarray:
+def _max_at(xd: np.ndarray, yd: np.ndarray, k: Any, s: Any, p: Any, d: Any) -> np.ndarray:
     """The flat position in x (N, C, *size) of each window's first maximum, shape (N, C, *out)."""
-    size, nd = xd.shape[2:], len(k)
-    # -inf padding (and the ceil-mode overhang) never wins a maximum
-    pads = [
-        (pp, (m - 1) * ss + dd * (kk - 1) + 1 - n - pp)
-        for n, m, kk, ss, pp, dd in zip(size, out, k, s, p, d)
-    ]
-    widen = [(lo, hi if hi > 0 else 0) for lo, hi in pads]
-    xa = xd
-    if any(lo or hi for lo, hi in widen):
-        xa = np.pad(
-            xa,
-            ((0, 0), (0, 0), *widen),
-            # integers have no -inf: their smallest value never wins either
-            constant_values=-np.inf if xd.dtype.kind == "f" else np.iinfo(xd.dtype).min,
-        )
-    span = tuple(dd * (kk - 1) + 1 for dd, kk in zip(d, k))
-    win = np.lib.stride_tricks.sliding_window_view(xa, span, axis=tuple(range(2, 2 + nd)))
-    steps: tuple[Any, ...] = (Ellipsis, *(slice(None, None, v) for v in (*s, *d)))
-    first_m: tuple[Any, ...] = (slice(None), slice(None), *(slice(0, m) for m in out))
-    first = _first_max(win[steps][first_m], nd)
-    origin, offset = _flat_window_index(xd.shape, tuple(out), k, s, p, d)
-    return origin + offset[first]
-
-
-@functools.lru_cache(maxsize=16)  # a few pooling layers per model
-def _flat_window_index(
-    shape: tuple[int, ...],
-    out: tuple[int, ...],
-    k: tuple[int, ...],
-    s: tuple[int, ...],
-    p: tuple[int, ...],
-    d: tuple[int, ...],
-) -> tuple[np.ndarray, np.ndarray]:
-    """Where each window starts in the flattened input (N, C, *out), and each tap's offset
-    from there: window i's tap t is at origin[i] + offset[t]. One flat index (a 1-D gather,
-    and a 1-D scatter in backward) is 2-3x faster than one index array per axis; both depend
-    on the shapes only, so a training loop computes them once (read-only, shared)."""
-    (n, c, *size), nd = shape, len(k)
-    origin = np.arange(n * c).reshape(n, c, *(1,) * nd) * math.prod(size)
-    for axis, (m, ss, pp) in enumerate(zip(out, s, p)):
-        step = math.prod(size[axis + 1 :])
-        origin = origin + ((np.arange(m) * ss - pp) * step).reshape(-1, *(1,) * (nd - axis - 1))
-    taps = np.indices(k).reshape(nd, -1)
-    offset = np.asarray(
-        sum(t * dd * math.prod(size[a + 1 :]) for a, (t, dd) in enumerate(zip(taps, d)))
-    )
-    origin.setflags(write=False)
-    offset.setflags(write=False)
-    return origin, offset
-
-
-def _first_max(win: np.ndarray, nd: int) -> np.ndarray:
-    """The flat tap of each window's first maximum (argmax's tie rule; NaN wins, as in
-    PyTorch). Windows are (*lead, *taps) strided views: comparing one tap slab at a time
-    reads them in place, where argmax over the taps would first copy every window (a 2x
-    slower forward on LeNet's pools)."""
-    slabs = [win[tuple([Ellipsis, *t])] for t in np.ndindex(*win.shape[win.ndim - nd :])]
-    best, first = slabs[0], np.zeros(slabs[0].shape, np.intp)
-    for t, v in enumerate(slabs[1:], 1):
-        first = np.where(v > best, t, first)  # strictly greater: an earlier tap keeps a tie
-        best = np.maximum(best, v)  # NaN propagates, so the check below sees every NaN
-    if np.isnan(best).any():  # NaN ordering (the first NaN wins): argmax's own rule
-        return np.argmax(win.reshape(*win.shape[: win.ndim - nd], -1), axis=-1)
-    return first
+    return ops._max_pool_index(xd, yd, k, s, p, d)
 
 
 def max_pool1d(
