@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 import sympy as sp
+from sympy.functions.elementary.hyperbolic import HyperbolicFunction
 
 from chainrule.limits import DEFAULT, LimitError, Limits, active, applied, check_time
 from chainrule.symbolic import render as V
@@ -497,15 +498,77 @@ def _sigmoid_args(expr: sp.Expr) -> list[sp.Expr]:
     return found
 
 
+# Functions that are e^g in disguise: a ratio holding one is not free of e^g.
+_EXP_LIKE = (sp.exp, HyperbolicFunction, sigmoid)
+# Functions algebraically independent of e^g for a polynomial g of real variables (Ax's
+# theorem: e^g is transcendental over the field these generate with the variables).
+_EXP_FREE = (sp.sin, sp.cos, sp.tan, sp.cot, sp.sec, sp.csc, sp.asin, sp.acos, sp.atan, sp.log)
+# Points (the variables, then two values of e^(-g/L)) where _depends_on_exp compares.
+_PROBE = (0.3183098861837907, 0.7071067811865476, 1.4142135623730951, 0.5772156649015329)
+_PROBE_T = (0.6180339887498949, 1.6487212707001282)
+
+
 @functools.lru_cache(maxsize=64)  # asked twice per derivation (lines, result); simplify is slow
 def _as_sigmoid(expr: sp.Expr, result: sp.Expr) -> sp.Expr | None:
     """result as c·σ(g)(1 - σ(g)) when expr has 1/(1 + e^(-g)) and that form exists."""
     for g in _sigmoid_args(expr):
         s: sp.Expr = sigmoid(g)
+        t = sp.exp(-g)
+        if _depends_on_exp(result * (1 + t) ** 2 / t, g):  # proved: no c free of e^g
+            continue  # simplify below takes 50-150 ms to find the same (issue 13's p90)
         ratio = sp.simplify(result / (s * (1 - s)).rewrite(sp.exp))
-        if not ratio.has(sp.exp) and sp.count_ops(ratio) <= 4:
+        if not ratio.has(*_EXP_LIKE) and sp.count_ops(ratio) <= 4:
             return ratio * s * (1 - s)
     return None
+
+
+def _depends_on_exp(ratio: sp.Expr, g: sp.Expr) -> bool:
+    """True when ratio provably depends on e^(-g), so that no form of it is free of e^g.
+
+    With h the non-constant part of g, each e^(c - qh) (c constant, q rational) becomes
+    e^c·T^(qL) for a new variable T standing for e^(-h/L); when that leaves an algebraic
+    function of T over functions free of e^h (``_EXP_FREE``), a value that changes with T alone,
+    at one point, proves the dependence: e^(-h/L) is not algebraic over them. False means "not
+    proved" (the caller asks simplify), never "independent"."""
+    h = g - g.as_coeff_Add()[0]
+    r = ratio.rewrite(list(_EXP_LIKE[1:]), sp.exp)  # cosh, σ, ... written with exp
+    powers = _powers_of_exp(r, h) if h.free_symbols and h.is_polynomial() else None
+    if not powers:
+        return False
+    lcm = sp.ilcm(*(q.q for _, q in powers.values()), 1)
+    T = sp.Dummy("T", positive=True)
+    f = r.xreplace({e: sp.exp(c) * T ** (q * lcm) for e, (c, q) in powers.items()})
+    point = dict(zip(sorted(f.free_symbols - {T}, key=str), _PROBE, strict=False))
+    if len(point) < len(f.free_symbols) - 1:
+        return False
+    try:
+        a, b = (complex(f.evalf(30, subs={**point, T: v})) for v in _PROBE_T)
+    except (TypeError, ValueError, ZeroDivisionError):  # no value there: not proved
+        return False
+    scale = 1 + abs(a) + abs(b)
+    return all(map(math.isfinite, (a.real, a.imag, b.real, b.imag))) and abs(a - b) > 1e-12 * scale
+
+
+def _powers_of_exp(r: sp.Expr, h: sp.Expr) -> dict[sp.Expr, tuple[sp.Expr, sp.Rational]] | None:
+    """Each e^(c - qh) of r as (c, q), when r is algebraic in them over ``_EXP_FREE``
+    functions (else None); constants such as e^(-2) are left as numbers."""
+    powers = {}
+    for node in sp.preorder_traversal(r):
+        if isinstance(node, sp.exp) and node.args[0].free_symbols:
+            c, rest = node.args[0].as_independent(*h.free_symbols, as_Add=True)
+            q = sp.cancel(rest / -h)
+            if c.free_symbols or not q.is_Rational:
+                return None
+            powers[node] = (c, q)
+        elif isinstance(node, sp.Function) and not isinstance(node, sp.exp):
+            if not isinstance(node, _EXP_FREE) or node.has(sp.exp):
+                return None
+        elif isinstance(node, sp.Pow):  # 2^x is e^(x ln 2): only rational powers of e^h
+            if not node.exp.is_Rational and (node.has(sp.exp) or node.exp.free_symbols):
+                return None
+        elif not isinstance(node, sp.Add | sp.Mul | sp.Atom | sp.exp):
+            return None
+    return powers
 
 
 def _sigmoid_lines(expr, result, form, top) -> list[V.Line]:
