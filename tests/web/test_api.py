@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+import sympy as sp
 
 from chainrule.symbolic import explain
 from chainrule.symbolic.functions import lambdify
@@ -190,6 +191,52 @@ def test_mathml_escapes_what_it_is_given() -> None:
         mathml.to_tree("<math><script>1</script></math>", mathml.MATHML_TAGS)
     with pytest.raises(ValueError, match="attribute 'onload' is not allowed"):
         mathml.to_tree('<svg onload="x"/>', mathml.SVG_TAGS)
+
+
+def _stacked_powers(tree: Any) -> list[Any]:
+    """Every msup whose base is an msup without brackets: (x²)² or (eˣ)² drawn as a tower."""
+    if isinstance(tree, str):
+        return []
+    tag, _, *children = tree
+    here = (
+        [tree]
+        if tag == "msup" and not isinstance(children[0], str) and children[0][0] == "msup"
+        else []
+    )
+    return here + [t for c in children for t in _stacked_powers(c)]
+
+
+_x, _y = sp.symbols("x y", real=True)
+
+
+@pytest.mark.parametrize(
+    "e",
+    [
+        sp.Pow(sp.Pow(_x, 2), 2, evaluate=False),
+        sp.exp(-sp.Pow(sp.Pow(_x, 2), 2, evaluate=False)),
+        (_x**_y) ** _y,
+        sp.Pow(sp.exp(_x), 2, evaluate=False),
+        sp.Pow(sp.exp(_x), _y, evaluate=False),
+    ],
+    ids=str,
+)
+def test_mathml_brackets_a_power_of_a_power(e) -> None:
+    tree = mathml.math(mathml.MathMLMath().expr(e))
+    assert not _stacked_powers(tree) and "(" in texts(tree)
+
+
+@pytest.mark.parametrize("lang", ["en", "zh"])
+def test_derive_brackets_nested_powers(client, lang) -> None:
+    data = client.post("/api/derive", json={"expr": "exp(-(x^y)^y)", "lang": lang}).json()
+    assert "(xʸ)ʸ" in data["result_text"]
+    assert not _stacked_powers(data["result"])
+    assert not [
+        t
+        for node in data["steps"]
+        for seg in node["segments"]
+        if "math" in seg
+        for t in _stacked_powers(seg["math"])
+    ]
 
 
 @pytest.mark.parametrize("expr", ["(x^2+1)^3", "ln(x)", "1/x", "sigmoid(x)"])
