@@ -250,6 +250,10 @@ def _explain(expr: str | sp.Expr, wrt: str | sp.Symbol | None, lang: str) -> Der
         bits = max((max(abs(n.p), n.q).bit_length() for n in given.atoms(sp.Rational)), default=0)
         if bits * 0.30103 > digits:  # log10(2): digits from bits, without printing the number
             raise LimitError("max_digits", f"a number in the expression has over {digits} digits")
+        # the innermost first: atanh(2), not celu(atanh(2)); as the parser refuses typed ones
+        nonreal = (n for n in sp.postorder_traversal(given) if n.is_number)
+        if (bad := next((n for n in nonreal if n.is_extended_real is False), None)) is not None:
+            raise ValueError(f"explain: {bad} is not a real number (derivatives here are real)")
     program = parse_program(expr, names={wrt_name}) if isinstance(expr, str) else None
     if wrt is None:
         wrt = wrt_name if program is None or program.wrt is None else program.wrt
