@@ -122,14 +122,20 @@ class Derivation:
         return {s.name for s in free - set(defs)}
 
     def run(self, env: dict[str, Any], evaluate: Callable[[sp.Expr, dict[str, Any]], Any]) -> Any:
-        """The function itself, one statement at a time: ``evaluate(expr, env)`` gives each
-        definition's value (stored in `env` under its name, in dependency order), then the
-        output's. Never written out in its inputs, which for a program that reuses its
+        """The function itself, one statement at a time: ``evaluate(expr, env)`` gives the
+        value of each definition the output uses (stored in `env` under its name, in dependency
+        order), then the output's. Never written out in its inputs, which for a program that reuses its
         intermediates grows exponentially. `env` holds the inputs' values (floats, arrays,
         tensors: whatever `evaluate` takes)."""
-        for name in dependency_order(dict(self.definitions)):
-            env[name.name] = evaluate(self.definitions[name], env)
-        return evaluate(self.expr, env)
+        return _in_order(self.definitions, self.expr, env, evaluate)
+
+    def run_derivative(
+        self, env: dict[str, Any], evaluate: Callable[[sp.Expr, dict[str, Any]], Any]
+    ) -> Any:
+        """The derivative as ``run`` gives the function: each intermediate and each
+        intermediate's rate (``rates``) that the answer needs, once, in dependency order, then
+        the answer. A derivation written out in its inputs is one statement."""
+        return _in_order({**self.definitions, **self.rates}, self.result, env, evaluate)
 
     def evaluate(self, **values: float) -> float:
         """The derivative at a point, e.g. ``d.evaluate(x=2.0)``; every free symbol needs a value.
@@ -138,23 +144,13 @@ class Derivation:
         300.0
         """
         point = ", ".join(f"{k} = {v:g}" for k, v in sorted(values.items()))
-        # A derivation given statement by statement is evaluated the same way, statement by
-        # statement: written out in the inputs its answer may be exponentially long.
         steps = {**self.definitions, **self.rates}
-        needed, stack = set(), [s for s in self.result.free_symbols if s in steps]
-        while stack:
-            s = stack.pop()
-            if s not in needed:
-                needed.add(s)
-                stack.extend(t for t in steps[s].free_symbols if t in steps)
+        needed = _needed(steps, self.result)
         leaves = set().union(self.result.free_symbols, *(steps[s].free_symbols for s in needed))
-        leaves -= needed
-        if missing := sorted({s.name for s in leaves} - set(values)):
+        if missing := sorted({s.name for s in leaves - needed} - set(values)):
             raise ValueError(f"evaluate: no value for {', '.join(missing)}")
-        known = {s: complex(values[s.name]) for s in leaves}
-        for name in dependency_order({s: steps[s] for s in needed}):
-            known[name] = self._value(steps[name], known)
-        value = self._value(self.result, known)
+        # complex, so that a statement with a complex value still gives the next one its value
+        value = self.run_derivative({k: complex(v) for k, v in values.items()}, self._value)
         if value.imag != 0 or not math.isfinite(value.real):
             raise ValueError(
                 f"evaluate: the derivative has no real float value at {point} "
@@ -163,7 +159,7 @@ class Derivation:
         return value.real
 
     @staticmethod
-    def _value(e: sp.Expr, known: Mapping[sp.Symbol, complex]) -> complex:
+    def _value(e: sp.Expr, known: Mapping[str, complex]) -> complex:
         """e at the point (nan where it has no value); every free symbol is known."""
         symbols = sorted(e.free_symbols, key=lambda s: s.name)
         # float64 through NumPy, never evalf: mpmath raises where there is no value, and raises
@@ -171,10 +167,39 @@ class Derivation:
         f = lambdify(symbols, e)
         try:
             with np.errstate(all="ignore"):
-                args = (known[s] if known[s].imag else np.float64(known[s].real) for s in symbols)
+                args = (
+                    known[s.name] if known[s.name].imag else np.float64(known[s.name].real)
+                    for s in symbols
+                )
                 return complex(f(*args))
         except (ArithmeticError, TypeError, ValueError):
             return complex(math.nan)
+
+
+def _needed(steps: Mapping[sp.Symbol, sp.Expr], target: sp.Expr) -> set[sp.Symbol]:
+    """The statements of `steps` that `target` uses, directly or through other statements."""
+    needed: set[sp.Symbol] = set()
+    stack = [s for s in target.free_symbols if s in steps]
+    while stack:
+        s = stack.pop()
+        if s not in needed:
+            needed.add(s)
+            stack.extend(t for t in steps[s].free_symbols if t in steps)
+    return needed
+
+
+def _in_order(
+    steps: Mapping[sp.Symbol, sp.Expr],
+    target: sp.Expr,
+    env: dict[str, Any],
+    evaluate: Callable[[sp.Expr, dict[str, Any]], Any],
+) -> Any:
+    """`target` given `env`: each statement it needs evaluated once, in dependency order, and
+    stored in `env` under its name (the one walk of ``run``, ``run_derivative``, ``evaluate``)."""
+    needed = _needed(steps, target)
+    for name in dependency_order({s: steps[s] for s in steps if s in needed}):
+        env[name.name] = evaluate(steps[name], env)
+    return evaluate(target, env)
 
 
 def explain(
