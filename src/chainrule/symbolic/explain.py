@@ -124,9 +124,9 @@ class Derivation:
     def run(self, env: dict[str, Any], evaluate: Callable[[sp.Expr, dict[str, Any]], Any]) -> Any:
         """The function itself, one statement at a time: ``evaluate(expr, env)`` gives the
         value of each definition the output uses (stored in `env` under its name, in dependency
-        order), then the output's. Never written out in its inputs, which for a program that reuses its
-        intermediates grows exponentially. `env` holds the inputs' values (floats, arrays,
-        tensors: whatever `evaluate` takes)."""
+        order), then the output's. Never written out in its inputs, which for a program that
+        reuses its intermediates grows exponentially. `env` holds the inputs' values (floats,
+        arrays, tensors: whatever `evaluate` takes)."""
         return _in_order(self.definitions, self.expr, env, evaluate)
 
     def run_derivative(
@@ -532,7 +532,7 @@ _EXP_LIKE = (sp.exp, HyperbolicFunction, sigmoid)
 # Functions algebraically independent of e^g for a polynomial g of real variables (Ax's
 # theorem: e^g is transcendental over the field these generate with the variables).
 _EXP_FREE = (sp.sin, sp.cos, sp.tan, sp.cot, sp.sec, sp.csc, sp.asin, sp.acos, sp.atan, sp.log)
-# Points (the variables, then two values of e^(-g/L)) where _depends_on_exp compares.
+# Where _depends_on_exp compares: values of the variables, then two of T = e^(-h/L).
 _PROBE = (0.3183098861837907, 0.7071067811865476, 1.4142135623730951, 0.5772156649015329)
 _PROBE_T = (0.6180339887498949, 1.6487212707001282)
 
