@@ -3,12 +3,13 @@ every entry (and every name of every entry), so a new entry is tested without a 
 
 from __future__ import annotations
 
+import contextlib
 import math
 import warnings
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import given, reject, settings
 from hypothesis import strategies as st
 
 import chainrule as cr
@@ -281,7 +282,10 @@ def _call(draw, children):
     n = draw(st.sampled_from(op.nargs or (op.arity,)))
     args = [draw(children) for _ in range(n)]
     text = f"{name}({', '.join(t for t, _ in args)})"
-    return text, sympy_function(op)(*(e for _, e in args))
+    try:
+        return text, sympy_function(op)(*(e for _, e in args))
+    except ValueError:  # SymPy's own Max and Min refuse a non-real argument (max(atanh(2), x))
+        reject()
 
 
 @st.composite
@@ -306,10 +310,13 @@ def test_round_trip_text_parse_same_expression(pair) -> None:
         warnings.simplefilter("ignore")
         try:
             got = parse(text)
-        except ParseError:
+        except ParseError as err:
             # the parser refuses a constant that is not a real number (atanh(2), log(0)): the
-            # tree must hold one
-            constants = (e for e in sp.preorder_traversal(expected) if not e.free_symbols)
+            # tree must hold one, or SymPy folded it away ((x - x)*atanh(2) is 0) and the one
+            # the message names is
+            constants = [e for e in sp.preorder_traversal(expected) if not e.free_symbols]
+            with contextlib.suppress(sp.SympifyError):  # log10's name prints as <lambda>
+                constants.append(sp.sympify(err.message.split(" is ")[0]))
             assert any(e.is_extended_real is False or e.has(sp.zoo, sp.nan) for e in constants)
             return
         assert got == expected, text

@@ -1553,11 +1553,19 @@ leaky_relu = defcomposite(
     kink="at x = 0 leaky_relu has no derivative; chainrule uses the left slope 0.01, as PyTorch",
     differs="the parser and the explainer use the default slope 0.01; leaky_relu'(NaN) is 0",
 )
+
+
+def _off_reals(sp: Any, x: Any) -> Any:
+    """NaN for a number off the reals (atanh(2), NaN), as the engine gives: x > 0 cannot be
+    asked of it; None otherwise."""
+    return sp.nan if x.is_extended_real is False or x is sp.nan else None
+
+
 elu = defcomposite(
     "elu",
     # clip, not minimum: the gradient passes at the bound, so elu'(0) = 1 (minimum splits ties)
     lambda x, alpha=1.0: where(_np(x) > 0, x, mul(sub(exp(clip(x, a_max=0.0)), 1.0), alpha)),
-    sym=lambda sp, x: sp.Piecewise((x, x > 0), (sp.exp(x) - 1, True)),
+    sym=lambda sp, x: _off_reals(sp, x) or sp.Piecewise((x, x > 0), (sp.exp(x) - 1, True)),
     cases=UNARY,
     doc="d elu(x) = [x > 0] dx + e^x [x <= 0] dx",
     names=("elu", "ELU"),
@@ -1878,7 +1886,7 @@ selu = defcomposite(
 celu = defcomposite(
     "celu",
     _celu,
-    sym=lambda sp, x: sp.Piecewise((x, x > 0), (sp.exp(x) - 1, True)),
+    sym=lambda sp, x: _off_reals(sp, x) or sp.Piecewise((x, x > 0), (sp.exp(x) - 1, True)),
     cases=UNARY,
     doc="d celu(x) = [x > 0] dx + e^(x/alpha) [x <= 0] dx",
     names=("celu", "CELU"),

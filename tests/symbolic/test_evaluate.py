@@ -153,3 +153,46 @@ def test_program_is_evaluated_from_its_trees():
     assert values["z1"].parents[1] is env["b1"] and values["L"].parents[0].op.name == "sub"
     with pytest.raises(KeyError, match="no value for b1"):
         program_to_engine(p, {k: v for k, v in env.items() if k != "b1"})
+
+
+# A program too long to write out (limits.max_output): derived statement by statement, so its
+# answer and its rates are in terms of the intermediates.
+_DIAMOND = "a1 = x^2/9; a2 = a1*a1 + a1; " + "; ".join(
+    f"a{i} = a{i - 1}*a{i - 2}/4 + a{i - 1}/2" for i in range(3, 31)
+)
+
+
+def test_one_walk_evaluates_each_statement_once_in_dependency_order():
+    from chainrule.symbolic import explain
+    from chainrule.symbolic.functions import lambdify
+
+    d = explain(_DIAMOND)
+    assert d.rates
+    seen: list[sp.Expr] = []
+
+    def evaluate(e, env):
+        seen.append(e)
+        symbols = sorted(e.free_symbols, key=lambda s: s.name)
+        assert all(s.name in env for s in symbols)  # everything it uses is known already
+        return float(lambdify(symbols, e)(*(env[s.name] for s in symbols)))
+
+    class Once(dict):
+        def __setitem__(self, name, value):
+            assert name not in self, f"{name} evaluated twice"
+            super().__setitem__(name, value)
+
+    env = Once(x=0.7)
+    value = d.run_derivative(env, evaluate)
+    assert len(seen) == len(env) and seen[-1] == d.result  # the statements, then the answer
+    assert set(env) <= {"x"} | {s.name for s in {**d.definitions, **d.rates}}
+    # Derivation.evaluate (the CLI's --at) takes the same walk, in complex float64
+    assert value == pytest.approx(d.evaluate(x=0.7), rel=1e-12)
+    seen.clear()
+    env = Once(x=0.7)
+    f = d.run(env, evaluate)
+    assert len(seen) == len(env) and seen[-1] == d.expr
+    a = [0.0, 0.7**2 / 9]  # the program by hand (written out, it is exponentially long)
+    a.append(a[1] * a[1] + a[1])
+    for i in range(3, 31):
+        a.append(a[i - 1] * a[i - 2] / 4 + a[i - 1] / 2)
+    assert f == pytest.approx(a[30], rel=1e-12)

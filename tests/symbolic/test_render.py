@@ -143,3 +143,42 @@ def test_log_base_and_exponential_base_rules_are_named():
     out = explain("log(x, 2) + 2^x").to_text()
     assert "Logarithm rule" in out and "Exponential rule" in out
     assert parse("log(x, 2)") == sp.log(x) / sp.log(2)
+
+
+_P = lambda b, e: sp.Pow(b, e, evaluate=False)  # a power SymPy would not combine
+# nested powers: a superscript on a superscript is parenthesised (x²² would read as x^22)
+NESTED_POWERS = {
+    "pow_of_pow": (_P(_P(x, 2), 2), "(x²)²", r"\left(x^{2}\right)^{2}"),
+    "exp_of_pow_of_pow": (sp.exp(-_P(_P(x, 2), 2)), "e^(−(x²)²)", r"e^{- \left(x^{2}\right)^{2}}"),
+    "symbolic_pow_of_pow": ((x**y) ** y, "(xʸ)ʸ", r"\left(x^{y}\right)^{y}"),
+    "pow_of_exp": (_P(sp.exp(x), 2), "(eˣ)²", r"\left(e^{x}\right)^{2}"),
+    "pow_of_function_power": (_P(sp.sin(x) ** 2, 2), "(sin²(x))²", None),
+    "tower": (x ** (x**2), "x^(x²)", "x^{x^{2}}"),
+    "simplified": (sp.exp(-((x**2) ** 2)), "e^(−x⁴)", "e^{- x^{4}}"),
+}
+
+
+@pytest.mark.parametrize("name", NESTED_POWERS)
+def test_nested_powers_print_unambiguously(name):
+    from chainrule.symbolic.mathprint import LatexMath, TextMath
+
+    e, text, latex = NESTED_POWERS[name]
+    assert TextMath().expr(e) == text
+    if latex is not None:
+        assert LatexMath().expr(e) == latex
+
+
+# typed -> (shown in the derivation, never shown): SymPy writes (x²)² as x⁴ itself
+NESTED_TYPED = {
+    "exp(-(x^2)^2)": ("e^(−x⁴)", "²²"),
+    "exp(-(x^y)^y)": ("e^(−(xʸ)ʸ)", "xʸʸ"),
+    "(x^y)^y": ("(xʸ)ʸ⁻¹", "xʸʸ"),
+}
+
+
+@pytest.mark.parametrize("lang", LANGUAGES)
+@pytest.mark.parametrize("typed", NESTED_TYPED)
+def test_derivations_with_nested_powers_never_stack_superscripts(typed, lang):
+    out = explain(typed, wrt="x", lang=lang).to_text()
+    shown, never = NESTED_TYPED[typed]
+    assert shown in out and never not in out, out

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+import signal
 import socket
 import subprocess
 import sys
@@ -14,6 +15,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+import sympy as sp
 
 from chainrule.symbolic import explain
 from chainrule.symbolic.functions import lambdify
@@ -192,6 +194,52 @@ def test_mathml_escapes_what_it_is_given() -> None:
         mathml.to_tree('<svg onload="x"/>', mathml.SVG_TAGS)
 
 
+def _stacked_powers(tree: Any) -> list[Any]:
+    """Every msup whose base is an msup without brackets: (x²)² or (eˣ)² drawn as a tower."""
+    if isinstance(tree, str):
+        return []
+    tag, _, *children = tree
+    here = (
+        [tree]
+        if tag == "msup" and not isinstance(children[0], str) and children[0][0] == "msup"
+        else []
+    )
+    return here + [t for c in children for t in _stacked_powers(c)]
+
+
+_x, _y = sp.symbols("x y", real=True)
+
+
+@pytest.mark.parametrize(
+    "e",
+    [
+        sp.Pow(sp.Pow(_x, 2), 2, evaluate=False),
+        sp.exp(-sp.Pow(sp.Pow(_x, 2), 2, evaluate=False)),
+        (_x**_y) ** _y,
+        sp.Pow(sp.exp(_x), 2, evaluate=False),
+        sp.Pow(sp.exp(_x), _y, evaluate=False),
+    ],
+    ids=str,
+)
+def test_mathml_brackets_a_power_of_a_power(e) -> None:
+    tree = mathml.math(mathml.MathMLMath().expr(e))
+    assert not _stacked_powers(tree) and "(" in texts(tree)
+
+
+@pytest.mark.parametrize("lang", ["en", "zh"])
+def test_derive_brackets_nested_powers(client, lang) -> None:
+    data = client.post("/api/derive", json={"expr": "exp(-(x^y)^y)", "lang": lang}).json()
+    assert "(xʸ)ʸ" in data["result_text"]
+    assert not _stacked_powers(data["result"])
+    assert not [
+        t
+        for node in data["steps"]
+        for seg in node["segments"]
+        if "math" in seg
+        for t in _stacked_powers(seg["math"])
+    ]
+
+
 @pytest.mark.parametrize("expr", ["(x^2+1)^3", "ln(x)", "1/x", "sigmoid(x)"])
 def test_the_plot_samples_f_and_its_derivative(client, expr) -> None:
     data = client.post("/api/derive", json={"expr": expr}).json()
@@ -320,14 +368,14 @@ def test_serve_binds_loopback_and_warns_for_another_host(monkeypatch, capsys, ho
 
     from chainrule.cli import main
 
-    calls: list[dict[str, Any]] = []
-    monkeypatch.setattr(uvicorn, "run", lambda app, **kw: calls.append(kw))
+    calls: list[Any] = []
+    monkeypatch.setattr(uvicorn.Server, "run", lambda self, sockets=None: calls.append(self.config))
     assert main(["serve", "--no-browser", "--port", "8123", "--host", host]) == 0
     out = capsys.readouterr()
-    # the grace period: an open training stream must not hold Ctrl+C
-    assert calls == [
-        {"host": host, "port": 8123, "log_level": "warning", "timeout_graceful_shutdown": 2}
-    ]
+    (config,) = calls
+    # the grace period: a connection left open must not hold Ctrl+C
+    assert (config.host, config.port, config.log_level) == (host, 8123, "warning")
+    assert config.timeout_graceful_shutdown == 2
     assert f"chainrule playground on http://{host}:8123/" in out.out
     assert ("WARNING" in out.err) is warned
 
@@ -367,8 +415,17 @@ def test_chainrule_serve_serves_the_page_on_loopback() -> None:
     assert "Traceback" not in err
 
 
-def test_chainrule_serve_stops_while_a_training_stream_is_open() -> None:
-    """A tab that keeps an event stream open (a paused run) does not hold the server's stop."""
+# Ctrl+C ends the command (status 0); SIGTERM, once the server has stopped, ends the process
+# as that signal does (uvicorn raises it again), so a supervisor sees what stopped it
+@pytest.mark.parametrize(
+    ("sig", "status"),
+    [(signal.SIGINT, 0), (signal.SIGTERM, -signal.SIGTERM)],
+    ids=["ctrl-c", "term"],
+)
+def test_chainrule_serve_stops_while_a_training_stream_is_open(sig, status) -> None:
+    """A tab that keeps an event stream open (a paused run) does not hold the server's stop,
+    and the stop is clean: the stream ends before the server shuts down, so uvicorn never
+    cancels it (which printed a traceback per stream)."""
     import http.client
 
     with socket.socket() as sock:
@@ -394,10 +451,12 @@ def test_chainrule_serve_stops_while_a_training_stream_is_open() -> None:
         conn.request("GET", f"/api/train/{job}/events")
         stream = conn.getresponse()
         assert stream.readline().startswith(b"id: ")  # the stream is open, the run paused
-        proc.terminate()
+        proc.send_signal(sig)
         t0 = time.monotonic()
-        proc.communicate(timeout=30)
+        _, err = proc.communicate(timeout=30)
         assert time.monotonic() - t0 < 10
+        assert proc.returncode == status
+        assert "Traceback" not in err and "ERROR" not in err, err
     finally:
         conn.close()
         if proc.poll() is None:

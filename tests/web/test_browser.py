@@ -297,6 +297,12 @@ def _stage(page: Any, view: str) -> None:
         page.wait_for_selector(tid("practice-verdict") + ".correct")
 
 
+# an element's right edge as drawn: its box, and its outline where that lies outside the box
+_OUTER_RIGHT = """e => { const s = getComputedStyle(e);
+  const out = parseFloat(s.outlineWidth) + parseFloat(s.outlineOffset);
+  return e.getBoundingClientRect().right + (s.outlineStyle === "none" ? 0 : Math.max(0, out)); }"""
+
+
 @pytest.mark.parametrize("view", ["derive", "graph", "check", "train", "practice"])
 def test_screenshot_of_each_view(browser, live_server, viewport, view, shots: Path) -> None:
     width, height = viewport
@@ -312,5 +318,10 @@ def test_screenshot_of_each_view(browser, live_server, viewport, view, shots: Pa
         assert out.stat().st_size > 10_000
         # nothing spills sideways out of the page on a phone
         assert page.evaluate("document.documentElement.scrollWidth") <= width + 1
+        # the marked step, outline included, keeps the page's margin as the verdict box above
+        # does (its outline ran past it, into the screen's edge on a phone)
+        for marked in page.locator(tid("departs-step")).all():
+            right = marked.evaluate(_OUTER_RIGHT)
+            assert right <= page.locator(tid("answer-verdict")).evaluate(_OUTER_RIGHT) + 0.5
     finally:
         context.close()

@@ -7,9 +7,11 @@ command exits 2 with the line that installs them.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 import threading
 import webbrowser
+from typing import Any
 
 HELP = "open the playground: derive, draw the graph, step through backprop, check answers, train"
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
@@ -54,8 +56,17 @@ def run(args: argparse.Namespace) -> int:
     print(f"chainrule playground on {url}  (Ctrl+C to stop)", flush=True)
     if not args.no_browser:
         threading.Timer(1.0, webbrowser.open, args=(url,)).start()
-    # an open training stream (Server-Sent Events) would hold Ctrl+C until its tab closes
-    uvicorn.run(
+
+    class Server(uvicorn.Server):
+        def handle_exit(self, sig: int, frame: Any) -> None:
+            # An open training stream (Server-Sent Events) would hold the shutdown until its
+            # tab closes, then be cancelled with a traceback: the streams end first.
+            app.on_exit()
+            super().handle_exit(sig, frame)
+
+    config = uvicorn.Config(
         app, host=args.host, port=args.port, log_level="warning", timeout_graceful_shutdown=2
     )
+    with contextlib.suppress(KeyboardInterrupt):  # the Ctrl+C, raised again once it stopped
+        Server(config).run()
     return 0

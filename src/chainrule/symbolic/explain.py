@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 import sympy as sp
+from sympy.functions.elementary.hyperbolic import HyperbolicFunction
 
 from chainrule.limits import DEFAULT, LimitError, Limits, active, applied, check_time
 from chainrule.symbolic import render as V
@@ -121,14 +122,20 @@ class Derivation:
         return {s.name for s in free - set(defs)}
 
     def run(self, env: dict[str, Any], evaluate: Callable[[sp.Expr, dict[str, Any]], Any]) -> Any:
-        """The function itself, one statement at a time: ``evaluate(expr, env)`` gives each
-        definition's value (stored in `env` under its name, in dependency order), then the
-        output's. Never written out in its inputs, which for a program that reuses its
-        intermediates grows exponentially. `env` holds the inputs' values (floats, arrays,
-        tensors: whatever `evaluate` takes)."""
-        for name in dependency_order(dict(self.definitions)):
-            env[name.name] = evaluate(self.definitions[name], env)
-        return evaluate(self.expr, env)
+        """The function itself, one statement at a time: ``evaluate(expr, env)`` gives the
+        value of each definition the output uses (stored in `env` under its name, in dependency
+        order), then the output's. Never written out in its inputs, which for a program that
+        reuses its intermediates grows exponentially. `env` holds the inputs' values (floats,
+        arrays, tensors: whatever `evaluate` takes)."""
+        return _in_order(self.definitions, self.expr, env, evaluate)
+
+    def run_derivative(
+        self, env: dict[str, Any], evaluate: Callable[[sp.Expr, dict[str, Any]], Any]
+    ) -> Any:
+        """The derivative as ``run`` gives the function: each intermediate and each
+        intermediate's rate (``rates``) that the answer needs, once, in dependency order, then
+        the answer. A derivation written out in its inputs is one statement."""
+        return _in_order({**self.definitions, **self.rates}, self.result, env, evaluate)
 
     def evaluate(self, **values: float) -> float:
         """The derivative at a point, e.g. ``d.evaluate(x=2.0)``; every free symbol needs a value.
@@ -137,23 +144,13 @@ class Derivation:
         300.0
         """
         point = ", ".join(f"{k} = {v:g}" for k, v in sorted(values.items()))
-        # A derivation given statement by statement is evaluated the same way, statement by
-        # statement: written out in the inputs its answer may be exponentially long.
         steps = {**self.definitions, **self.rates}
-        needed, stack = set(), [s for s in self.result.free_symbols if s in steps]
-        while stack:
-            s = stack.pop()
-            if s not in needed:
-                needed.add(s)
-                stack.extend(t for t in steps[s].free_symbols if t in steps)
+        needed = _needed(steps, self.result)
         leaves = set().union(self.result.free_symbols, *(steps[s].free_symbols for s in needed))
-        leaves -= needed
-        if missing := sorted({s.name for s in leaves} - set(values)):
+        if missing := sorted({s.name for s in leaves - needed} - set(values)):
             raise ValueError(f"evaluate: no value for {', '.join(missing)}")
-        known = {s: complex(values[s.name]) for s in leaves}
-        for name in dependency_order({s: steps[s] for s in needed}):
-            known[name] = self._value(steps[name], known)
-        value = self._value(self.result, known)
+        # complex, so that a statement with a complex value still gives the next one its value
+        value = self.run_derivative({k: complex(v) for k, v in values.items()}, self._value)
         if value.imag != 0 or not math.isfinite(value.real):
             raise ValueError(
                 f"evaluate: the derivative has no real float value at {point} "
@@ -162,7 +159,7 @@ class Derivation:
         return value.real
 
     @staticmethod
-    def _value(e: sp.Expr, known: Mapping[sp.Symbol, complex]) -> complex:
+    def _value(e: sp.Expr, known: Mapping[str, complex]) -> complex:
         """e at the point (nan where it has no value); every free symbol is known."""
         symbols = sorted(e.free_symbols, key=lambda s: s.name)
         # float64 through NumPy, never evalf: mpmath raises where there is no value, and raises
@@ -170,10 +167,39 @@ class Derivation:
         f = lambdify(symbols, e)
         try:
             with np.errstate(all="ignore"):
-                args = (known[s] if known[s].imag else np.float64(known[s].real) for s in symbols)
+                args = (
+                    known[s.name] if known[s.name].imag else np.float64(known[s.name].real)
+                    for s in symbols
+                )
                 return complex(f(*args))
         except (ArithmeticError, TypeError, ValueError):
             return complex(math.nan)
+
+
+def _needed(steps: Mapping[sp.Symbol, sp.Expr], target: sp.Expr) -> set[sp.Symbol]:
+    """The statements of `steps` that `target` uses, directly or through other statements."""
+    needed: set[sp.Symbol] = set()
+    stack = [s for s in target.free_symbols if s in steps]
+    while stack:
+        s = stack.pop()
+        if s not in needed:
+            needed.add(s)
+            stack.extend(t for t in steps[s].free_symbols if t in steps)
+    return needed
+
+
+def _in_order(
+    steps: Mapping[sp.Symbol, sp.Expr],
+    target: sp.Expr,
+    env: dict[str, Any],
+    evaluate: Callable[[sp.Expr, dict[str, Any]], Any],
+) -> Any:
+    """`target` given `env`: each statement it needs evaluated once, in dependency order, and
+    stored in `env` under its name (the one walk of ``run``, ``run_derivative``, ``evaluate``)."""
+    needed = _needed(steps, target)
+    for name in dependency_order({s: steps[s] for s in steps if s in needed}):
+        env[name.name] = evaluate(steps[name], env)
+    return evaluate(target, env)
 
 
 def explain(
@@ -249,6 +275,10 @@ def _explain(expr: str | sp.Expr, wrt: str | sp.Symbol | None, lang: str) -> Der
         bits = max((max(abs(n.p), n.q).bit_length() for n in given.atoms(sp.Rational)), default=0)
         if bits * 0.30103 > digits:  # log10(2): digits from bits, without printing the number
             raise LimitError("max_digits", f"a number in the expression has over {digits} digits")
+        # the innermost first: atanh(2), not celu(atanh(2)); as the parser refuses typed ones
+        nonreal = (n for n in sp.postorder_traversal(given) if n.is_number)
+        if (bad := next((n for n in nonreal if n.is_extended_real is False), None)) is not None:
+            raise ValueError(f"explain: {bad} is not a real number (derivatives here are real)")
     program = parse_program(expr, names={wrt_name}) if isinstance(expr, str) else None
     if wrt is None:
         wrt = wrt_name if program is None or program.wrt is None else program.wrt
@@ -497,15 +527,77 @@ def _sigmoid_args(expr: sp.Expr) -> list[sp.Expr]:
     return found
 
 
+# Functions that are e^g in disguise: a ratio holding one is not free of e^g.
+_EXP_LIKE = (sp.exp, HyperbolicFunction, sigmoid)
+# Functions algebraically independent of e^g for a polynomial g of real variables (Ax's
+# theorem: e^g is transcendental over the field these generate with the variables).
+_EXP_FREE = (sp.sin, sp.cos, sp.tan, sp.cot, sp.sec, sp.csc, sp.asin, sp.acos, sp.atan, sp.log)
+# Where _depends_on_exp compares: values of the variables, then two of T = e^(-h/L).
+_PROBE = (0.3183098861837907, 0.7071067811865476, 1.4142135623730951, 0.5772156649015329)
+_PROBE_T = (0.6180339887498949, 1.6487212707001282)
+
+
 @functools.lru_cache(maxsize=64)  # asked twice per derivation (lines, result); simplify is slow
 def _as_sigmoid(expr: sp.Expr, result: sp.Expr) -> sp.Expr | None:
     """result as c·σ(g)(1 - σ(g)) when expr has 1/(1 + e^(-g)) and that form exists."""
     for g in _sigmoid_args(expr):
         s: sp.Expr = sigmoid(g)
+        t = sp.exp(-g)
+        if _depends_on_exp(result * (1 + t) ** 2 / t, g):  # proved: no c free of e^g
+            continue  # simplify below takes 50-150 ms to find the same (issue 13's p90)
         ratio = sp.simplify(result / (s * (1 - s)).rewrite(sp.exp))
-        if not ratio.has(sp.exp) and sp.count_ops(ratio) <= 4:
+        if not ratio.has(*_EXP_LIKE) and sp.count_ops(ratio) <= 4:
             return ratio * s * (1 - s)
     return None
+
+
+def _depends_on_exp(ratio: sp.Expr, g: sp.Expr) -> bool:
+    """True when ratio provably depends on e^(-g), so that no form of it is free of e^g.
+
+    With h the non-constant part of g, each e^(c - qh) (c constant, q rational) becomes
+    e^c·T^(qL) for a new variable T standing for e^(-h/L); when that leaves an algebraic
+    function of T over functions free of e^h (``_EXP_FREE``), a value that changes with T alone,
+    at one point, proves the dependence: e^(-h/L) is not algebraic over them. False means "not
+    proved" (the caller asks simplify), never "independent"."""
+    h = g - g.as_coeff_Add()[0]
+    r = ratio.rewrite(list(_EXP_LIKE[1:]), sp.exp)  # cosh, σ, ... written with exp
+    powers = _powers_of_exp(r, h) if h.free_symbols and h.is_polynomial() else None
+    if not powers:
+        return False
+    lcm = sp.ilcm(*(q.q for _, q in powers.values()), 1)
+    T = sp.Dummy("T", positive=True)
+    f = r.xreplace({e: sp.exp(c) * T ** (q * lcm) for e, (c, q) in powers.items()})
+    point = dict(zip(sorted(f.free_symbols - {T}, key=str), _PROBE, strict=False))
+    if len(point) < len(f.free_symbols) - 1:
+        return False
+    try:
+        a, b = (complex(f.evalf(30, subs={**point, T: v})) for v in _PROBE_T)
+    except (TypeError, ValueError, ZeroDivisionError):  # no value there: not proved
+        return False
+    scale = 1 + abs(a) + abs(b)
+    return all(map(math.isfinite, (a.real, a.imag, b.real, b.imag))) and abs(a - b) > 1e-12 * scale
+
+
+def _powers_of_exp(r: sp.Expr, h: sp.Expr) -> dict[sp.Expr, tuple[sp.Expr, sp.Rational]] | None:
+    """Each e^(c - qh) of r as (c, q), when r is algebraic in them over ``_EXP_FREE``
+    functions (else None); constants such as e^(-2) are left as numbers."""
+    powers = {}
+    for node in sp.preorder_traversal(r):
+        if isinstance(node, sp.exp) and node.args[0].free_symbols:
+            c, rest = node.args[0].as_independent(*h.free_symbols, as_Add=True)
+            q = sp.cancel(rest / -h)
+            if c.free_symbols or not q.is_Rational:
+                return None
+            powers[node] = (c, q)
+        elif isinstance(node, sp.Function) and not isinstance(node, sp.exp):
+            if not isinstance(node, _EXP_FREE) or node.has(sp.exp):
+                return None
+        elif isinstance(node, sp.Pow):  # 2^x is e^(x ln 2): only rational powers of e^h
+            if not node.exp.is_Rational and (node.has(sp.exp) or node.exp.free_symbols):
+                return None
+        elif not isinstance(node, sp.Add | sp.Mul | sp.Atom | sp.exp):
+            return None
+    return powers
 
 
 def _sigmoid_lines(expr, result, form, top) -> list[V.Line]:

@@ -66,6 +66,8 @@ class _Named(sp.Function):
 
     @classmethod
     def eval(cls, arg):
+        if arg is sp.nan:  # NaN in, NaN out, as the engine (a piecewise twin cannot compare it)
+            return sp.nan
         if arg.is_Number:  # sigmoid(0) = 1/2, relu(-2) = 0, softplus(0) = log 2; not sigmoid(1)
             value = twin(cls._op, arg)
             if sp.count_ops(value) <= 1 and not value.has(sp.Piecewise):
@@ -83,7 +85,11 @@ class _Named(sp.Function):
         return self.args[0].is_real
 
     def _eval_evalf(self, prec):
-        return self.twin().evalf(prec_to_dps(prec))
+        try:
+            value = self.twin()
+        except (TypeError, ValueError):  # it compares (Piecewise, Max): no value off the reals
+            return None
+        return value if value is sp.nan else value.evalf(prec_to_dps(prec))  # evalf(nan) fails
 
     def _eval_rewrite(self, rule, args, **hints):
         full = twin(self._op, *args)

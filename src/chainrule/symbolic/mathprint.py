@@ -74,6 +74,8 @@ class _UnicodeStr(_SumsLast, StrPrinter):
             name, _, rest = head.partition("(")
             return f"{name}{str(exp).translate(_SUPER)}({rest}" if rest else head + "^" + str(exp)
         head = self.parenthesize(base, PRECEDENCE["Pow"], strict=True)
+        if base.is_Pow or isinstance(base, sp.exp):  # x²² and eˣ² read as one exponent
+            head = f"({self._print(base)})"
         if exp.is_Integer:
             return head + str(exp).translate(_SUPER)
         return head + self._exponent(exp)

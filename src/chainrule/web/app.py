@@ -50,13 +50,21 @@ SECURITY_HEADERS = [
 LANGS = ("en", "zh")
 
 
+def _nothing() -> None:
+    return None
+
+
 class Guard:
     """ASGI middleware: refuse a foreign Host (DNS rebinding) or an oversized body; add the
-    security headers to every response."""
+    security headers to every response. ``on_exit`` is for the server's Ctrl+C handler: what
+    must end before the server can shut down (the training streams)."""
 
-    def __init__(self, app: ASGIApp, allowed_hosts: Iterable[str]) -> None:
+    def __init__(
+        self, app: ASGIApp, allowed_hosts: Iterable[str], on_exit: Callable[[], None] = _nothing
+    ) -> None:
         self.app = app
         self.allowed = {h.lower() for h in allowed_hosts}
+        self.on_exit = on_exit
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -249,19 +257,21 @@ async def index(request: Request) -> Response:
 
 def create_app(
     allowed_hosts: Iterable[str], *, workers: int = 2, budget: float = limits.TIME_BUDGET_S
-) -> ASGIApp:
-    """The playground as an ASGI app that answers only to ``allowed_hosts`` ("127.0.0.1:8000")."""
+) -> Guard:
+    """The playground as an ASGI app that answers only to ``allowed_hosts`` ("127.0.0.1:8000");
+    a server calls its ``on_exit()`` when asked to stop (``chainrule serve`` on Ctrl+C)."""
     pool = WorkerPool(size=workers, budget=budget)
+    trainer = Trainer()
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         await pool.start()
         app.state.pool = pool
-        app.state.trainer = Trainer()
+        app.state.trainer = trainer
         try:
             yield
         finally:
-            app.state.trainer.stop_all()
+            trainer.stop_all()
             await pool.close()
 
     routes = [
@@ -279,7 +289,7 @@ def create_app(
         Mount("/static", StaticFiles(directory=str(STATIC)), name="static"),
     ]
     app = Starlette(routes=routes, lifespan=lifespan)
-    return Guard(app, allowed_hosts)
+    return Guard(app, allowed_hosts, on_exit=trainer.close_streams)
 
 
 def hosts_for(host: str, port: int) -> set[str]:

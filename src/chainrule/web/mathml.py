@@ -79,6 +79,13 @@ class _Presentation(MathMLPresentationPrinter):
         sup.appendChild(self._print(e.args[0]))
         return sup
 
+    def _print_Pow(self, e):
+        printed = super()._print_Pow(e)
+        if isinstance(e.base, sp.exp) and printed.nodeName == "msup":  # (eˣ)², not e^(x²)
+            base = printed.removeChild(printed.firstChild)
+            printed.insertBefore(self._paren(base), printed.firstChild)
+        return printed
+
     def _named(self, name: str, arg):
         row = self.dom.createElement("mrow")
         head = self.dom.createElement("mi")

@@ -102,6 +102,13 @@ class Trainer:
         self._ids = itertools.count(1)
         self._lock = threading.Lock()
         self.streams = 0
+        self.closing = False  # set by the server's Ctrl+C handler: every stream ends at once
+
+    def close_streams(self) -> None:
+        """End every event stream at its next tick, so that a server shutting down does not
+        wait for them and then cancel them (a traceback each). Only sets a flag: it is called
+        from a signal handler, which must not wait for a lock."""
+        self.closing = True
 
     def start(self, config: training.TrainConfig) -> str:
         job = Job(id=f"run{next(self._ids)}", config=config)
@@ -153,11 +160,12 @@ class Trainer:
     async def events(self, job: Job, since: int) -> AsyncIterator[str]:
         """The run as Server-Sent Events: one ``progress`` event per change (new epochs, pause,
         the end), each with the epochs after ``since``; ends after ``done`` or ``stopped``. The
-        stream's slot is given back however it ends (a closed tab cancels the generator)."""
+        stream's slot is given back however it ends (a closed tab cancels the generator; the
+        server's shutdown ends it, ``close_streams``)."""
         try:
             sent: tuple[int, str] | None = None
             quiet = 0.0
-            while True:
+            while not self.closing:
                 with job.lock:
                     state = (len(job.history), job.status)
                     if state != sent:

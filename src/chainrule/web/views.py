@@ -19,7 +19,6 @@ import sympy as sp
 from chainrule.symbolic import Derivation, explain
 from chainrule.symbolic.functions import lambdify
 from chainrule.symbolic.mathprint import TextMath
-from chainrule.symbolic.parse import dependency_order
 from chainrule.web import mathml
 from chainrule.web.limits import SLIDER_RANGE, InputError
 
@@ -99,7 +98,7 @@ def _plot(d: Derivation) -> dict[str, Any]:
     xs = np.linspace(*PLOT_RANGE, PLOT_POINTS)
     f = _function_on(d, xs)
     if d.rates:  # given statement by statement: evaluated that way, never written out
-        df = _by_statement(d, xs)
+        df = d.run_derivative({d.wrt.name: xs}, lambda e, env: _sample_with(e, env, xs))
     else:
         df = _sample(lambdify([d.wrt], d.result.xreplace({d.wrt: x}).subs(x, d.wrt)), xs)
     both = np.concatenate([f, df])
@@ -111,16 +110,6 @@ def _plot(d: Derivation) -> dict[str, Any]:
     else:
         window = [-1.0, 1.0]
     return {"x": xs.tolist(), "f": _finite(f), "df": _finite(df), "y": window}
-
-
-def _by_statement(d: Derivation, xs: np.ndarray) -> np.ndarray:
-    """The derivative of a program derived statement by statement, on all of xs at once: each
-    intermediate and each intermediate's rate is computed once, in dependency order."""
-    steps = {**d.definitions, **d.rates}
-    known: dict[str, np.ndarray] = {d.wrt.name: xs}
-    for name in dependency_order(steps):
-        known[name.name] = _sample_with(steps[name], known, xs)
-    return _sample_with(d.result, known, xs)
 
 
 def _sample_with(e: sp.Expr, known: dict[str, np.ndarray], xs: np.ndarray) -> np.ndarray:
