@@ -299,7 +299,7 @@ def _explain(expr: str | sp.Expr, wrt: str | sp.Symbol | None, lang: str) -> Der
     steps = diff_steps(e, x)
     result = learner_form(steps.eval(), source=e)
     lines = _lines(steps, name, x, result, given=V.eq(V.expr(name), V.expr(e)), expr=e)
-    result = (_as_sigmoid(e, result) or result).xreplace(back)
+    result = (_as_sigmoid(e, x, result) or result).xreplace(back)
     wrt_out = back.get(x, x)
     return Derivation(
         expr=user, wrt=wrt_out, name=name, steps=steps, result=result, lang=lang, lines=lines
@@ -442,7 +442,7 @@ def _lines(steps, name, x, result, *, given, expr, defs=None, inner=None) -> tup
     tree_end = len(lines)
     raw = keep_coefficient(steps.eval(), expr)  # as the chain line ends: 6(3x + 2)
     tidy = inner if defs is not None else result
-    as_sigmoid = _as_sigmoid(full, result)
+    as_sigmoid = _as_sigmoid(full, x, result)
     if as_sigmoid is not None:  # the seeds' way: e^(-x)/(1 + e^(-x))² = σ(x)(1 - σ(x))
         lines += _sigmoid_lines(full, raw if defs is None else result, as_sigmoid, top)
     elif tidy != raw:
@@ -497,7 +497,16 @@ def learner_form(e: sp.Expr, source: sp.Expr | None = None) -> sp.Expr:
     candidates = [e, _merge_monomials(factored)]
     if ops <= _SIMPLIFY_MAX_OPS and not e.has(sp.Piecewise):  # piecewise_simplify: minutes
         candidates.append(_merge_monomials(sp.simplify(e)))
-    return keep_coefficient(min(candidates, key=sp.count_ops), source)
+    # simplify answers e^(-x)/(1 + e^(-x))² with 1/(4cosh²(x/2)): fewer operations, but in a
+    # function the learner never typed; a candidate may only use the functions already there
+    known = _functions(e) | (_functions(source) if source is not None else set())
+    fair = [c for c in candidates if _functions(c) <= known]
+    return keep_coefficient(min(fair, key=sp.count_ops), source)
+
+
+def _functions(e: sp.Expr) -> set[type]:
+    """The kinds of function applied in e (exp, cosh, sigmoid, ...)."""
+    return {type(f) for f in e.atoms(sp.Function)}
 
 
 def _is_monomial(f: sp.Expr) -> bool:
@@ -516,15 +525,19 @@ def _merge_monomials(e: sp.Expr) -> sp.Expr:
     return sp.Mul(*rest, sp.expand(sp.Mul(*monomials, sums[0]))) / d
 
 
+def _sigmoid_of(node: sp.Basic) -> sp.Expr | None:
+    """g when node is 1/(1 + e^(-g)), a sigmoid written out by hand; else None."""
+    if node.is_Pow and node.exp == -1 and node.base.is_Add and len(node.base.args) == 2:
+        one, other = sorted(node.base.args, key=lambda a: a != 1)
+        if one == 1 and other.func is sp.exp:
+            return -other.args[0]
+    return None
+
+
 def _sigmoid_args(expr: sp.Expr) -> list[sp.Expr]:
-    """The g in every 1/(1 + e^(-g)) of expr: a sigmoid written out by hand."""
-    found = []
-    for node in sp.preorder_traversal(expr):
-        if node.is_Pow and node.exp == -1 and node.base.is_Add and len(node.base.args) == 2:
-            one, other = sorted(node.base.args, key=lambda a: a != 1)
-            if one == 1 and other.func is sp.exp:
-                found.append(-other.args[0])
-    return found
+    """The g in every 1/(1 + e^(-g)) of expr, outermost first."""
+    found = (_sigmoid_of(node) for node in sp.preorder_traversal(expr))
+    return [g for g in found if g is not None]
 
 
 # Functions that are e^g in disguise: a ratio holding one is not free of e^g.
@@ -538,7 +551,56 @@ _PROBE_T = (0.6180339887498949, 1.6487212707001282)
 
 
 @functools.lru_cache(maxsize=64)  # asked twice per derivation (lines, result); simplify is slow
-def _as_sigmoid(expr: sp.Expr, result: sp.Expr) -> sp.Expr | None:
+def _as_sigmoid(expr: sp.Expr, x: sp.Symbol, result: sp.Expr) -> sp.Expr | None:
+    """result, the derivative of expr by x, written with σ(g) where expr has 1/(1 + e^(-g)):
+    term by term where the sigmoids can be read off expr (``_sigmoid_by_terms``), else as a
+    whole c·σ(g)(1 - σ(g)) where that form exists; None when there is no such form."""
+    if not _sigmoid_args(expr):
+        return None
+    return _sigmoid_by_terms(expr, x, result) or _sigmoid_whole(expr, result)
+
+
+def _sigmoid_by_terms(expr: sp.Expr, x: sp.Symbol, result: sp.Expr) -> sp.Expr | None:
+    """The derivative with each written-out 1/(1 + e^(-g)) of expr read as σ(g), so that the
+    chain rule gives g'·σ(g)(1 - σ(g)) for it (k + σ(x)(1 - σ(x)) for 1/(1 + e^(-x)) + kx, as
+    the seeds write σ'). Structural, never simplify: SymPy's simplify cannot prove ratios such
+    as 4cosh²(x/2)/(cosh x + 1) = 2. None where a term mixes σ(g) with an e^(...) outside it
+    (e^(-x)·σ(x): the two forms of one function), or where the form fails ``_same``."""
+    written = expr.replace(lambda n: _sigmoid_of(n) is not None, lambda n: sigmoid(_sigmoid_of(n)))
+    s = sp.Dummy("s")
+    for term in sp.Add.make_args(written):
+        bare = term.replace(sigmoid, lambda g: s)
+        outside = (a for a in bare.atoms(sp.exp) if a.args[0].free_symbols and not a.has(s))
+        if bare.has(s) and next(outside, None) is not None:  # e^(σ(x)) is σ's own
+            return None
+    form = sp.diff(written, x)
+    return form if _same(form, result, expr, x) else None
+
+
+def _same(form: sp.Expr, result: sp.Expr, expr: sp.Expr, x: sp.Symbol) -> bool:
+    """form (with σ) equals result, the derivation's answer, at a few points, and equals
+    SymPy's own derivative of expr exactly once each σ(g) is written 1/(1 + e^(-g)) again
+    (then both are rational in the same exponentials, which cancel compares soundly)."""
+    exact = form.replace(sigmoid, lambda g: 1 / (1 + sp.exp(-g)))
+    symbols = sorted(form.free_symbols | result.free_symbols, key=str)
+    f, r = lambdify(symbols, form), lambdify(symbols, result)
+    compared = 0
+    for k in range(3):
+        point = [_PROBE[(i + k) % len(_PROBE)] * (-1) ** (i + k) for i in range(len(symbols))]
+        with np.errstate(all="ignore"):
+            try:
+                a, b = complex(f(*point)), complex(r(*point))
+            except (ArithmeticError, TypeError, ValueError):
+                continue
+        if not (math.isfinite(abs(a)) and math.isfinite(abs(b))):
+            continue
+        if abs(a - b) > 1e-9 * (1 + abs(a) + abs(b)):
+            return False
+        compared += 1
+    return compared > 0 and sp.cancel(exact - sp.diff(expr, x)) == 0
+
+
+def _sigmoid_whole(expr: sp.Expr, result: sp.Expr) -> sp.Expr | None:
     """result as c·σ(g)(1 - σ(g)) when expr has 1/(1 + e^(-g)) and that form exists."""
     for g in _sigmoid_args(expr):
         s: sp.Expr = sigmoid(g)
@@ -601,7 +663,8 @@ def _powers_of_exp(r: sp.Expr, h: sp.Expr) -> dict[sp.Expr, tuple[sp.Expr, sp.Ra
 
 
 def _sigmoid_lines(expr, result, form, top) -> list[V.Line]:
-    g = _sigmoid_args(expr)[0]
+    found = _sigmoid_args(expr)  # σ defined on an innermost one: σ(x), not σ(1/(1 + e⁻ˣ))
+    g = next((g for g in found if not _sigmoid_args(g)), found[0])
     s = sigmoid(g)
     math = {
         "s": V.expr(s),
