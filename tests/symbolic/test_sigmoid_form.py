@@ -26,6 +26,11 @@ EX = sys.modules["chainrule.symbolic.explain"]  # the module (its name is shadow
 x = sp.Symbol("x", real=True)
 RESULT = {"en": "Result: ", "zh": "结果："}
 
+
+def s_form(c: sp.Expr, g: sp.Expr) -> sp.Expr:
+    return c * sigmoid(g) * (1 - sigmoid(g))
+
+
 # typed function -> the answer as printed (the same math in both languages), or None: no
 # sigmoid line and no σ in the answer. The first is the playground's seed example.
 SIGMOID_FORMS: dict[str, str | None] = {
@@ -62,6 +67,27 @@ def test_sigmoid_form_table(expr: str, lang: str) -> None:
     else:
         assert "sigmoid" in keys and last == RESULT[lang] + SIGMOID_FORMS[expr]
     assert "cosh" not in d.to_text() or "cosh" in expr  # never a function the learner never typed
+
+
+def test_a_program_gives_its_result_in_sigma_as_its_last_line() -> None:
+    d = explain("z = 1/(1+e^(-u)) + k*u; u = 3x+1")
+    assert d.to_text().endswith("Result: ∂z/∂x = 3k + 3σ(3x + 1)(1 − σ(3x + 1))")
+    k = next(s for s in d.result.free_symbols if s.name == "k")
+    assert d.result == 3 * k + 3 * s_form(1, 3 * x + 1)
+
+
+@pytest.mark.parametrize("expr", ["1/(1+exp(-x)) + k*x", "1/(1+e^(-x^2))", "x/(1+e^(-3x+1))"])
+def test_a_wrong_sigma_form_is_never_claimed(expr: str) -> None:
+    """The check behind every σ form refuses a form off by a factor, in g or in g'."""
+    e = parse_program(expr, names={"x"}).expr
+    v = next(s for s in e.free_symbols if s.name == "x")
+    written = EX._with_sigma(e)
+    form, result = sp.diff(written, v), sp.diff(e, v)
+    assert EX._same(form, result, written, e, v)
+    g = EX._sigmoid_args(e)[0]
+    for wrong in (2 * form, form.subs(sigmoid(g), sigmoid(2 * g)), form + s_form(v, g)):
+        assert not EX._same(wrong, result, written, e, v)
+    assert not EX._same(form, result, written.subs(sigmoid(g), sigmoid(2 * g)), e, v)
 
 
 # Functions whose derivative SymPy's simplify writes with cosh (1/(4cosh²(x/2)), ...).

@@ -331,6 +331,7 @@ def _explain_program(program: Program, x: sp.Symbol, lang: str) -> Derivation:
     steps = diff_program(program, x)
     inner = learner_form(steps.eval(), source=program.expr)
     result = learner_form(Program(definitions=defs, expr=inner).inline(), source=program.inline())
+    full = Program(definitions=defs, expr=program.expr).inline()
     shown = [V.eq(V.expr(k), V.expr(v)) for k, v in program.definitions.items()]
     lines = _lines(
         steps,
@@ -347,7 +348,7 @@ def _explain_program(program: Program, x: sp.Symbol, lang: str) -> Derivation:
         wrt=x,
         name=program.output,
         steps=steps,
-        result=result,
+        result=_as_sigmoid(full, x, result) or result,  # as the result line ends (_lines)
         lang=lang,
         definitions=defs,
         lines=lines,
@@ -534,6 +535,11 @@ def _sigmoid_of(node: sp.Basic) -> sp.Expr | None:
     return None
 
 
+def _with_sigma(expr: sp.Expr) -> sp.Expr:
+    """expr with σ(g) for each 1/(1 + e^(-g)), innermost first (σ(σ(x)) for a nested one)."""
+    return expr.replace(lambda n: _sigmoid_of(n) is not None, lambda n: sigmoid(_sigmoid_of(n)))
+
+
 def _sigmoid_args(expr: sp.Expr) -> list[sp.Expr]:
     """The g in every 1/(1 + e^(-g)) of expr, outermost first."""
     found = (_sigmoid_of(node) for node in sp.preorder_traversal(expr))
@@ -566,7 +572,7 @@ def _sigmoid_by_terms(expr: sp.Expr, x: sp.Symbol, result: sp.Expr) -> sp.Expr |
     the seeds write σ'). Structural, never simplify: SymPy's simplify cannot prove ratios such
     as 4cosh²(x/2)/(cosh x + 1) = 2. None where a term mixes σ(g) with an e^(...) outside it
     (e^(-x)·σ(x): the two forms of one function), or where the form fails ``_same``."""
-    written = expr.replace(lambda n: _sigmoid_of(n) is not None, lambda n: sigmoid(_sigmoid_of(n)))
+    written = _with_sigma(expr)
     s = sp.Dummy("s")
     for term in sp.Add.make_args(written):
         bare = term.replace(sigmoid, lambda g: s)
@@ -574,14 +580,24 @@ def _sigmoid_by_terms(expr: sp.Expr, x: sp.Symbol, result: sp.Expr) -> sp.Expr |
         if bare.has(s) and next(outside, None) is not None:  # e^(σ(x)) is σ's own
             return None
     form = sp.diff(written, x)
-    return form if _same(form, result, expr, x) else None
+    return form if _same(form, result, written, expr, x) else None
 
 
-def _same(form: sp.Expr, result: sp.Expr, expr: sp.Expr, x: sp.Symbol) -> bool:
-    """form (with σ) equals result, the derivation's answer, at a few points, and equals
-    SymPy's own derivative of expr exactly once each σ(g) is written 1/(1 + e^(-g)) again
-    (then both are rational in the same exponentials, which cancel compares soundly)."""
-    exact = form.replace(sigmoid, lambda g: 1 / (1 + sp.exp(-g)))
+def _same(form: sp.Expr, result: sp.Expr, written: sp.Expr, expr: sp.Expr, x: sp.Symbol) -> bool:
+    """form = d(written)/dx (σ in it) is the derivative of expr, proved in pieces small enough
+    to stay cheap on a large answer: written with each σ(g) put back as 1/(1 + e^(-g)) is expr
+    itself, and for each σ(g) in it, dσ(g)/dx is d/dx 1/(1 + e^(-g)) (cancel compares them
+    soundly: both are rational in the same e^(-g)); the chain rule does the rest. Then form must
+    also equal result, the derivation's own answer, at a few points."""
+
+    def back(e: sp.Expr) -> sp.Expr:
+        return e.replace(sigmoid, lambda g: 1 / (1 + sp.exp(-g)))
+
+    if back(written) != expr:
+        return False
+    for s in (f for f in written.atoms(sp.Function) if f.func == sigmoid):
+        if sp.cancel(back(sp.diff(s, x)) - sp.diff(back(s), x)) != 0:
+            return False
     symbols = sorted(form.free_symbols | result.free_symbols, key=str)
     f, r = lambdify(symbols, form), lambdify(symbols, result)
     compared = 0
@@ -597,7 +613,7 @@ def _same(form: sp.Expr, result: sp.Expr, expr: sp.Expr, x: sp.Symbol) -> bool:
         if abs(a - b) > 1e-9 * (1 + abs(a) + abs(b)):
             return False
         compared += 1
-    return compared > 0 and sp.cancel(exact - sp.diff(expr, x)) == 0
+    return compared > 0
 
 
 def _sigmoid_whole(expr: sp.Expr, result: sp.Expr) -> sp.Expr | None:
