@@ -52,6 +52,10 @@ SIGMOID_FORMS: dict[str, str | None] = {
     "e^(-x)/(1+e^(-x))": "dy/dx = −σ(x)(1 − σ(x))",  # 1 - σ(x): σ found in the whole answer
     "e^(1/(1+e^(-x)))": "dy/dx = e^(σ(x))·σ(x)(1 − σ(x))",  # the chain rule through σ
     "e^x/(1+e^(-x))": None,  # e^x·σ(x) mixes the two forms, and no c·σ(1 - σ) exists
+    "sigmoid(x) + 1/(1+e^(-x))": "dy/dx = 2σ(x)(1 − σ(x))",  # one typed, one written out
+    "ln(1/(1+e^(-x)))": "dy/dx = 1 − σ(x)",
+    "1/(1+e^(-k)) + x^2": None,  # a constant σ(k): nothing to show
+    "1/(1+e^(-k))*1/(1+e^(-x))": "∂y/∂x = σ(k)·σ(x)(1 − σ(x))",
     "x^2 + e^(-x)": None,  # no written-out sigmoid
 }
 

@@ -580,6 +580,8 @@ def _sigmoid_by_terms(expr: sp.Expr, x: sp.Symbol, result: sp.Expr) -> sp.Expr |
         if bare.has(s) and next(outside, None) is not None:  # e^(σ(x)) is σ's own
             return None
     form = sp.diff(written, x)
+    if not form.has(sigmoid):  # 1/(1 + e^(-k)) + x²: no σ left to show
+        return None
     return form if _same(form, result, written, expr, x) else None
 
 
@@ -593,7 +595,7 @@ def _same(form: sp.Expr, result: sp.Expr, written: sp.Expr, expr: sp.Expr, x: sp
     def back(e: sp.Expr) -> sp.Expr:
         return e.replace(sigmoid, lambda g: 1 / (1 + sp.exp(-g)))
 
-    if back(written) != expr:
+    if back(written) != back(expr):  # back(expr): a σ the learner typed is written out too
         return False
     for s in (f for f in written.atoms(sp.Function) if f.func == sigmoid):
         if sp.cancel(back(sp.diff(s, x)) - sp.diff(back(s), x)) != 0:
@@ -679,7 +681,9 @@ def _powers_of_exp(r: sp.Expr, h: sp.Expr) -> dict[sp.Expr, tuple[sp.Expr, sp.Ra
 
 
 def _sigmoid_lines(expr, result, form, top) -> list[V.Line]:
-    found = _sigmoid_args(expr)  # σ defined on an innermost one: σ(x), not σ(1/(1 + e⁻ˣ))
+    # σ defined on one whose 1 - σ(g) the answer shows (σ(x) for σ(k)·σ(x)(1 - σ(x))), an
+    # innermost one (σ(x), not σ(1/(1 + e⁻ˣ)))
+    found = [g for g in _sigmoid_args(expr) if form.has(1 - sigmoid(g))] or _sigmoid_args(expr)
     g = next((g for g in found if not _sigmoid_args(g)), found[0])
     s = sigmoid(g)
     math = {
