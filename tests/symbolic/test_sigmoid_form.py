@@ -50,6 +50,7 @@ SIGMOID_FORMS: dict[str, str | None] = {
     "1/(1+e^(-x)) + cosh(x/2)": "dy/dx = σ(x)(1 − σ(x)) + sinh(x/2)/2",
     "x/(1+e^(-x))": "dy/dx = x·σ(x)(1 − σ(x)) + σ(x)",  # the product rule, σ' inside
     "e^(-x)/(1+e^(-x))": "dy/dx = −σ(x)(1 − σ(x))",  # 1 - σ(x): σ found in the whole answer
+    "(1/(1+e^(-x)))^2": "dy/dx = 2σ²(x)(1 − σ(x))",
     "e^(1/(1+e^(-x)))": "dy/dx = e^(σ(x))·σ(x)(1 − σ(x))",  # the chain rule through σ
     "e^x/(1+e^(-x))": None,  # e^x·σ(x) mixes the two forms, and no c·σ(1 - σ) exists
     "sigmoid(x) + 1/(1+e^(-x))": "dy/dx = 2σ(x)(1 − σ(x))",  # one typed, one written out
@@ -113,7 +114,7 @@ _G = st.sampled_from(["x", "2x", "-x", "x^2", "3x - 1", "x^2 + 1", "a x", "x/2"]
 _OTHER = st.sampled_from(["", " + k*x", " + x^3", " - e^(x^2)", " + sin(x)", " + 5"])
 
 
-@settings(max_examples=25, deadline=None)
+@settings(max_examples=30, deadline=None)
 @given(
     parts=st.lists(
         st.tuples(st.integers(-3, 3).filter(bool), _G),
@@ -122,13 +123,13 @@ _OTHER = st.sampled_from(["", " + k*x", " + x^3", " - e^(x^2)", " + sin(x)", " +
         unique_by=lambda p: p[1],  # σ(x) - σ(x) has nothing left to show
     ),
     other=_OTHER,
-    times_x=st.booleans(),
+    outer=st.sampled_from(["{}", "x*({})", "sin({})", "({})^2", "e^({})"]),
 )
-def test_every_printed_sigmoid_form_is_the_derivative(parts, other, times_x) -> None:
-    """Sums of c/(1 + e^(-g)) (times x, or not) and a term without a sigmoid: the σ form is
-    given, and the printed answer, read back by the parser, equals SymPy's derivative."""
-    typed = " + ".join(f"{c}/(1+e^(-({g})))" for c, g in parts)
-    typed = f"x*({typed})" if times_x else typed
+def test_every_printed_sigmoid_form_is_the_derivative(parts, other, outer) -> None:
+    """Sums of c/(1 + e^(-g)), as they are or inside a product, a function or a power, beside a
+    term without a sigmoid: the σ form is given, and the printed answer, read back by the
+    parser, equals SymPy's derivative."""
+    typed = outer.format(" + ".join(f"{c}/(1+e^(-({g})))" for c, g in parts))
     d = explain(typed + other)
     assert "sigmoid" in [line.key for line in d.lines]
     printed = d.to_text().splitlines()[-1].split(" = ", 1)[1]

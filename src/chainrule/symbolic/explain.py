@@ -527,8 +527,11 @@ def _merge_monomials(e: sp.Expr) -> sp.Expr:
 
 
 def _sigmoid_of(node: sp.Basic) -> sp.Expr | None:
-    """g when node is 1/(1 + e^(-g)), a sigmoid written out by hand; else None."""
-    if node.is_Pow and node.exp == -1 and node.base.is_Add and len(node.base.args) == 2:
+    """g when node is 1/(1 + e^(-g))ⁿ (n ≥ 1: SymPy writes (1/(1 + e^(-g)))² so), a sigmoid
+    written out by hand; else None."""
+    if not (node.is_Pow and node.exp.is_Integer and node.exp < 0):
+        return None
+    if node.base.is_Add and len(node.base.args) == 2:
         one, other = sorted(node.base.args, key=lambda a: a != 1)
         if one == 1 and other.func is sp.exp:
             return -other.args[0]
@@ -537,7 +540,9 @@ def _sigmoid_of(node: sp.Basic) -> sp.Expr | None:
 
 def _with_sigma(expr: sp.Expr) -> sp.Expr:
     """expr with σ(g) for each 1/(1 + e^(-g)), innermost first (σ(σ(x)) for a nested one)."""
-    return expr.replace(lambda n: _sigmoid_of(n) is not None, lambda n: sigmoid(_sigmoid_of(n)))
+    return expr.replace(
+        lambda n: _sigmoid_of(n) is not None, lambda n: sigmoid(_sigmoid_of(n)) ** -n.exp
+    )
 
 
 def _sigmoid_args(expr: sp.Expr) -> list[sp.Expr]:
@@ -579,7 +584,8 @@ def _sigmoid_by_terms(expr: sp.Expr, x: sp.Symbol, result: sp.Expr) -> sp.Expr |
         outside = (a for a in bare.atoms(sp.exp) if a.args[0].free_symbols and not a.has(s))
         if bare.has(s) and next(outside, None) is not None:  # e^(σ(x)) is σ's own
             return None
-    form = sp.diff(written, x)
+    # SymPy distributes a number over 1 - σ (σ²(2 - 2σ)); the notes write 2σ²(1 - σ)
+    form = sp.Add(*map(sp.factor_terms, sp.Add.make_args(sp.diff(written, x))))
     if not form.has(sigmoid):  # 1/(1 + e^(-k)) + x²: no σ left to show
         return None
     return form if _same(form, result, written, expr, x) else None
