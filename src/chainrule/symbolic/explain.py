@@ -596,7 +596,7 @@ def _same(form: sp.Expr, result: sp.Expr, written: sp.Expr, expr: sp.Expr, x: sp
     to stay cheap on a large answer: written with each σ(g) put back as 1/(1 + e^(-g)) is expr
     itself, and for each σ(g) in it, dσ(g)/dx is d/dx 1/(1 + e^(-g)) (cancel compares them
     soundly: both are rational in the same e^(-g)); the chain rule does the rest. Then form must
-    also equal result, the derivation's own answer, at a few points."""
+    also equal result, the derivation's own answer, at a few points (``_agree_at_points``)."""
 
     def back(e: sp.Expr) -> sp.Expr:
         return e.replace(sigmoid, lambda g: 1 / (1 + sp.exp(-g)))
@@ -606,6 +606,12 @@ def _same(form: sp.Expr, result: sp.Expr, written: sp.Expr, expr: sp.Expr, x: sp
     for s in (f for f in written.atoms(sp.Function) if f.func == sigmoid):
         if sp.cancel(back(sp.diff(s, x)) - sp.diff(back(s), x)) != 0:
             return False
+    return _agree_at_points(form, result)
+
+
+def _agree_at_points(form: sp.Expr, result: sp.Expr) -> bool:
+    """form and result have the same value at three probe points (one at least where both
+    have one): a cheap guard against a slip in how form was built."""
     symbols = sorted(form.free_symbols | result.free_symbols, key=str)
     f, r = lambdify(symbols, form), lambdify(symbols, result)
     compared = 0
