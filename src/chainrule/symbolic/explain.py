@@ -1,7 +1,9 @@
 """``explain(expr, wrt, lang) -> Derivation``: parse, build the rule tree, tidy the answer, render.
 
 Also owns the learner-facing simplification (``learner_form``): a fixed strategy that keeps
-factored chain results (6x(x² + 1)²) and pulls common factors out of sums (e^x(x² + 2x)).
+factored chain results (6x(x² + 1)²), pulls common factors out of sums (e^x(x² + 2x)) and
+brings in no function the learner did not type; and the seeds' σ(g)(1 - σ(g)) for a sigmoid
+written out as 1/(1 + e^(-g)).
 Imports parse, steps and render; never the autodiff engine (see evaluate.py).
 """
 
@@ -476,7 +478,8 @@ def learner_form(e: sp.Expr, source: sp.Expr | None = None) -> sp.Expr:
 
     Candidates: SymPy's own form, ``factor`` and (for small answers) ``simplify``, each with
     monomials multiplied back into a lone sum factor (x(x + 2)e^x -> (x² + 2x)e^x). The fewest
-    operations wins, ties going to the earlier candidate; products are kept as they are. Given
+    operations wins, ties going to the earlier candidate, among those that apply no function
+    absent from e and source (never cosh for exponentials); products are kept as they are. Given
     the ``source`` differentiated, a number SymPy distributed over one of its sums is taken out
     again (18x + 12 -> 6(3x + 2) for (3x + 2)², see ``forms.keep_coefficient``).
 
