@@ -95,6 +95,13 @@ def test_a_wrong_sigma_form_is_never_claimed(expr: str) -> None:
     assert not EX._same(form, result, written.subs(sigmoid(g), sigmoid(2 * g)), e, v)
 
 
+def test_no_sigma_form_where_it_cannot_be_checked() -> None:
+    """A SymPy input's undefined f(x) has no value at a point: nothing is claimed, no error."""
+    v = sp.Symbol("x")
+    d = explain(sp.Function("f")(v) / (1 + sp.exp(-v)))
+    assert "sigmoid" not in [line.key for line in d.lines] and not d.result.has(sigmoid)
+
+
 # Functions whose derivative SymPy's simplify writes with cosh (1/(4cosh²(x/2)), ...).
 NEW_FUNCTIONS = ["1/(1+e^(-x))", "1/(1+e^(-x^2))", "1/(1+e^(-3x+1))", "x - 2/(1+e^(2x))"]
 

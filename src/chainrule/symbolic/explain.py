@@ -616,14 +616,17 @@ def _agree_at_points(form: sp.Expr, result: sp.Expr) -> bool:
     """form and result have the same value at three probe points (one at least where both
     have one): a cheap guard against a slip in how form was built."""
     symbols = sorted(form.free_symbols | result.free_symbols, key=str)
-    f, r = lambdify(symbols, form), lambdify(symbols, result)
+    try:
+        f, r = lambdify(symbols, form), lambdify(symbols, result)
+    except NotImplementedError:  # f(x) or an Integral of a SymPy input: no value, no claim
+        return False
     compared = 0
     for k in range(3):
         point = [_PROBE[(i + k) % len(_PROBE)] * (-1) ** (i + k) for i in range(len(symbols))]
         with np.errstate(all="ignore"):
             try:
                 a, b = complex(f(*point)), complex(r(*point))
-            except (ArithmeticError, TypeError, ValueError):
+            except (ArithmeticError, TypeError, ValueError, NameError):
                 continue
         if not (math.isfinite(abs(a)) and math.isfinite(abs(b))):
             continue
