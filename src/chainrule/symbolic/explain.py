@@ -591,25 +591,32 @@ def _sigmoid_by_terms(expr: sp.Expr, x: sp.Symbol, result: sp.Expr) -> sp.Expr |
     form = sp.Add(*map(sp.factor_terms, sp.Add.make_args(sp.diff(written, x))))
     if not form.has(sigmoid):  # 1/(1 + e^(-k)) + x²: no σ left to show
         return None
-    return form if _same(form, result, written, expr, x) else None
+    return form if _same(form, result, written, expr) else None
 
 
-def _same(form: sp.Expr, result: sp.Expr, written: sp.Expr, expr: sp.Expr, x: sp.Symbol) -> bool:
-    """form = d(written)/dx (σ in it) is the derivative of expr, proved in pieces small enough
-    to stay cheap on a large answer: written with each σ(g) put back as 1/(1 + e^(-g)) is expr
-    itself, and for each σ(g) in it, dσ(g)/dx is d/dx 1/(1 + e^(-g)) (cancel compares them
-    soundly: both are rational in the same e^(-g)); the chain rule does the rest. Then form must
-    also equal result, the derivation's own answer, at a few points (``_agree_at_points``)."""
-
-    def back(e: sp.Expr) -> sp.Expr:
-        return e.replace(sigmoid, lambda g: 1 / (1 + sp.exp(-g)))
-
-    if back(written) != back(expr):  # back(expr): a σ the learner typed is written out too
+def _same(form: sp.Expr, result: sp.Expr, written: sp.Expr, expr: sp.Expr) -> bool:
+    """form = d(written)/dx (σ in it) is the derivative of expr, proved in pieces that stay
+    cheap on a large answer: written with each σ(g) put back as 1/(1 + e^(-g)) is expr itself,
+    and σ'(u) is the derivative of 1/(1 + e^(-u)) (``_sigma_derivative_is_exact``); the chain
+    rule, which gives both sides g'(x) the same way, does the rest. Then form must also equal
+    result, the derivation's own answer, at a few points (``_agree_at_points``)."""
+    if _written_out(written) != _written_out(expr):  # a σ the learner typed is written out too
         return False
-    for s in (f for f in written.atoms(sp.Function) if f.func == sigmoid):
-        if sp.cancel(back(sp.diff(s, x)) - sp.diff(back(s), x)) != 0:
-            return False
-    return _agree_at_points(form, result)
+    return _sigma_derivative_is_exact() and _agree_at_points(form, result)
+
+
+def _written_out(e: sp.Expr) -> sp.Expr:
+    return e.replace(sigmoid, lambda g: 1 / (1 + sp.exp(-g)))
+
+
+@functools.cache
+def _sigma_derivative_is_exact() -> bool:
+    """The op table's σ' (``sigmoid.fdiff``) equals d/du 1/(1 + e^(-u)): cancel compares them
+    soundly, both being rational in e^(-u)."""
+    u = sp.Dummy("u", real=True)
+    return (
+        sp.cancel(_written_out(sp.diff(sigmoid(u), u)) - sp.diff(_written_out(sigmoid(u)), u)) == 0
+    )
 
 
 def _agree_at_points(form: sp.Expr, result: sp.Expr) -> bool:
