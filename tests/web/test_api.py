@@ -173,6 +173,17 @@ def test_derive_shows_what_explain_derives(client, expr) -> None:
     assert tags(data["result"]) <= mathml.MATHML_TAGS
 
 
+@pytest.mark.parametrize("lang", ["en", "zh"])
+def test_derive_gives_the_seed_example_in_sigma(client, lang) -> None:
+    """The playground's seed example ends as seed 000 writes σ', never 1/(4cosh²(x/2))."""
+    r = client.post("/api/derive", json={"expr": "1/(1+exp(-x)) + k*x", "lang": lang})
+    assert r.status_code == 200, r.text
+    data = r.json()
+    assert data["result_text"] == "k + σ(x)(1 − σ(x))"
+    assert [node["key"] for node in data["steps"]][-2:] == ["sigmoid", "result"]
+    assert "cosh" not in r.text
+
+
 def test_derive_names_the_rules_in_both_languages(client) -> None:
     rules = {}
     for lang in ("en", "zh"):

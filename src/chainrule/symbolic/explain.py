@@ -1,7 +1,9 @@
 """``explain(expr, wrt, lang) -> Derivation``: parse, build the rule tree, tidy the answer, render.
 
 Also owns the learner-facing simplification (``learner_form``): a fixed strategy that keeps
-factored chain results (6x(x² + 1)²) and pulls common factors out of sums (e^x(x² + 2x)).
+factored chain results (6x(x² + 1)²), pulls common factors out of sums (e^x(x² + 2x)) and
+brings in no function the learner did not type; and the seeds' σ(g)(1 - σ(g)) for a sigmoid
+written out as 1/(1 + e^(-g)).
 Imports parse, steps and render; never the autodiff engine (see evaluate.py).
 """
 
@@ -299,7 +301,7 @@ def _explain(expr: str | sp.Expr, wrt: str | sp.Symbol | None, lang: str) -> Der
     steps = diff_steps(e, x)
     result = learner_form(steps.eval(), source=e)
     lines = _lines(steps, name, x, result, given=V.eq(V.expr(name), V.expr(e)), expr=e)
-    result = (_as_sigmoid(e, result) or result).xreplace(back)
+    result = (_as_sigmoid(e, x, result) or result).xreplace(back)
     wrt_out = back.get(x, x)
     return Derivation(
         expr=user, wrt=wrt_out, name=name, steps=steps, result=result, lang=lang, lines=lines
@@ -331,6 +333,7 @@ def _explain_program(program: Program, x: sp.Symbol, lang: str) -> Derivation:
     steps = diff_program(program, x)
     inner = learner_form(steps.eval(), source=program.expr)
     result = learner_form(Program(definitions=defs, expr=inner).inline(), source=program.inline())
+    full = Program(definitions=defs, expr=program.expr).inline()
     shown = [V.eq(V.expr(k), V.expr(v)) for k, v in program.definitions.items()]
     lines = _lines(
         steps,
@@ -347,7 +350,7 @@ def _explain_program(program: Program, x: sp.Symbol, lang: str) -> Derivation:
         wrt=x,
         name=program.output,
         steps=steps,
-        result=result,
+        result=_as_sigmoid(full, x, result) or result,  # as the result line ends (_lines)
         lang=lang,
         definitions=defs,
         lines=lines,
@@ -442,7 +445,7 @@ def _lines(steps, name, x, result, *, given, expr, defs=None, inner=None) -> tup
     tree_end = len(lines)
     raw = keep_coefficient(steps.eval(), expr)  # as the chain line ends: 6(3x + 2)
     tidy = inner if defs is not None else result
-    as_sigmoid = _as_sigmoid(full, result)
+    as_sigmoid = _as_sigmoid(full, x, result)
     if as_sigmoid is not None:  # the seeds' way: e^(-x)/(1 + e^(-x))² = σ(x)(1 - σ(x))
         lines += _sigmoid_lines(full, raw if defs is None else result, as_sigmoid, top)
     elif tidy != raw:
@@ -475,7 +478,8 @@ def learner_form(e: sp.Expr, source: sp.Expr | None = None) -> sp.Expr:
 
     Candidates: SymPy's own form, ``factor`` and (for small answers) ``simplify``, each with
     monomials multiplied back into a lone sum factor (x(x + 2)e^x -> (x² + 2x)e^x). The fewest
-    operations wins, ties going to the earlier candidate; products are kept as they are. Given
+    operations wins, ties going to the earlier candidate, among those that apply no function
+    absent from e and source (never cosh for exponentials); products are kept as they are. Given
     the ``source`` differentiated, a number SymPy distributed over one of its sums is taken out
     again (18x + 12 -> 6(3x + 2) for (3x + 2)², see ``forms.keep_coefficient``).
 
@@ -497,7 +501,16 @@ def learner_form(e: sp.Expr, source: sp.Expr | None = None) -> sp.Expr:
     candidates = [e, _merge_monomials(factored)]
     if ops <= _SIMPLIFY_MAX_OPS and not e.has(sp.Piecewise):  # piecewise_simplify: minutes
         candidates.append(_merge_monomials(sp.simplify(e)))
-    return keep_coefficient(min(candidates, key=sp.count_ops), source)
+    # simplify answers e^(-x)/(1 + e^(-x))² with 1/(4cosh²(x/2)): fewer operations, but in a
+    # function the learner never typed; a candidate may only use the functions already there
+    known = _functions(e) | (_functions(source) if source is not None else set())
+    fair = [c for c in candidates if _functions(c) <= known]
+    return keep_coefficient(min(fair, key=sp.count_ops), source)
+
+
+def _functions(e: sp.Expr) -> set[type]:
+    """The kinds of function applied in e (exp, cosh, sigmoid, ...)."""
+    return {type(f) for f in e.atoms(sp.Function)}
 
 
 def _is_monomial(f: sp.Expr) -> bool:
@@ -516,15 +529,29 @@ def _merge_monomials(e: sp.Expr) -> sp.Expr:
     return sp.Mul(*rest, sp.expand(sp.Mul(*monomials, sums[0]))) / d
 
 
+def _sigmoid_of(node: sp.Basic) -> sp.Expr | None:
+    """g when node is 1/(1 + e^(-g))ⁿ (n ≥ 1: SymPy writes (1/(1 + e^(-g)))² so), a sigmoid
+    written out by hand; else None."""
+    if not (node.is_Pow and node.exp.is_Integer and node.exp < 0):
+        return None
+    if node.base.is_Add and len(node.base.args) == 2:
+        one, other = sorted(node.base.args, key=lambda a: a != 1)
+        if one == 1 and other.func is sp.exp:
+            return -other.args[0]
+    return None
+
+
+def _with_sigma(expr: sp.Expr) -> sp.Expr:
+    """expr with σ(g) for each 1/(1 + e^(-g)), innermost first (σ(σ(x)) for a nested one)."""
+    return expr.replace(
+        lambda n: _sigmoid_of(n) is not None, lambda n: sigmoid(_sigmoid_of(n)) ** -n.exp
+    )
+
+
 def _sigmoid_args(expr: sp.Expr) -> list[sp.Expr]:
-    """The g in every 1/(1 + e^(-g)) of expr: a sigmoid written out by hand."""
-    found = []
-    for node in sp.preorder_traversal(expr):
-        if node.is_Pow and node.exp == -1 and node.base.is_Add and len(node.base.args) == 2:
-            one, other = sorted(node.base.args, key=lambda a: a != 1)
-            if one == 1 and other.func is sp.exp:
-                found.append(-other.args[0])
-    return found
+    """The g in every 1/(1 + e^(-g)) of expr, outermost first."""
+    found = (_sigmoid_of(node) for node in sp.preorder_traversal(expr))
+    return [g for g in found if g is not None]
 
 
 # Functions that are e^g in disguise: a ratio holding one is not free of e^g.
@@ -538,7 +565,85 @@ _PROBE_T = (0.6180339887498949, 1.6487212707001282)
 
 
 @functools.lru_cache(maxsize=64)  # asked twice per derivation (lines, result); simplify is slow
-def _as_sigmoid(expr: sp.Expr, result: sp.Expr) -> sp.Expr | None:
+def _as_sigmoid(expr: sp.Expr, x: sp.Symbol, result: sp.Expr) -> sp.Expr | None:
+    """result, the derivative of expr by x, written with σ(g) where expr has 1/(1 + e^(-g)):
+    term by term where the sigmoids can be read off expr (``_sigmoid_by_terms``), else as a
+    whole c·σ(g)(1 - σ(g)) where that form exists; None when there is no such form."""
+    if not _sigmoid_args(expr):
+        return None
+    return _sigmoid_by_terms(expr, x, result) or _sigmoid_whole(expr, result)
+
+
+def _sigmoid_by_terms(expr: sp.Expr, x: sp.Symbol, result: sp.Expr) -> sp.Expr | None:
+    """The derivative with each written-out 1/(1 + e^(-g)) of expr read as σ(g), so that the
+    chain rule gives g'·σ(g)(1 - σ(g)) for it (k + σ(x)(1 - σ(x)) for 1/(1 + e^(-x)) + kx, as
+    the seeds write σ'). Structural, never simplify: SymPy's simplify cannot prove ratios such
+    as 4cosh²(x/2)/(cosh x + 1) = 2. None where a term mixes σ(g) with an e^(...) outside it
+    (e^(-x)·σ(x): the two forms of one function), or where the form fails ``_same``."""
+    written = _with_sigma(expr)
+    s = sp.Dummy("s")
+    for term in sp.Add.make_args(written):
+        bare = term.replace(sigmoid, lambda g: s)
+        outside = (a for a in bare.atoms(sp.exp) if a.args[0].free_symbols and not a.has(s))
+        if bare.has(s) and next(outside, None) is not None:  # e^(σ(x)) is σ's own
+            return None
+    # SymPy distributes a number over 1 - σ (σ²(2 - 2σ)); the notes write 2σ²(1 - σ)
+    form = sp.Add(*map(sp.factor_terms, sp.Add.make_args(sp.diff(written, x))))
+    if not form.has(sigmoid):  # 1/(1 + e^(-k)) + x²: no σ left to show
+        return None
+    return form if _same(form, result, written, expr) else None
+
+
+def _same(form: sp.Expr, result: sp.Expr, written: sp.Expr, expr: sp.Expr) -> bool:
+    """form = d(written)/dx (σ in it) is the derivative of expr, proved in pieces that stay
+    cheap on a large answer: written with each σ(g) put back as 1/(1 + e^(-g)) is expr itself,
+    and σ'(u) is the derivative of 1/(1 + e^(-u)) (``_sigma_derivative_is_exact``); the chain
+    rule, which gives both sides g'(x) the same way, does the rest. Then form must also equal
+    result, the derivation's own answer, at a few points (``_agree_at_points``)."""
+    if _written_out(written) != _written_out(expr):  # a σ the learner typed is written out too
+        return False
+    return _sigma_derivative_is_exact() and _agree_at_points(form, result)
+
+
+def _written_out(e: sp.Expr) -> sp.Expr:
+    return e.replace(sigmoid, lambda g: 1 / (1 + sp.exp(-g)))
+
+
+@functools.cache
+def _sigma_derivative_is_exact() -> bool:
+    """The op table's σ' (``sigmoid.fdiff``) equals d/du 1/(1 + e^(-u)): cancel compares them
+    soundly, both being rational in e^(-u)."""
+    u = sp.Dummy("u", real=True)
+    return (
+        sp.cancel(_written_out(sp.diff(sigmoid(u), u)) - sp.diff(_written_out(sigmoid(u)), u)) == 0
+    )
+
+
+def _agree_at_points(form: sp.Expr, result: sp.Expr) -> bool:
+    """form and result have the same value at three probe points (one at least where both
+    have one): a cheap guard against a slip in how form was built."""
+    symbols = sorted(form.free_symbols | result.free_symbols, key=str)
+    try:
+        f, r = lambdify(symbols, form), lambdify(symbols, result)
+    except NotImplementedError:  # f(x) or an Integral of a SymPy input: no value, no claim
+        return False
+    compared = 0
+    for k in range(3):
+        point = [_PROBE[(i + k) % len(_PROBE)] * (-1) ** (i + k) for i in range(len(symbols))]
+        with np.errstate(all="ignore"):
+            try:
+                a, b = complex(f(*point)), complex(r(*point))
+            except (ArithmeticError, TypeError, ValueError, NameError):
+                continue
+        if not (math.isfinite(abs(a)) and math.isfinite(abs(b))):
+            continue
+        if abs(a - b) > 1e-9 * (1 + abs(a) + abs(b)):
+            return False
+        compared += 1
+    return compared > 0
+
+
+def _sigmoid_whole(expr: sp.Expr, result: sp.Expr) -> sp.Expr | None:
     """result as c·σ(g)(1 - σ(g)) when expr has 1/(1 + e^(-g)) and that form exists."""
     for g in _sigmoid_args(expr):
         s: sp.Expr = sigmoid(g)
@@ -601,7 +706,10 @@ def _powers_of_exp(r: sp.Expr, h: sp.Expr) -> dict[sp.Expr, tuple[sp.Expr, sp.Ra
 
 
 def _sigmoid_lines(expr, result, form, top) -> list[V.Line]:
-    g = _sigmoid_args(expr)[0]
+    # σ defined on one whose 1 - σ(g) the answer shows (σ(x) for σ(k)·σ(x)(1 - σ(x))), an
+    # innermost one (σ(x), not σ(1/(1 + e⁻ˣ)))
+    found = [g for g in _sigmoid_args(expr) if form.has(1 - sigmoid(g))] or _sigmoid_args(expr)
+    g = next((g for g in found if not _sigmoid_args(g)), found[0])
     s = sigmoid(g)
     math = {
         "s": V.expr(s),
