@@ -55,12 +55,32 @@ GOOD = [
     ("theta^2", sp.Symbol("theta", real=True) ** 2),
     ("max(0, x)", sp.Max(0, x)),
     ("x^x", x**x),
+    # superscripts as the explainer prints them: the exponent they spell, never a product
+    ("eˣ", sp.exp(x)),
+    ("e⁻ˣ/(1 + e⁻ˣ)²", sp.exp(-x) / (1 + sp.exp(-x)) ** 2),
+    ("e¹⁻³ˣ", sp.exp(1 - 3 * x)),
+    ("nxⁿ⁻¹", sp.Symbol("n", real=True) * x ** (sp.Symbol("n", real=True) - 1)),
+    ("e⁽ˣ⁺¹⁾", sp.exp(x + 1)),
+    ("2ˣ + xʸ", 2**x + x**y),
+    ("xᵃ", x**a),
 ]
 
 
 @pytest.mark.parametrize(("text", "expected"), GOOD, ids=[g[0] for g in GOOD])
 def test_reads_typed_math(text, expected):
     assert parse(text) == expected
+
+
+def test_printed_answers_read_back_as_themselves():
+    """What the explainer prints (superscript exponents included) parses to the expression it
+    printed: a learner pasting an answer into "check my answer" must get that function."""
+    from chainrule.symbolic import explain
+    from chainrule.symbolic.mathprint import TextMath
+
+    for text in ["1/(1+e^(-x))", "x^n", "e^(1-3x) sin(x)", "(x^2+1)^3", "x e^(-x^2)", "2^x"]:
+        d = explain(text)
+        printed = TextMath().expr(d.result)
+        assert sp.simplify(parse(printed) - d.result) == 0, printed
 
 
 def test_symbols_are_real():
@@ -72,6 +92,8 @@ def test_declared_names_are_single_symbols():
 
 
 BAD = [
+    ("x⁻", 1, "malformed superscript exponent '⁻'"),
+    ("eˣ⁺", 1, "malformed superscript exponent 'ˣ⁺'"),
     ("x +", 3, "found end of input"),
     ("x + * 2", 4, "found '*'"),
     ("(x+1", 4, "expected ')' to close the '(' at column 1"),

@@ -76,12 +76,30 @@ _GREEK = "alpha beta gamma delta epsilon zeta eta theta iota kappa lambda mu nu 
 GREEK = {*_GREEK.split(), "tau", "upsilon", "phi", "chi", "psi", "omega"}
 
 _SUPERSCRIPTS = str.maketrans("⁰¹²³⁴⁵⁶⁷⁸⁹⁻⁺", "0123456789-+")
+
+
+def _superscript_alphabet() -> str:
+    """Every superscript character that stands for a Latin or Greek letter, a digit, a sign or
+    a bracket (``ˣ``, ``ⁿ``, ``ᵝ``, ``⁽``): kept as an exponent, never flattened by NFKC into
+    a letter beside its base (``eˣ`` would be read as the product e·x, silently wrong)."""
+    blocks = [(0x00AA, 0x00BB), (0x02B0, 0x0300), (0x1D2C, 0x1DC0), (0x2070, 0x209F)]
+    plain = re.compile(r"[A-Za-z0-9+\u2212()α-ω]")
+    return "".join(
+        c
+        for lo, hi in blocks
+        for c in map(chr, range(lo, hi))
+        if unicodedata.decomposition(c).startswith("<super>")
+        and plain.fullmatch(unicodedata.normalize("NFKC", c))
+    )
+
+
+_SUP_CHARS = _superscript_alphabet()
 _OPERATORS = {"**": "^", "×": "*", "·": "*", "⋅": "*", "÷": "/", "−": "-"}
 _TOKEN = re.compile(
     r"(?P<ws>[ \t\r]+)"
     r"|(?P<num>(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?)"
     r"|(?P<ident>[A-Za-z][A-Za-z0-9_]*|[α-ωΑ-Ω][0-9_]*)"
-    r"|(?P<sup>[⁰¹²³⁴⁵⁶⁷⁸⁹⁻⁺]+)"
+    rf"|(?P<sup>[{_SUP_CHARS}]+)"
     r"|(?P<op>\*\*|[-+*/^()\[\],=;|√×·⋅÷−\n])"
 )
 _NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]*|[α-ωΑ-Ω][0-9_]*")
@@ -104,10 +122,9 @@ def normalize(text: str) -> str:
     >>> normalize("ｘ２ + x²")
     'x2 + x²'
     """
-    keep = "⁰¹²³⁴⁵⁶⁷⁸⁹⁻⁺"
     if text.isascii():
         return text
-    return "".join(c if c in keep else unicodedata.normalize("NFKC", c) for c in text)
+    return "".join(c if c in _SUP_CHARS else unicodedata.normalize("NFKC", c) for c in text)
 
 
 def _unexpected(text: str, pos: int) -> ParseError:
@@ -205,6 +222,9 @@ def _split_word(tok: Token, names: set[str]) -> list[Token]:
 def _resolve(tokens: list[Token], names: set[str], text: str) -> list[Token]:
     out: list[Token] = []
     for tok, after in zip(tokens, [*tokens[1:], None]):
+        if tok.kind == "sup" and not _SIGNED_DIGITS.fullmatch(tok.text):
+            out += _superscript_expression(tok, names, text)
+            continue
         if tok.kind != "ident":
             out.append(tok)
             continue
@@ -214,6 +234,28 @@ def _resolve(tokens: list[Token], names: set[str], text: str) -> list[Token]:
             raise ParseError(_unknown_message(tok.text), text, tok.pos)
         out += pieces
     return out
+
+
+_SIGNED_DIGITS = re.compile("[⁻⁺]?[⁰¹²³⁴⁵⁶⁷⁸⁹]+")
+
+
+def _superscript_expression(tok: Token, names: set[str], text: str) -> list[Token]:
+    """A superscript that is not a plain integer (``e⁻ˣ``, ``uⁿ⁻¹``, ``e⁽ˣ⁺¹⁾``, as the
+    explainer prints them) is the exponent it spells: ``^(`` its characters read as plain
+    text ``)``. Each superscript character is one plain one, so positions map one to one."""
+    plain = unicodedata.normalize("NFKC", tok.text)
+    inner = _resolve(tokenize(plain)[:-1], names, plain)
+    try:
+        _parse_tokens(plain, inner, len(plain))
+    except ParseError:
+        raise ParseError(f"malformed superscript exponent {tok.text!r}", text, tok.pos) from None
+    end = tok.pos + len(tok.text)
+    return [
+        Token("op", "^", tok.pos),
+        Token("op", "(", tok.pos),
+        *(Token(t.kind, t.text, tok.pos + t.pos) for t in inner),
+        Token("op", ")", end),
+    ]
 
 
 def _unknown_call(word: str, last: Token) -> bool:
