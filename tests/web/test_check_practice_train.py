@@ -21,6 +21,11 @@ ANSWERS = [
     ("(x^2+1)^3", "3*(x^2+1)^2*2*x", None),  # unsimplified is still right
     ("x^2/(x+1)", "(x^2+2*x)/(x+1)^2", None),
     ("z = (u+v)^2; u = x*y; v = x + y", "2*(x*y+x+y)*(y+1)", None),
+    # right in another notation than the derivation's: exponentials for its σ (was "wrong"),
+    # a superscript pasted from a printed answer, relu's kink written away
+    ("1/(1+e^(-x))", "e^(-x)/(1+e^(-x))^2", None),
+    ("1/(1+e^(-x)) + k*x", "k + e⁻ˣ/(1 + e⁻ˣ)²", None),
+    ("relu(x)^2", "2*relu(x)", None),
     ("(x^2+1)^3", "3*(x^2+1)^2", "inner"),
     ("sin(x^2)", "cos(x^2)", "inner"),
     ("e^(x^2)", "e^(x^2)", "inner"),
@@ -49,6 +54,15 @@ def test_check_names_the_mistake(client, expr, answer, mistake) -> None:
     assert answers.MISTAKES[mistake, "en"] in " ".join(data["messages"])
     assert len(data["hints"]) >= 2  # the fix first, then the derivation's steps one by one
     assert data["hints"][0] == [{"text": answers.FIX_HINTS[mistake, "en"], "bold": False}]
+
+
+def test_a_wrong_answer_with_a_kinked_derivative_is_answered_in_markup(client) -> None:
+    """relu(x)²'s steps hold x < 0 (a piecewise derivative): SymPy's MathML printer wrote it as
+    <mo><</mo>, which crashed the hints of every wrong answer there."""
+    r = client.post("/api/check", json={"expr": "relu(x)^2", "answer": "2*x*relu(x)"})
+    assert r.status_code == 200, r.text
+    assert r.json()["verdict"] == "wrong"
+    assert "<" in str(r.json()["hints"])
 
 
 def test_each_modelled_slip_is_a_wrong_derivative() -> None:

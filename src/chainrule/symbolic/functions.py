@@ -119,6 +119,13 @@ def twin(op: OpDef, *args: Any) -> sp.Expr:
     return op.sym(sp, *args)
 
 
+def as_twins(expr: sp.Expr) -> sp.Expr:
+    """``expr`` with every table function SymPy lacks (σ, relu, softplus, ...) replaced by its
+    twin, so SymPy can compare it with an expression written without them:
+    σ(x)(1 − σ(x)) − e^(−x)/(1 + e^(−x))² simplifies to 0 only in terms of e^(−x)."""
+    return expr.replace(lambda e: isinstance(e, _Named), lambda e: e.twin())
+
+
 def _is_named(f: Any) -> bool:
     return isinstance(f, type) and issubclass(f, _Named)
 

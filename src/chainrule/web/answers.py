@@ -19,7 +19,7 @@ import numpy as np
 import sympy as sp
 
 from chainrule.symbolic import Derivation, parse
-from chainrule.symbolic.functions import lambdify
+from chainrule.symbolic.functions import as_twins, lambdify
 from chainrule.symbolic.mathprint import TextMath
 from chainrule.symbolic.parse import Program
 from chainrule.symbolic.render import TEMPLATES
@@ -191,6 +191,21 @@ def _rule_name(rule: Rule | None, lang: str) -> str:
     return parts[1] if len(parts) > 2 else ""
 
 
+def _same_function(yours: sp.Expr, result: sp.Expr) -> bool:
+    """Symbolic equality, also across the table's named functions: an answer written with
+    exponentials is the derivation's σ(x)(1 − σ(x)) (it was judged wrong, its values equal)."""
+    gap = yours - result
+    if sp.simplify(gap) == 0:
+        return True
+    written_out = as_twins(gap)
+    if written_out != gap and sp.simplify(written_out) == 0:
+        return True
+    # relu's kink: 2 relu(x) is 2 relu(x) H(x) (relu(x)² differentiated), which simplify
+    # proves only case by case, as a piecewise function
+    kinked = written_out.has(sp.Max, sp.Min, sp.Heaviside, sp.Abs, sp.sign)
+    return kinked and sp.simplify(written_out.rewrite(sp.Piecewise)) == 0
+
+
 def check(d: Derivation, answer: str, lang: str = "en") -> dict[str, Any]:
     """The verdict on ``answer`` as the derivative in ``d``, with messages and hints."""
     full = Program(definitions=dict(d.definitions), expr=d.expr).inline()
@@ -211,7 +226,7 @@ def check(d: Derivation, answer: str, lang: str = "en") -> dict[str, Any]:
         "messages": [],
         "hints": [],
     }
-    if same_values(got, want) and sp.simplify(yours - result) == 0:
+    if same_values(got, want) and _same_function(yours, result):
         out["verdict"] = "correct"
         msg = MESSAGES["correct", lang].format(result=text.expr(result), n=len(POINTS))
         out["messages"].append(msg)

@@ -40,6 +40,18 @@ class _Presentation(MathMLPresentationPrinter):
     """SymPy's presentation MathML with the notation of the text renderer: e, ln, σ, and sums
     last in products (σ(x)(1 − σ(x)), 6x(x² + 1)²), as the text and LaTeX renderers print them."""
 
+    def _print_Relational(self, e):
+        # SymPy's printer writes text unescaped (it keeps its own entities), so its x < 0 was
+        # <mo><</mo>, markup no parser reads: a piecewise derivative (relu's) crashed the page.
+        row = self.dom.createElement("mrow")
+        row.appendChild(self._print(e.lhs))
+        op = self.dom.createElement("mo")
+        sign = {"<": "&lt;", ">": "&gt;", "<=": "≤", ">=": "≥", "!=": "≠", "==": "="}
+        op.appendChild(self.dom.createTextNode(sign.get(e.rel_op, html.escape(e.rel_op))))
+        row.appendChild(op)
+        row.appendChild(self._print(e.rhs))
+        return row
+
     def _print_Mul(self, expr):
         if expr.could_extract_minus_sign():
             row = self.dom.createElement("mrow")
