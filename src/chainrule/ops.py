@@ -686,7 +686,7 @@ relu = defop(
     lambda x: np.maximum(x, 0),
     # g * mask rather than where(mask, g, 0): the same values, 5x faster on (32, 128) arrays.
     lambda g, out, x, xp: g * (_np(x) > 0),
-    sym=lambda sp, x: sp.Max(0, x),
+    sym=lambda sp, x: _off_reals(sp, x) or sp.Max(0, x),
     cases=UNARY,
     doc="d max(0, x) = [x > 0] dx",
     names=("relu", "ReLU"),
@@ -1544,7 +1544,7 @@ silu = defcomposite(
 leaky_relu = defcomposite(
     "leaky_relu",
     lambda x, alpha=0.01: where(_np(x) > 0, x, mul(x, alpha)),
-    sym=lambda sp, x: sp.Piecewise((x, x > 0), (x / 100, True)),
+    sym=lambda sp, x: _off_reals(sp, x) or sp.Piecewise((x, x > 0), (x / 100, True)),
     cases=UNARY,
     doc="d leaky_relu(x) = [x > 0] dx + 0.01 [x <= 0] dx",
     names=("leaky_relu", "LeakyReLU"),
@@ -1876,7 +1876,10 @@ def _hardswish(x: Tensor) -> Tensor:
 selu = defcomposite(
     "selu",
     lambda x: mul(elu(x, alpha=_SELU_ALPHA), _SELU_SCALE),
-    sym=lambda sp, x: _SELU_SCALE * sp.Piecewise((x, x > 0), (_SELU_ALPHA * (sp.exp(x) - 1), True)),
+    sym=lambda sp, x: (
+        _off_reals(sp, x)
+        or _SELU_SCALE * sp.Piecewise((x, x > 0), (_SELU_ALPHA * (sp.exp(x) - 1), True))
+    ),
     cases=UNARY,
     doc="d selu(x) = scale ([x > 0] + alpha e^x [x <= 0]) dx",
     names=("selu", "SELU"),
@@ -1896,7 +1899,7 @@ celu = defcomposite(
 hardtanh = defcomposite(
     "hardtanh",
     _hardtanh,
-    sym=lambda sp, x: sp.Piecewise((-1, x <= -1), (x, x < 1), (1, True)),
+    sym=lambda sp, x: _off_reals(sp, x) or sp.Piecewise((-1, x <= -1), (x, x < 1), (1, True)),
     cases=UNARY,
     doc="d hardtanh(x) = [-1 < x < 1] dx",
     names=("hardtanh", "Hardtanh"),
@@ -1907,7 +1910,7 @@ hardtanh = defcomposite(
 relu6 = defcomposite(
     "relu6",
     lambda x: _hardtanh(x, 0.0, 6.0),
-    sym=lambda sp, x: sp.Piecewise((0, x <= 0), (x, x < 6), (6, True)),
+    sym=lambda sp, x: _off_reals(sp, x) or sp.Piecewise((0, x <= 0), (x, x < 6), (6, True)),
     domain=Domain(-2.0, 8.0, 0.1),
     cases=UNARY,
     doc="d min(max(0, x), 6) = [0 < x < 6] dx",
@@ -1919,7 +1922,10 @@ hardsigmoid = defcomposite(
     "hardsigmoid",
     # torch's mask here is strict: 0 at the bounds and at NaN
     lambda x: _hard(x, (_np(x) > -3) & (_np(x) < 3), lambda v: v / 6 + 0.5, 0.0, 1.0),
-    sym=lambda sp, x: sp.Piecewise((0, x <= -3), (x / 6 + sp.Rational(1, 2), x < 3), (1, True)),
+    sym=lambda sp, x: (
+        _off_reals(sp, x)
+        or sp.Piecewise((0, x <= -3), (x / 6 + sp.Rational(1, 2), x < 3), (1, True))
+    ),
     domain=Domain(-4.0, 4.0, 0.1),
     cases=UNARY,
     doc="d hardsigmoid(x) = [-3 < x < 3] dx / 6",
@@ -1930,7 +1936,9 @@ hardsigmoid = defcomposite(
 hardswish = defcomposite(
     "hardswish",
     _hardswish,
-    sym=lambda sp, x: sp.Piecewise((0, x <= -3), (x * (x + 3) / 6, x < 3), (x, True)),
+    sym=lambda sp, x: (
+        _off_reals(sp, x) or sp.Piecewise((0, x <= -3), (x * (x + 3) / 6, x < 3), (x, True))
+    ),
     domain=Domain(-4.0, 4.0, 0.1),
     cases=UNARY,
     doc="d hardswish(x) = ([-3 < x < 3] (2x + 3)/6 + [x >= 3]) dx",
