@@ -1020,6 +1020,11 @@ def _split(
         if cuts.ndim != 1 or (cuts.size and cuts.dtype.kind not in "iu"):
             raise ValueError(f"{name}: indices must be a 1-d sequence of integers, got {parts!r}")
         bounds = [0, *cuts.tolist(), n]
+    return _pieces(x, ax, bounds)
+
+
+def _pieces(x: Tensor, ax: int, bounds: Sequence[int]) -> list[Tensor]:
+    """x cut along axis `ax` between consecutive `bounds` (slices: clamped, as NumPy's)."""
     pre = (slice(None),) * ax
     # Indices built outside the subscript: mypy misreads x[(*pre, s)] as 3.11-only x[*pre, s].
     indices = [(*pre, slice(a, b)) for a, b in itertools.pairwise(bounds)]
@@ -1874,9 +1879,7 @@ def chunk(
         raise ValueError(f"chunk: chunks must be positive, got {chunks}")
     n = x.shape[ax]
     step = builtins.max(-(-n // chunks), 1)
-    pre = (slice(None),) * ax
-    indices = [(*pre, slice(i, i + step)) for i in range(0, n, step)]  # see split
-    return [x[i] for i in indices] or [x]
+    return _pieces(x, ax, [*range(0, n, step), n]) if n else [x]
 
 
 def moveaxis(x: ArrayLike, source: Any, destination: Any) -> Tensor:
