@@ -184,11 +184,17 @@ def test_modifying_a_saved_constant_is_caught_at_backward() -> None:
     ],
     ids=["mul_", "setitem"],
 )
-def test_a_change_through_a_detached_alias_is_caught_at_backward(change) -> None:
+@pytest.mark.parametrize(
+    "make_alias",
+    [lambda y: y.detach(), cr.Tensor],  # Tensor(y) shares y's array, so its counter too
+    ids=["detach", "Tensor"],
+)
+def test_a_change_through_a_detached_alias_is_caught_at_backward(change, make_alias) -> None:
     x = leaf([1.0, 2.0])
     y = cr.exp(x)  # exp's vjp reads its own output y
-    alias = y.detach()  # shares y's memory and, as in PyTorch, its version counter
-    change(alias)
+    alias = make_alias(y)  # shares y's memory and, as in PyTorch, its version counter
+    with cr.no_grad():
+        change(alias)
     assert y._version == alias._version == 1
     with pytest.raises(RuntimeError, match=r"exp: one of the tensors .* modified in place"):
         y.sum().backward()

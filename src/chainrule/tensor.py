@@ -176,6 +176,10 @@ class Tensor(_Methods):
         self._parents: tuple[Any, ...] | None = ()
         self._params: dict[str, Any] | None = None
         self._vc: _Version | None = None
+        if isinstance(data, Tensor) and arr is data.data:  # the same memory: as detach(), one
+            if data._vc is None:  # version counter, so a change through either is seen
+                data._vc = _Version()
+            self._vc = data._vc
         self._clock = 0
         self._retains_grad = False
 
