@@ -1050,6 +1050,8 @@ def _matmul_batch(b: Any) -> Any:
     (x, y), (bx, by), (rx, ry) = b.args, b.batched, (b.rank(0), b.rank(1))
     if not by and ry == 2:  # rows times one matrix: the batch is more rows (5x faster on W7)
         return matmul(x, y)
+    if (spec := _matvec_spec(rx, ry, bx, by, x, y)) is not None:
+        return einsum(x, y, subscripts=spec)
     x = reshape(x, shape=(*x.shape[:-1], 1, x.shape[-1])) if rx == 1 else x
     y = reshape(y, shape=(*y.shape, 1)) if ry == 1 else y
     rank = builtins.max(rx, ry, 2)
@@ -1057,6 +1059,20 @@ def _matmul_batch(b: Any) -> Any:
     if rx == 1:
         out = reshape(out, shape=(*out.shape[:-2], out.shape[-1]))
     return reshape(out, shape=out.shape[:-1]) if ry == 1 else out
+
+
+def _matvec_spec(rx: int, ry: int, bx: bool, by: bool, x: Any, y: Any) -> str | None:
+    """The einsum for a batch of vector-matrix (or matrix-vector) products whose matrix
+    gradient is wanted, else None. As a batched matmul the vector is a promoted 1-row matrix,
+    so that gradient is one K = 1 product per example (W7's 100 of 40x100: 445 us, against
+    93 us for einsum's outer products; the forward is ~3x slower as an einsum, so a matrix
+    without a gradient stays a matmul)."""
+    want = _state.grad_enabled
+    if rx == 1 and ry == 2 and by and want and getattr(y, "requires_grad", False):
+        return f"{'z' * bx}i,zij->zj"
+    if rx == 2 and ry == 1 and bx and want and getattr(x, "requires_grad", False):
+        return f"zij,{'z' * by}j->zi"
+    return None
 
 
 matmul = defop(
