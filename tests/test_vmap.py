@@ -493,3 +493,15 @@ def test_functional_call_errors_name_the_key() -> None:
         functional_call(model, {"0.weight": cr.ones(2, 2)}, (cr.ones(2),), strict=True)
     with pytest.raises(KeyError, match=r"'0\.bias' is given twice"):
         functional_call(model, ({"0.bias": cr.ones(2)}, {"0.bias": cr.ones(2)}), cr.ones(2))
+
+
+def test_compiled_vmap_of_grad_reads_a_closed_over_weight_fresh(rng) -> None:
+    """grad copies a constant weight per example without dispatching ops, except while
+    compile traces: the replay must read the weight again after it is rebound."""
+    w, xs = cr.tensor(rng.standard_normal(3)), cr.tensor(rng.standard_normal((4, 3)))
+    per_example = cr.vmap(cr.grad(lambda w, x: cr.sum(cr.tanh(x * w))), in_axes=(None, 0))
+    compiled = cr.compile(lambda x: per_example(w, x))
+    for _ in range(3):  # trace, check, replay
+        compiled(xs)
+    w.data = w.data * 2.0
+    np.testing.assert_array_equal(compiled(xs).data, per_example(w, xs).data)

@@ -158,13 +158,18 @@ def rewrap(t: Tensor, levels: Sequence[int]) -> Tensor:
 
 def _insert(a: Tensor, pos: int, size: int) -> Tensor:
     """`a` repeated `size` times along a new logical axis `pos` (differentiably)."""
-    from chainrule import ops
-
     if type(a) is BatchTensor:
         return _bt(_insert(a._value, pos + 1, size), a._level)
     shape = a.shape
-    one = ops.reshape(a, shape=(*shape[:pos], 1, *shape[pos:]))
-    return ops.broadcast_to(one, shape=(*shape[:pos], size, *shape[pos:]))
+    one, many = (*shape[:pos], 1, *shape[pos:]), (*shape[:pos], size, *shape[pos:])
+    if type(a) is Tensor and not a.requires_grad and _state.recorder is None:
+        # a constant (a weight that grad copies per example, say): the same read-only view
+        # the two ops would make, without their two dispatches (~10 us per weight on W7);
+        # a traced call keeps the ops, so a replay reads the argument anew
+        return Tensor._leaf(np.broadcast_to(a.data.reshape(one), many), False)
+    from chainrule import ops
+
+    return ops.broadcast_to(ops.reshape(a, shape=one), shape=many)
 
 
 def _add_level(a: Tensor, level: int, size: int) -> Tensor:
@@ -277,8 +282,28 @@ def _elementwise(op: Any, args: Sequence[Any], params: dict[str, Any]) -> Tensor
             f"vmap: {op.name}'s parameter {bad[0]!r} is batched, but the op has no batching "
             "rule (OpDef.batch) that accepts a batched parameter"
         )
+    if (level := _one_level(args)) is not None:  # the common case: nothing moves
+        return _bt(op(*[a._value if type(a) is BatchTensor else a for a in args], **params), level)
     phys, levels = align(args)
     return rewrap(op(*phys, **params), levels)
+
+
+def _one_level(args: Sequence[Any]) -> int | None:
+    """The level, when `align` would move nothing: every batched argument is batched at that
+    one level only, all with one example rank, and no other argument has a larger rank (an
+    MLP's adds and activations); None otherwise. Skipping `align` saves ~3 us of a ~13 us
+    batched add."""
+    level = rank = 0
+    for a in args:
+        if type(a) is BatchTensor:
+            v = a._value
+            if type(v) is BatchTensor or (level and (a._level != level or v.ndim != rank)):
+                return None
+            level, rank = a._level, v.ndim
+    for a in args:
+        if type(a) is not BatchTensor and _ndim(a) >= rank:
+            return None
+    return level or None
 
 
 # --------------------------------------------------------------------------- vmap
