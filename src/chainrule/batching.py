@@ -13,9 +13,9 @@ tracing but is wrong for every reduction over all axes (`sum(x)` would sum the b
 `grad`, which needs one scalar per example; a Python loop over examples is always right and
 slow. Measured on the shared 2-core machine under load (smoke runs; a quiet machine must redo
 them): the forward of a 40-100-10 MLP on 100 rows takes ~0.19 ms called once on the batch,
-~0.36 ms traced by vmap, ~6 ms as a loop; per-example gradients of it (W7) ~2.3 ms batched,
-~32 ms as a loop of `grad`, ~7.5 ms with torch.func.vmap(grad); W5's Hessian, a vmap of vjp
-over 200 rows, ~15 ms against ~70 ms for the loop of rows it replaced.
+~0.36 ms traced by vmap, ~6 ms as a loop; per-example gradients of it (W7; one thread, CPU
+time) ~0.66 ms batched, ~12 ms as a loop of `grad`, ~1.05 ms with torch.func.vmap(grad); W5's
+Hessian, a vmap of vjp over 200 rows, ~15 ms against ~70 ms for the loop of rows it replaced.
 
 Transforms inside vmap work on the physical (batched) graph: `grad` broadcasts each input to
 every active level, so each example owns its copy, and seeds the whole batch at once; since
