@@ -349,6 +349,11 @@ def test_in_axes_and_out_axes_trees(rng) -> None:
         np.testing.assert_allclose(second.data[b], want[1].data, rtol=1e-12)
 
 
+def _per_example_matmul(w: Any, xs: Any, dtype: Any, order: str = "xw") -> Any:
+    f = (lambda w, x: cr.sum(x @ w)) if order == "xw" else (lambda w, x: cr.sum(w @ x))
+    return cr.vmap(cr.grad(f), in_axes=(None, 0))(np.ones(w), np.ones(xs, dtype))
+
+
 @pytest.mark.parametrize(
     ("call", "message"),
     [
@@ -360,6 +365,10 @@ def test_in_axes_and_out_axes_trees(rng) -> None:
         (lambda: cr.vmap(lambda x: 1.0 if x > 0 else 0.0)(np.ones(2)), "control flow"),
         (lambda: cr.vmap(lambda x: x.data)(np.ones(2)), "values of a batched"),
         (lambda: cr.vmap(cr.sin, out_axes=None)(np.ones(2)), "out_axes None"),
+        # per-example weights (vmap of grad): matmul's batch rule keeps matmul's own errors
+        (lambda: _per_example_matmul((3, 4), (5, 3), np.float32), "matmul: dtypes"),
+        (lambda: _per_example_matmul((3, 4), (5, 2), np.float64), "matmul: shapes"),
+        (lambda: _per_example_matmul((4, 3), (5, 2), np.float64, "wx"), "matmul: shapes"),
     ],
 )
 def test_bad_vmap_calls_say_what_is_wrong(call: Any, message: str) -> None:

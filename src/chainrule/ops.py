@@ -1066,13 +1066,25 @@ def _matvec_spec(rx: int, ry: int, bx: bool, by: bool, x: Any, y: Any) -> str | 
     gradient is wanted, else None. As a batched matmul the vector is a promoted 1-row matrix,
     so that gradient is one K = 1 product per example (W7's 100 of 40x100: 445 us, against
     93 us for einsum's outer products; the forward is ~3x slower as an einsum, so a matrix
-    without a gradient stays a matmul)."""
-    want = _state.grad_enabled
-    if rx == 1 and ry == 2 and by and want and getattr(y, "requires_grad", False):
+    without a gradient stays a matmul). Operands that matmul refuses (dtypes that differ,
+    sizes that do not align) stay a matmul too, for its error message."""
+    if not _state.grad_enabled:
+        return None
+    (dx, sx), (dy, sy) = _dtype_shape(x), _dtype_shape(y)
+    if dx != dy or sx[-1] != sy[-2 if ry == 2 else -1]:
+        return None
+    if rx == 1 and ry == 2 and by and getattr(y, "requires_grad", False):
         return f"{'z' * bx}i,zij->zj"
-    if rx == 2 and ry == 1 and bx and want and getattr(x, "requires_grad", False):
+    if rx == 2 and ry == 1 and bx and getattr(x, "requires_grad", False):
         return f"zij,{'z' * by}j->zi"
     return None
+
+
+def _dtype_shape(a: Any) -> tuple[Any, tuple[int, ...]]:
+    if isinstance(a, Tensor):  # a BatchTensor too, whose values cannot be read
+        return a.dtype, a.shape
+    a = np.asarray(a)
+    return a.dtype, a.shape
 
 
 matmul = defop(
