@@ -3,6 +3,7 @@ equals a Python loop, under grad too; nesting, in_axes/out_axes trees, jacfwd/ja
 
 from __future__ import annotations
 
+import itertools
 from typing import Any
 
 import numpy as np
@@ -15,6 +16,7 @@ from chainrule.ops import OPS, OpDef
 
 B = 3  # examples per batch in the table-driven tests
 TABLE = [op for op in OPS.values() if op.arity != 0]  # creation entries have nothing to batch
+RULED = [op for op in TABLE if op.batch is not None]
 
 
 def _floats(inputs: tuple[Any, ...]) -> list[int]:
@@ -47,8 +49,21 @@ def _differentiable(op: OpDef, out: cr.Tensor) -> bool:
     return out.dtype.kind == "f" and not (op.primitive and all(v is None for v in op.vjps))
 
 
-def _check_vmap_grad(op: OpDef, rng: np.random.Generator) -> None:
-    """vmap(value_and_grad(f)) == [value_and_grad(f)(x_b) for b], f = sum(op(x) * w)."""
+def _shared_subsets(floats: list[int], mixed: bool) -> list[tuple[int, ...]]:
+    """The sets of float inputs given to every example alike (in_axes None): none, or with
+    `mixed` each nonempty proper subset (at least one input stays batched)."""
+    if not mixed:
+        return [()]
+    subsets = itertools.chain.from_iterable(
+        itertools.combinations(floats, n) for n in range(1, len(floats))
+    )
+    return list(subsets)
+
+
+def _check_vmap_grad(op: OpDef, rng: np.random.Generator, mixed: bool = False) -> None:
+    """vmap(value_and_grad(f)) == [value_and_grad(f)(x_b) for b], f = sum(op(x) * w), with
+    every float input differentiated; `mixed`: some of them shared by all examples instead,
+    differentiated or constant."""
     for inputs, params in _cases(op, rng):
         floats = _floats(inputs)
         out = op(*inputs, **params)
@@ -59,23 +74,28 @@ def _check_vmap_grad(op: OpDef, rng: np.random.Generator) -> None:
         def f(*xs: Any) -> cr.Tensor:
             return cr.sum(op(*xs, **params) * w)  # noqa: B023  (one case at a time)
 
-        batch = [_batch_of(op, rng, a) if i in floats else a for i, a in enumerate(inputs)]
-        in_axes = tuple(0 if i in floats else None for i in range(len(inputs)))
-        df = cr.value_and_grad(f, argnums=tuple(floats))
-        try:
-            value, grads = cr.vmap(df, in_axes=in_axes)(*batch)
-        except Exception as exc:
-            raise AssertionError(f"{_why(op)} ({type(exc).__name__}: {exc})") from exc
-        for b in range(B):
-            want_value, want = df(
-                *[batch[i][b] if i in floats else a for i, a in enumerate(inputs)]
+        for shared in _shared_subsets(floats, mixed):
+            mapped = [i for i in floats if i not in shared]
+            batch = [_batch_of(op, rng, a) if i in mapped else a for i, a in enumerate(inputs)]
+            in_axes = tuple(0 if i in mapped else None for i in range(len(inputs)))
+            # a shared input differentiated is copied per example, a constant one is not
+            for argnums in dict.fromkeys((tuple(floats), tuple(mapped))):
+                _compare_with_loop(op, cr.value_and_grad(f, argnums=argnums), batch, in_axes)
+
+
+def _compare_with_loop(op: OpDef, df: Any, batch: list[Any], in_axes: tuple[Any, ...]) -> None:
+    try:
+        value, grads = cr.vmap(df, in_axes=in_axes)(*batch)
+    except Exception as exc:
+        raise AssertionError(f"{_why(op)} ({type(exc).__name__}: {exc})") from exc
+    for b in range(B):
+        want_value, want = df(*[a if ax is None else a[b] for a, ax in zip(batch, in_axes)])
+        assert value.shape == (B,), _why(op)
+        np.testing.assert_allclose(value.data[b], want_value.data, rtol=1e-10, err_msg=_why(op))
+        for k in range(len(want)):
+            np.testing.assert_allclose(
+                grads[k].data[b], want[k].data, rtol=1e-10, atol=1e-12, err_msg=_why(op)
             )
-            assert value.shape == (B,), _why(op)
-            np.testing.assert_allclose(value.data[b], want_value.data, rtol=1e-10, err_msg=_why(op))
-            for k in range(len(floats)):
-                np.testing.assert_allclose(
-                    grads[k].data[b], want[k].data, rtol=1e-10, atol=1e-12, err_msg=_why(op)
-                )
 
 
 @pytest.mark.parametrize("op", TABLE, ids=lambda op: op.name)
@@ -102,6 +122,14 @@ def test_vmap_of_each_input_alone_equals_a_loop(op: OpDef, rng: np.random.Genera
                 one = [batch[..., b] if k == i else a for k, a in enumerate(inputs)]
                 want = op(*one, **params).data
                 np.testing.assert_allclose(got.data[b], want, rtol=1e-12, err_msg=_why(op))
+
+
+@pytest.mark.parametrize("op", RULED, ids=lambda op: op.name)
+def test_vmap_grad_with_shared_inputs_equals_a_loop(op: OpDef, rng: np.random.Generator) -> None:
+    """Per-example gradients with some differentiated inputs shared by every example (in_axes
+    None, as a model's weights in vmap(grad(loss))): each rule's paths for a mix of batched
+    and shared operands, such as matmul's einsum for vectors times per-example matrices."""
+    _check_vmap_grad(op, rng, mixed=True)
 
 
 def test_an_op_without_a_rule_that_is_not_elementwise_is_caught(rng) -> None:
@@ -157,9 +185,6 @@ def _batched_graph(op: OpDef, inputs: tuple[Any, ...], params: dict[str, Any], s
     ]
     in_axes = tuple(0 if i in floats else None for i in range(len(inputs)))
     return _nodes(cr.vmap(lambda *xs: op(*xs, **params), in_axes=in_axes)(*batch))
-
-
-RULED = [op for op in TABLE if op.batch is not None]
 
 
 @pytest.mark.parametrize("op", RULED, ids=lambda op: op.name)
@@ -324,6 +349,11 @@ def test_in_axes_and_out_axes_trees(rng) -> None:
         np.testing.assert_allclose(second.data[b], want[1].data, rtol=1e-12)
 
 
+def _per_example_matmul(w: Any, xs: Any, dtype: Any, order: str = "xw") -> Any:
+    f = (lambda w, x: cr.sum(x @ w)) if order == "xw" else (lambda w, x: cr.sum(w @ x))
+    return cr.vmap(cr.grad(f), in_axes=(None, 0))(np.ones(w), np.ones(xs, dtype))
+
+
 @pytest.mark.parametrize(
     ("call", "message"),
     [
@@ -335,6 +365,10 @@ def test_in_axes_and_out_axes_trees(rng) -> None:
         (lambda: cr.vmap(lambda x: 1.0 if x > 0 else 0.0)(np.ones(2)), "control flow"),
         (lambda: cr.vmap(lambda x: x.data)(np.ones(2)), "values of a batched"),
         (lambda: cr.vmap(cr.sin, out_axes=None)(np.ones(2)), "out_axes None"),
+        # per-example weights (vmap of grad): matmul's batch rule keeps matmul's own errors
+        (lambda: _per_example_matmul((3, 4), (5, 3), np.float32), "matmul: dtypes"),
+        (lambda: _per_example_matmul((3, 4), (5, 2), np.float64), "matmul: shapes"),
+        (lambda: _per_example_matmul((4, 3), (5, 2), np.float64, "wx"), "matmul: shapes"),
     ],
 )
 def test_bad_vmap_calls_say_what_is_wrong(call: Any, message: str) -> None:
@@ -468,3 +502,15 @@ def test_functional_call_errors_name_the_key() -> None:
         functional_call(model, {"0.weight": cr.ones(2, 2)}, (cr.ones(2),), strict=True)
     with pytest.raises(KeyError, match=r"'0\.bias' is given twice"):
         functional_call(model, ({"0.bias": cr.ones(2)}, {"0.bias": cr.ones(2)}), cr.ones(2))
+
+
+def test_compiled_vmap_of_grad_reads_a_closed_over_weight_fresh(rng) -> None:
+    """grad copies a constant weight per example without dispatching ops, except while
+    compile traces: the replay must read the weight again after it is rebound."""
+    w, xs = cr.tensor(rng.standard_normal(3)), cr.tensor(rng.standard_normal((4, 3)))
+    per_example = cr.vmap(cr.grad(lambda w, x: cr.sum(cr.tanh(x * w))), in_axes=(None, 0))
+    compiled = cr.compile(lambda x: per_example(w, x))
+    for _ in range(3):  # trace, check, replay
+        compiled(xs)
+    w.data = w.data * 2.0
+    np.testing.assert_array_equal(compiled(xs).data, per_example(w, xs).data)
