@@ -285,6 +285,17 @@ def test_numpy_functions_refuse_bad_input_in_one_line(name: str) -> None:
     assert fragment in str(info.value) and "\n" not in str(info.value)
 
 
+@pytest.mark.parametrize("shapes", [((7, 1, 40), (7, 40, 100)), ((100, 40), (40, 1))])
+def test_matmul_gradients_of_one_term_products_are_matmuls_floats(shapes, rng) -> None:
+    """An inner size of 1 (vmap's per-example vector-matrix products) is an outer product in
+    matmul's vjps: the same floats as the matmul it replaces, bit for bit."""
+    x, y = (rng.standard_normal(s).astype(np.float32) for s in shapes)
+    g = rng.standard_normal(np.matmul(x, y).shape).astype(np.float32)
+    gx, gy = (rule(g, None, x, y, NUMPY_NS) for rule in OPS["matmul"].vjps)
+    assert np.array_equal(gx, np.matmul(g, np.swapaxes(y, -1, -2)))
+    assert np.array_equal(gy, np.matmul(np.swapaxes(x, -1, -2), g))
+
+
 def test_defop_rejects_duplicates_and_wrong_arity() -> None:
     from chainrule.ops import defop
 

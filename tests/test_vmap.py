@@ -128,7 +128,8 @@ def test_vmap_of_each_input_alone_equals_a_loop(op: OpDef, rng: np.random.Genera
 def test_vmap_grad_with_shared_inputs_equals_a_loop(op: OpDef, rng: np.random.Generator) -> None:
     """Per-example gradients with some differentiated inputs shared by every example (in_axes
     None, as a model's weights in vmap(grad(loss))): each rule's paths for a mix of batched
-    and shared operands, such as matmul's einsum for vectors times per-example matrices."""
+    and shared operands, such as matmul's vectors times per-example matrices (whose weight
+    gradient is an outer product)."""
     _check_vmap_grad(op, rng, mixed=True)
 
 

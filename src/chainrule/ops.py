@@ -988,6 +988,8 @@ def _matmul_vjp_lhs(g: Any, out: Any, x: Any, y: Any, xp: Any) -> Any:
     if x.ndim == 1:  # (..., 1, p) @ (..., p, n) -> (..., 1, n): drop the promoted axis
         gx = xp.matmul(xp.reshape(g, (*g.shape[:-1], 1, g.shape[-1])), _swap(y))
         return xp.reshape(gx, (*gx.shape[:-2], gx.shape[-1]))
+    if g.shape[-1] == 1:  # a sum of one product: the outer product, the same floats
+        return g * _swap(y)
     return xp.matmul(g, _swap(y))
 
 
@@ -999,6 +1001,8 @@ def _matmul_vjp_rhs(g: Any, out: Any, x: Any, y: Any, xp: Any) -> Any:
     if y.ndim == 1:  # (..., n, m) @ (..., m, 1) -> (..., n, 1): drop the promoted axis
         gy = xp.matmul(_swap(x), xp.reshape(g, (*g.shape, 1)))
         return xp.reshape(gy, gy.shape[:-1])
+    if x.shape[-2] == 1:  # a sum of one product: the outer product, the same floats
+        return _swap(x) * g
     return xp.matmul(_swap(x), g)
 
 
@@ -1010,6 +1014,8 @@ def _matmul_cases(rng: np.random.Generator, dtype: Any, op: OpDef) -> list[Case]
         ((4,), (4, 2)),
         ((2, 3, 4), (4, 2)),
         ((2, 1, 3, 4), (3, 4, 5)),
+        ((2, 1, 4), (2, 4, 3)),  # one row: the weight gradient is an outer product
+        ((3, 4), (4, 1)),  # one column: so is the input gradient
     ]
     return [
         ((op.domain.sample(rng, a, dtype), op.domain.sample(rng, b, dtype)), {}) for a, b in pairs
@@ -1050,8 +1056,6 @@ def _matmul_batch(b: Any) -> Any:
     (x, y), (bx, by), (rx, ry) = b.args, b.batched, (b.rank(0), b.rank(1))
     if not by and ry == 2:  # rows times one matrix: the batch is more rows (5x faster on W7)
         return matmul(x, y)
-    if (spec := _matvec_spec(rx, ry, bx, by, x, y)) is not None:
-        return einsum(x, y, subscripts=spec)
     x = reshape(x, shape=(*x.shape[:-1], 1, x.shape[-1])) if rx == 1 else x
     y = reshape(y, shape=(*y.shape, 1)) if ry == 1 else y
     rank = builtins.max(rx, ry, 2)
@@ -1059,32 +1063,6 @@ def _matmul_batch(b: Any) -> Any:
     if rx == 1:
         out = reshape(out, shape=(*out.shape[:-2], out.shape[-1]))
     return reshape(out, shape=out.shape[:-1]) if ry == 1 else out
-
-
-def _matvec_spec(rx: int, ry: int, bx: bool, by: bool, x: Any, y: Any) -> str | None:
-    """The einsum for a batch of vector-matrix (or matrix-vector) products whose matrix
-    gradient is wanted, else None. As a batched matmul the vector is a promoted 1-row matrix,
-    so that gradient is one K = 1 product per example (W7's 100 of 40x100: 445 us, against
-    93 us for einsum's outer products; the forward is ~3x slower as an einsum, so a matrix
-    without a gradient stays a matmul). Operands that matmul refuses (dtypes that differ,
-    sizes that do not align) stay a matmul too, for its error message."""
-    if not _state.grad_enabled:
-        return None
-    (dx, sx), (dy, sy) = _dtype_shape(x), _dtype_shape(y)
-    if dx != dy or sx[-1] != sy[-2 if ry == 2 else -1]:
-        return None
-    if rx == 1 and ry == 2 and by and getattr(y, "requires_grad", False):
-        return f"{'z' * bx}i,zij->zj"
-    if rx == 2 and ry == 1 and bx and getattr(x, "requires_grad", False):
-        return f"zij,{'z' * by}j->zi"
-    return None
-
-
-def _dtype_shape(a: Any) -> tuple[Any, tuple[int, ...]]:
-    if isinstance(a, Tensor):  # a BatchTensor too, whose values cannot be read
-        return a.dtype, a.shape
-    a = np.asarray(a)
-    return a.dtype, a.shape
 
 
 matmul = defop(
