@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 
 from chainrule.mode import _state
-from chainrule.tensor import Size, Tensor, _as_array
+from chainrule.tensor import Size, Tensor, _as_array, _vmap
 
 Fn = Callable[..., Any]
 
@@ -450,3 +450,8 @@ def vmap(f: Fn, in_axes: Any = 0, out_axes: Any = 0) -> Fn:
 
     batched.__name__ = f"vmap({getattr(f, '__name__', 'f')})"
     return batched
+
+
+# apply() and OpDef.__call__ reach vmap's dispatch through tensor._vmap (this module imports
+# tensor.py, so they cannot import it at the top; an import per batched call cost ~0.5 us)
+_vmap.batch_apply = batch_apply

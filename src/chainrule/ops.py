@@ -29,7 +29,7 @@ from chainrule import blas as _blas
 from chainrule import random as _random
 from chainrule.errors import OpError
 from chainrule.mode import _state
-from chainrule.tensor import Tensor, _batched, apply
+from chainrule.tensor import Tensor, _batched, _vmap, apply
 
 # --------------------------------------------------------------------------- the table types
 
@@ -139,9 +139,7 @@ class OpDef:
         if self.compose is not None:
             ts = tuple(a if isinstance(a, Tensor) else Tensor(a) for a in args)
             if _state.levels and _batched(ts, params):  # inside vmap: see batching.py
-                from chainrule.batching import batch_apply
-
-                return batch_apply(self, ts, params)
+                return _vmap.batch_apply(self, ts, params)
             return self.compose(*ts, **params)
         return apply(self, *args, **params)
 
