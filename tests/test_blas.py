@@ -160,22 +160,46 @@ def test_the_environment_can_turn_it_off():
         ({"max_threads": 3, "split_threshold": 0}, 100, 10, 3),
     ],
 )
-def test_a_kernel_splits_only_when_large_with_small_products(policy, settings, work, product, want):
+def test_a_kernel_splits_only_when_large_with_small_products(
+    policy, settings, work, product, want, monkeypatch
+):
     _needs_blas()
+    monkeypatch.setattr(blas, "_free_cores", lambda count: count)  # whatever the load
     blas.configure(**settings)
     assert blas.split_threads(work, product) == want
 
 
-def test_the_default_split_count_follows_the_blas_own_count(policy):
+def test_the_default_split_count_follows_the_blas_own_count(policy, monkeypatch):
     _needs_blas()
     from threadpoolctl import threadpool_limits
 
+    monkeypatch.setattr(blas, "_free_cores", lambda count: count)
     blas.configure(enabled=True, split_threshold=0)
     assert blas.split_threads(10, 1) == blas.threads_for(blas.policy().threshold)
     with threadpool_limits(1, user_api="blas"):  # OPENBLAS_NUM_THREADS=1, run.py --threads 1
         blas.configure(enabled=True, split_threshold=0)
         blas.fit_work(1)  # the next product notices the count set outside chainrule
         assert blas.split_threads(10, 1) == 1
+
+
+@pytest.mark.parametrize(
+    ("cores", "running", "want"),
+    [(2, 1, 2), (2, 2, 1), (2, 5, 1), (4, 2, 3), (4, None, 4)],  # running: this thread too
+)
+def test_a_split_takes_only_the_cores_other_processes_leave_free(
+    policy, monkeypatch, cores, running, want
+):
+    """Helpers on cores that other processes keep busy are descheduled mid-chunk, and the
+    caller waits for them: the split count is capped by the free cores (None: unknown)."""
+    monkeypatch.setattr(blas.os, "cpu_count", lambda: cores)
+    monkeypatch.setattr(blas, "_running", lambda: running)
+    monkeypatch.setattr(blas, "_load_at", -1e9)  # read now, not from the cache
+    assert blas._free_cores(4) == want
+
+
+def test_the_running_count_is_read_where_the_kernel_gives_it():
+    running = blas._running()
+    assert running is None or running >= 1  # at least the thread asking
 
 
 @pytest.mark.parametrize("threads", [1, 2, 3])

@@ -18,6 +18,7 @@ import itertools
 import os
 import queue
 import threading
+import time
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -169,7 +170,8 @@ def split_threads(work: int, product: int) -> int:
     """How many threads a kernel of `work` multiply-adds, made of independent products of
     `product` multiply-adds each, runs on: the large count when the policy is on, the kernel
     is at least `split_threshold` and each product is small enough for one BLAS thread (two
-    threads each calling a multi-threaded BLAS would oversubscribe the cores); else 1.
+    threads each calling a multi-threaded BLAS would oversubscribe the cores), but no more
+    than the cores other processes leave free; else 1.
 
     Examples
     --------
@@ -179,9 +181,41 @@ def split_threads(work: int, product: int) -> int:
     """
     if not _switch or work < _policy.split_threshold or product >= _policy.threshold:
         return 1
-    if _big:
-        return _big
-    return threads_for(_policy.threshold) if blas_threads() is not None else 1
+    if not _big and blas_threads() is None:
+        return 1  # no BLAS to put on one thread per product
+    return _free_cores(_big or threads_for(_policy.threshold))
+
+
+# A split waits for its helpers. When other processes keep the cores busy, a helper is
+# descheduled in the middle of its chunk and the caller waits for it: W9's step went from 7.9
+# to 9.8 ms (medians) with two other busy processes on the 2-core development machine. So a
+# kernel splits only over the cores nobody else is running on, counted from the kernel's
+# instantaneous count of runnable threads (/proc/loadavg's fourth field, which includes the
+# thread asking), read at most every _LOAD_EVERY seconds (the read is ~10 us).
+_LOAD_EVERY = 0.25
+_load_at = -1.0  # when /proc/loadavg was last read (time.monotonic)
+_load_free: int | None = None  # cores free of other threads then (None: unknown, all)
+
+
+def _free_cores(count: int) -> int:
+    """`count`, or fewer if other processes are running on the cores (never below 1)."""
+    global _load_at, _load_free
+    now = time.monotonic()
+    if now - _load_at > _LOAD_EVERY:
+        _load_at = now
+        running = _running()
+        _load_free = None if running is None else (os.cpu_count() or 1) - (running - 1)
+    return count if _load_free is None else max(1, min(count, _load_free))
+
+
+def _running() -> int | None:
+    """How many threads the kernel counts as runnable now, this one included (None where
+    there is no /proc/loadavg: then the cores are taken to be free)."""
+    try:
+        with open("/proc/loadavg") as f:
+            return int(f.read().split()[3].split("/")[0])
+    except (OSError, ValueError, IndexError):
+        return None
 
 
 def run_split(task: Callable[[int], None], chunks: int, threads: int) -> None:

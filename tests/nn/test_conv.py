@@ -260,11 +260,14 @@ def _kernels(x: np.ndarray, w: np.ndarray, p: dict) -> tuple[np.ndarray, ...]:
 
 
 @pytest.fixture
-def blas_policy():
+def blas_policy(monkeypatch):
+    """chainrule.blas, its policy restored after the test; a split takes its threads
+    whatever the machine's load (blas._free_cores caps them to the idle cores)."""
     from chainrule import blas
 
     if blas.blas_threads() is None:
         pytest.skip("threadpoolctl finds no BLAS it can control here")
+    monkeypatch.setattr(blas, "_free_cores", lambda count: count)
     old = blas.policy()
     yield blas
     blas.configure(**vars(old))
@@ -334,3 +337,37 @@ def test_two_python_threads_running_convs_at_once_get_their_own_answers(blas_pol
         for result in got[i]:
             for a, b in zip(result, want[i]):
                 np.testing.assert_array_equal(a, b)
+
+
+def test_compiled_step_equals_eager_with_the_split_forced(blas_policy) -> None:
+    """compile replays the same array kernels: with every conv kernel split over two
+    threads (col2im in batch parts too), a compiled training step is bitwise the eager one."""
+    blas_policy.configure(split_threshold=0, max_threads=2)
+    rng = np.random.default_rng(11)
+    x = cr.tensor(rng.standard_normal((64, 2, 8, 8)).astype(np.float32))
+    y = rng.integers(0, 3, 64)
+
+    def run(compiled: bool) -> list[np.ndarray]:
+        cr.manual_seed(0)
+        model = nn.Sequential(
+            nn.Conv2d(2, 4, 3, padding=1),
+            nn.ReLU(),
+            nn.Conv2d(4, 3, 3),
+            nn.Flatten(),
+            nn.Linear(108, 3),
+        )
+        opt = cr.optim.Adam(model.parameters(), lr=0.01)
+
+        def step(x, y):
+            opt.zero_grad()
+            loss = F.cross_entropy(model(x), y)
+            loss.backward()
+            opt.step()
+            return loss
+
+        fn = cr.compile(step) if compiled else step
+        losses = [fn(x, y).data.copy() for _ in range(3)]
+        return losses + [p.data.copy() for p in model.parameters()]
+
+    for a, b in zip(run(False), run(True), strict=True):
+        np.testing.assert_array_equal(a, b)
