@@ -3689,7 +3689,8 @@ def _conv(
         y = y.reshape(n, o, *pos)
     else:  # one product per group, then (N, O, *pos)
         m = view.reshape(shape)
-        y = _blas.matmul(m, np.swapaxes(wm, 1, 2)).reshape(groups, n, -1, o // groups)
+        y = _blas.matmul(m, np.swapaxes(wm, 1, 2))
+        y = y.reshape(groups, n, math.prod(pos), o // groups)  # -1 fails on an empty batch
         y = np.ascontiguousarray(y.transpose(1, 0, 3, 2)).reshape(n, o, *pos)
     # a backward may follow (grad mode) and may want dL/dw (w is not a constant)
     if _state.grad_enabled and type(x) is np.ndarray and w.flags.writeable:
@@ -3710,7 +3711,7 @@ def _conv_columns(
     n, groups, rows, npos = shape
     one = wm.shape[1] * rows * npos  # multiply-adds of one example's product, per group
     _blas.fit_work(one)
-    threads = _blas.split_threads(n * groups * one, one)
+    threads = _blas.split_threads(n * groups * one, one) if n > 1 else 1
     if threads == 1:
         m = view.reshape(shape)
         return m, np.matmul(wm, m)
@@ -3744,10 +3745,12 @@ def _np_conv_grad_w(
     og = o // groups
     m = _conv_cols(x, (w.shape[2:], groups, stride, padding, dilation))
     if _by_positions(m):  # sum_n g[n] m[n]^T: the products on one or more threads, one sum
-        gm = g.reshape(n, groups, og, -1)
+        gm = g.reshape(n, groups, og, math.prod(g.shape[2:]))
         gw = np.add.reduce(_per_example(gm, np.swapaxes(m, 2, 3)), axis=0)
     else:  # (G, Og, N * pos) @ (G, N * pos, Cg * taps)
-        gm = np.ascontiguousarray(g.reshape(n, groups, og, -1).transpose(1, 2, 0, 3))
+        gm = np.ascontiguousarray(
+            g.reshape(n, groups, og, math.prod(g.shape[2:])).transpose(1, 2, 0, 3)
+        )
         gw = _blas.matmul(gm.reshape(groups, og, -1), m)
     return gw.reshape(w.shape)
 
@@ -3759,7 +3762,7 @@ def _per_example(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     n, groups, r, k = a.shape
     one = r * k * b.shape[-1]
     _blas.fit_work(one)
-    threads = _blas.split_threads(n * groups * one, one)
+    threads = _blas.split_threads(n * groups * one, one) if n > 1 else 1
     if threads == 1:
         return np.matmul(a, b)
     out = np.empty((n, groups, r, b.shape[-1]), np.result_type(a, b))

@@ -371,3 +371,16 @@ def test_compiled_step_equals_eager_with_the_split_forced(blas_policy) -> None:
 
     for a, b in zip(run(False), run(True), strict=True):
         np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("kernel", [3, 4], ids=["columns", "rows"])  # 5x5 input: 9 or 4 positions
+@pytest.mark.parametrize("split", [False, True], ids=["whole", "split"])
+def test_an_empty_batch_gives_empty_gradients(kernel, split, blas_policy) -> None:
+    if split:
+        blas_policy.configure(split_threshold=0, max_threads=2)
+    x = cr.tensor(np.ones((0, 2, 5, 5)), requires_grad=True)
+    w = cr.tensor(np.ones((4, 2, kernel, kernel)), requires_grad=True)
+    y = F.conv2d(x, w)
+    y.sum().backward()
+    assert y.shape == (0, 4, 6 - kernel, 6 - kernel) and x.grad.shape == x.shape
+    np.testing.assert_array_equal(w.grad.data, np.zeros(w.shape))
