@@ -3674,7 +3674,8 @@ def _conv(
 
     im2col on GEMM: the windows are a strided view of the padded input, gathered once into
     one matrix per example and group (`_im2col`), and the kernel matrix multiplies them all
-    in one batched matmul. The matrix is kept for the weight gradient when grad mode is on.
+    in one batched matmul (chunks of the batch on several threads when large:
+    `_conv_columns`). The matrix is kept for the weight gradient when grad mode is on.
     """
     nd, n, o, k = x.ndim - 2, x.shape[0], w.shape[0], w.shape[2:]
     key = (k, groups, stride, padding, dilation)
@@ -3791,7 +3792,8 @@ def _np_conv_transpose(
     stays in cache where all taps' at once (C_in * taps rows) went out to memory and back
     (1.15 -> 0.75 ms on LeNet's second layer). Same numbers as the convolution form, which
     gathers a (C_out * taps)-row window matrix of the zero-dilated, padded g: 3-8x slower on
-    the LeNet and MNIST-1D layers."""
+    the LeNet and MNIST-1D layers. A large one runs in parts of the batch (`_col2im_parts`),
+    on several threads when there are free cores."""
     (n, o, *pos), (cg, *k) = g.shape, w.shape[1:]
     og, npos = o // groups, math.prod(pos)
     # (taps, G, Cg, Og): each tap's kernel matrix, transposed, contiguous
@@ -3799,6 +3801,7 @@ def _np_conv_transpose(
     gx = np.empty((n, groups * cg, *size), np.result_type(g, w))
     one = cg * og * npos * n  # multiply-adds of one tap's product, per group
     work = one * groups * len(wt)
+    _blas.fit_work(one)  # every tap's product has the same size (a part's is smaller, as small)
     parts = _col2im_parts(n, work, one)
 
     def part(i: int) -> None:
@@ -3838,7 +3841,6 @@ def _col2im(
     npos = math.prod(pos)
     gm = np.ascontiguousarray(np.moveaxis(g, 0, -1)).reshape(groups, og, npos * n)
     tmp = np.empty((groups, cg, npos * n), dtype=gx.dtype)
-    _blas.fit_work(cg * og * npos * n)  # every tap's product has the same size
     # the padded input, long enough for the last window (a short one past the end is cut)
     reach = [(p - 1) * s + d * (kk - 1) + 1 for p, s, d, kk in zip(pos, stride, dilation, k)]
     full = [builtins.max(r, lo + m + hi) for r, (lo, hi), m in zip(reach, padding, size)]
