@@ -3747,7 +3747,13 @@ def _np_conv_grad_w(
     m = _conv_cols(x, (w.shape[2:], groups, stride, padding, dilation))
     if _by_positions(m):  # sum_n g[n] m[n]^T: the products on one or more threads, one sum
         gm = g.reshape(n, groups, og, math.prod(g.shape[2:]))
-        gw = np.add.reduce(_per_example(gm, np.swapaxes(m, 2, 3)), axis=0)
+        if og <= m.shape[2] and m.shape[2] * m.shape[3] >= 4096:
+            # as (m[n] g[n]^T)^T, so that the transposed operand is the smaller g: the same dot
+            # products, 1.7x faster on LeNet's second layer (0.52 -> 0.30 ms), 10-20% faster on
+            # larger layers; on MNIST-1D's small matrices (K x pos = 750) 3-15% slower
+            gw = np.add.reduce(_per_example(m, np.swapaxes(gm, 2, 3)), axis=0).swapaxes(1, 2)
+        else:
+            gw = np.add.reduce(_per_example(gm, np.swapaxes(m, 2, 3)), axis=0)
     else:  # (G, Og, N * pos) @ (G, N * pos, Cg * taps)
         gm = np.ascontiguousarray(
             g.reshape(n, groups, og, math.prod(g.shape[2:])).transpose(1, 2, 0, 3)

@@ -242,7 +242,8 @@ def _split_cases() -> list:
     def p(pad: tuple, groups: int = 1) -> dict:
         return {"stride": (1, 1), "padding": pad, "dilation": (1, 1), "groups": groups}
 
-    x1, w1 = rng.standard_normal((64, 2, 6, 5)), rng.standard_normal((3, 2, 3, 3))
+    # x1: a weight gradient taken as (m g^T)^T (K x positions = 75 x 144 >= 4096)
+    x1, w1 = rng.standard_normal((64, 3, 14, 14)), rng.standard_normal((4, 3, 5, 5))
     x2, w2 = rng.standard_normal((70, 4, 5, 5)), rng.standard_normal((4, 2, 2, 3))
     return [*_conv_cases(), ((x1, w1), p(((1, 1),) * 2)), ((x2, w2), p(((0, 0),) * 2, 2))]
 
@@ -384,3 +385,19 @@ def test_an_empty_batch_gives_empty_gradients(kernel, split, blas_policy) -> Non
     y.sum().backward()
     assert y.shape == (0, 4, 6 - kernel, 6 - kernel) and x.grad.shape == x.shape
     np.testing.assert_array_equal(w.grad.data, np.zeros(w.shape))
+
+
+def test_a_large_weight_gradient_taken_as_m_times_g_transposed_agrees() -> None:
+    """Above 4096 entries per example's im2col matrix the array weight gradient multiplies in
+    the other order, (m[n] g[n]^T)^T; it must still agree with the convolution form."""
+    from chainrule import ops
+
+    rng = np.random.default_rng(12)
+    x, w = rng.standard_normal((8, 3, 14, 14)), rng.standard_normal((4, 3, 5, 5))
+    p = {"stride": (1, 1), "padding": ((1, 1), (1, 1)), "dilation": (1, 1), "groups": 1}
+    assert 3 * 5 * 5 * 12 * 12 >= 4096  # K x positions of one example: that order is taken
+    g = rng.standard_normal(ops._conv(x, w, **p).shape)
+    args = (p["stride"], p["padding"], p["dilation"], p["groups"])
+    fast = ops.NUMPY_NS.conv_grad_w(g, x, w, *args)
+    graph = ops.TENSOR_NS.conv_grad_w(cr.tensor(g), cr.tensor(x), cr.tensor(w), *args)
+    np.testing.assert_allclose(fast, graph.data, rtol=1e-12, atol=1e-12)
