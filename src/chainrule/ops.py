@@ -3845,7 +3845,7 @@ def _col2im(
     wt (taps, G, Cg, Og) holds each tap's kernel matrix, transposed."""
     (n, _, *pos), (_, groups, cg, og), size = g.shape, wt.shape, gx.shape[2:]
     npos = math.prod(pos)
-    gm = np.ascontiguousarray(np.moveaxis(g, 0, -1)).reshape(groups, og, npos * n)
+    gm = _batch_last(g).reshape(groups, og, npos * n)
     tmp = np.empty((groups, cg, npos * n), dtype=gx.dtype)
     # the padded input, long enough for the last window (a short one past the end is cut)
     reach = [(p - 1) * s + d * (kk - 1) + 1 for p, s, d, kk in zip(pos, stride, dilation, k)]
@@ -3861,6 +3861,21 @@ def _col2im(
         out[at] += tmp.reshape(groups * cg, *pos, n)
     crop = every + tuple(slice(lo, lo + m) for (lo, _), m in zip(padding, size))
     gx[...] = np.moveaxis(out[crop], -1, 0)
+
+
+def _batch_last(g: np.ndarray) -> np.ndarray:
+    """g (N, ...) as a contiguous (prod(...), N). When one example of g spans a multiple of
+    4 KiB, the plain transposing copy reads with a stride that maps every example to the same
+    cache sets: 188 us for LeNet's (64, 16, 8, 8) gradient, 42 us copied 8 examples at a time
+    (65 -> 22 us for each of W9's two col2im parts of 32), which is slower where the stride
+    does not alias (135 against 82 us on (64, 6, 24, 24))."""
+    n, rest = g.shape[0], math.prod(g.shape[1:])
+    if n < 16 or (rest * g.itemsize) % 4096:
+        return np.ascontiguousarray(np.moveaxis(g, 0, -1)).reshape(rest, n)
+    out, rows = np.empty((rest, n), g.dtype), g.reshape(n, rest)
+    for lo in range(0, n, 8):
+        out[:, lo : lo + 8] = rows[lo : lo + 8].T
+    return out
 
 
 def _conv_transpose(
