@@ -31,7 +31,7 @@ import numpy as np
 # threads than on one, 100 x 256 x 256 (6.6 M) 1.15x faster; OpenBLAS itself keeps products
 # under 0.26 M on one thread.
 DEFAULT_THRESHOLD = 2**22
-# A convolution kernel (forward, weight gradient, col2im) of at least this many multiply-adds
+# A convolution kernel (forward, weight gradient) of at least this many multiply-adds
 # splits its many small one-thread products over the large count's threads (`run_split`).
 # Measured on LeNet's layers (W9, 2 cores, quiet): handing half the work to a helper thread and
 # waiting for it costs 50-80 us, so only kernels of a few hundred microseconds gain.
@@ -99,7 +99,7 @@ def configure(
         It is also the most threads a convolution kernel splits its products over, so
         ``max_threads=1`` keeps every kernel on the calling thread.
     split_threshold : int, optional
-        Convolution kernels (forward, weight gradient, input gradient) of at least this many
+        Convolution kernels (forward, weight gradient) of at least this many
         multiply-adds, made of products that run on one BLAS thread, split those products
         over the large count's threads; 0 splits every such kernel. The numbers do not
         depend on it or on the thread count. Default: `DEFAULT_SPLIT_THRESHOLD`.

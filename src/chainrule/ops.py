@@ -3798,59 +3798,19 @@ def _np_conv_transpose(
     stays in cache where all taps' at once (C_in * taps rows) went out to memory and back
     (1.15 -> 0.75 ms on LeNet's second layer). Same numbers as the convolution form, which
     gathers a (C_out * taps)-row window matrix of the zero-dilated, padded g: 3-8x slower on
-    the LeNet and MNIST-1D layers. A large one runs in parts of the batch (`_col2im_parts`),
-    on several threads when there are free cores."""
+    the LeNet and MNIST-1D layers. It stays on one thread: cut into parts of the batch on two
+    cores it was slower than whole on one (LeNet's second layer 0.75 -> 0.94 ms, quiet)."""
     (n, o, *pos), (cg, *k) = g.shape, w.shape[1:]
     og, npos = o // groups, math.prod(pos)
+    gm = _batch_last(g).reshape(groups, og, npos * n)
     # (taps, G, Cg, Og): each tap's kernel matrix, transposed, contiguous
     wt = np.ascontiguousarray(np.moveaxis(w.reshape(groups, og, cg, -1), -1, 0).swapaxes(2, 3))
-    gx = np.empty((n, groups * cg, *size), np.result_type(g, w))
-    one = cg * og * npos * n  # multiply-adds of one tap's product, per group
-    work = one * groups * len(wt)
-    _blas.fit_work(one)  # every tap's product has the same size (a part's is smaller, as small)
-    parts = _col2im_parts(n, work, one)
-
-    def part(i: int) -> None:
-        _col2im(g[parts[i]], wt, tuple(k), gx[parts[i]], stride, padding, dilation)
-
-    threads = _blas.split_threads(work, one) if len(parts) > 1 else 1
-    _blas.run_split(part, len(parts), threads)
-    return gx
-
-
-def _col2im_parts(n: int, work: int, one: int) -> list[slice]:
-    """The batch cut for col2im: whole below `blas.policy().split_threshold` (or when a tap's
-    product is large enough for the BLAS's own threads), else parts of at least 32 examples
-    (up to 4) that threads can take apart. A part's product is a narrower GEMM than the
-    whole batch's, which OpenBLAS may round differently, so the cut depends on the shapes and
-    the policy's thresholds only, never on the thread count: one thread and two give the same
-    floats. (Cutting the input channels instead made each GEMM as slow as the whole: OpenBLAS
-    pads a few rows to its kernel's height; LeNet's second layer 0.9 -> 1.3 ms.)"""
-    policy = _blas.policy()
-    if not policy.enabled or work < policy.split_threshold or one >= policy.threshold:
-        return [slice(0, n)]
-    return _cut(n, builtins.max(1, builtins.min(4, n // 32)))
-
-
-def _col2im(
-    g: np.ndarray,
-    wt: np.ndarray,
-    k: tuple[int, ...],
-    gx: np.ndarray,
-    stride: tuple[int, ...],
-    padding: _Pads,
-    dilation: tuple[int, ...],
-) -> None:
-    """`_np_conv_transpose` of one part of the batch g, written into gx (that part's rows);
-    wt (taps, G, Cg, Og) holds each tap's kernel matrix, transposed."""
-    (n, _, *pos), (_, groups, cg, og), size = g.shape, wt.shape, gx.shape[2:]
-    npos = math.prod(pos)
-    gm = _batch_last(g).reshape(groups, og, npos * n)
-    tmp = np.empty((groups, cg, npos * n), dtype=gx.dtype)
+    tmp = np.empty((groups, cg, npos * n), dtype=np.result_type(g, w))
+    _blas.fit(wt[0], gm)  # every tap's product has the same size: one thread-count decision
     # the padded input, long enough for the last window (a short one past the end is cut)
     reach = [(p - 1) * s + d * (kk - 1) + 1 for p, s, d, kk in zip(pos, stride, dilation, k)]
     full = [builtins.max(r, lo + m + hi) for r, (lo, hi), m in zip(reach, padding, size)]
-    out = np.zeros((groups * cg, *full, n), dtype=gx.dtype)
+    out = np.zeros((groups * cg, *full, n), dtype=tmp.dtype)
     every = (slice(None),)  # indices built outside the subscript: mypy misreads x[(a, *b)]
     for t, tap in enumerate(np.ndindex(*k)):
         at = every + tuple(
@@ -3860,7 +3820,7 @@ def _col2im(
         np.matmul(wt[t], gm, out=tmp)
         out[at] += tmp.reshape(groups * cg, *pos, n)
     crop = every + tuple(slice(lo, lo + m) for (lo, _), m in zip(padding, size))
-    gx[...] = np.moveaxis(out[crop], -1, 0)
+    return np.ascontiguousarray(np.moveaxis(out[crop], -1, 0))
 
 
 def _batch_last(g: np.ndarray) -> np.ndarray:
