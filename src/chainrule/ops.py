@@ -3799,7 +3799,7 @@ def _np_conv_transpose(
     (1.15 -> 0.75 ms on LeNet's second layer). Same numbers as the convolution form, which
     gathers a (C_out * taps)-row window matrix of the zero-dilated, padded g: 3-8x slower on
     the LeNet and MNIST-1D layers. It stays on one thread: cut into parts of the batch on two
-    cores it was slower than whole on one (LeNet's second layer 0.75 -> 0.94 ms, quiet)."""
+    cores it was slower than whole on one (LeNet's second layer 0.75 -> 0.92-1.15 ms, quiet)."""
     (n, o, *pos), (cg, *k) = g.shape, w.shape[1:]
     og, npos = o // groups, math.prod(pos)
     gm = _batch_last(g).reshape(groups, og, npos * n)
