@@ -191,7 +191,7 @@ def test_a_split_takes_only_the_cores_other_processes_leave_free(
 ):
     """Helpers on cores that other processes keep busy are descheduled mid-chunk, and the
     caller waits for them: the split count is capped by the free cores (None: unknown)."""
-    monkeypatch.setattr(blas.os, "cpu_count", lambda: cores)
+    monkeypatch.setattr(blas, "_cores", lambda: cores)
     monkeypatch.setattr(blas, "_running", lambda: running)
     monkeypatch.setattr(blas, "_load_at", -1e9)  # read now, not from the cache
     assert blas._free_cores(4) == want

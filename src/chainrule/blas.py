@@ -191,7 +191,7 @@ def split_threads(work: int, product: int) -> int:
 # to 9.8 ms (medians) with two other busy processes on the 2-core development machine. So a
 # kernel splits only over the cores nobody else is running on, counted from the kernel's
 # instantaneous count of runnable threads (/proc/loadavg's fourth field, which includes the
-# thread asking), read at most every _LOAD_EVERY seconds (the read is ~10 us).
+# thread asking), read at most every _LOAD_EVERY seconds (the read is ~13 us).
 _LOAD_EVERY = 0.25
 _load_at = -1.0  # when /proc/loadavg was last read (time.monotonic)
 _load_free: int | None = None  # cores free of other threads then (None: unknown, all)
@@ -204,8 +204,15 @@ def _free_cores(count: int) -> int:
     if now - _load_at > _LOAD_EVERY:
         _load_at = now
         running = _running()
-        _load_free = None if running is None else (os.cpu_count() or 1) - (running - 1)
+        _load_free = None if running is None else _cores() - (running - 1)
     return count if _load_free is None else max(1, min(count, _load_free))
+
+
+def _cores() -> int:
+    """The cores this process may run on (its affinity mask where the OS has one)."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
 
 
 def _running() -> int | None:
