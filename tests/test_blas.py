@@ -142,3 +142,114 @@ def test_the_environment_can_turn_it_off():
         [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
     )
     assert out.stdout.strip() == "False"
+
+
+# --------------------------------------------------------------------------- split kernels
+# Convolution kernels hand chunks of their per-example products to helper threads
+# (`blas.run_split`); the conv tests check that the floats never depend on it.
+
+
+@pytest.mark.parametrize(
+    ("settings", "work", "product", "want"),
+    [
+        ({"max_threads": 2, "split_threshold": 100}, 100, 10, 2),  # large kernel, small products
+        ({"max_threads": 2, "split_threshold": 101}, 100, 10, 1),  # kernel below the threshold
+        ({"max_threads": 2, "split_threshold": 0, "threshold": 10}, 100, 10, 1),  # BLAS-threaded
+        ({"max_threads": 1, "split_threshold": 0}, 100, 10, 1),  # --threads 1
+        ({"enabled": False, "max_threads": 2, "split_threshold": 0}, 100, 10, 1),  # policy off
+        ({"max_threads": 3, "split_threshold": 0}, 100, 10, 3),
+    ],
+)
+def test_a_kernel_splits_only_when_large_with_small_products(
+    policy, settings, work, product, want, monkeypatch
+):
+    _needs_blas()
+    monkeypatch.setattr(blas, "_free_cores", lambda count: count)  # whatever the load
+    blas.configure(**settings)
+    assert blas.split_threads(work, product) == want
+
+
+def test_the_default_split_count_follows_the_blas_own_count(policy, monkeypatch):
+    _needs_blas()
+    from threadpoolctl import threadpool_limits
+
+    monkeypatch.setattr(blas, "_free_cores", lambda count: count)
+    blas.configure(enabled=True, split_threshold=0)
+    assert blas.split_threads(10, 1) == blas.threads_for(blas.policy().threshold)
+    with threadpool_limits(1, user_api="blas"):  # OPENBLAS_NUM_THREADS=1, run.py --threads 1
+        blas.configure(enabled=True, split_threshold=0)
+        blas.fit_work(1)  # the next product notices the count set outside chainrule
+        assert blas.split_threads(10, 1) == 1
+
+
+@pytest.mark.parametrize(
+    ("cores", "running", "want"),
+    [(2, 1, 2), (2, 2, 1), (2, 5, 1), (4, 2, 3), (4, None, 4)],  # running: this thread too
+)
+def test_a_split_takes_only_the_cores_other_processes_leave_free(
+    policy, monkeypatch, cores, running, want
+):
+    """Helpers on cores that other processes keep busy are descheduled mid-chunk, and the
+    caller waits for them: the split count is capped by the free cores (None: unknown)."""
+    monkeypatch.setattr(blas, "_cores", lambda: cores)
+    monkeypatch.setattr(blas, "_running", lambda: running)
+    monkeypatch.setattr(blas, "_load_at", -1e9)  # read now, not from the cache
+    assert blas._free_cores(4) == want
+
+
+def test_the_running_count_is_read_where_the_kernel_gives_it():
+    running = blas._running()
+    assert running is None or running >= 1  # at least the thread asking
+
+
+@pytest.mark.parametrize("threads", [1, 2, 3])
+@pytest.mark.parametrize("chunks", [1, 2, 7])
+def test_run_split_runs_every_chunk_once_and_returns_after_all(threads, chunks):
+    import threading
+    import time
+
+    ran: list[int] = []
+    who: set[str] = set()
+
+    def task(i: int) -> None:
+        time.sleep(0.002)  # long enough for a helper to wake and take some
+        ran.append(i)
+        who.add(threading.current_thread().name)
+
+    blas.run_split(task, chunks, threads)
+    assert sorted(ran) == list(range(chunks))
+    if threads == 1 or chunks == 1:
+        assert who == {threading.current_thread().name}
+
+
+def test_run_split_raises_a_helpers_error_after_the_others_stop():
+    import threading
+
+    main, failed = threading.current_thread(), threading.Event()
+    ran: list[int] = []
+
+    def task(i: int) -> None:
+        if threading.current_thread() is not main:
+            failed.set()
+            raise ValueError(f"chunk {i} failed in a helper")
+        failed.wait(10)  # the caller's first chunk lasts until a helper has failed
+        ran.append(i)
+
+    with pytest.raises(ValueError, match="failed in a helper"):
+        blas.run_split(task, 4, 2)
+    assert ran == [0]  # the failure stopped the rest from being handed out
+    blas.run_split(lambda i: ran.append(i), 2, 2)  # the helpers still serve
+
+
+def test_importing_chainrule_starts_no_thread():
+    code = (
+        "import threading, chainrule, chainrule.nn; from chainrule import blas; "
+        "print(threading.active_count(), blas._queue is None)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["1", "True"]
+
+
+def test_split_threshold_must_not_be_negative(policy):
+    with pytest.raises(ValueError, match="split_threshold must be >= 0 multiply-adds, got -1"):
+        blas.configure(split_threshold=-1)

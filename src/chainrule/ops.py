@@ -16,8 +16,10 @@ from __future__ import annotations
 
 import builtins
 import functools
+import itertools
 import math
 import threading
+import weakref
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from types import SimpleNamespace
@@ -3550,7 +3552,22 @@ def _im2col(
 ) -> np.ndarray:
     """The windows of x (N, C, *size) as one matrix per group, in one of two layouts:
     (N, G, Cg * taps, positions) when positions >= taps ("columns"), else
-    (G, N * positions, Cg * taps) ("rows"); `_by_positions` tells which from the shapes.
+    (G, N * positions, Cg * taps) ("rows"); `_by_positions` tells which from the shapes."""
+    view, shape = _windows(x, kernel, groups, stride, padding, dilation)
+    return view.reshape(shape)
+
+
+def _windows(
+    x: np.ndarray,
+    kernel: tuple[int, ...],
+    groups: int,
+    stride: tuple[int, ...],
+    padding: _Pads,
+    dilation: tuple[int, ...],
+) -> tuple[np.ndarray, tuple[int, ...]]:
+    """`_im2col` before its copy: a strided view of x's windows in the matrix's element
+    order, and the matrix's shape (the view reshaped to it is the matrix). In the columns
+    layout the view's first axis is the batch, so examples can be gathered apart.
 
     The gather copies fastest with the longer of (positions, taps) innermost, where it reads
     the input along its rows: positions for a layer's forward (then the product comes out as
@@ -3580,8 +3597,19 @@ def _im2col(
     npos, taps = math.prod(pos), math.prod(kernel)
     p_axes, k_axes = range(3, 3 + nd), range(3 + nd, 3 + 2 * nd)
     if npos >= taps:
-        return win.transpose(0, 1, 2, *k_axes, *p_axes).reshape(n, groups, cg * taps, npos)
-    return win.transpose(1, 0, *p_axes, 2, *k_axes).reshape(groups, n * npos, cg * taps)
+        return win.transpose(0, 1, 2, *k_axes, *p_axes), (n, groups, cg * taps, npos)
+    return win.transpose(1, 0, *p_axes, 2, *k_axes), (groups, n * npos, cg * taps)
+
+
+def _batch_chunks(n: int, threads: int) -> list[slice]:
+    """The batch cut into a few chunks per thread, so a helper that starts late takes fewer."""
+    return _cut(n, builtins.min(n, 4 * threads))
+
+
+def _cut(n: int, parts: int) -> list[slice]:
+    """range(n) in `parts` slices of sizes differing by at most one."""
+    edges = [n * i // parts for i in range(parts + 1)]
+    return [slice(lo, hi) for lo, hi in itertools.pairwise(edges)]
 
 
 def _zero_pad(x: np.ndarray, padding: _Pads) -> np.ndarray:
@@ -3601,34 +3629,48 @@ def _by_positions(m: np.ndarray) -> bool:
 
 
 # The im2col matrices of this thread's recent conv forwards, for their weight gradients:
-# {id(x): (x, key, matrix)}. Gathering the windows a second time was about a third of a conv
-# layer's backward on the LeNet and MNIST-1D steps. A vjp takes a matrix only if handed the
-# forward's own x array (the engine and compile's replay hand it that) with the same kernel
-# shape and parameters, and takes it out of the slot; on a miss it gathers it again with the
-# same `_im2col`, so the gradient is the same floats either way. At most _CONV_KEEP matrices
-# stay alive after forwards without a backward (inference under grad mode, a deep stack).
+# {id(x): (weak reference to x, key, matrix)}. Gathering the windows a second time was about a
+# third of a conv layer's backward on the LeNet and MNIST-1D steps. A vjp takes a matrix only
+# if handed the forward's own x array (the engine and compile's replay hand it that) with the
+# same kernel shape and parameters, and takes it out of the slot; on a miss it gathers it again
+# with the same `_im2col`, so the gradient is the same floats either way. A matrix goes when
+# its x array is freed (the graph that held x is gone: no backward can want it), and at most
+# _CONV_KEEP stay alive after forwards without a backward (inference under grad mode, a deep
+# stack). A read-only kernel (pooling's ones) is a constant, never trained: nothing is kept.
 _CONV_SAVED = threading.local()
 _CONV_KEEP = 8
 
 
-def _conv_cols(x: np.ndarray, key: tuple[Any, ...], save: bool) -> np.ndarray:
-    """`_im2col(x, *key)`. A forward (`save`) always gathers it, x's values may have changed
-    since an earlier forward, and keeps it for the weight gradient; the vjp takes it out of
-    the slot if the forward of this x and key saved it, else gathers it again."""
+def _conv_saved() -> dict[int, tuple[Any, tuple[Any, ...], np.ndarray]]:
     saved = getattr(_CONV_SAVED, "cols", None)
     if saved is None:
         saved = _CONV_SAVED.cols = {}
-    if not save:
-        hit = saved.pop(id(x), None)
-        if hit is not None and hit[0] is x and hit[1] == key:
-            return hit[2]
-    m = _im2col(x, *key)
-    if save:
-        saved.pop(id(x), None)
-        if len(saved) >= _CONV_KEEP:
-            del saved[next(iter(saved))]  # the oldest: its backward comes last, if at all
-        saved[id(x)] = (x, key, m)
-    return m
+    return saved
+
+
+def _conv_keep(x: np.ndarray, key: tuple[Any, ...], m: np.ndarray) -> None:
+    """Keep a forward's matrix `m` of x for the weight gradient, until x is freed."""
+    saved, at = _conv_saved(), id(x)
+    saved.pop(at, None)
+    if len(saved) >= _CONV_KEEP:
+        # the oldest: its backward comes last, if at all (a list, not an iterator: a weakref
+        # callback may drop an entry at any allocation)
+        saved.pop(list(saved)[0], None)  # noqa: RUF015
+
+    def drop(ref: Any) -> None:  # x is freed (in whichever thread): forget its matrix
+        if saved.get(at, (None,))[0] is ref:
+            saved.pop(at, None)
+
+    saved[at] = (weakref.ref(x, drop), key, m)
+
+
+def _conv_cols(x: np.ndarray, key: tuple[Any, ...]) -> np.ndarray:
+    """The forward's `_im2col(x, *key)` for a weight gradient: taken out of the slot if the
+    forward of this x and key kept it, else gathered again (the same floats)."""
+    hit = _conv_saved().pop(id(x), None)
+    if hit is not None and hit[0]() is x and hit[1] == key:
+        return hit[2]
+    return _im2col(x, *key)
 
 
 def _conv(
@@ -3645,27 +3687,59 @@ def _conv(
 
     im2col on GEMM: the windows are a strided view of the padded input, gathered once into
     one matrix per example and group (`_im2col`), and the kernel matrix multiplies them all
-    in one batched matmul. The matrix is kept for the weight gradient when grad mode is on.
+    in one batched matmul (chunks of the batch on several threads when large:
+    `_conv_columns`). The matrix is kept for the weight gradient when grad mode is on.
     """
     nd, n, o, k = x.ndim - 2, x.shape[0], w.shape[0], w.shape[2:]
     key = (k, groups, stride, padding, dilation)
-    if _state.grad_enabled and type(x) is np.ndarray:  # a backward may follow
-        m = _conv_cols(x, key, save=True)
-    else:
-        m = _im2col(x, *key)
+    view, shape = _windows(x, *key)
     wm = w.reshape(groups, o // groups, -1)
     pos = tuple(
         (size + lo + hi - d * (kk - 1) - 1) // s + 1
         for size, (lo, hi), d, kk, s in zip(x.shape[2:], padding, dilation, k, stride)
     )
-    if _by_positions(m):  # one product per example and group: (N, O, *pos) directly
-        y = _blas.matmul(wm, m).reshape(n, o, *pos)
+    if len(shape) == 4:  # columns: one product per example and group, (N, O, *pos) directly
+        m, y = _conv_columns(view, shape, wm)
+        y = y.reshape(n, o, *pos)
     else:  # one product per group, then (N, O, *pos)
-        y = _blas.matmul(m, np.swapaxes(wm, 1, 2)).reshape(groups, n, -1, o // groups)
+        m = view.reshape(shape)
+        y = _blas.matmul(m, np.swapaxes(wm, 1, 2))
+        y = y.reshape(groups, n, math.prod(pos), o // groups)  # -1 fails on an empty batch
         y = np.ascontiguousarray(y.transpose(1, 0, 3, 2)).reshape(n, o, *pos)
+    # a backward may follow (grad mode) and may want dL/dw (w is not a constant)
+    if _state.grad_enabled and type(x) is np.ndarray and w.flags.writeable:
+        _conv_keep(x, key, m)
     if b is not None:
         y += np.reshape(b, (o,) + (1,) * nd)  # y is a fresh array
     return y
+
+
+def _conv_columns(
+    view: np.ndarray, shape: tuple[int, ...], wm: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """The columns-layout forward: the im2col matrix (N, G, Cg * taps, pos) gathered from its
+    window `view`, and wm (G, Og, Cg * taps) times it, one product per example and group.
+    The BLAS is sized by one example's product, which is how it runs either way; a kernel
+    large enough for `blas.split_threads` gathers and multiplies chunks of the batch on
+    several threads (each example's product is the same call: the same floats)."""
+    n, groups, rows, npos = shape
+    one = wm.shape[1] * rows * npos  # multiply-adds of one example's product, per group
+    _blas.fit_work(one)
+    threads = _blas.split_threads(n * groups * one, one) if n > 1 else 1
+    if threads == 1:
+        m = view.reshape(shape)
+        return m, np.matmul(wm, m)
+    m = np.empty(shape, view.dtype)
+    y = np.empty((n, groups, wm.shape[1], npos), np.result_type(wm, m))
+
+    def chunk(i: int) -> None:
+        part = parts[i]
+        np.copyto(m[part].reshape(view[part].shape), view[part])
+        np.matmul(wm, m[part], out=y[part])
+
+    parts = _batch_chunks(n, threads)
+    _blas.run_split(chunk, len(parts), threads)
+    return m, y
 
 
 def _np_conv_grad_w(
@@ -3683,14 +3757,42 @@ def _np_conv_grad_w(
     kernel): 1.5-2x slower on the LeNet and MNIST-1D layers."""
     n, o = g.shape[:2]
     og = o // groups
-    m = _conv_cols(x, (w.shape[2:], groups, stride, padding, dilation), save=False)
-    if _by_positions(m):  # sum_n g[n] m[n]^T
-        gm = g.reshape(n, groups, og, -1)
-        gw = np.add.reduce(_blas.matmul(gm, np.swapaxes(m, 2, 3)), axis=0)
+    m = _conv_cols(x, (w.shape[2:], groups, stride, padding, dilation))
+    if _by_positions(m):  # sum_n g[n] m[n]^T: the products on one or more threads, one sum
+        gm = g.reshape(n, groups, og, math.prod(g.shape[2:]))
+        if og <= m.shape[2] and m.shape[2] * m.shape[3] >= 4096:
+            # as (m[n] g[n]^T)^T, so that the transposed operand is the smaller g: the same dot
+            # products, 1.7x faster on LeNet's second layer (0.52 -> 0.30 ms), 10-20% faster on
+            # larger layers; on MNIST-1D's small matrices (K x pos = 750) 3-15% slower
+            gw = np.add.reduce(_per_example(m, np.swapaxes(gm, 2, 3)), axis=0).swapaxes(1, 2)
+        else:
+            gw = np.add.reduce(_per_example(gm, np.swapaxes(m, 2, 3)), axis=0)
     else:  # (G, Og, N * pos) @ (G, N * pos, Cg * taps)
-        gm = np.ascontiguousarray(g.reshape(n, groups, og, -1).transpose(1, 2, 0, 3))
+        gm = np.ascontiguousarray(
+            g.reshape(n, groups, og, math.prod(g.shape[2:])).transpose(1, 2, 0, 3)
+        )
         gw = _blas.matmul(gm.reshape(groups, og, -1), m)
     return gw.reshape(w.shape)
+
+
+def _per_example(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """np.matmul(a, b) for (N, G, r, k) @ (N, G, k, c): the BLAS sized by one product, and a
+    kernel large enough for `blas.split_threads` split into chunks of the batch over threads
+    (each example's product is the same call: the same floats)."""
+    n, groups, r, k = a.shape
+    one = r * k * b.shape[-1]
+    _blas.fit_work(one)
+    threads = _blas.split_threads(n * groups * one, one) if n > 1 else 1
+    if threads == 1:
+        return np.matmul(a, b)
+    out = np.empty((n, groups, r, b.shape[-1]), np.result_type(a, b))
+    parts = _batch_chunks(n, threads)
+
+    def chunk(i: int) -> None:
+        np.matmul(a[parts[i]], b[parts[i]], out=out[parts[i]])
+
+    _blas.run_split(chunk, len(parts), threads)
+    return out
 
 
 def _np_conv_transpose(
@@ -3709,10 +3811,11 @@ def _np_conv_transpose(
     stays in cache where all taps' at once (C_in * taps rows) went out to memory and back
     (1.15 -> 0.75 ms on LeNet's second layer). Same numbers as the convolution form, which
     gathers a (C_out * taps)-row window matrix of the zero-dilated, padded g: 3-8x slower on
-    the LeNet and MNIST-1D layers."""
+    the LeNet and MNIST-1D layers. It stays on one thread: cut into parts of the batch on two
+    cores it was slower than whole on one (LeNet's second layer 0.75 -> 0.92-1.15 ms, quiet)."""
     (n, o, *pos), (cg, *k) = g.shape, w.shape[1:]
     og, npos = o // groups, math.prod(pos)
-    gm = np.ascontiguousarray(np.moveaxis(g, 0, -1)).reshape(groups, og, npos * n)
+    gm = _batch_last(g).reshape(groups, og, npos * n)
     # (taps, G, Cg, Og): each tap's kernel matrix, transposed, contiguous
     wt = np.ascontiguousarray(np.moveaxis(w.reshape(groups, og, cg, -1), -1, 0).swapaxes(2, 3))
     tmp = np.empty((groups, cg, npos * n), dtype=np.result_type(g, w))
@@ -3731,6 +3834,21 @@ def _np_conv_transpose(
         out[at] += tmp.reshape(groups * cg, *pos, n)
     crop = every + tuple(slice(lo, lo + m) for (lo, _), m in zip(padding, size))
     return np.ascontiguousarray(np.moveaxis(out[crop], -1, 0))
+
+
+def _batch_last(g: np.ndarray) -> np.ndarray:
+    """g (N, ...) as a contiguous (prod(...), N). When one example of g spans a multiple of
+    4 KiB, the plain transposing copy reads with a stride that maps every example to the same
+    cache sets: 188 us for LeNet's (64, 16, 8, 8) gradient, 42 us copied 8 examples at a time
+    (65 -> 22 us for each of W9's two col2im parts of 32), which is slower where the stride
+    does not alias (135 against 82 us on (64, 6, 24, 24))."""
+    n, rest = g.shape[0], math.prod(g.shape[1:])
+    if n < 16 or (rest * g.itemsize) % 4096:
+        return np.ascontiguousarray(np.moveaxis(g, 0, -1)).reshape(rest, n)
+    out, rows = np.empty((rest, n), g.dtype), g.reshape(n, rest)
+    for lo in range(0, n, 8):
+        out[:, lo : lo + 8] = rows[lo : lo + 8].T
+    return out
 
 
 def _conv_transpose(

@@ -237,6 +237,7 @@ def _avg_pool(
         (pp, max(pp, (m - 1) * ss + kk - nn - pp)) for nn, m, kk, ss, pp in zip(size, out, k, s, p)
     )
     ones = np.ones((1, 1, *k), dtype=x.dtype)
+    ones.setflags(write=False)  # a constant kernel: conv keeps no window matrix for its dL/dw
     flat = C.reshape(x, (n * c, 1, *size))  # every channel pooled alone: one conv
     total = apply(ops.conv, flat, ones, stride=s, padding=pads, dilation=(1,) * nd, groups=1)
     total = C.reshape(total, (n, c, *total.shape[2:]))
