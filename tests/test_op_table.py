@@ -245,6 +245,24 @@ def test_cross_entropy_trace_shows_the_mean() -> None:
     assert "(softmax(z) - onehot(y)) / 4" in text
 
 
+@pytest.mark.parametrize(
+    ("labels", "error", "message"),
+    [
+        ([-1, 0], ValueError, "label -1 is out of range for 3 classes"),
+        ([0, 3], ValueError, "label 3 is out of range for 3 classes"),
+        ([0.0, 1.0], TypeError, "labels must be integers"),
+    ],
+)
+def test_the_fused_cross_entropy_refuses_labels_it_would_misread(labels, error, message) -> None:
+    """A negative label indexes from the end: without the check it picked another class's
+    logit and gave a finite, wrong loss."""
+    from chainrule.composite import softmax_cross_entropy
+
+    z = cr.tensor(np.zeros((2, 3)), requires_grad=True)
+    with pytest.raises(error, match=message):
+        softmax_cross_entropy(z, labels, mean=True)
+
+
 # --------------------------------------------------------------------------- the graph
 
 

@@ -475,7 +475,8 @@ def softmax_cross_entropy(logits: ArrayLike, labels: Any, mean: bool = False) ->
     One op (its gradient is softmax(z) - onehot(labels), seed 002) instead of logsumexp,
     an index and a subtraction. `logits` has shape (N, C) with labels (N,), or (C,) with a
     scalar label. With `mean`, the mean over rows is fused in too (one op for the whole loss).
-    Labels are not validated here; `nn.functional.cross_entropy` does that.
+    Labels must be integers in 0..C-1 (a negative one would silently pick another class);
+    `nn.functional.cross_entropy` checks them its own way and calls the op directly.
 
     Examples
     --------
@@ -486,10 +487,25 @@ def softmax_cross_entropy(logits: ArrayLike, labels: Any, mean: bool = False) ->
     >>> round(loss.item(), 4)
     0.2395
     """
+    z = _t(logits)
     labels = labels if _batched(labels) else np.asarray(_data(labels))
+    if not _batched(labels):
+        _check_labels("softmax_cross_entropy", labels, z.shape[-1:])
     if mean:
-        return ops.softmax_cross_entropy(_t(logits), labels=labels, mean=True)
-    return ops.softmax_cross_entropy(_t(logits), labels=labels)
+        return ops.softmax_cross_entropy(z, labels=labels, mean=True)
+    return ops.softmax_cross_entropy(z, labels=labels)
+
+
+def _check_labels(name: str, labels: np.ndarray, classes: tuple[int, ...]) -> None:
+    """Integer class labels within range, or a one-line error naming the first bad one."""
+    if labels.dtype.kind not in "iu":
+        raise TypeError(f"{name}: labels must be integers, got dtype {labels.dtype}")
+    n = classes[0] if classes else 0
+    bad = labels[(labels < 0) | (labels >= n)]
+    if bad.size:
+        raise ValueError(
+            f"{name}: label {bad.flat[0]} is out of range for {n} classes (valid: 0..{n - 1})"
+        )
 
 
 # --------------------------------------------------------------------------- reductions
