@@ -490,21 +490,27 @@ def softmax_cross_entropy(logits: ArrayLike, labels: Any, mean: bool = False) ->
     z = _t(logits)
     labels = labels if _batched(labels) else np.asarray(_data(labels))
     if not _batched(labels):
-        _check_labels("softmax_cross_entropy", labels, z.shape[-1:])
+        if labels.dtype.kind not in "iu":
+            raise TypeError(
+                f"softmax_cross_entropy: labels must be integers, got dtype {labels.dtype}"
+            )
+        _check_labels("softmax_cross_entropy", labels, z.shape[-1])
     if mean:
         return ops.softmax_cross_entropy(z, labels=labels, mean=True)
     return ops.softmax_cross_entropy(z, labels=labels)
 
 
-def _check_labels(name: str, labels: np.ndarray, classes: tuple[int, ...]) -> None:
-    """Integer class labels within range, or a one-line error naming the first bad one."""
-    if labels.dtype.kind not in "iu":
-        raise TypeError(f"{name}: labels must be integers, got dtype {labels.dtype}")
-    n = classes[0] if classes else 0
-    bad = labels[(labels < 0) | (labels >= n)]
-    if bad.size:
+def _check_labels(name: str, labels: np.ndarray, n_classes: int, keep: Any = None) -> None:
+    """Refuse, in one line naming the first, a class label outside 0..n_classes-1 (among the
+    labels `keep` marks, when given: an ignored label may be anything). The one range check of
+    the losses that index by label (`F.cross_entropy`, `nll_loss`, `softmax_cross_entropy`)."""
+    bad = (labels < 0) | (labels >= n_classes)
+    if keep is not None:
+        bad &= keep
+    if bad.any():
         raise ValueError(
-            f"{name}: label {bad.flat[0]} is out of range for {n} classes (valid: 0..{n - 1})"
+            f"{name}: target label {labels[bad].flat[0]} is out of range for {n_classes} "
+            f"classes (valid labels are 0..{n_classes - 1})"
         )
 
 

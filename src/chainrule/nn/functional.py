@@ -240,12 +240,7 @@ def _ce_labels(z: Tensor, t: np.ndarray, mean: bool = False) -> Tensor:
             f"cross_entropy: labels of shape {t.shape} do not match logits of "
             f"shape {z.shape} (expected {z.shape[:-1]})"
         )
-    if t.size and (t.min() < 0 or t.max() >= n_classes):
-        bad = t[(t < 0) | (t >= n_classes)].flat[0]
-        raise ValueError(
-            f"cross_entropy: target label {bad} is out of range for {n_classes} "
-            f"classes (valid labels are 0..{n_classes - 1})"
-        )
+    C._check_labels("cross_entropy", t, n_classes)
     # one fused op: logsumexp(z) - z[label], whose vjp is softmax(z) - onehot(label). No copy
     # of intp labels: `chainrule.compile` then sees the caller's own array and reads it fresh.
     return C.softmax_cross_entropy(z, t.astype(np.intp, copy=False), mean=mean)

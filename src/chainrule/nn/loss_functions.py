@@ -61,11 +61,7 @@ def _labels(logp: Tensor, target: Any, ignore_index: int, name: str) -> tuple[np
             f"(expected {want}: the class axis is 1)"
         )
     keep = t != ignore_index
-    bad = keep & ((t < 0) | (t >= n_classes))
-    if bad.any():
-        raise ValueError(
-            f"{name}: target label {t[bad].flat[0]} is out of range for {n_classes} classes"
-        )
+    C._check_labels(name, t, n_classes, keep)
     return np.where(keep, t, 0).astype(np.intp), keep
 
 
