@@ -176,10 +176,8 @@ class Tensor(_Methods):
         self._parents: tuple[Any, ...] | None = ()
         self._params: dict[str, Any] | None = None
         self._vc: _Version | None = None
-        if isinstance(data, Tensor) and arr is data.data:  # the same memory: as detach(), one
-            if data._vc is None:  # version counter, so a change through either is seen
-                data._vc = _Version()
-            self._vc = data._vc
+        if isinstance(data, Tensor) and arr is data.data:  # the same memory, as detach()
+            self._vc = data._shared_version()
         self._clock = 0
         self._retains_grad = False
 
@@ -243,10 +241,15 @@ class Tensor(_Methods):
         tensor: a graph that saved this tensor refuses to backward through the stale value.
         """
         t = Tensor._leaf(self.data, False)
+        t._vc = self._shared_version()
+        return t
+
+    def _shared_version(self) -> _Version:
+        """This tensor's version counter, made now if it has none, for an alias of its memory
+        to share (`detach()`, `Tensor(t)`): an in-place change through either is then seen."""
         if self._vc is None:
             self._vc = _Version()
-        t._vc = self._vc
-        return t
+        return self._vc
 
     def requires_grad_(self, flag: bool = True) -> Tensor:
         if flag:
