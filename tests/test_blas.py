@@ -96,6 +96,21 @@ def test_turned_off_it_gives_the_count_back_and_leaves_it_alone(policy):
     assert blas.blas_threads() == found
 
 
+def test_turned_off_the_conv_kernels_leave_the_count_alone_too(policy):
+    """col2im sizes the BLAS for its products through `fit`, which changed the count even with
+    the policy off (2 -> 1 after a Conv2d backward) before it went through the switch."""
+    _needs_blas()
+    from threadpoolctl import threadpool_limits
+
+    blas.configure(enabled=False)
+    with threadpool_limits(limits=2, user_api="blas"):
+        conv = cr.nn.Conv2d(6, 16, 5)
+        x = cr.tensor(np.ones((8, 6, 12, 12), np.float32), requires_grad=True)
+        conv(x).sum().backward()
+        _product(*SMALL, backward=True)
+        assert blas.blas_threads() == 2
+
+
 def test_the_threshold_and_thread_count_can_be_overridden(policy):
     _needs_blas()
     blas.configure(enabled=True, threshold=0, max_threads=2)

@@ -363,14 +363,13 @@ def fit(x: Any, y: Any) -> None:
     x, y = np.asarray(x), np.asarray(y)
     m = x.shape[-2] if x.ndim > 1 else 1
     n = y.shape[-1] if y.ndim > 1 else 1
-    small = max(x.size * n, y.size * m) < _policy.threshold  # m * k * n, times batch axes
-    if (1 if small else _big) != _current:
-        _switch_to(small)
+    fit_work(max(x.size * n, y.size * m))  # m * k * n, times batch axes
 
 
 def fit_work(work: int) -> None:
     """Put the BLAS on the thread count for one product of `work` multiply-adds (m * k * n):
-    `fit` for a kernel that makes many products of one size, known without their arrays."""
+    `fit` for a kernel that makes many products of one size, known without their arrays.
+    Nothing when the policy is off: the count is then the user's."""
     if _switch:
         small = work < _policy.threshold
         if (1 if small else _big) != _current:
