@@ -130,3 +130,58 @@ def test_a_compiled_function_under_detect_anomaly_runs_eagerly_and_names_the_op(
     with cr.detect_anomaly(), pytest.raises(FloatingPointError, match=r"^sqrt: backward"):
         g()
     assert not _state.hooked  # leaving anomaly mode leaves the apply fast path on again
+
+
+def _consumers_of(x):
+    """One node read by five consumers, made in one order and summed in another, so a sweep
+    that went depth-first would add the node's five contributions in a different order than
+    the one they were made in, and the last bits of its gradient would differ."""
+    h = x * 1.0
+    parts = [h * 3.0, h * 1e8, h * 1e-8, h * -1e8, h * 7.0]
+    return (parts[3] + parts[1]) + parts[2] + parts[4] + parts[0]
+
+
+def test_toposort_is_creation_order_and_every_sweep_adds_in_it():
+    x = cr.tensor([1.25, -3.5], dtype=np.float64, requires_grad=True)
+    out = _consumers_of(x)
+    order = toposort([out])
+    stamps = [t._clock for t in order]
+    assert stamps == sorted(stamps) and order[0] is x and order[-1] is out
+    position = {id(t): k for k, t in enumerate(order)}
+    for t in order:  # a topological order: every input before its consumer
+        for p in t.parents if t.op is not None else ():
+            assert not isinstance(p, cr.Tensor) or position[id(p)] < position[id(t)]
+    # the general loop (hooks: compile's recording, viz) goes by `order`; eager backward()
+    # finds the same order by itself, from a heap of stamps
+    seed = np.ones(2)
+    hooked = sweep(order, [out], [seed], retain_graph=True, accumulate=False, hooks=[_Log()])
+    out.backward(seed)
+    assert hooked[id(x)].tobytes() == x.grad.data.tobytes()
+    newest_first = (((7.0 + -1e8) + 1e-8) + 1e8) + 3.0  # h's consumers, last made first
+    as_summed = (((-1e8 + 1e8) + 1e-8) + 7.0) + 3.0  # another order: other last bits
+    assert newest_first != as_summed
+    assert x.grad.data.tolist() == [newest_first] * 2
+
+
+def test_a_consumer_made_before_its_input_changed_in_place_is_refused_not_reordered():
+    """`add_` on a non-leaf makes it a newer node than a consumer made before the change, so
+    creation order puts the input after its consumer; the version check refuses that graph
+    before the consumer's stale gradient could be used."""
+    w = cr.tensor([1.0, 2.0], requires_grad=True)
+    h = w * 2.0
+    y = h * h  # saved h before the change
+    h.add_(1.0)
+    loss = (y + h).sum()
+    with pytest.raises(RuntimeError, match="modified in place after the op ran"):
+        loss.backward()
+    assert w.grad is None  # nothing reached the leaf
+
+
+def test_eager_backward_through_a_freed_subgraph_names_it_and_leaves_grads_alone():
+    w = cr.tensor([1.0, 2.0], requires_grad=True)
+    h = cr.exp(w)
+    h.sum().backward()  # frees h's node
+    w.grad = None
+    with pytest.raises(RuntimeError, match=r"freed by an earlier backward\(\)"):
+        (h * 3.0).sum().backward()
+    assert w.grad is None

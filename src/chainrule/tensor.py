@@ -7,6 +7,7 @@ known only through the OpDef interface (`forward`, `vjps`, `name`). Imports NumP
 
 from __future__ import annotations
 
+import itertools
 import os
 import sys
 from collections.abc import Iterator, Sequence
@@ -26,14 +27,17 @@ if TYPE_CHECKING:  # operators and math methods, declared for mypy (attached in 
 else:
     _Methods = object
 
-# The in-place clock: advanced by every in-place change to a Tensor, which is stamped with the
-# new value; every graph node is stamped with its value when the op ran. A node whose stamp is
-# the clock's value has seen no in-place change anywhere since it was made, so backward skips
+# The clock: one counter (a C iterator: atomic, so numbers are never repeated across threads)
+# that stamps every graph node when its op runs and every in-place change to a Tensor.
+# Two uses. Creation order is a topological order (a node is made after its inputs), so eager
+# backward() sweeps its graph newest stamp first without a separate toposort. And a node made
+# after the last in-place change anywhere (`_inplace_last`) has seen none, so backward skips
 # its version check without looking at its inputs (the common case: an optimizer updates the
 # parameters between one backward and the next forward). Process-wide on purpose, unlike the
 # per-thread state in mode.py: a tensor changed in one thread must still be checked by a
 # backward() in another.
-_inplace_count = 0
+_tick = itertools.count(1).__next__
+_inplace_last = 0  # the stamp of the latest in-place change
 
 
 class _Version:
@@ -340,13 +344,12 @@ class Tensor(_Methods):
 
     def _bump_version(self) -> None:
         """Record an in-place change of `.data` made outside the graph (optimizers)."""
-        global _inplace_count
+        global _inplace_last
         vc = self._vc
         if vc is None:
             vc = self._vc = _Version()
-        _inplace_count += 1
         vc.count += 1
-        vc.stamp = _inplace_count
+        vc.stamp = _inplace_last = _tick()
 
     @property
     def _version(self) -> int:
@@ -485,7 +488,7 @@ def apply(op: Any, *args: Any, **params: Any) -> Tensor:
             t._op = op
             t._parents = args
             t._params = params or None
-            t._clock = _inplace_count
+            t._clock = _tick()
             return t
     t.requires_grad = False
     t._op = None
