@@ -20,6 +20,11 @@ import chainrule.tensor as _tensor
 from chainrule.mode import _state
 from chainrule.tensor import Tensor, _arrays, _freed_message
 
+# inf from a division is a legitimate gradient (sqrt at 0, as torch): the sweeps run with
+# NumPy's division warnings off (under detect_anomaly, every non-finite value is reported by op
+# name instead).
+_QUIET: dict[str, Any] = {"divide": "ignore"}
+
 
 def toposort(roots: Iterable[Tensor]) -> list[Tensor]:
     """Nodes reachable from `roots` through tensors that require grad, in the order they were
@@ -152,31 +157,27 @@ def sweep(
     # Keyed by the tensors themselves: Tensor hashes by identity (a C slot), faster than id().
     grads: dict[Tensor, Any] = {}
     for r, s in zip(roots, seeds):
-        s = _to_mode(s, create_graph)
+        if create_graph or type(s) is not np.ndarray:
+            s = _to_mode(s, create_graph)
         # Seeds may be the caller's own arrays: never let them become a leaf's .grad uncopied.
         grads[r] = (s if create_graph else (s,)) if r not in grads else _plus(grads[r], s)
     results: dict[int, Any] = {}
     last_inplace = _tensor._inplace_last
-    # inf from a division is a legitimate gradient (sqrt at 0, as torch); under detect_anomaly
-    # every non-finite value is reported by op name instead of as a NumPy warning.
-    quiet: dict[str, Any] = {"all": "ignore"} if _state.hooked and _state.anomaly else _QUIET
     # Grad mode is set and restored by hand rather than with _GradMode: a context manager
     # object per backward() is a measurable part of a small step (benchmarks/ W2).
-    plain = not create_graph and not hooks
     state = _state
     was_enabled = state.grad_enabled
     state.grad_enabled = create_graph
     try:
+        if not create_graph and not hooks:
+            expand = None
+            if stop is not None and order is not None:
+                expand = {n for n in order if n._op is not None and id(n) not in stop}
+            _plain_loop(grads, results, stop, expand, last_inplace, retain_graph, accumulate, xp)
+            return results
+        assert order is not None  # only the plain loop goes without
+        quiet: dict[str, Any] = {"all": "ignore"} if state.hooked and state.anomaly else _QUIET
         with np.errstate(**quiet):
-            if plain:
-                expand = None
-                if stop is not None and order is not None:
-                    expand = {n for n in order if n._op is not None and id(n) not in stop}
-                _plain_loop(
-                    grads, results, stop, expand, last_inplace, retain_graph, accumulate, xp
-                )
-                return results
-            assert order is not None  # only the plain loop goes without
             pop = order.pop
             while order:
                 node = pop()  # outputs first; popping releases each node as we go
@@ -217,6 +218,7 @@ def sweep(
     return results
 
 
+@np.errstate(**_QUIET)  # as a decorator: half the cost of a `with` block per backward()
 def _plain_loop(
     grads: dict[Tensor, Any],
     results: dict[int, Any],
@@ -434,7 +436,6 @@ def _to_mode(g: Any, create_graph: bool) -> Any:
 
 
 _NO_PARAMS: dict[str, Any] = {}
-_QUIET = {"divide": "ignore"}
 
 
 # A gradient array that another consumer may also hold (a seed, what an identity vjp passed
