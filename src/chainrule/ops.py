@@ -924,8 +924,8 @@ def _xent_vjp(g: Any, out: Any, z: Any, xp: Any, labels: np.ndarray, mean: bool 
         else:
             p, index = _np_softmax(z), _label_index(z, labels)
         p[index] -= 1
-        if mean:
-            p *= g / rows
+        if mean:  # g is the mean's 0-d gradient: a Python scalar multiplies faster, same floats
+            p *= g.item() / rows
             return p
         return g[..., None] * p
     onehot = (np.arange(z.shape[-1]) == labels[..., None]).astype(_np(z).dtype)
