@@ -17,6 +17,7 @@ from __future__ import annotations
 import itertools
 import os
 import queue
+import sys
 import threading
 import time
 import warnings
@@ -65,6 +66,7 @@ _found: int | None = None
 _current: int | None = None  # the count the BLAS runs on, as chainrule last saw or set it
 _big = 0  # the count for large products (0: not known before the first lookup)
 _switch = _policy.enabled  # the one flag `matmul` reads
+_lo = _hi = 0  # sizes lo <= m * k * n < hi run on the present count (`_update_window`)
 
 
 def policy() -> Policy:
@@ -145,6 +147,7 @@ def configure(
     _current = None
     _big = _policy.max_threads or _found or 0
     _switch = _policy.enabled
+    _update_window()
     return old
 
 
@@ -342,15 +345,20 @@ def matmul(x: np.ndarray, y: np.ndarray) -> np.ndarray:
     """`np.matmul` on the thread count the policy gives its size (when the policy is on).
 
     The check is inline, not a call of `fit`: it runs on every product of a training step,
-    and a small step (benchmarks/ W2) has five of them.
+    and a small step (benchmarks/ W2) has five of them. It compares the product's size with
+    the window of sizes the BLAS's present count suits (`_lo`, `_hi`): two reads and a
+    compare, a third of what deciding the count afresh on every call cost.
     """
-    if _switch and type(x) is np.ndarray and type(y) is np.ndarray:  # not lists, scalars
-        if y.ndim == 2:  # the common case: m * k * n is x.size * n
-            small = x.size * y.shape[1] < _policy.threshold
-            if (1 if small else _big) != _current:
-                _switch_to(small)
-        else:
-            fit(x, y)
+    if _switch:
+        try:  # m * k * n is x.size * n for a matrix y, the common case
+            work = x.size * y.shape[1] if y.ndim == 2 else -1
+        except AttributeError:  # lists and numbers: left to NumPy, as they are
+            return np.matmul(x, y)
+        if not _lo <= work < _hi:  # not on this size's count (or -1: a batched product)
+            if work < 0:
+                fit(x, y)
+            else:
+                _switch_to(work < _policy.threshold)
     return np.matmul(x, y)
 
 
@@ -370,10 +378,8 @@ def fit_work(work: int) -> None:
     """Put the BLAS on the thread count for one product of `work` multiply-adds (m * k * n):
     `fit` for a kernel that makes many products of one size, known without their arrays.
     Nothing when the policy is off: the count is then the user's."""
-    if _switch:
-        small = work < _policy.threshold
-        if (1 if small else _big) != _current:
-            _switch_to(small)
+    if _switch and not _lo <= work < _hi:
+        _switch_to(work < _policy.threshold)
 
 
 def _switch_to(small: bool) -> None:
@@ -389,6 +395,18 @@ def _switch_to(small: bool) -> None:
     want = 1 if small else _big
     if want != _current:
         _set(want)
+    _update_window()
+
+
+def _update_window() -> None:
+    """The sizes (m * k * n) that need no switch from the count the BLAS is on now: below the
+    threshold if it is on one thread, from the threshold up if on the large count (both when
+    the large count is 1), none while the count is not known."""
+    global _lo, _hi
+    small_ok = _current == 1
+    big_ok = _current is not None and _current == _big
+    _lo = 0 if small_ok else _policy.threshold
+    _hi = sys.maxsize if big_ok else (_policy.threshold if small_ok else 0)
 
 
 def _set(n: int) -> None:
@@ -396,6 +414,7 @@ def _set(n: int) -> None:
     for lib in _libs or ():
         lib.set_num_threads(n)
     _current = n
+    _update_window()
 
 
 def _find_libs() -> tuple[Any, ...]:

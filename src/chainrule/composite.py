@@ -329,8 +329,15 @@ def log(x: ArrayLike, base: float | None = None) -> Tensor:
 
 
 def _unary(op: ops.OpDef) -> Callable[[ArrayLike], Tensor]:
-    def f(x: ArrayLike) -> Tensor:
-        return op(_t(x))
+    if op.compose is None:  # a primitive: straight to `apply`, as the operators (2 frames less)
+
+        def f(x: ArrayLike) -> Tensor:
+            return apply(op, x if isinstance(x, Tensor) else tensor(x))
+
+    else:
+
+        def f(x: ArrayLike) -> Tensor:
+            return op(_t(x))
 
     f.__name__ = f.__qualname__ = op.name
     f.__doc__ = f"Elementwise {op.name}: {op.doc}."

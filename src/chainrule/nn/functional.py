@@ -221,13 +221,16 @@ _UNSIGNED = {np.dtype(f"i{n}"): np.dtype(f"u{n}") for n in (1, 2, 4, 8)}
 def _plain_labels(t: np.ndarray, n_classes: int, ignore_index: int) -> bool:
     """Whether integer labels all lie in 0..n_classes-1 and none is `ignore_index`.
 
-    One reduction instead of a min, a max and an ignore_index scan (about 1 us each on W2's 32
-    labels): seen as unsigned, a negative label is above any class count. False sends the
-    labels to the checks that name the bad one (or to the general op, for ignored labels).
+    One pass instead of a min, a max and an ignore_index scan (about 1 us each on W2's 32
+    labels): seen as unsigned, a negative label is above any class count. The pass is argmax,
+    a plain C method, a quarter of the cost of the ufunc reduction `max` on small arrays.
+    False sends the labels to the checks that name the bad one (or to the general op, for
+    ignored labels).
     """
     if not t.size:
         return False
-    top = np.maximum.reduce(t.view(_UNSIGNED.get(t.dtype, t.dtype)), axis=None)
+    u = t.view(_UNSIGNED.get(t.dtype, t.dtype))
+    top = u.item(u.argmax())  # any shape: argmax and item take flat indices
     if top >= n_classes:
         return False
     return not (0 <= ignore_index <= top and bool((t == ignore_index).any()))
