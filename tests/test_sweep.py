@@ -185,3 +185,21 @@ def test_eager_backward_through_a_freed_subgraph_names_it_and_leaves_grads_alone
     with pytest.raises(RuntimeError, match=r"freed by an earlier backward\(\)"):
         (h * 3.0).sum().backward()
     assert w.grad is None
+
+
+def test_copies_of_a_node_share_its_stamp_and_the_sweep_takes_both():
+    """copy.copy and deepcopy keep a node's clock stamp; the heap must never fall through to
+    comparing the two Tensors (elementwise `<`, an error for more than one element)."""
+    import copy
+
+    x = cr.tensor([1.0, 2.0], requires_grad=True)
+    y = x * 2.0
+    twin = copy.copy(y)
+    assert twin._clock == y._clock and twin is not y
+    (y + twin * 3.0).sum().backward()
+    assert x.grad.data.tolist() == [8.0, 8.0]
+    x.grad = None
+    y = x * 2.0
+    deep = copy.deepcopy(y)  # with a copy of x of its own
+    (y + deep * 3.0).sum().backward()
+    assert x.grad.data.tolist() == [2.0, 2.0]

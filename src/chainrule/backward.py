@@ -242,13 +242,16 @@ def _plain_loop(
     to a `stop` tensor, stop tensors excluded) only those are swept; without it, every node
     that receives a gradient. What is left in `grads` afterwards are the leaves (and stops).
     """
-    heap: list[tuple[int, Tensor]] = []
+    # (-stamp, id, node): a copy of a node (copy.copy, deepcopy) keeps its stamp, and two
+    # nodes of one stamp are never each other's input, so either may go first; the id breaks
+    # the tie before the tuples' comparison could reach the Tensors (elementwise `<`).
+    heap: list[tuple[int, int, Tensor]] = []
     for r in grads:  # the roots
         if r._op is not None and (expand is None or r in expand):
-            heappush(heap, (-r._clock, r))
+            heappush(heap, (-r._clock, id(r), r))
     take, get = grads.pop, grads.get
     while heap:
-        node = heappop(heap)[1]  # the newest waiting node; popping releases it as we go
+        node = heappop(heap)[2]  # the newest waiting node; popping releases it as we go
         g = take(node)
         shared = type(g) is tuple
         if shared:
@@ -261,7 +264,8 @@ def _plain_loop(
             node.grad = Tensor._leaf(np.array(g), False)
         if node._clock < last_inplace:  # else nothing changed in place since the op ran
             _check_versions(node)
-        if len(parents) == 2:  # `_arrays` without its call, for the commonest count
+        n = len(parents)
+        if n == 2:  # `_arrays` without its call, for the two commonest counts
             x, y = parents
             args: tuple[Any, ...] = (
                 g,
@@ -270,6 +274,9 @@ def _plain_loop(
                 y.data if isinstance(y, Tensor) else y,
                 xp,
             )
+        elif n == 1:
+            x = parents[0]
+            args = (g, node.data, x.data if isinstance(x, Tensor) else x, xp)
         else:
             args = (g, node.data, *_arrays(parents), xp)
         params = node._params
@@ -295,7 +302,7 @@ def _plain_loop(
             if acc is None:  # an identity-like vjp may hand the same array to several inputs
                 grads[p] = gi if gi is not g else (gi,)
                 if p._op is not None and (expand is None or p in expand):
-                    heappush(heap, (-p._clock, p))  # stamps are unique: no Tensor compare
+                    heappush(heap, (-p._clock, id(p), p))
             else:
                 grads[p] = _plus(acc, gi)
         if not retain_graph:

@@ -450,12 +450,16 @@ def apply(op: Any, *args: Any, **params: Any) -> Tensor:
             return state.recorder.apply(op, args, params)
         if state.anomaly:
             return _apply_checked(op, args, params)
-    if len(args) == 2:  # `_arrays` without its call, for the commonest count
+    n = len(args)
+    if n == 2:  # `_arrays` without its call, for the two commonest counts
         x, y = args
         arrays: Sequence[Any] = (
             x.data if isinstance(x, Tensor) else x,
             y.data if isinstance(y, Tensor) else y,
         )
+    elif n == 1:
+        x = args[0]
+        arrays = (x.data if isinstance(x, Tensor) else x,)
     else:
         arrays = _arrays(args)
     try:
