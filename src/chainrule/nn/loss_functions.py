@@ -96,8 +96,14 @@ def nll_loss(
     >>> F.nll_loss(cr.tensor([[-1.0, -2.0], [-0.5, -3.0]]), [1, 0]).item()
     1.25
     """
-    logp = C._t(input)
-    labels, keep = _labels(logp, target, ignore_index, "nll_loss")
+    return _nll(C._t(input), target, weight, ignore_index, reduction, "nll_loss")
+
+
+def _nll(
+    logp: Tensor, target: Any, weight: Any, ignore_index: int, reduction: str, name: str
+) -> Tensor:
+    """nll_loss, its errors named after the function the user called (`name`)."""
+    labels, keep = _labels(logp, target, ignore_index, name)
     w = np.ones(logp.shape[1] if logp.ndim > 1 else logp.shape[0], dtype=logp.dtype)
     if weight is not None:
         w = np.asarray(weight.data if isinstance(weight, Tensor) else weight, dtype=logp.dtype)
@@ -105,7 +111,7 @@ def nll_loss(
     loss = -_pick(logp, labels) * per
     if reduction == "mean":
         return C.sum(loss) / per.sum()
-    return _reduce(loss, reduction, "nll_loss")
+    return _reduce(loss, reduction, name)
 
 
 def cross_entropy_general(
@@ -138,7 +144,7 @@ def cross_entropy_general(
         tt = tt * (1 - label_smoothing) + label_smoothing / n_classes
         wt = tt if w is None else tt * w.reshape(_class_shape(x))
         return _reduce(-C.sum(logp * wt, axis=axis), reduction, "cross_entropy")
-    nll = nll_loss(logp, t, w, ignore_index, reduction)
+    nll = _nll(logp, t, w, ignore_index, reduction, "cross_entropy")
     if not label_smoothing:
         return nll
     # PyTorch: (1 - e) nll + e / C * smooth, smooth = -sum_c w_c logp_c, ignored samples 0
