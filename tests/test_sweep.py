@@ -203,3 +203,25 @@ def test_copies_of_a_node_share_its_stamp_and_the_sweep_takes_both():
     deep = copy.deepcopy(y)  # with a copy of x of its own
     (y + deep * 3.0).sum().backward()
     assert x.grad.data.tolist() == [2.0, 2.0]
+
+
+@pytest.mark.parametrize("numpy_version", ["2.4.0", "1.26.4"])
+def test_the_plain_sweep_silences_division_only_inside_and_restores_the_callers_state(
+    numpy_version, monkeypatch
+):
+    """sqrt at 0 has an infinite gradient, as in PyTorch, without a NumPy warning; the caller's
+    error state (here: raise on division) holds again after the sweep. NumPy 1's errstate
+    decorator is not reentrant, so there `_quietly` wraps the loop in a `with` block."""
+    from chainrule import backward as B
+
+    monkeypatch.setattr(np, "__version__", numpy_version)
+    seen = []
+    loop = B._quietly(lambda *args: seen.append(np.geterr()["divide"]))
+    with np.errstate(divide="raise"):
+        loop(1, 2)
+        assert np.geterr()["divide"] == "raise"
+        x = cr.tensor([0.0, 4.0], requires_grad=True)
+        cr.sqrt(x).sum().backward()
+        assert np.geterr()["divide"] == "raise"
+    assert seen == ["ignore"]
+    assert np.isinf(x.grad.data[0]) and x.grad.data[1] == 0.25

@@ -9,6 +9,7 @@ once. Knows ops only through `op.vjps`, `op.variadic` and `op.name`. Imports Num
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterable, Sequence
 from heapq import heappop, heappush
 from operator import attrgetter
@@ -218,7 +219,23 @@ def sweep(
     return results
 
 
-@np.errstate(**_QUIET)  # as a decorator: half the cost of a `with` block per backward()
+def _quietly(loop: Callable[..., None]) -> Callable[..., None]:
+    """`loop` run under `np.errstate(**_QUIET)`. On NumPy 2 by errstate's own decorator: a
+    context-variable token per call (thread-safe and reentrant), half the cost of a `with`
+    block per backward(). NumPy 1's decorator keeps the state it restores on its one shared
+    object, which a second thread or a nested sweep would overwrite: a `with` block there."""
+    if np.lib.NumpyVersion(np.__version__) >= "2.0.0":
+        return np.errstate(**_QUIET)(loop)
+
+    @functools.wraps(loop)
+    def quiet(*args: Any) -> None:
+        with np.errstate(**_QUIET):
+            loop(*args)
+
+    return quiet
+
+
+@_quietly
 def _plain_loop(
     grads: dict[Tensor, Any],
     results: dict[int, Any],
