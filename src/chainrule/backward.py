@@ -115,14 +115,11 @@ def backprop(
     (an enclosing transform's inputs, a seed that requires grad), which is what lets
     `grad(grad(f))` compose while a lone `grad(f)` stays on the fast path.
     """
+    if inputs is None and create_graph is False and not _state.hooked:
+        # eager backward(): plain arrays, no observers; the plain loop finds its own order
+        return sweep(None, roots, seeds, None, retain_graph, False, accumulate)
     stop = {id(t) for t in inputs} if inputs is not None else None
-    order: list[Tensor] | None
-    if stop is None and create_graph is False and not _state.hooked:
-        order = None  # eager backward(): the plain loop finds its own order, newest first
-    elif stop is None:
-        order = toposort(roots)
-    else:
-        order = _relevant_order(roots, stop)
+    order = toposort(roots) if stop is None else _relevant_order(roots, stop)
     hooks: list[SweepHooks] = []
     if _state.hooked:  # this thread is tracing for chainrule.compile, or detecting anomalies
         if _state.recorder is not None:  # compile records the sweep it replays
@@ -130,7 +127,6 @@ def backprop(
         if _state.anomaly:
             hooks.append(_AnomalyHooks())
     if create_graph is None:
-        assert order is not None
         create_graph = _state.grad_enabled and _depends_outside(order, seeds, stop)
         retain_graph = retain_graph or create_graph
     return sweep(order, roots, seeds, stop, retain_graph, create_graph, accumulate, hooks)

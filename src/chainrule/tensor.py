@@ -399,12 +399,9 @@ class Tensor(_Methods):
                 raise ValueError(
                     f"backward(): gradient has shape {seed.shape}, output has shape {self.shape}"
                 )
-        # backprop and sweep are bound at the end of this module (backward.py imports it)
-        if create_graph or _state.hooked:
-            retain_graph = retain_graph or create_graph
-            backprop([self], [seed], retain_graph=retain_graph, create_graph=create_graph)
-        else:  # plain arrays, no observers: straight to the sweep, which needs no order
-            sweep(None, [self], [seed], None, retain_graph)
+        backprop(  # bound at the end of this module (backward.py imports tensor.py)
+            [self], [seed], retain_graph=retain_graph or create_graph, create_graph=create_graph
+        )
 
     # Operators, math methods and indexing are attached in `composite.py`.
 
@@ -602,5 +599,4 @@ def _check_forward(op: Any, arrays: Sequence[Any], out: np.ndarray) -> None:
 # The reverse sweep, re-exported for code that knows it from here (backward.py imports this
 # module, so the import must come after Tensor is defined).
 from chainrule.backward import backprop as backprop  # noqa: E402
-from chainrule.backward import sweep as sweep  # noqa: E402
 from chainrule.backward import toposort as toposort  # noqa: E402
